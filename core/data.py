@@ -1,0 +1,333 @@
+"""Load a labelled text dataset (hub id or local files), split it, tokenize it once.
+
+Why it looks like this: every trial of every study must see the same rows, so the split is
+seeded and stratified and computed here once; tokenization is the slow step (about 20 s for
+IMDB), so the tokenized splits are cached on disk under a key made of the selected rows'
+content hash, the tokenizer's identity and ``max_length``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from core.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+DATA_ENV = "TEXTBENCH_DATA"
+SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
+MODEL_COLUMNS = ["input_ids", "attention_mask", "labels"]
+
+
+@dataclass
+class DataSettings:
+    """Which data, how it is split and tokenized. Maps one-to-one to CLI options."""
+
+    dataset: str = "imdb"  # hub id, or a local folder (train.*/test.*) or file (.parquet/.csv/.jsonl)
+    data_dir: str | None = None  # local mirror root: DIR/<dataset>/ and DIR/<tokenizer>/ are tried first
+    text_column: str = "text"
+    label_column: str = "label"
+    tokenizer: str = "bert-base-cased"  # hub id or local folder
+    max_length: int = 128
+    validation_fraction: float = 0.1  # carved from train, stratified, seeded
+    test_fraction: float = 0.2  # only used when the dataset has no test split
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None  # caps validation and test
+    seed: int = 42
+    cache_dir: str = "runs/cache"
+
+    def __post_init__(self):
+        if self.max_length <= 0:
+            raise UsageError(f"--max-length must be positive, got {self.max_length}")
+        if not 0 < self.validation_fraction < 1:
+            raise UsageError(f"--validation-fraction must be in (0, 1), got {self.validation_fraction}")
+        if not 0 < self.test_fraction < 1:
+            raise UsageError(f"--test-fraction must be in (0, 1), got {self.test_fraction}")
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.data_dir is None:
+            self.data_dir = os.environ.get(DATA_ENV) or None
+
+
+@dataclass
+class PreparedData:
+    """Tokenized train/validation/test splits plus what the rest of the harness needs to know."""
+
+    splits: datasets.DatasetDict
+    tokenizer: object
+    label_names: list[str]
+    fingerprint: str  # content hash of the selected rows of all three splits
+    source: str  # where the data came from (local path or hub id)
+    tokenizer_source: str
+    cache_hit: bool = False
+    sizes: dict = field(default_factory=dict)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    def describe(self) -> dict:
+        """Plain values for study attributes, MLflow params and the report."""
+        return {
+            "dataset": self.source,
+            "fingerprint": self.fingerprint,
+            "tokenizer": self.tokenizer_source,
+            "labels": self.label_names,
+            **{f"{name}_size": n for name, n in self.sizes.items()},
+        }
+
+
+# ---------------------------------------------------------------- resolution
+
+
+def _mirror(name: str, data_dir: str | None) -> Path | None:
+    """A local copy of a hub name: the path itself, or DATA_DIR/<name>."""
+    if Path(name).expanduser().exists():
+        return Path(name).expanduser()
+    if data_dir and (Path(data_dir).expanduser() / name).exists():
+        return Path(data_dir).expanduser() / name
+    return None
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True when huggingface.co answers within ``timeout`` seconds (no 20 s retry loops)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _offline_error(kind: str, name: str, data_dir: str | None) -> UsageError:
+    where = f"{data_dir}/{name}" if data_dir else f"$TEXTBENCH_DATA/{name}"
+    flag = "--dataset PATH" if kind == "dataset" else "--tokenizer PATH"
+    return UsageError(
+        f"{kind} '{name}' has no local copy and the Hugging Face Hub is unreachable: "
+        f"set {DATA_ENV}=DIR (or --data-dir DIR) with {where} inside, or pass {flag}"
+    )
+
+
+# ---------------------------------------------------------------- raw data
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise UsageError(f"unsupported file type '{path.name}': use .parquet, .csv or .jsonl")
+    try:
+        if kind == "parquet":
+            return pd.read_parquet(path)
+        if kind == "csv":
+            return pd.read_csv(path)
+        return pd.read_json(path, lines=path.suffix.lower() == ".jsonl")
+    except Exception as exc:  # noqa: BLE001 - any parser error becomes one clear line
+        raise UsageError(f"cannot read {path}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+
+
+def _find_split(folder: Path, split: str) -> Path | None:
+    for suffix in SUFFIXES:
+        if (folder / f"{split}{suffix}").exists():
+            return folder / f"{split}{suffix}"
+    return None
+
+
+def load_raw(settings: DataSettings) -> tuple[dict[str, pd.DataFrame], str]:
+    """Raw splits as DataFrames with columns ``text`` and ``label`` (``test`` may be missing)."""
+    local = _mirror(settings.dataset, settings.data_dir)
+    if local is not None:
+        if local.is_dir():
+            files = {s: _find_split(local, s) for s in ("train", "test")}
+            if files["train"] is None:
+                raise UsageError(f"no train.parquet/.csv/.jsonl in {local}: add one or pass the file itself")
+            frames = {s: _read_file(p) for s, p in files.items() if p is not None}
+        else:
+            frames = {"train": _read_file(local)}
+        source = str(local.resolve())
+    elif "/" in settings.dataset or Path(settings.dataset).suffix in SUFFIXES:
+        raise UsageError(f"dataset path '{settings.dataset}' does not exist: check the path")
+    else:
+        if not hub_reachable():
+            raise _offline_error("dataset", settings.dataset, settings.data_dir)
+        loaded = datasets.load_dataset(settings.dataset)
+        frames = {s: loaded[s].to_pandas() for s in ("train", "test") if s in loaded}
+        source = settings.dataset
+    return {s: _select_columns(df, settings, s) for s, df in frames.items()}, source
+
+
+def _select_columns(df: pd.DataFrame, settings: DataSettings, split: str) -> pd.DataFrame:
+    missing = [c for c in (settings.text_column, settings.label_column) if c not in df.columns]
+    if missing:
+        raise UsageError(
+            f"{split} split has no column {missing[0]!r} (columns: {', '.join(map(str, df.columns))}): "
+            f"pass --text-column/--label-column"
+        )
+    out = df[[settings.text_column, settings.label_column]].rename(
+        columns={settings.text_column: "text", settings.label_column: "label"}
+    )
+    out = out.dropna().reset_index(drop=True)
+    out["text"] = out["text"].astype(str)
+    if out.empty:
+        raise UsageError(f"{split} split is empty (no rows with both text and label)")
+    return out
+
+
+# ---------------------------------------------------------------- splitting
+
+
+def _stratified_take(df: pd.DataFrame, n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(n rows, the rest), stratified by label when every class can be represented."""
+    if n >= len(df):
+        return df, df.iloc[:0]
+    counts = df["label"].value_counts()
+    stratify = df["label"] if counts.min() >= 2 and counts.size <= n <= len(df) - counts.size else None
+    taken, rest = train_test_split(df, train_size=n, stratify=stratify, random_state=seed)
+    return taken.reset_index(drop=True), rest.reset_index(drop=True)
+
+
+def encode_labels(frames: dict[str, pd.DataFrame]) -> list[str]:
+    """Map labels to 0..k-1 in place (sorted train labels); refuse unusable label sets."""
+    train_labels = frames["train"]["label"]
+    values = sorted(train_labels.unique().tolist(), key=lambda v: (str(type(v)), v))
+    if len(values) < 2:
+        raise UsageError(
+            f"training data has a single class ({values[0]!r}): a classifier needs two or more labels"
+        )
+    index = {v: i for i, v in enumerate(values)}
+    for split, df in frames.items():
+        unknown = set(df["label"].unique().tolist()) - set(index)
+        if unknown:
+            raise UsageError(
+                f"{split} split has labels not in train ({', '.join(map(repr, sorted(unknown, key=str)[:3]))}): "
+                "make the label sets consistent"
+            )
+        df["label"] = df["label"].map(index).astype("int64")
+    return [str(v) for v in values]
+
+
+def split_frames(frames: dict[str, pd.DataFrame], settings: DataSettings) -> dict[str, pd.DataFrame]:
+    """train/validation/test: test from the data or carved off, validation always from train."""
+    train = frames["train"]
+    if "test" in frames:
+        test = frames["test"]
+    else:
+        n_test = max(train["label"].nunique(), round(settings.test_fraction * len(train)))
+        test, train = _stratified_take(train, n_test, settings.seed)
+    n_val = max(train["label"].nunique(), round(settings.validation_fraction * len(train)))
+    validation, train = _stratified_take(train, n_val, settings.seed + 1)
+    if settings.max_train_samples:
+        train, _ = _stratified_take(train, settings.max_train_samples, settings.seed + 2)
+    if settings.max_eval_samples:
+        validation, _ = _stratified_take(validation, settings.max_eval_samples, settings.seed + 3)
+        test, _ = _stratified_take(test, settings.max_eval_samples, settings.seed + 4)
+    out = {"train": train, "validation": validation, "test": test}
+    for name, df in out.items():
+        if df.empty:
+            raise UsageError(f"{name} split is empty after splitting: use more data or smaller fractions")
+    if train["label"].nunique() < 2:
+        raise UsageError("training split has a single class after capping: raise --max-train-samples")
+    return out
+
+
+def frame_hash(df: pd.DataFrame) -> str:
+    """Content hash of a split's rows, in order (stable across processes and machines)."""
+    return hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()
+
+
+# ---------------------------------------------------------------- tokenization
+
+
+def load_tokenizer(settings: DataSettings):
+    """The tokenizer from a local folder, the local mirror, the HF cache, or the hub."""
+    from transformers import AutoTokenizer
+
+    local = _mirror(settings.tokenizer, settings.data_dir)
+    if local is not None:
+        tokenizer, source = AutoTokenizer.from_pretrained(str(local)), str(local.resolve())
+    else:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(settings.tokenizer, local_files_only=True)
+        except Exception:  # noqa: BLE001 - not in the HF cache: try the hub, quickly
+            if not hub_reachable():
+                raise _offline_error("tokenizer", settings.tokenizer, settings.data_dir) from None
+            tokenizer = AutoTokenizer.from_pretrained(settings.tokenizer)
+        source = settings.tokenizer
+    tokenizer.padding_side = "right"  # the models find each sequence's end from the attention mask
+    if tokenizer.pad_token is None:
+        raise UsageError(f"tokenizer '{settings.tokenizer}' has no padding token: pick one that has")
+    return tokenizer, source
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _tokenize(frames: dict[str, pd.DataFrame], tokenizer, max_length: int) -> datasets.DatasetDict:
+    def encode(batch):
+        enc = tokenizer(batch["text"], truncation=True, max_length=max_length, return_token_type_ids=False)
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": batch["label"]}
+
+    out = {}
+    for name, df in frames.items():
+        ds = datasets.Dataset.from_pandas(df, preserve_index=False)
+        out[name] = ds.map(encode, batched=True, batch_size=1000, remove_columns=ds.column_names)
+    return datasets.DatasetDict(out)
+
+
+def prepare(settings: DataSettings) -> PreparedData:
+    """Load, split and tokenize (or fetch the tokenized splits from the on-disk cache)."""
+    frames, source = load_raw(settings)
+    label_names = encode_labels(frames)
+    frames = split_frames(frames, settings)
+    tokenizer, tokenizer_source = load_tokenizer(settings)
+    content = {name: frame_hash(df) for name, df in frames.items()}
+    fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+    key_parts = {"data": fingerprint, "tokenizer": tokenizer_fingerprint(tokenizer), "max_length": settings.max_length}
+    key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:16]
+    cache = Path(settings.cache_dir) / "tokenized" / key
+    if (cache / "dataset_dict.json").exists():
+        splits, hit = datasets.load_from_disk(str(cache)), True
+        log.info("tokenized splits loaded from cache %s", cache)
+    else:
+        log.info("tokenizing %s rows (cached afterwards in %s)", sum(map(len, frames.values())), cache)
+        splits, hit = _tokenize(frames, tokenizer, settings.max_length), False
+        tmp = cache.with_name(f"{key}.tmp-{os.getpid()}")
+        splits.save_to_disk(str(tmp))
+        (tmp / "key.json").write_text(json.dumps(key_parts | {"settings": asdict(settings)}, indent=1))
+        try:
+            tmp.replace(cache)  # atomic: concurrent workers never read a half-written cache
+        except OSError:
+            pass  # another worker won the race; its copy is identical
+        splits = datasets.load_from_disk(str(cache)) if cache.exists() else splits
+    sizes = {name: len(ds) for name, ds in splits.items()}
+    return PreparedData(
+        splits=splits,
+        tokenizer=tokenizer,
+        label_names=label_names,
+        fingerprint=fingerprint,
+        source=source,
+        tokenizer_source=tokenizer_source,
+        cache_hit=hit,
+        sizes=sizes,
+    )
+
+
+def label_counts(splits: datasets.DatasetDict) -> dict[str, list[int]]:
+    """Per-split class counts (for checks and the report)."""
+    return {name: np.bincount(ds["labels"]).tolist() for name, ds in splits.items()}

@@ -1,0 +1,176 @@
+"""The model families: small text classifiers as Hugging Face ``PreTrainedModel``s.
+
+Each family is a ``PretrainedConfig`` subclass with a registered ``model_type`` plus a model
+class, so ``save_pretrained``/``from_pretrained`` and the Auto classes round-trip. Two
+correctness points the course notes miss: the CNN's max-pool never sees padding positions, and
+the recurrent models read the output at each sequence's true last token, not after padding.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+
+class _TextClassifier(PreTrainedModel):
+    """Shared tail: embedding in, logits out, cross-entropy when labels are given."""
+
+    main_input_name = "input_ids"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+        self.loss = nn.CrossEntropyLoss()
+
+    def _init_weights(self, module):  # keep PyTorch's default initialisation
+        pass
+
+    def features(self, embedded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, input_ids, attention_mask=None, labels=None, **_):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        mask = attention_mask.bool()
+        logits = self.output_layer(self.features(self.embeddings(input_ids), mask))
+        loss = self.loss(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+# ---------------------------------------------------------------- CNN
+
+
+class CNNConfig(PretrainedConfig):
+    model_type = "textbench-cnn"
+
+    def __init__(self, vocab_size=28996, embedding_dim=64, filter_size=3, num_filters=10, pad_token_id=0, **kwargs):
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.filter_size = filter_size
+        self.num_filters = num_filters
+
+
+class SimpleCNN(_TextClassifier):
+    """embedding -> Conv1d -> ReLU -> global max-pool over real tokens -> linear."""
+
+    config_class = CNNConfig
+
+    def __init__(self, config: CNNConfig):
+        super().__init__(config)
+        self.convolution = nn.Conv1d(config.embedding_dim, config.num_filters, config.filter_size, padding="same")
+        self.activation = nn.ReLU()
+        self.output_layer = nn.Linear(config.num_filters, config.num_labels)
+        self.post_init()
+
+    def features(self, embedded, mask):
+        # Zeroed pad embeddings look exactly like the convolution's own zero padding, so a
+        # sequence's windows are the same whatever padding follows it.
+        x = (embedded * mask.unsqueeze(-1)).transpose(1, 2)
+        x = self.activation(self.convolution(x))
+        return x.masked_fill(~mask.unsqueeze(1), float("-inf")).amax(dim=2)
+
+
+# ---------------------------------------------------------------- recurrent
+
+
+class RNNConfig(PretrainedConfig):
+    model_type = "textbench-rnn"
+
+    def __init__(
+        self,
+        vocab_size=28996,
+        embedding_dim=64,
+        hidden_size=96,
+        num_layers=1,
+        nonlinearity="tanh",
+        bidirectional=False,
+        pad_token_id=0,
+        **kwargs,
+    ):
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.nonlinearity = nonlinearity
+        self.bidirectional = bidirectional
+
+
+class SimpleRNN(_TextClassifier):
+    """embedding -> recurrent layers over the real tokens (packed) -> last real output -> linear."""
+
+    config_class = RNNConfig
+
+    def __init__(self, config: RNNConfig):
+        super().__init__(config)
+        self.rnn = self.make_recurrent(config)
+        directions = 2 if config.bidirectional else 1
+        self.output_layer = nn.Linear(directions * config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @staticmethod
+    def make_recurrent(config) -> nn.Module:
+        return nn.RNN(
+            config.embedding_dim,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            nonlinearity=config.nonlinearity,
+            bidirectional=config.bidirectional,
+            batch_first=True,
+        )
+
+    def features(self, embedded, mask):
+        lengths = mask.sum(dim=1).clamp(min=1)
+        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        outputs, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True)
+        last = outputs[torch.arange(outputs.size(0), device=outputs.device), lengths - 1]
+        if not self.config.bidirectional:
+            return last
+        # The backward direction has read the whole sequence at position 0.
+        hidden = self.config.hidden_size
+        return torch.cat([last[:, :hidden], outputs[:, 0, hidden:]], dim=1)
+
+
+# ---------------------------------------------------------------- registry
+
+MODELS: dict[str, tuple[type[PretrainedConfig], type[PreTrainedModel]]] = {
+    "cnn": (CNNConfig, SimpleCNN),
+    "rnn": (RNNConfig, SimpleRNN),
+}
+
+# The course notes' configurations: the reference point for every search.
+SEED_CONFIGS: dict[str, dict] = {
+    "cnn": {"embedding_dim": 64, "filter_size": 3, "num_filters": 10},
+    "rnn": {"embedding_dim": 64, "hidden_size": 96, "num_layers": 1, "nonlinearity": "tanh"},
+}
+
+
+def register(name: str, config_class, model_class, seed_config: dict) -> None:
+    """Add a family: the CLI, the search and the report pick it up from here."""
+    MODELS[name] = (config_class, model_class)
+    SEED_CONFIGS[name] = seed_config
+    AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+    AutoModelForSequenceClassification.register(config_class, model_class, exist_ok=True)
+
+
+for _name, (_config, _model) in list(MODELS.items()):
+    register(_name, _config, _model, SEED_CONFIGS[_name])
+
+
+def build_model(arch: str, *, vocab_size: int, num_labels: int, pad_token_id: int, **params) -> PreTrainedModel:
+    """A fresh model of family ``arch`` from plain values (never from an Optuna trial)."""
+    config_class, model_class = MODELS[arch]
+    known = set(config_class().to_dict())
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"{arch} has no parameter {unknown[0]!r}")
+    config = config_class(vocab_size=vocab_size, num_labels=num_labels, pad_token_id=pad_token_id, **params)
+    return model_class(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

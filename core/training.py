@@ -1,0 +1,207 @@
+"""One training run with the Hugging Face Trainer, set up so the numbers can be trusted.
+
+- Early stopping and best-model selection read the validation split only.
+- ``save_strategy="best"`` + ``load_best_model_at_end``: the model left in the trainer is the
+  checkpoint with the best validation accuracy (with misaligned save/eval steps transformers 5
+  silently keeps the last one instead).
+- Non-finite losses are not smoothed away (``logging_nan_inf_filter=False``) but stop the run.
+- ``report_to="none"``: the harness owns experiment tracking.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import (
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from core.errors import UsageError
+
+METRIC_PATH = Path(__file__).parent / "metrics" / "accuracy"
+_accuracy = None
+
+
+@dataclass
+class TrainSettings:
+    """The training budget. Identical for every trial and every family of a benchmark."""
+
+    max_steps: int = 2500
+    eval_steps: int = 500  # evaluate (and log) every this many optimizer steps
+    batch_size: int = 8
+    eval_batch_size: int = 256
+    learning_rate: float = 1e-3  # the searches override it per trial
+    patience: int = 5  # evaluations without improvement before early stopping; 0 disables
+    logging_steps: int | None = None  # default: eval_steps
+
+    def __post_init__(self):
+        for name in ("max_steps", "eval_steps", "batch_size", "eval_batch_size"):
+            if getattr(self, name) <= 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.eval_steps > self.max_steps:
+            raise UsageError(f"--eval-steps ({self.eval_steps}) exceeds --max-steps ({self.max_steps}): lower it")
+        if self.patience < 0:
+            raise UsageError(f"--patience must be 0 or more, got {self.patience}")
+        if not self.learning_rate > 0:
+            raise UsageError(f"learning rate must be positive, got {self.learning_rate}")
+        if self.logging_steps is None:
+            self.logging_steps = self.eval_steps
+
+    def budget(self) -> dict:
+        """What must be equal across families for a fair comparison."""
+        return {
+            "max_steps": self.max_steps,
+            "eval_steps": self.eval_steps,
+            "batch_size": self.batch_size,
+            "patience": self.patience,
+        }
+
+
+def compute_accuracy(eval_pred) -> dict:
+    """Accuracy through the `evaluate` library, from the project's own metric module (offline-safe)."""
+    global _accuracy
+    if _accuracy is None:
+        import evaluate
+
+        _accuracy = evaluate.load(str(METRIC_PATH))
+    logits, labels = eval_pred
+    return _accuracy.compute(predictions=np.asarray(logits).argmax(axis=-1), references=labels)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite: the trial is a failure, not a result."""
+
+
+class CurveCallback(TrainerCallback):
+    """Keeps the training curves (loss, learning rate, eval loss/accuracy) keyed by step."""
+
+    KEYS = ("loss", "learning_rate", "eval_loss", "eval_accuracy")
+
+    def __init__(self):
+        self.rows: dict[int, dict] = defaultdict(dict)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        values = {k: float(v) for k, v in (logs or {}).items() if k in self.KEYS}
+        if values:
+            self.rows[state.global_step].update(values)
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise NonFiniteLossError(f"training loss became {loss} at step {state.global_step}")
+
+    def as_records(self) -> list[dict]:
+        return [{"step": step, **values} for step, values in sorted(self.rows.items())]
+
+
+@dataclass
+class FitResult:
+    best_accuracy: float | None
+    best_step: int | None
+    steps_trained: int
+    wall_seconds: float
+    curves: list[dict] = field(default_factory=list)
+    trainer: Trainer | None = None
+
+    def final_values(self) -> dict:
+        """The curves' last value of each metric (for trial attributes and run metrics)."""
+        out = {}
+        for row in self.curves:
+            out.update({f"final_{k}": v for k, v in row.items() if k != "step"})
+        return out
+
+
+def training_arguments(settings: TrainSettings, output_dir: str, *, learning_rate: float, seed: int) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=output_dir,
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.eval_batch_size,
+        learning_rate=learning_rate,
+        eval_strategy="steps",
+        eval_steps=settings.eval_steps,
+        logging_strategy="steps",
+        logging_steps=settings.logging_steps,
+        logging_nan_inf_filter=False,
+        save_strategy="best",
+        save_only_model=True,
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        greater_is_better=True,
+        seed=seed,
+        data_seed=seed,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
+def build_trainer(model, data, settings: TrainSettings, output_dir: str, *, learning_rate: float, seed: int,
+                  callbacks=()) -> Trainer:
+    """A Trainer on the train split, evaluating on validation (never test)."""
+    callbacks = list(callbacks)
+    if settings.patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=settings.patience))
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(settings, output_dir, learning_rate=learning_rate, seed=seed),
+        train_dataset=data.splits["train"],
+        eval_dataset=data.splits["validation"],
+        processing_class=data.tokenizer,
+        data_collator=DataCollatorWithPadding(data.tokenizer),
+        compute_metrics=compute_accuracy,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # the harness prints its own progress
+    return trainer
+
+
+def fit(model, data, settings: TrainSettings, output_dir: str | Path, *, learning_rate: float | None = None,
+        seed: int = 42, callbacks=(), keep_checkpoints: bool = False) -> FitResult:
+    """Train ``model`` under ``settings``; the returned trainer holds the best-validation model."""
+    curves = CurveCallback()
+    trainer = build_trainer(
+        model, data, settings, str(output_dir), learning_rate=learning_rate or settings.learning_rate,
+        seed=seed, callbacks=[curves, *callbacks],
+    )
+    start = time.perf_counter()
+    try:
+        trainer.train()
+    finally:
+        if not keep_checkpoints:
+            shutil.rmtree(output_dir, ignore_errors=True)
+    state = trainer.state
+    best_step = None
+    if state.best_global_step:
+        best_step = int(state.best_global_step)
+    return FitResult(
+        best_accuracy=state.best_metric,
+        best_step=best_step,
+        steps_trained=int(state.global_step),
+        wall_seconds=time.perf_counter() - start,
+        curves=curves.as_records(),
+        trainer=trainer,
+    )
+
+
+def evaluate_split(trainer: Trainer, dataset, prefix: str = "test") -> dict:
+    """Metrics of the trainer's (best) model on one split, e.g. the test split, once."""
+    metrics = trainer.evaluate(dataset, metric_key_prefix=prefix)
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def set_threads(num_threads: int | None) -> None:
+    """Torch intra-op threads (one worker per core avoids oversubscription)."""
+    if num_threads:
+        torch.set_num_threads(num_threads)
