@@ -174,3 +174,28 @@ def build_model(arch: str, *, vocab_size: int, num_labels: int, pad_token_id: in
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def coerce_params(arch: str, pairs: list[str]) -> dict:
+    """``["num_filters=100", "learning_rate=3e-3"]`` -> typed values, checked against the family's config."""
+    from core.errors import UsageError
+
+    config_class, _ = MODELS[arch]
+    defaults = {**config_class().to_dict(), **SEED_CONFIGS[arch], "learning_rate": 1e-3}
+    out = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or name not in SEED_CONFIGS[arch] and name not in ("learning_rate", "bidirectional"):
+            known = ", ".join([*SEED_CONFIGS[arch], "learning_rate"])
+            raise UsageError(f"--set {pair!r}: expected NAME=VALUE with NAME one of {known}")
+        kind = type(defaults.get(name))
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                out[name] = text.lower() in ("true", "1")
+            else:
+                out[name] = kind(text) if kind in (int, float) else text
+        except ValueError:
+            raise UsageError(f"--set {name}={text}: {name} must be of type {kind.__name__}") from None
+    return out

@@ -144,6 +144,7 @@ def training_arguments(settings: TrainSettings, output_dir: str, *, learning_rat
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
 
 
@@ -197,7 +198,7 @@ def fit(model, data, settings: TrainSettings, output_dir: str | Path, *, learnin
 
 def evaluate_split(trainer: Trainer, dataset, prefix: str = "test") -> dict:
     """Metrics of the trainer's (best) model on one split, e.g. the test split, once."""
-    metrics = trainer.evaluate(dataset, metric_key_prefix=prefix)
+    metrics = trainer.predict(dataset, metric_key_prefix=prefix).metrics
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
 
 

@@ -1,0 +1,258 @@
+"""textbench command line: which text-classifier family wins on this data, by how much, how sure.
+
+    python benchmark.py --arch both --trials 50          # search, final evaluation, report
+    python benchmark.py train --arch cnn                  # the course notes' single run
+    python benchmark.py report --name imdb                # rebuild a report from storage
+
+Thin by design: parse, validate into settings dataclasses, call search/ and reports/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from core.errors import UsageError  # noqa: E402
+
+log = logging.getLogger("textbench")
+SUBCOMMANDS = ("train", "report")
+
+
+# ---------------------------------------------------------------- options
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="imdb",
+                   help="hub id, or a local folder with train.*/test.* or a single .parquet/.csv/.jsonl (default: imdb)")
+    g.add_argument("--data-dir", default=None,
+                   help="local mirror: DIR/<dataset>/ and DIR/<tokenizer>/ are used before the hub "
+                        "(default: $TEXTBENCH_DATA)")
+    g.add_argument("--text-column", default="text", help="text column name (default: text)")
+    g.add_argument("--label-column", default="label", help="label column name; ints or strings (default: label)")
+    g.add_argument("--tokenizer", default="bert-base-cased", help="hub id or local folder (default: bert-base-cased)")
+    g.add_argument("--max-length", type=int, default=128, help="tokens per text after truncation (default: 128)")
+    g.add_argument("--validation-fraction", type=float, default=0.1,
+                   help="share of train held out for early stopping and selection (default: 0.1)")
+    g.add_argument("--test-fraction", type=float, default=0.2,
+                   help="share held out as test when the dataset has no test split (default: 0.2)")
+    g.add_argument("--max-train-samples", type=int, default=None, help="cap the training split (quick runs)")
+    g.add_argument("--max-eval-samples", type=int, default=None, help="cap the validation and test splits")
+
+
+def add_budget_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training budget (the same for every family)")
+    g.add_argument("--max-steps", type=int, default=2500, help="optimizer steps per run (default: 2500)")
+    g.add_argument("--eval-steps", type=int, default=500, help="evaluate on validation every N steps (default: 500)")
+    g.add_argument("--batch-size", type=int, default=8, help="training batch size (default: 8)")
+    g.add_argument("--patience", type=int, default=5,
+                   help="early stopping: evaluations without improvement; 0 disables (default: 5)")
+
+
+def add_common_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output-dir", default="runs", help="where studies, models, reports go (default: runs)")
+    p.add_argument("--seed", type=int, default=42, help="seed of the split, the sampler and the trials (default: 42)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show library logs and progress bars")
+
+
+def search_parser() -> argparse.ArgumentParser:
+    from core.models import MODELS
+    from search.fixed import describe_spaces
+
+    p = argparse.ArgumentParser(
+        prog="benchmark.py",
+        description="Hyperparameter search and benchmark of text-classifier families (Optuna + HF Trainer + "
+                    "MLflow), with a final test evaluation over seeds and an HTML report. "
+                    "Subcommands: 'train' (one run of the course notes' configuration), 'report' (rebuild a report).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="search spaces (pin any with --fix name=value):\n" + describe_spaces(),
+    )
+    p.add_argument("--arch", default="both",
+                   help=f"'both' (cnn,rnn), 'all', or a comma list of: {', '.join(MODELS)} (default: both)")
+    p.add_argument("--trials", type=int, default=50, help="finished trials per family (default: 50)")
+    p.add_argument("--name", default=None, help="benchmark name: studies are NAME-ARCH (default: dataset name)")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///OUTPUT_DIR/optuna.db)")
+    p.add_argument("--sampler", default="tpe", choices=["tpe", "random", "qmc", "cmaes"], help="(default: tpe)")
+    p.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"], help="(default: median)")
+    p.add_argument("--timeout", type=float, default=None, help="stop each study after this many seconds")
+    p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
+                   help="pin a search-space parameter, e.g. --fix num_layers=1 (repeatable)")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///OUTPUT_DIR/mlflow.db)")
+    p.add_argument("--no-mlflow", action="store_true", help="turn MLflow tracking off")
+    p.add_argument("--top-k", type=int, default=3, help="configurations per family re-run for the final test (default: 3)")
+    p.add_argument("--final-seeds", type=int, default=3, help="seeds per final configuration; 0 skips (default: 3)")
+    add_data_options(p)
+    add_budget_options(p)
+    add_common_options(p)
+    return p
+
+
+def train_parser() -> argparse.ArgumentParser:
+    from core.models import MODELS, SEED_CONFIGS
+
+    seeds = "; ".join(f"{a}: " + ", ".join(f"{k}={v}" for k, v in c.items()) for a, c in SEED_CONFIGS.items())
+    p = argparse.ArgumentParser(
+        prog="benchmark.py train",
+        description="One training run of a family with the course notes' configuration, evaluated once on test. "
+                    f"Defaults: {seeds}; learning_rate=0.001.",
+    )
+    p.add_argument("--arch", required=True, choices=list(MODELS), help="model family")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="overrides",
+                   help="override a model parameter or learning_rate, e.g. --set num_filters=100 (repeatable)")
+    add_data_options(p)
+    add_budget_options(p)
+    add_common_options(p)
+    return p
+
+
+def report_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="benchmark.py report", description="Rebuild a benchmark's HTML report from storage.")
+    p.add_argument("--name", required=True, help="benchmark name")
+    p.add_argument("--output-dir", default="runs", help="(default: runs)")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///OUTPUT_DIR/optuna.db)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+# ---------------------------------------------------------------- settings from options
+
+
+def data_settings(args) -> "DataSettings":  # noqa: F821
+    from core.data import DataSettings
+
+    return DataSettings(
+        dataset=args.dataset, data_dir=args.data_dir, text_column=args.text_column, label_column=args.label_column,
+        tokenizer=args.tokenizer, max_length=args.max_length, validation_fraction=args.validation_fraction,
+        test_fraction=args.test_fraction, max_train_samples=args.max_train_samples,
+        max_eval_samples=args.max_eval_samples, seed=args.seed, cache_dir=str(Path(args.output_dir) / "cache"),
+    )
+
+
+def train_settings(args, learning_rate: float = 1e-3) -> "TrainSettings":  # noqa: F821
+    from core.training import TrainSettings
+
+    return TrainSettings(max_steps=args.max_steps, eval_steps=args.eval_steps, batch_size=args.batch_size,
+                         patience=args.patience, learning_rate=learning_rate)
+
+
+def parse_archs(text: str) -> list[str]:
+    from core.models import MODELS
+
+    if text == "both":
+        return ["cnn", "rnn"]
+    if text == "all":
+        return list(MODELS)
+    return [a.strip() for a in text.split(",") if a.strip()]
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not verbose:
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        for noisy in ("httpx", "urllib3", "filelock", "alembic", "mlflow"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_train(argv: list[str]) -> int:
+    args = train_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    from core.models import SEED_CONFIGS, coerce_params
+    from core.single_run import train_once
+
+    params = {**SEED_CONFIGS[args.arch], "learning_rate": 1e-3, **coerce_params(args.arch, args.overrides)}
+    lr = params.pop("learning_rate")
+    out_dir = Path(args.output_dir) / f"train-{args.arch}"
+    metrics = train_once(args.arch, params, data_settings(args), train_settings(args, lr), out_dir,
+                         seed=args.seed, threads=args.threads)
+    print(json.dumps(metrics, indent=2))
+    print(f"wrote {out_dir}/metrics.json, curves.csv, curves.png")
+    return 0
+
+
+def cmd_search(argv: list[str]) -> int:
+    args = search_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    from core.training import set_threads
+    from core.urls import redact
+    from search.benchmark import SearchSettings, format_summary, run, setup, summary_rows, tracker
+
+    search = SearchSettings(
+        archs=parse_archs(args.arch), trials=args.trials, name=args.name or Path(args.dataset).stem,
+        output_dir=args.output_dir, storage=args.storage, seed=args.seed, sampler=args.sampler, pruner=args.pruner,
+        timeout=args.timeout, fix=args.fix, top_k=args.top_k, final_seeds=args.final_seeds,
+        tracking_uri=args.tracking_uri, mlflow=not args.no_mlflow,
+    )
+    set_threads(args.threads)
+    bench = setup(search, data_settings(args), train_settings(args))
+    log.info("data: %s", {k: v for k, v in bench.data.describe().items() if k != "labels"})
+    try:
+        studies = run(bench)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished trials are kept; rerun the same command to resume benchmark '{search.name}'",
+              file=sys.stderr)
+        return 130
+    print()
+    print(format_summary(summary_rows(studies, bench)))
+    tracking = tracker(bench)
+    if tracking is not None:
+        state = f"BROKEN ({tracking.broken})" if tracking.broken else "ok"
+        print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}]")
+    print(f"Optuna: {redact(search.storage)} (optuna-dashboard {redact(search.storage)})")
+    return 0
+
+
+def cmd_report(argv: list[str]) -> int:
+    args = report_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    from reports import build_report
+
+    storage = args.storage or f"sqlite:///{Path(args.output_dir) / 'optuna.db'}"
+    path = build_report(storage, args.name, Path(args.output_dir) / args.name)
+    print(f"report: {path}")
+    return 0
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, _sigterm)
+    command = {"train": cmd_train, "report": cmd_report}.get(argv[0] if argv else "", None)
+    try:
+        if command is not None:
+            return command(argv[1:])
+        return cmd_search(argv)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

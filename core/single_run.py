@@ -1,0 +1,77 @@
+"""The course notes' workflow as one command: train one configuration, evaluate once on test.
+
+Outputs beside each other in one folder: ``metrics.json`` (test and best-validation metrics),
+``curves.csv`` (loss, eval loss/accuracy by step), ``curves.png``, and the best model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+from transformers import set_seed
+
+from core.data import DataSettings, prepare
+from core.models import build_model, count_parameters
+from core.training import TrainSettings, evaluate_split, fit, set_threads
+
+log = logging.getLogger(__name__)
+
+
+def plot_curves(curves: pd.DataFrame, title: str, path: Path) -> None:
+    """Loss (train, validation) and validation accuracy against the step, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    for key, label in (("loss", "training loss"), ("eval_loss", "validation loss")):
+        if key in curves:
+            rows = curves.dropna(subset=[key])
+            left.plot(rows["step"], rows[key], marker="o", label=label)
+    left.set(xlabel="step", ylabel="cross-entropy", title="loss")
+    left.legend()
+    if "eval_accuracy" in curves:
+        rows = curves.dropna(subset=["eval_accuracy"])
+        right.plot(rows["step"], rows["eval_accuracy"], marker="o", color="tab:green")
+    right.set(xlabel="step", ylabel="accuracy", title="validation accuracy")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def train_once(arch: str, params: dict, data_settings: DataSettings, settings: TrainSettings, out_dir: Path,
+               *, seed: int = 42, threads: int | None = None) -> dict:
+    """Train ``arch`` with ``params`` under ``settings``; write outputs to ``out_dir``; return metrics."""
+    set_threads(threads)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = prepare(data_settings)
+    set_seed(seed)
+    model = build_model(arch, vocab_size=len(data.tokenizer), num_labels=data.num_labels,
+                        pad_token_id=data.tokenizer.pad_token_id, **params)
+    result = fit(model, data, settings, out_dir / "checkpoints", seed=seed)
+    test = evaluate_split(result.trainer, data.splits["test"], "test")
+    metrics = {
+        "arch": arch,
+        "params": {**params, "learning_rate": settings.learning_rate},
+        "test_accuracy": test["test_accuracy"],
+        "test_loss": test["test_loss"],
+        "best_validation_accuracy": result.best_accuracy,
+        "best_step": result.best_step,
+        "steps_trained": result.steps_trained,
+        "train_seconds": round(result.wall_seconds, 2),
+        "n_params": count_parameters(model),
+        "data": data.describe() | {"tokenized_from_cache": data.cache_hit},
+        "budget": settings.budget(),
+        "seed": seed,
+    }
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    curves = pd.DataFrame(result.curves)
+    curves.to_csv(out_dir / "curves.csv", index=False)
+    plot_curves(curves, f"{arch}: test accuracy {metrics['test_accuracy']:.3f}", out_dir / "curves.png")
+    result.trainer.model.save_pretrained(out_dir / "model")
+    data.tokenizer.save_pretrained(out_dir / "model")
+    return metrics

@@ -1,0 +1,353 @@
+"""Data step: read one benchmark's studies from Optuna storage into tidy DataFrames.
+
+Nothing here draws or formats; every figure and table of the report is built from these frames,
+so the tests can check the numbers without looking at pictures. Families are sorted by name
+everywhere, which keeps colours and table rows in the same order across the page.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from core.errors import UsageError
+from core.urls import redact
+
+logger = logging.getLogger(__name__)
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+CURVE_METRICS = ("loss", "eval_loss", "eval_accuracy")
+TRIAL_ATTRS = ("best_step", "steps_trained", "wall_seconds", "n_params", "seed",
+               "final_loss", "final_eval_loss", "final_eval_accuracy", "fail_reason")
+FINAL_COLUMNS = ("family", "rank", "trial_number", "seed", "test_accuracy", "test_loss",
+                 "validation_accuracy", "best_step", "steps_trained", "wall_seconds", "n_params", "params")
+# Settings that define the budget: they must agree between families for a fair comparison.
+BUDGET_KEYS = ("dataset", "fingerprint", "tokenizer", "max_length", "train_size", "validation_size",
+               "test_size", "labels", "max_steps", "eval_steps", "batch_size", "patience", "seed",
+               "sampler", "pruner", "target_trials", "top_k", "final_seeds")
+
+
+@dataclass
+class Benchmark:
+    """One benchmark: its name, the storage it came from (redacted) and one study per family."""
+
+    name: str
+    storage: str
+    studies: dict[str, optuna.Study] = field(default_factory=dict)
+    _trials: dict[str, list[FrozenTrial]] = field(default_factory=dict, repr=False)
+
+    @property
+    def families(self) -> list[str]:
+        return list(self.studies)
+
+    def trials(self, family: str) -> list[FrozenTrial]:
+        """Trials of one family, read from storage once (storage round trips dominate the cost)."""
+        if family not in self._trials:
+            self._trials[family] = self.studies[family].get_trials(deepcopy=False)
+        return self._trials[family]
+
+    def attrs(self, family: str) -> dict[str, Any]:
+        return self.studies[family].user_attrs
+
+    def settings(self, family: str) -> dict[str, Any]:
+        return dict(self.attrs(family).get("settings") or {})
+
+    @property
+    def baseline(self) -> dict[str, Any] | None:
+        """The TF-IDF reference; the same for every study, so the first one that has it wins."""
+        for family in self.families:
+            if self.attrs(family).get("baseline"):
+                return dict(self.attrs(family)["baseline"])
+        return None
+
+
+def load_benchmark(storage: str | optuna.storages.BaseStorage, name: str) -> Benchmark:
+    """Load the studies whose user attr ``benchmark`` is ``name``, keyed by their ``arch`` attr."""
+    url = storage if isinstance(storage, str) else type(storage).__name__
+    store = optuna.storages.get_storage(storage) if isinstance(storage, str) else storage
+    summaries = optuna.get_all_study_summaries(store, include_best_trial=False)
+    mine = [s for s in summaries if s.user_attrs.get("benchmark") == name]
+    if not mine:
+        known = sorted({str(s.user_attrs["benchmark"]) for s in summaries if "benchmark" in s.user_attrs})
+        raise UsageError(f"no study of benchmark {name!r} in {redact(url)}; "
+                         f"benchmarks there: {', '.join(known) or 'none'}")
+    studies = {}
+    for summary in mine:
+        arch = str(summary.user_attrs.get("arch") or summary.study_name.removeprefix(f"{name}-"))
+        studies[arch] = optuna.load_study(study_name=summary.study_name, storage=store)
+    ordered = {arch: studies[arch] for arch in sorted(studies)}
+    logger.info("benchmark %s: families %s", name, ", ".join(ordered))
+    return Benchmark(name=name, storage=redact(url) or "", studies=ordered)
+
+
+def _scalar(value: Any) -> Any:
+    """Lists and dicts become JSON text so they fit a CSV cell and compare by value."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict, tuple)) else value
+
+
+def trials_frame(bench: Benchmark) -> pd.DataFrame:
+    """One row per trial: family, number, state, value, user attrs (not curves), ``params_<name>``."""
+    rows = []
+    for family in bench.families:
+        for t in bench.trials(family):
+            row = {"family": family, "number": t.number, "state": t.state.name, "value": t.value,
+                   "duration_seconds": t.duration.total_seconds() if t.duration else np.nan}
+            row.update({k: None for k in TRIAL_ATTRS})
+            for key, value in t.user_attrs.items():
+                if key != "curves":
+                    clash = key in ("family", "number", "state", "value") or key.startswith("params_")
+                    row[f"user_attrs_{key}" if clash else key] = _scalar(value)
+            row.update({f"params_{k}": v for k, v in t.params.items()})
+            rows.append(row)
+    base = ["family", "number", "state", "value", "duration_seconds", *TRIAL_ATTRS]
+    df = pd.DataFrame(rows, columns=None if rows else base)
+    params = sorted(c for c in df.columns if c.startswith("params_"))
+    rest = [c for c in df.columns if c not in base and c not in params]
+    df = df[base + rest + params]
+    return df.astype({"value": float, "duration_seconds": float}).reset_index(drop=True)
+
+
+def params_frame(bench: Benchmark) -> pd.DataFrame:
+    """Long form of (hyperparameter value, validation accuracy) for trials that have a value.
+
+    Pruned trials are kept (their value is the last accuracy they reported) but flagged by
+    ``state`` so the figure can show them apart. ``log`` and ``categorical`` come from the
+    trial's distribution, which is what the sampler actually searched.
+    """
+    rows = []
+    for family in bench.families:
+        for t in bench.trials(family):
+            if t.state not in (TrialState.COMPLETE, TrialState.PRUNED) or t.value is None:
+                continue
+            for name, value in t.params.items():
+                dist = t.distributions.get(name)
+                rows.append({"family": family, "number": t.number, "state": t.state.name,
+                             "param": name, "param_value": value, "value": float(t.value),
+                             "log": isinstance(dist, (FloatDistribution, IntDistribution)) and dist.log,
+                             "categorical": isinstance(dist, CategoricalDistribution)})
+    cols = ["family", "number", "state", "param", "param_value", "value", "log", "categorical"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def history_frame(bench: Benchmark) -> pd.DataFrame:
+    """Best validation accuracy so far, per family, over completed trials in trial order."""
+    frames = []
+    for family in bench.families:
+        done = sorted((t for t in bench.trials(family) if t.state == TrialState.COMPLETE),
+                      key=lambda t: t.number)
+        df = pd.DataFrame({"family": family, "number": [t.number for t in done],
+                           "value": [float(t.value) for t in done]})
+        df["best_so_far"] = df["value"].cummax()
+        frames.append(df)
+    cols = ["family", "number", "value", "best_so_far"]
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    return out[cols].astype({"number": int, "value": float, "best_so_far": float})
+
+
+def _best_trial(bench: Benchmark, family: str) -> FrozenTrial | None:
+    done = [t for t in bench.trials(family) if t.state == TrialState.COMPLETE and t.value is not None]
+    return max(done, key=lambda t: (t.value, -t.number)) if done else None
+
+
+def _curve_rows(family: str, t: FrozenTrial) -> list[dict[str, Any]]:
+    """Curves logged by the trainer, or the reported intermediate accuracies when there are none."""
+    rows = []
+    for point in t.user_attrs.get("curves") or []:
+        step = point.get("step")
+        for metric in CURVE_METRICS:
+            if step is not None and point.get(metric) is not None:
+                rows.append({"family": family, "number": t.number, "step": int(step),
+                             "metric": metric, "value": float(point[metric])})
+    if not rows:
+        rows = [{"family": family, "number": t.number, "step": int(step), "metric": "eval_accuracy",
+                 "value": float(v)} for step, v in sorted(t.intermediate_values.items())]
+    return rows
+
+
+def curves_frame(bench: Benchmark, which: str = "best") -> pd.DataFrame:
+    """Long-form learning curves: family, number, step, metric (loss/eval_loss/eval_accuracy), value.
+
+    ``which="best"`` keeps each family's best completed trial; ``"all"`` keeps every trial.
+    """
+    if which not in ("best", "all"):
+        raise ValueError(f"which must be 'best' or 'all', not {which!r}")
+    rows = []
+    for family in bench.families:
+        if which == "best":
+            chosen = [t for t in [_best_trial(bench, family)] if t is not None]
+        else:
+            chosen = list(bench.trials(family))
+        for t in chosen:
+            rows.extend(_curve_rows(family, t))
+    return pd.DataFrame(rows, columns=["family", "number", "step", "metric", "value"])
+
+
+def best_frame(bench: Benchmark, k: int | None = None) -> pd.DataFrame:
+    """Top-``k`` completed trials per family by validation value (``k`` defaults to settings top_k).
+
+    ``rank`` matches the ``rank`` of the final stage, which re-trains exactly these configs.
+    """
+    rows = []
+    for family in bench.families:
+        top = k or int(bench.settings(family).get("top_k") or 1)
+        done = [t for t in bench.trials(family) if t.state == TrialState.COMPLETE and t.value is not None]
+        done.sort(key=lambda t: (-t.value, t.number))
+        for rank, t in enumerate(done[:top], start=1):
+            rows.append({"family": family, "rank": rank, "number": t.number, "value": float(t.value),
+                         "n_params": t.user_attrs.get("n_params"), "best_step": t.user_attrs.get("best_step"),
+                         "wall_seconds": t.user_attrs.get("wall_seconds"), "params": dict(t.params)})
+    cols = ["family", "rank", "number", "value", "n_params", "best_step", "wall_seconds", "params"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def final_frame(bench: Benchmark) -> pd.DataFrame:
+    """One row per final-stage run (config rank x seed); empty when the final stage did not run."""
+    rows = []
+    for family in bench.families:
+        for result in bench.attrs(family).get("final_results") or []:
+            row = {c: result.get(c) for c in FINAL_COLUMNS}
+            row["family"] = family
+            row["params"] = dict(result.get("params") or {})
+            rows.append(row)
+    df = pd.DataFrame(rows, columns=list(FINAL_COLUMNS))
+    numeric = [c for c in FINAL_COLUMNS if c not in ("family", "params")]
+    df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce")
+    return df.sort_values(["family", "rank", "seed"], kind="stable").reset_index(drop=True)
+
+
+def importance_frame(bench: Benchmark) -> pd.DataFrame:
+    """fANOVA importance per family and parameter; a family that cannot be scored gets one ``note`` row.
+
+    Importance needs at least two completed trials and a parameter that varied; anything else
+    (including an evaluator error) becomes a note rather than a crash, since the report must render.
+    """
+    rows = []
+    for family, study in bench.studies.items():
+        done = [t for t in bench.trials(family) if t.state == TrialState.COMPLETE]
+        varied = {name for name in {n for t in done for n in t.params}
+                  if len({_scalar(t.params.get(name)) for t in done}) > 1}
+        note = None
+        if len(done) < 2:
+            note = f"needs at least 2 completed trials (has {len(done)})"
+        elif not varied:
+            note = "no hyperparameter varied across completed trials"
+        else:
+            try:
+                evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+                scores = optuna.importance.get_param_importances(study, evaluator=evaluator)
+                rows.extend({"family": family, "param": p, "importance": float(v), "note": ""}
+                            for p, v in scores.items())
+            except Exception as exc:  # noqa: BLE001 - any evaluator failure is a note on the page
+                note = f"could not be computed: {type(exc).__name__}: {exc}"
+        if note:
+            rows.append({"family": family, "param": None, "importance": np.nan, "note": note})
+    return pd.DataFrame(rows, columns=["family", "param", "importance", "note"])
+
+
+def counts_frame(bench: Benchmark) -> pd.DataFrame:
+    """Trials per family and state: complete, pruned, failed, running (and waiting), total."""
+    rows = []
+    for family in bench.families:
+        states = [t.state for t in bench.trials(family)]
+        rows.append({"family": family,
+                     "complete": states.count(TrialState.COMPLETE),
+                     "pruned": states.count(TrialState.PRUNED),
+                     "failed": states.count(TrialState.FAIL),
+                     "running": states.count(TrialState.RUNNING) + states.count(TrialState.WAITING),
+                     "total": len(states)})
+    return pd.DataFrame(rows, columns=["family", "complete", "pruned", "failed", "running", "total"])
+
+
+def fail_reasons_frame(bench: Benchmark) -> pd.DataFrame:
+    """How often each fail reason occurred, per family (most frequent first)."""
+    rows = [{"family": family, "fail_reason": str(t.user_attrs.get("fail_reason") or "(no reason recorded)")}
+            for family in bench.families for t in bench.trials(family) if t.state == TrialState.FAIL]
+    df = pd.DataFrame(rows, columns=["family", "fail_reason"])
+    out = df.groupby(["family", "fail_reason"]).size().rename("count").reset_index()
+    return out.sort_values(["family", "count"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+
+def settings_frame(bench: Benchmark) -> pd.DataFrame:
+    """Settings as rows, one column per family, plus ``same`` (True when all families agree)."""
+    keys = list(BUDGET_KEYS)
+    keys += sorted({k for f in bench.families for k in bench.settings(f)} - set(keys))
+    data = {f: [_scalar(bench.settings(f).get(k)) for k in keys] for f in bench.families}
+    df = pd.DataFrame(data, index=pd.Index(keys, name="setting"))
+    df["same"] = df.nunique(axis=1, dropna=False) <= 1
+    return df
+
+
+def budget_check(bench: Benchmark) -> list[str]:
+    """Reasons the families did not get the same budget and data; empty when the comparison is fair."""
+    problems = []
+    settings = settings_frame(bench)
+    missing = [f for f in bench.families if not bench.settings(f)]
+    if missing:
+        problems.append(f"no settings recorded for {', '.join(missing)}: the budget cannot be checked")
+    for key, row in settings[~settings["same"]].iterrows():
+        if key in BUDGET_KEYS:
+            values = ", ".join(f"{f}={row[f]}" for f in bench.families)
+            problems.append(f"setting {key!r} differs between families: {values}")
+    counts = counts_frame(bench).set_index("family")
+    finished = counts["complete"] + counts["pruned"] + counts["failed"]
+    if finished.nunique() > 1:
+        problems.append("families ran different numbers of trials: "
+                        + ", ".join(f"{f}={n}" for f, n in finished.items()))
+    for family in bench.families:
+        target = bench.settings(family).get("target_trials")
+        if target and finished[family] < int(target):
+            problems.append(f"{family} finished {finished[family]} of its {target} target trials")
+    seeds = final_frame(bench).groupby("family")["seed"].nunique()
+    if len(seeds) and seeds.reindex(bench.families).nunique(dropna=False) > 1:
+        problems.append("final stage used different numbers of seeds: "
+                        + ", ".join(f"{f}={seeds.get(f, 0)}" for f in bench.families))
+    baselines = {_scalar(bench.attrs(f).get("baseline")) for f in bench.families if bench.attrs(f).get("baseline")}
+    if len(baselines) > 1:
+        problems.append("studies record different baselines; the first one is shown")
+    return problems
+
+
+def provenance(bench: Benchmark) -> list[tuple[str, str]]:
+    """What it takes to reproduce the run, as (item, text) pairs; per-family values only when they differ."""
+
+    def merged(get) -> str:
+        values = {f: get(f) for f in bench.families}
+        texts = {f: "(not recorded)" if v in (None, "", [], {}) else str(_scalar(v)) for f, v in values.items()}
+        if len(set(texts.values())) == 1:
+            return next(iter(texts.values()))
+        return "; ".join(f"{f}: {t}" for f, t in texts.items())
+
+    final = final_frame(bench)
+    final_seeds = sorted(int(s) for s in final["seed"].dropna().unique())
+    return [
+        ("command", merged(lambda f: bench.attrs(f).get("command"))),
+        ("search seed", merged(lambda f: bench.settings(f).get("seed"))),
+        ("final-stage seeds", ", ".join(map(str, final_seeds)) or "(final stage not run)"),
+        ("sampler / pruner", merged(lambda f: f"{bench.settings(f).get('sampler')} / "
+                                              f"{bench.settings(f).get('pruner')}")),
+        ("hardware", merged(lambda f: bench.attrs(f).get("hardware"))),
+        ("dataset", merged(lambda f: bench.settings(f).get("dataset"))),
+        ("data fingerprint", merged(lambda f: bench.settings(f).get("fingerprint"))),
+        ("study storage", merged(lambda f: bench.attrs(f).get("storage") or bench.storage)),
+        ("study names", ", ".join(s.study_name for s in bench.studies.values())),
+        ("MLflow tracking URI", merged(lambda f: redact(bench.attrs(f).get("tracking_uri")))),
+        ("MLflow experiment id", merged(lambda f: bench.attrs(f).get("mlflow_experiment_id"))),
+    ]
+
+
+def versions_frame(bench: Benchmark) -> pd.DataFrame:
+    """Package versions recorded by each study: package rows, family columns, plus ``same``."""
+    data = {f: dict(bench.attrs(f).get("versions") or {}) for f in bench.families}
+    packages = sorted({p for v in data.values() for p in v})
+    df = pd.DataFrame({f: [data[f].get(p) for p in packages] for f in bench.families},
+                      index=pd.Index(packages, name="package"))
+    df["same"] = df.nunique(axis=1, dropna=False) <= 1
+    return df

@@ -1,0 +1,299 @@
+"""Drawing step: one function per figure, each taking a tidy frame from ``collect`` and returning a Figure.
+
+Figures are plain ``matplotlib.figure.Figure`` objects on an Agg canvas (no pyplot, so no global
+state and no display needed), laid out with the constrained layout so 1 to 5 families never
+overlap. Math text is off: family and parameter names come from storage and may contain ``$``.
+Every function expects non-empty data; the page says "nothing to draw" itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from reports import stats
+
+STATE_COLORS = {"complete": "#4c9a2a", "pruned": "#e69f00", "failed": "#c0392b", "running": "#999999"}
+PRUNED_COLOR = "#888888"
+METRIC_TITLES = {"loss": "training loss", "eval_loss": "validation loss", "eval_accuracy": "validation accuracy"}
+
+
+def _style() -> dict[str, Any]:
+    return {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=0.85),
+            "text.parse_math": False, "axes.titlesize": "medium", "legend.frameon": False}
+
+
+def styled(draw: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Draw under the report's style; ticks are also made at save time, so ``to_png`` reuses it."""
+
+    @functools.wraps(draw)
+    def wrapper(*args: Any, **kwargs: Any) -> Figure:
+        with mpl.rc_context(_style()):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+def to_png(fig: Figure, dpi: int = 110) -> bytes:
+    """PNG bytes of ``fig`` (rendered with Agg under the report style)."""
+    buf = io.BytesIO()
+    with mpl.rc_context(_style()):
+        fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def family_palette(families: Iterable[str]) -> dict[str, Any]:
+    """Stable colour per family (colour-blind safe); pass the same one to every figure."""
+    names = list(dict.fromkeys(families))
+    return dict(zip(names, sns.color_palette("colorblind", max(len(names), 1)), strict=False))
+
+
+def _palette(frame: pd.DataFrame, palette: dict[str, Any] | None) -> dict[str, Any]:
+    return palette or family_palette(sorted(frame["family"].unique()))
+
+
+def _order(frame: pd.DataFrame, palette: dict[str, Any]) -> list[str]:
+    present = set(frame["family"])
+    return [f for f in palette if f in present]
+
+
+def _legend_top(fig: Figure, handles: list, labels: list[str]) -> None:
+    fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 6))
+
+
+def _baseline_line(ax, baseline: dict[str, Any] | None, key: str) -> None:
+    if baseline and baseline.get(key) is not None:
+        ax.axhline(float(baseline[key]), color="0.3", ls="--", lw=1.2, zorder=0)
+        ax.annotate(f"{baseline.get('name', 'baseline')} {float(baseline[key]):.3f}",
+                    xy=(1, float(baseline[key])), xycoords=("axes fraction", "data"),
+                    xytext=(-4, 3), textcoords="offset points", ha="right", va="bottom",
+                    fontsize="small", color="0.3")
+
+
+@styled
+def validation_distribution(trials: pd.DataFrame, palette: dict[str, Any] | None = None,
+                            baseline: dict[str, Any] | None = None) -> Figure:
+    """Box + points of the validation accuracy of every completed trial, one column per family."""
+    done = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()]
+    palette = _palette(done, palette)
+    order = _order(done, palette)
+    fig = _figure(max(4.5, 1.3 * len(order) + 2.5), 4.0)
+    ax = fig.add_subplot()
+    sns.boxplot(data=done, x="family", y="value", hue="family", order=order, palette=palette, ax=ax,
+                showfliers=False, width=0.5, boxprops={"alpha": 0.35}, legend=False)
+    sns.stripplot(data=done, x="family", y="value", hue="family", order=order, palette=palette, ax=ax,
+                  size=5, jitter=0.15, edgecolor="white", linewidth=0.5, legend=False)
+    _baseline_line(ax, baseline, "validation_accuracy")
+    ax.set(xlabel="", ylabel="validation accuracy (best per trial)")
+    ax.set_xticks(range(len(order)), [f"{f}\n(n={int((done.family == f).sum())})" for f in order])
+    return fig
+
+
+@styled
+def optimization_history(history: pd.DataFrame, palette: dict[str, Any] | None = None) -> Figure:
+    """Best-so-far validation accuracy of every family on one axis; dots are single trials."""
+    palette = _palette(history, palette)
+    fig = _figure(8.0, 4.2)
+    ax = fig.add_subplot()
+    handles = []
+    for family in _order(history, palette):
+        part = history[history["family"] == family]
+        color = palette[family]
+        ax.scatter(part["number"], part["value"], color=color, s=14, alpha=0.35, lw=0)
+        (line,) = ax.step(part["number"], part["best_so_far"], where="post", color=color, lw=2)
+        handles.append(line)
+    ax.set(xlabel="trial number", ylabel="validation accuracy")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    _legend_top(fig, handles, _order(history, palette))
+    return fig
+
+
+def _draw_param(ax, part: pd.DataFrame, color: Any) -> None:
+    """One hyperparameter on one axis: completed trials as dots, pruned ones as grey crosses."""
+    categorical = bool(part["categorical"].iloc[0])
+    x = part["param_value"]
+    if categorical:
+        cats = sorted(x.astype(str).unique())
+        pos = x.astype(str).map({c: i for i, c in enumerate(cats)}).to_numpy(dtype=float)
+        x = pos + np.random.default_rng(0).uniform(-0.15, 0.15, len(pos))
+        ax.set_xticks(range(len(cats)), cats)
+        ax.set_xlim(-0.5, len(cats) - 0.5)
+    else:
+        x = pd.to_numeric(x).to_numpy(dtype=float)
+    pruned = (part["state"] == "PRUNED").to_numpy()
+    y = part["value"].to_numpy(dtype=float)
+    ax.scatter(x[~pruned], y[~pruned], color=color, s=22, edgecolor="white", lw=0.4, zorder=3)
+    ax.scatter(x[pruned], y[pruned], color=PRUNED_COLOR, marker="x", s=20, lw=1, zorder=2)
+    if bool(part["log"].iloc[0]):
+        ax.set_xscale("log")
+
+
+@styled
+def param_scatter(params: pd.DataFrame, palette: dict[str, Any] | None = None) -> Figure:
+    """One axis per (family, hyperparameter): value vs validation accuracy; rows are families."""
+    palette = _palette(params, palette)
+    order = _order(params, palette)
+    names = {f: sorted(params.loc[params.family == f, "param"].unique()) for f in order}
+    ncols = max(len(v) for v in names.values())
+    fig = _figure(max(3.0 * ncols, 6.0), 2.7 * len(order) + 0.5)
+    axes = np.atleast_2d(fig.subplots(len(order), ncols, sharey=True, squeeze=False))
+    for row, family in enumerate(order):
+        for col in range(ncols):
+            ax = axes[row, col]
+            if col >= len(names[family]):
+                ax.set_visible(False)
+                continue
+            param = names[family][col]
+            _draw_param(ax, params[(params.family == family) & (params.param == param)], palette[family])
+            ax.set_title(f"{family}: {param}")
+            ax.set_ylabel("validation accuracy" if col == 0 else "")
+            ax.tick_params(axis="x", labelrotation=0)
+    handles = [Line2D([], [], ls="", marker="o", color="0.35", label="complete (colour = family)"),
+               Line2D([], [], ls="", marker="x", color=PRUNED_COLOR, label="pruned (last reported value)")]
+    _legend_top(fig, handles, [h.get_label() for h in handles])
+    return fig
+
+
+@styled
+def learning_curves(curves: pd.DataFrame, palette: dict[str, Any] | None = None) -> Figure:
+    """Training loss, validation loss and validation accuracy against step for each family's best trial."""
+    palette = _palette(curves, palette)
+    metrics = [m for m in METRIC_TITLES if m in set(curves["metric"])]
+    fig = _figure(max(4.2 * len(metrics), 5.0), 3.8)
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    handles, labels = [], []
+    for family in _order(curves, palette):
+        part = curves[curves["family"] == family]
+        for ax, metric in zip(axes, metrics, strict=True):
+            m = part[part["metric"] == metric].sort_values("step")
+            if len(m):
+                (line,) = ax.plot(m["step"], m["value"], color=palette[family], lw=1.8,
+                                  marker="o" if len(m) < 15 else None, ms=3)
+        handles.append(Line2D([], [], color=palette[family], lw=2))
+        labels.append(f"{family} (trial {int(part['number'].iloc[0])})")
+    for ax, metric in zip(axes, metrics, strict=True):
+        ax.set(title=METRIC_TITLES[metric], xlabel="step", ylabel="")
+    _legend_top(fig, handles, labels)
+    return fig
+
+
+@styled
+def final_accuracy(final: pd.DataFrame, palette: dict[str, Any] | None = None,
+                   baseline: dict[str, Any] | None = None) -> Figure:
+    """Test accuracy per family and config rank: one dot per seed, mean with a 95% t interval.
+
+    The chosen config (best mean validation) is drawn filled; the others hollow. The interval is
+    the same ``stats.summarize`` one printed in the tables, not a seaborn bootstrap.
+    """
+    palette = _palette(final, palette)
+    summary = stats.summarize(final, by=["family", "rank"])
+    chosen = set(map(tuple, stats.choose(final)[["family", "rank"]].drop_duplicates().to_numpy()))
+    ticks, labels, x = [], [], 0.0
+    fig = _figure(max(5.5, 0.85 * len(summary) + 2.5), 4.4)
+    ax = fig.add_subplot()
+    rng = np.random.default_rng(0)
+    for family in _order(final, palette):
+        for _, row in summary[summary["family"] == family].iterrows():
+            color = palette[family]
+            is_chosen = (family, row["rank"]) in chosen
+            seeds = final[(final.family == family) & (final["rank"] == row["rank"])]["test_accuracy"]
+            ax.scatter(x + rng.uniform(-0.12, 0.12, len(seeds)) + 0.18, seeds, color=color, s=14, alpha=0.6, lw=0)
+            yerr = None if math.isnan(row["ci_low"]) else [[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]]
+            ax.errorbar([x], [row["mean"]], yerr=yerr, fmt="o", ms=8, capsize=5, lw=1.8, color=color,
+                        mfc=color if is_chosen else "white", mew=1.8)
+            ticks.append(x)
+            labels.append(f"{family}\nrank {int(row['rank'])}" + (" *" if is_chosen else ""))
+            x += 1.0
+        x += 0.5
+    _baseline_line(ax, baseline, "test_accuracy")
+    ax.set_xticks(ticks, labels)
+    ax.set(ylabel="test accuracy", xlim=(-0.6, x - 0.9))
+    ax.grid(axis="x", visible=False)
+    handles = [Line2D([], [], ls="", marker="o", ms=8, color="0.3", label="chosen config (*): mean, 95% CI"),
+               Line2D([], [], ls="", marker="o", ms=8, color="0.3", mfc="white", label="other ranks: mean, 95% CI"),
+               Line2D([], [], ls="", marker="o", ms=4, color="0.3", alpha=0.6, label="one seed")]
+    _legend_top(fig, handles, [h.get_label() for h in handles])
+    return fig
+
+
+@styled
+def cost_scatter(trials: pd.DataFrame, palette: dict[str, Any] | None = None) -> Figure:
+    """Validation accuracy of completed trials against wall-clock training time and parameter count."""
+    done = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()]
+    palette = _palette(done, palette)
+    fig = _figure(10.0, 4.0)
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, column, label in ((axes[0], "wall_seconds", "training time (s)"),
+                              (axes[1], "n_params", "parameters")):
+        x = pd.to_numeric(done[column], errors="coerce")
+        for family in _order(done, palette):
+            mask = (done["family"] == family) & x.notna()
+            ax.scatter(x[mask], done.loc[mask, "value"], color=palette[family], s=24, edgecolor="white", lw=0.4)
+        positive = x[x > 0]
+        if len(positive) and positive.max() / positive.min() > 20:
+            ax.set_xscale("log")
+        if column == "n_params":
+            ax.xaxis.set_major_formatter(mpl.ticker.EngFormatter(sep=""))
+        ax.set(xlabel=label + (" (no data)" if x.notna().sum() == 0 else ""))
+    axes[0].set_ylabel("validation accuracy")
+    order = _order(done, palette)
+    _legend_top(fig, [Line2D([], [], ls="", marker="o", color=palette[f]) for f in order], order)
+    return fig
+
+
+@styled
+def importance_bars(importance: pd.DataFrame, palette: dict[str, Any] | None = None) -> Figure:
+    """fANOVA importance per family (one axis each, params sorted by importance)."""
+    scored = importance[importance["importance"].notna()]
+    palette = _palette(scored, palette)
+    order = _order(scored, palette)
+    ncols = min(len(order), 3)
+    nrows = math.ceil(len(order) / ncols)
+    tallest = scored.groupby("family").size().max()
+    fig = _figure(max(4.0 * ncols, 5.0), nrows * (0.38 * tallest + 1.3))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, family in zip(axes, order, strict=False):
+        part = scored[scored["family"] == family].sort_values("importance")
+        ax.barh(part["param"], part["importance"], color=palette[family])
+        ax.set(title=family, xlim=(0, 1), xlabel="importance (share of variance)")
+        ax.grid(axis="y", visible=False)
+    for ax in axes[len(order):]:
+        ax.set_visible(False)
+    return fig
+
+
+@styled
+def trial_counts(counts: pd.DataFrame) -> Figure:
+    """Stacked bars of complete / pruned / failed / running trials per family."""
+    fig = _figure(7.5, 0.45 * len(counts) + 1.4)
+    ax = fig.add_subplot()
+    left = np.zeros(len(counts))
+    families = counts["family"].tolist()[::-1]
+    data = counts.set_index("family").loc[families]
+    for state, color in STATE_COLORS.items():
+        values = data[state].to_numpy(dtype=float)
+        ax.barh(families, values, left=left, color=color, label=state, height=0.6)
+        left += values
+    ax.set(xlabel="trials")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(axis="y", visible=False)
+    handles, labels = ax.get_legend_handles_labels()
+    _legend_top(fig, handles, labels)
+    return fig

@@ -1,0 +1,250 @@
+"""Renderer: frames and figures -> one self-contained HTML page (plus ``trials.csv`` beside it).
+
+Everything the page shows is computed here from ``collect`` frames, so the verdict and the tables
+below it come from the same numbers. Values from storage (names, labels, params, fail reasons) only
+reach the page through Jinja's autoescape; images are inline base64 PNGs and a Content-Security-Policy
+forbids scripts and any fetch, so the file opens offline and a hostile study name stays inert.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import optuna
+import pandas as pd
+
+from reports import collect, figures, stats
+from reports.collect import Benchmark
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent / "templates"
+SECTIONS = {
+    "verdict": "Verdict",
+    "budget": "Budget and data",
+    "best": "Best configurations",
+    "distribution": "Validation accuracy distribution",
+    "history": "Optimization history",
+    "params": "Hyperparameters vs validation accuracy",
+    "curves": "Learning curves",
+    "final": "Final test accuracy",
+    "cost": "Accuracy vs cost",
+    "importance": "Hyperparameter importance",
+    "counts": "Trial counts",
+    "reproducibility": "Reproducibility",
+}
+
+
+def cell(value: Any) -> str:
+    """Short, readable text for one table cell (NaN and None become a dash)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}" if abs(int(value)) >= 10_000 else str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if v.is_integer() and abs(v) < 1e15:
+            return cell(int(v))
+        return f"{v:.2e}" if abs(v) < 1e-2 else f"{v:.4g}"
+    return str(value)
+
+
+def table(df: pd.DataFrame, formats: dict[str, Callable[[Any], Any]] | None = None,
+          highlight: Sequence[bool] | None = None) -> dict[str, Any]:
+    """A frame as plain strings for the template's table macro; lists stay lists (one line each)."""
+    formats = formats or {}
+    rows = []
+    for i, (_, row) in enumerate(df.iterrows()):
+        cells = [formats[c](row[c]) if c in formats else cell(row[c]) for c in df.columns]
+        rows.append({"cells": cells, "highlight": bool(highlight[i]) if highlight is not None else False})
+    return {"columns": [str(c).replace("_", " ") for c in df.columns], "rows": rows}
+
+
+def _kv(params: dict[str, Any]) -> list[str]:
+    return [f"{k} = {cell(v)}" for k, v in sorted(params.items())]
+
+
+def _figure(draw: Callable[..., Any], frame: pd.DataFrame, empty: str, alt: str, **kwargs: Any) -> dict[str, Any]:
+    """Draw a figure as an inline PNG, or explain why there is none (a drawing bug must not kill the page)."""
+    if frame.empty:
+        return {"png": None, "note": empty, "alt": alt}
+    try:
+        fig = draw(frame, **kwargs)
+        png = base64.b64encode(figures.to_png(fig)).decode("ascii")
+        return {"png": png, "note": None, "alt": alt}
+    except Exception as exc:  # noqa: BLE001
+        logger.exception("figure %s failed", draw.__name__)
+        return {"png": None, "note": f"This figure could not be drawn ({type(exc).__name__}: {exc}).", "alt": alt}
+
+
+def _budget_sentence(bench: Benchmark) -> str:
+    """The shared budget in words, from the first family's settings (differences are flagged apart)."""
+    s = bench.settings(bench.families[0])
+    if not s:
+        return "No settings were recorded with the studies."
+    labels = s.get("labels") or []
+    return (f"Every family gets {s.get('target_trials', '?')} trials ({s.get('sampler', '?')} sampler, "
+            f"{s.get('pruner', '?')} pruner), each at most {s.get('max_steps', '?')} steps of batch size "
+            f"{s.get('batch_size', '?')}, evaluated on the validation split every {s.get('eval_steps', '?')} steps "
+            f"and stopped after {s.get('patience', '?')} evaluations without improvement. Data: "
+            f"{s.get('dataset', '?')} with {s.get('train_size', '?')} train / {s.get('validation_size', '?')} "
+            f"validation / {s.get('test_size', '?')} test examples, {len(labels)} labels "
+            f"({', '.join(map(str, labels))}), tokenizer {s.get('tokenizer', '?')}, max length "
+            f"{s.get('max_length', '?')}. Search and ranking use validation only; the test split is used once, "
+            f"to evaluate the top {s.get('top_k', '?')} configurations per family with "
+            f"{s.get('final_seeds', '?')} seeds.")
+
+
+def _ci(row: pd.Series) -> str:
+    if math.isnan(row["ci_low"]):
+        return "n/a (one seed)"
+    return f"{stats.fmt_acc(row['ci_low'])} to {stats.fmt_acc(row['ci_high'])}"
+
+
+def _leaderboard(trials: pd.DataFrame, final: pd.DataFrame) -> dict[str, Any] | None:
+    board = stats.leaderboard(final)
+    if not board.empty:
+        shown = pd.DataFrame({"family": board["family"], "chosen rank": board["rank"],
+                              "trial": board["trial_number"], "mean validation": board["validation_mean"],
+                              "mean test": board["mean"], "std": board["std"], "seeds": board["n"],
+                              "95% CI (test)": board.apply(_ci, axis=1)})
+        fmt = {"mean validation": stats.fmt_acc, "mean test": stats.fmt_acc, "std": stats.fmt_acc}
+        return table(shown, fmt)
+    done = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()]
+    if done.empty:
+        return None
+    best = done.loc[done.groupby("family")["value"].idxmax()].sort_values("value", ascending=False)
+    shown = pd.DataFrame({"family": best["family"], "best trial": best["number"],
+                          "best validation (not test)": best["value"]})
+    return table(shown, {"best validation (not test)": stats.fmt_acc})
+
+
+def _final_tables(final: pd.DataFrame) -> dict[str, Any] | None:
+    if final.empty:
+        return None
+    summary = stats.summarize(final, by=["family", "rank"])
+    val = stats.summarize(final, by=["family", "rank"], value="validation_accuracy")
+    trial = final.groupby(["family", "rank"])["trial_number"].first().reset_index()
+    merged = summary.merge(val[["family", "rank", "mean"]].rename(columns={"mean": "val"}), on=["family", "rank"])
+    merged = merged.merge(trial, on=["family", "rank"])
+    chosen = set(map(tuple, stats.choose(final)[["family", "rank"]].drop_duplicates().to_numpy()))
+    is_chosen = [(f, r) in chosen for f, r in zip(merged["family"], merged["rank"], strict=True)]
+    per_rank = pd.DataFrame({"family": merged["family"], "rank": merged["rank"], "trial": merged["trial_number"],
+                             "mean validation": merged["val"], "mean test": merged["mean"], "std": merged["std"],
+                             "seeds": merged["n"], "95% CI (test)": merged.apply(_ci, axis=1),
+                             "chosen": is_chosen})
+    fmt = {"mean validation": stats.fmt_acc, "mean test": stats.fmt_acc, "std": stats.fmt_acc}
+    comp = stats.comparisons(final)
+    comp_shown = pd.DataFrame({
+        "comparison": [f"{a} − {b}" for a, b in zip(comp["family"], comp["versus"], strict=True)],
+        "difference of means": comp["diff"].map(stats.fmt_diff),
+        "95% CI": [f"{stats.fmt_diff(lo)} to {stats.fmt_diff(hi)}" if not math.isnan(lo) else "n/a"
+                   for lo, hi in zip(comp["ci_low"], comp["ci_high"], strict=True)],
+        "Welch df": comp["dof"], "p-value": comp["p_value"].map(stats.fmt_p),
+        "significant (p < 0.05)": comp["significant"]})
+    return {"per_rank": table(per_rank, fmt, highlight=is_chosen),
+            "comparisons": table(comp_shown) if len(comp_shown) else None}
+
+
+def _best_table(bench: Benchmark, final: pd.DataFrame) -> dict[str, Any] | None:
+    best = collect.best_frame(bench)
+    if best.empty:
+        return None
+    chosen = set(map(tuple, stats.choose(final)[["family", "rank"]].drop_duplicates().to_numpy())) if len(final) else set()
+    flags = [(f, r) in chosen for f, r in zip(best["family"], best["rank"], strict=True)]
+    shown = pd.DataFrame({"family": best["family"], "rank": best["rank"], "trial": best["number"],
+                          "validation accuracy": best["value"], "parameters": best["n_params"],
+                          "best step": best["best_step"], "hyperparameters": best["params"].map(_kv),
+                          "chosen for test": flags})
+    return table(shown, {"validation accuracy": stats.fmt_acc}, highlight=flags)
+
+
+def _baseline_text(baseline: dict[str, Any] | None) -> str | None:
+    if not baseline:
+        return None
+    return (f"Reference: {baseline.get('name', 'baseline')} (C = {cell(baseline.get('C'))}), validation accuracy "
+            f"{stats.fmt_acc(float(baseline.get('validation_accuracy', math.nan)))}, test accuracy "
+            f"{stats.fmt_acc(float(baseline.get('test_accuracy', math.nan)))}, fitted in "
+            f"{cell(baseline.get('fit_seconds'))} s.")
+
+
+def build_context(bench: Benchmark) -> dict[str, Any]:
+    """Everything the template needs, as plain strings, lists and dicts."""
+    palette = figures.family_palette(bench.families)
+    trials, final, baseline = collect.trials_frame(bench), collect.final_frame(bench), bench.baseline
+    settings, counts = collect.settings_frame(bench), collect.counts_frame(bench)
+    importance = collect.importance_frame(bench)
+    no_done = "No completed trials: nothing to draw."
+    versions = collect.versions_frame(bench)
+    return {
+        "name": bench.name,
+        "families": bench.families,
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "optuna_version": optuna.__version__,
+        "sections": SECTIONS,
+        "verdict": stats.verdict(trials, final, baseline),
+        "leaderboard": _leaderboard(trials, final),
+        "warnings": collect.budget_check(bench),
+        "budget_sentence": _budget_sentence(bench),
+        "settings": table(settings.drop(columns="same").reset_index(), highlight=~settings["same"].to_numpy()),
+        "best": _best_table(bench, final),
+        "baseline": _baseline_text(baseline),
+        "distribution": _figure(figures.validation_distribution, trials[trials.state == "COMPLETE"], no_done,
+                                "validation accuracy per family", palette=palette, baseline=baseline),
+        "history": _figure(figures.optimization_history, collect.history_frame(bench), no_done,
+                           "best validation accuracy so far against trial number", palette=palette),
+        "params": _figure(figures.param_scatter, collect.params_frame(bench), "No trial reported a value: nothing to draw.",
+                          "each hyperparameter against validation accuracy", palette=palette),
+        "curves": _figure(figures.learning_curves, collect.curves_frame(bench, "best"),
+                          "No completed trial recorded a learning curve.",
+                          "learning curves of each family's best trial", palette=palette),
+        "final": _figure(figures.final_accuracy, final,
+                         "No final evaluation was run: the families are ranked by validation accuracy only, "
+                         "which favours whichever search got luckier. Re-run the final stage to compare on test.",
+                         "test accuracy over seeds per family and rank", palette=palette, baseline=baseline),
+        "final_tables": _final_tables(final),
+        "cost": _figure(figures.cost_scatter, trials[trials.state == "COMPLETE"], no_done,
+                        "validation accuracy against training time and parameter count", palette=palette),
+        "importance": _figure(figures.importance_bars, importance[importance.importance.notna()],
+                              "No family has importances to show.", "hyperparameter importance per family",
+                              palette=palette),
+        "importance_notes": [f"{r.family}: {r.note}" for r in importance.itertuples() if r.note],
+        "counts": table(counts),
+        "counts_figure": _figure(figures.trial_counts, counts[counts.total > 0], "No trials yet.",
+                                 "trial states per family"),
+        "fail_reasons": table(collect.fail_reasons_frame(bench)),
+        "provenance": collect.provenance(bench),
+        "versions": table(versions.drop(columns="same").reset_index(), highlight=~versions["same"].to_numpy()),
+    }
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def render(context: dict[str, Any]) -> str:
+    """The report page for a context from ``build_context`` (autoescaped)."""
+    return _environment().get_template("report.html").render(**context)
+
+
+def build_report(storage: str | optuna.storages.BaseStorage, name: str, out_dir: str | Path) -> Path:
+    """Write ``out_dir/report.html`` and ``out_dir/trials.csv`` for benchmark ``name``; return the HTML path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bench = collect.load_benchmark(storage, name)
+    collect.trials_frame(bench).to_csv(out / "trials.csv", index=False)
+    page = out / "report.html"
+    page.write_text(render(build_context(bench)), encoding="utf-8")
+    logger.info("report written to %s", page)
+    return page

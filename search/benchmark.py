@@ -1,0 +1,273 @@
+"""A benchmark: one study per family on the same data, split and budget, then the final stage.
+
+``setup`` validates everything that can be checked before any trial runs (so bad input fails in
+seconds and leaves nothing behind), ``run`` drives the studies, the final re-evaluation and the
+summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+import shlex
+import sys
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import optuna
+
+from core.data import DataSettings, PreparedData, prepare
+from core.errors import UsageError
+from core.models import MODELS
+from core.training import TrainSettings
+from core.urls import redact
+from search import fixed as fixing
+from search.objective import Objective
+from search.runner import Counts, count_trials, run_study
+from search.tracking import MlflowTracker, default_tracking_uri
+from search.study import PRUNERS, SAMPLERS, is_sqlite, make_pruner, make_sampler, make_storage, open_study
+
+log = logging.getLogger(__name__)
+
+PACKAGES = ("textbench", "torch", "transformers", "datasets", "evaluate", "accelerate", "optuna", "mlflow",
+            "pandas", "scikit-learn")
+
+
+@dataclass
+class SearchSettings:
+    """What to search and how. Maps one-to-one to the flagship command's options."""
+
+    archs: list[str] = field(default_factory=lambda: ["cnn", "rnn"])
+    trials: int = 50
+    name: str = "imdb"
+    output_dir: str = "runs"
+    storage: str | None = None  # default sqlite:///<output_dir>/optuna.db
+    seed: int = 42
+    sampler: str = "tpe"
+    pruner: str = "median"
+    timeout: float | None = None  # seconds per study
+    fix: list[str] = field(default_factory=list)
+    top_k: int = 3
+    final_seeds: int = 3
+    tracking_uri: str | None = None  # default $MLFLOW_TRACKING_URI, else sqlite:///<output_dir>/mlflow.db
+    mlflow: bool = True
+    progress: bool = True
+
+    def __post_init__(self):
+        unknown = [a for a in self.archs if a not in MODELS]
+        if unknown or not self.archs:
+            raise UsageError(f"unknown architecture {unknown[0] if unknown else ''!r}: use one of "
+                             f"{', '.join(MODELS)}, 'both' or 'all'")
+        if self.trials <= 0:
+            raise UsageError(f"--trials must be positive, got {self.trials}")
+        if self.sampler not in SAMPLERS:
+            raise UsageError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
+        if self.pruner not in PRUNERS:
+            raise UsageError(f"unknown pruner {self.pruner!r}: use one of {', '.join(PRUNERS)}")
+        if self.top_k <= 0 or self.final_seeds < 0:
+            raise UsageError("--top-k must be positive and --final-seeds 0 or more")
+        if not self.name or any(c in self.name for c in "/\\") or self.name.startswith("."):
+            raise UsageError(f"--name {self.name!r} must be a plain name (no slashes), e.g. imdb-small")
+        if self.timeout is not None and self.timeout <= 0:
+            raise UsageError(f"--timeout must be positive seconds, got {self.timeout}")
+        if self.storage is None:
+            self.storage = f"sqlite:///{Path(self.output_dir) / 'optuna.db'}"
+        if self.tracking_uri is None:
+            self.tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(self.output_dir)
+        fixing.check_known(self.archs, self.fix)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+
+@dataclass
+class Benchmark:
+    """Everything a run needs, built and validated by ``setup``."""
+
+    search: SearchSettings
+    data_settings: DataSettings
+    train: TrainSettings
+    data: PreparedData
+    storage: optuna.storages.BaseStorage
+    fixed: dict[str, dict]
+    hooks: list = field(default_factory=list)
+    results: dict[str, Counts] = field(default_factory=dict)
+    wall_seconds: dict[str, float] = field(default_factory=dict)
+
+    def study_settings(self, arch: str) -> dict:
+        """Study-level settings: stored on the study and compared when it is resumed."""
+        s = self.search
+        return {
+            **self.data.describe(),
+            "max_length": self.data_settings.max_length,
+            **self.train.budget(),
+            "seed": s.seed,
+            "sampler": s.sampler,
+            "pruner": s.pruner,
+            "fixed": self.fixed[arch],
+            "target_trials": s.trials,
+            "top_k": s.top_k,
+            "final_seeds": s.final_seeds,
+        }
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def hardware() -> str:
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, {gpu}".replace("  ", " ")
+
+
+def check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"output folder {folder} is not writable ({exc.strerror}): pass a writable --output-dir") from None
+
+
+def setup(search: SearchSettings, data_settings: DataSettings, train: TrainSettings) -> Benchmark:
+    """Validate, open the storage, load and tokenize the data once. Nothing is written to the
+    storage here, so a failure leaves no partial study behind."""
+    check_writable(search.run_dir)
+    fixed = {arch: fixing.parse_fixed(arch, search.fix) for arch in search.archs}
+    storage = make_storage(search.storage)
+    data = prepare(data_settings)
+    bench = Benchmark(search=search, data_settings=data_settings, train=train, data=data, storage=storage, fixed=fixed)
+    if search.mlflow:
+        params = {arch: mlflow_params(bench, arch) for arch in search.archs}
+        bench.hooks.append(MlflowTracker(search.tracking_uri, search.name, search.run_dir / "mlartifacts", params))
+    return bench
+
+
+def mlflow_params(bench: Benchmark, arch: str) -> dict:
+    """The parent run's params: study settings (not the trial target, which may grow) and provenance."""
+    settings = {k: v for k, v in bench.study_settings(arch).items() if k != "target_trials"}
+    attrs = study_attrs(bench, arch)
+    return {**settings, "arch": arch, "storage": attrs["storage"], "command": attrs["command"],
+            **{f"version.{k}": v for k, v in attrs["versions"].items()}}
+
+
+def tracker(bench: Benchmark) -> MlflowTracker | None:
+    return next((h for h in bench.hooks if isinstance(h, MlflowTracker)), None)
+
+
+def study_attrs(bench: Benchmark, arch: str) -> dict:
+    return {
+        "benchmark": bench.search.name,
+        "arch": arch,
+        "settings": bench.study_settings(arch),
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "versions": package_versions(),
+        "hardware": hardware(),
+        "storage": redact(bench.search.storage),
+        "tracking_uri": redact(bench.search.tracking_uri) if bench.search.mlflow else None,
+    }
+
+
+def run_family(bench: Benchmark, arch: str) -> optuna.Study:
+    """Create or resume one family's study and run it to the target."""
+    s = bench.search
+    sampler = make_sampler(s.sampler, s.seed, s.trials)
+    if bench.fixed[arch]:
+        sampler = optuna.samplers.PartialFixedSampler(bench.fixed[arch], sampler)
+    pruner = make_pruner(s.pruner, max_steps=bench.train.max_steps, eval_steps=bench.train.eval_steps)
+    study = open_study(bench.storage, s.name, arch, sampler=sampler, pruner=pruner, attrs=study_attrs(bench, arch))
+    best_model_dir = (s.run_dir / "models" / f"{arch}-best").resolve()
+    best_model_dir.parent.mkdir(parents=True, exist_ok=True)
+    study.set_user_attr("best_model_dir", str(best_model_dir))
+    objective = Objective(
+        arch=arch, data=bench.data, settings=bench.train, study_seed=s.seed,
+        work_dir=s.run_dir / "checkpoints", hooks=bench.hooks, best_model_dir=best_model_dir,
+    )
+    for hook in bench.hooks:
+        hook.study_started(study)
+    if tracker(bench) is not None:
+        study.set_user_attr("mlflow_experiment_id", tracker(bench).experiment_id)
+    start = time.perf_counter()
+    callbacks = [hook.trial_finished for hook in bench.hooks]
+    interrupted = False
+    try:
+        bench.results[arch] = run_study(study, objective, s.trials, timeout=s.timeout, callbacks=callbacks,
+                                        progress=s.progress)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        bench.wall_seconds[arch] = time.perf_counter() - start
+        for hook in bench.hooks:
+            hook.study_ended(study, interrupted=interrupted)
+    return study
+
+
+def run(bench: Benchmark) -> dict[str, optuna.Study]:
+    """All families, one after the other, on the same prepared data."""
+    return {arch: run_family(bench, arch) for arch in bench.search.archs}
+
+
+def summary_rows(studies: dict[str, optuna.Study], bench: Benchmark | None = None) -> list[dict]:
+    """Per family: best value and params, trial counts, wall time (for the closing table)."""
+    rows = []
+    for arch, study in studies.items():
+        counts = count_trials(study)
+        try:
+            best = study.best_trial
+            value, params, number = best.value, best.params, best.number
+        except ValueError:
+            value, params, number = None, {}, None
+        rows.append({
+            "arch": arch,
+            "best_value": value,
+            "best_trial": number,
+            "best_params": params,
+            "complete": counts.complete,
+            "pruned": counts.pruned,
+            "failed": counts.failed,
+            "wall_seconds": (bench.wall_seconds.get(arch) if bench else None),
+        })
+    return rows
+
+
+def format_summary(rows: list[dict]) -> str:
+    lines = [f"{'family':<8} {'best val acc':>12} {'trial':>5} {'complete':>8} {'pruned':>6} {'failed':>6} "
+             f"{'wall s':>7}  best params"]
+    for r in rows:
+        value = f"{r['best_value']:.4f}" if r["best_value"] is not None else "-"
+        wall = f"{r['wall_seconds']:.0f}" if r.get("wall_seconds") is not None else "-"
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in r["best_params"].items())
+        trial = r["best_trial"] if r["best_trial"] is not None else "-"
+        lines.append(f"{r['arch']:<8} {value:>12} {trial:>5} {r['complete']:>8} {r['pruned']:>6} {r['failed']:>6} "
+                     f"{wall:>7}  {params}")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def settings_dict(bench: Benchmark) -> dict:
+    return {"search": asdict(bench.search), "data": asdict(bench.data_settings), "train": asdict(bench.train)}
+
+
+def refuse_workers_on_sqlite(storage_url: str, workers: int) -> None:
+    if workers > 1 and is_sqlite(storage_url):
+        raise UsageError(
+            "--workers > 1 needs a server storage: SQLite locks the whole file on every write, so parallel "
+            "workers stall and fail; use --storage postgresql://USER@HOST/DB"
+        )

@@ -1,0 +1,135 @@
+"""The objective: suggest -> model from plain values -> Trainer -> best validation accuracy.
+
+The trial's value is the best validation accuracy seen during training (the checkpoint that
+``load_best_model_at_end`` restores), never the last one and never a test score. Every
+evaluation is reported to the trial so the pruner can stop hopeless trials early.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+from transformers import TrainerCallback, set_seed
+
+from core.models import build_model, count_parameters
+from core.training import NonFiniteLossError, TrainSettings, fit
+from spaces import SPACES, split_params
+
+log = logging.getLogger(__name__)
+
+
+def trial_seed(study_seed: int, trial_number: int) -> int:
+    """A per-trial seed derived from (study seed, trial number): reproducible and decorrelated."""
+    digest = hashlib.sha256(f"{study_seed}:{trial_number}".encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+class PruningCallback(TrainerCallback):
+    """Reports each validation accuracy to the trial; stops training cleanly when told to prune."""
+
+    def __init__(self, trial: optuna.Trial, metric: str = "eval_accuracy"):
+        self.trial = trial
+        self.metric = metric
+        self.pruned_at: int | None = None
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        value = (metrics or {}).get(self.metric)
+        if value is None:
+            return
+        self.trial.report(float(value), state.global_step)
+        if self.trial.should_prune():
+            self.pruned_at = state.global_step
+            control.should_training_stop = True
+
+
+@dataclass
+class Objective:
+    """Callable ``(trial) -> float`` for one family on prepared (tokenized-once) data."""
+
+    arch: str
+    data: object  # core.data.PreparedData
+    settings: TrainSettings
+    study_seed: int
+    work_dir: Path
+    hooks: list = field(default_factory=list)  # objects with trial_started(trial, params), trial_callbacks(trial)
+    best_model_dir: Path | None = None  # where the study's best model so far is saved
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = SPACES[self.arch](trial)
+        model_params, training_params = split_params(params)
+        seed = trial_seed(self.study_seed, trial.number)
+        trial.set_user_attr("seed", seed)
+        set_seed(seed)
+        model = build_model(
+            self.arch,
+            vocab_size=len(self.data.tokenizer),
+            num_labels=self.data.num_labels,
+            pad_token_id=self.data.tokenizer.pad_token_id,
+            **model_params,
+        )
+        trial.set_user_attr("n_params", count_parameters(model))
+        for hook in self.hooks:
+            hook.trial_started(trial, params)
+        pruning = PruningCallback(trial)
+        callbacks = [pruning] + [cb for hook in self.hooks for cb in hook.trial_callbacks(trial)]
+        output_dir = Path(self.work_dir) / f"{self.arch}-trial-{trial.number}"
+        start = time.perf_counter()
+        try:
+            result = fit(
+                model, self.data, self.settings, output_dir,
+                learning_rate=training_params.get("learning_rate", self.settings.learning_rate),
+                seed=seed, callbacks=callbacks,
+            )
+        except NonFiniteLossError as exc:
+            trial.set_user_attr("fail_reason", str(exc))
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted")
+            raise
+        except Exception as exc:
+            trial.set_user_attr("fail_reason", f"{exc.__class__.__name__}: {str(exc)[:300]}")
+            raise
+        finally:
+            trial.set_user_attr("wall_seconds", round(time.perf_counter() - start, 3))
+            shutil.rmtree(output_dir, ignore_errors=True)
+
+        attrs = {
+            "best_step": result.best_step,
+            "steps_trained": result.steps_trained,
+            "curves": result.curves,
+            **result.final_values(),
+        }
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        if result.best_accuracy is None:
+            raise RuntimeError("no evaluation happened: lower --eval-steps below --max-steps")
+        if pruning.pruned_at is not None:
+            del result, model
+            gc.collect()
+            raise optuna.TrialPruned(f"pruned at step {pruning.pruned_at}")
+        self._keep_if_best(trial, result)
+        return float(result.best_accuracy)
+
+    def _keep_if_best(self, trial: optuna.Trial, result) -> None:
+        """Save the restored best model when this trial beats every finished one of the study."""
+        if self.best_model_dir is None:
+            return
+        try:
+            best = trial.study.best_value
+        except ValueError:  # no completed trial yet
+            best = float("-inf")
+        if result.best_accuracy > best:
+            tmp = Path(f"{self.best_model_dir}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            result.trainer.model.save_pretrained(tmp)
+            self.data.tokenizer.save_pretrained(tmp)
+            (tmp / "TRIAL").write_text(str(trial.number))
+            shutil.rmtree(self.best_model_dir, ignore_errors=True)
+            tmp.replace(self.best_model_dir)

@@ -1,0 +1,133 @@
+"""Storage, sampler and pruner; create a study or resume it when its settings still match.
+
+One study per (benchmark name, family), named ``{name}-{arch}``, all in one storage so that
+``optuna-dashboard sqlite:///runs/optuna.db`` shows every benchmark.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.storages import RDBStorage, RetryFailedTrialCallback
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from core.errors import UsageError
+from core.urls import redact
+
+log = logging.getLogger(__name__)
+
+SAMPLERS = ("tpe", "random", "qmc", "cmaes")
+PRUNERS = ("median", "hyperband", "none")
+HEARTBEAT_SECONDS = 20
+GRACE_SECONDS = 60
+
+# Settings that define what a study measures: resuming with other values would mix results.
+IDENTITY_KEYS = (
+    "dataset", "fingerprint", "tokenizer", "max_length", "max_steps", "eval_steps", "batch_size",
+    "patience", "seed", "sampler", "pruner", "fixed",
+)
+
+
+def study_name(benchmark: str, arch: str) -> str:
+    return f"{benchmark}-{arch}"
+
+
+def make_sampler(name: str, seed: int, n_trials: int) -> optuna.samplers.BaseSampler:
+    """Seeded sampler; TPE starts from ~a quarter of the budget of random trials (4 to 10)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "tpe":
+            startup = min(10, max(4, n_trials // 4))
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "qmc":
+            return optuna.samplers.QMCSampler(seed=seed, scramble=True)
+        if name == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=min(10, max(4, n_trials // 4)))
+    raise UsageError(f"unknown sampler {name!r}: use one of {', '.join(SAMPLERS)}")
+
+
+def make_pruner(name: str, *, max_steps: int, eval_steps: int) -> optuna.pruners.BasePruner:
+    """Median pruning after 4 finished trials, never in the first fifth of a trial's budget."""
+    if name == "median":
+        warmup = max(eval_steps, (max_steps // 5) // eval_steps * eval_steps)
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=warmup)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=eval_steps, max_resource=max_steps, reduction_factor=3)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise UsageError(f"unknown pruner {name!r}: use one of {', '.join(PRUNERS)}")
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def make_storage(url: str) -> optuna.storages.BaseStorage:
+    """An RDB storage; heartbeats (crash detection) and retries on server databases."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise UsageError(
+            f"malformed storage URL {redact(url)!r}: use e.g. sqlite:///runs/optuna.db or postgresql://user@host/db"
+        ) from None
+    if is_sqlite(url):
+        if parsed.database:
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"cannot create the folder of {url}: {exc.strerror}: pick a writable --storage") from None
+        kwargs = {"connect_args": {"timeout": 60}}
+        heartbeat = {}
+    else:
+        kwargs = {"pool_pre_ping": True}
+        if parsed.get_backend_name().startswith("postgresql"):
+            kwargs["connect_args"] = {"connect_timeout": 5}
+        heartbeat = {
+            "heartbeat_interval": HEARTBEAT_SECONDS,
+            "grace_period": GRACE_SECONDS,
+            "failed_trial_callback": RetryFailedTrialCallback(max_retry=2),
+        }
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
+    except Exception as exc:  # noqa: BLE001 - driver errors vary; the user needs one line
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise UsageError(f"cannot open storage {redact(url)}: {reason[:200]}: check that the server runs and the URL") from None
+
+
+def open_study(storage, benchmark: str, arch: str, *, sampler, pruner, attrs: dict) -> optuna.Study:
+    """Create the study, or resume it if its identity settings equal ``attrs['settings']``."""
+    name = study_name(benchmark, arch)
+    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    if name in existing:
+        old = existing[name].user_attrs.get("settings", {})
+        new = attrs["settings"]
+        changed = [k for k in IDENTITY_KEYS if k in old and old.get(k) != new.get(k)]
+        if changed:
+            k = changed[0]
+            raise UsageError(
+                f"benchmark '{benchmark}' already has study '{name}' with {k}={old.get(k)!r} (now {new.get(k)!r}): "
+                "rerun with the original settings to resume, or pick a new --name"
+            )
+    study = optuna.create_study(
+        storage=storage, study_name=name, direction="maximize", sampler=sampler, pruner=pruner, load_if_exists=True
+    )
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+    return study
+
+
+def benchmark_studies(storage, benchmark: str) -> dict[str, optuna.Study]:
+    """The studies of one benchmark, by family."""
+    out = {}
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if summary.user_attrs.get("benchmark") == benchmark:
+            out[summary.user_attrs.get("arch")] = optuna.load_study(study_name=summary.study_name, storage=storage)
+    return out

@@ -1,0 +1,234 @@
+"""MLflow tracking: one experiment per benchmark, a parent run per study, a child run per trial.
+
+The harness logs with ``MlflowClient`` directly (``report_to="none"`` in the Trainer, and no
+deprecated Optuna integration), so every number is logged exactly once. Tracking must never
+cost a trial: an unreachable server is refused before the first trial, and a failure later on
+is reported once, after which tracking is switched off and marked broken in the summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+from transformers import TrainerCallback
+
+from core.errors import UsageError
+from core.urls import redact
+from search.runner import claim_lock, count_trials
+
+log = logging.getLogger(__name__)
+
+ROLE, STUDY, TRIAL, ARCH = "textbench.role", "optuna.study", "optuna.trial_number", "textbench.arch"
+PARENT = "mlflow.parentRunId"
+TRAINING_SETTINGS = ("max_steps", "eval_steps", "batch_size", "patience", "max_length", "tokenizer", "fingerprint")
+STEP_METRICS = ("loss", "learning_rate", "grad_norm", "eval_loss", "eval_accuracy")
+
+
+def default_tracking_uri(output_dir: str | Path) -> str:
+    return f"sqlite:///{Path(output_dir) / 'mlflow.db'}"
+
+
+class _MetricsCallback(TrainerCallback):
+    """Streams the Trainer's logs (loss, learning rate, eval loss/accuracy) to a run, with their step."""
+
+    def __init__(self, tracker: MlflowTracker, run_id: str):
+        self.tracker, self.run_id = tracker, run_id
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        metrics = {k: v for k, v in (logs or {}).items() if k in STEP_METRICS}
+        self.tracker.log_metrics(self.run_id, metrics, step=state.global_step)
+
+
+class MlflowTracker:
+    """Hooks for ``search.benchmark``: study_started/ended, trial_started/callbacks/trained/finished."""
+
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path, study_params: dict[str, dict]):
+        from mlflow.tracking import MlflowClient
+
+        self.uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.study_params = study_params  # arch -> params logged on the parent run
+        self.broken: str | None = None
+        self.parent: dict[str, str] = {}  # study name -> parent run id
+        self.child: dict[tuple[str, int], str] = {}  # (study name, trial number) -> run id
+        self.experiment_id = self._experiment(experiment, artifact_root)
+
+    # ------------------------------------------------------------ plumbing
+
+    def _experiment(self, name: str, artifact_root: Path) -> str:
+        """Find or create the experiment; an unreachable server fails here, before any trial."""
+        try:
+            found = self.client.get_experiment_by_name(name)
+            if found is not None:
+                return found.experiment_id
+            location = None
+            if not self.uri.startswith(("http", "databricks")):
+                artifact_root.mkdir(parents=True, exist_ok=True)
+                location = artifact_root.resolve().as_uri()
+            return self.client.create_experiment(name, artifact_location=location)
+        except Exception as exc:  # noqa: BLE001 - any client/transport error means the same to the user
+            raise UsageError(
+                f"MLflow tracking at {redact(self.uri)} is not usable ({_first_line(exc)}): start the server, "
+                "fix --tracking-uri / MLFLOW_TRACKING_URI, or pass --no-mlflow"
+            ) from None
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        """Run one client call; on the first failure report it once and stop tracking."""
+        if self.broken:
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            self.broken = f"{what}: {_first_line(exc)}"
+            log.error("MLflow tracking failed (%s); trials go on in Optuna, tracking is off from now on", self.broken)
+            return None
+
+    def log_metrics(self, run_id: str | None, metrics: dict, step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
+                 if v is not None and isinstance(v, (int, float)) and math.isfinite(v)]
+        if run_id and batch:
+            self._call("log metrics", self.client.log_batch, run_id, metrics=batch)
+
+    def _log_params(self, run_id: str, params: dict) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, _param_value(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self._call("log params", self.client.log_batch, run_id, params=items[i:i + 100])
+
+    def _find_runs(self, filter_string: str):
+        runs = self._call("search runs", self.client.search_runs, [self.experiment_id], filter_string,
+                          max_results=5000)
+        return runs or []
+
+    # ------------------------------------------------------------ study
+
+    def study_started(self, study: optuna.Study) -> None:
+        """Find or create the study's parent run (one per study, also across resumes and workers)."""
+        with claim_lock(study):
+            runs = self._find_runs(f"tags.`{ROLE}` = 'study' and tags.`{STUDY}` = '{study.study_name}'")
+            if runs:
+                run_id = runs[0].info.run_id
+                self._call("reopen parent", self.client.update_run, run_id, status="RUNNING")
+            else:
+                arch = study.user_attrs.get("arch")
+                run = self._call("create parent", self.client.create_run, self.experiment_id, run_name=study.study_name,
+                                 tags={ROLE: "study", STUDY: study.study_name, ARCH: arch})
+                if run is None:
+                    return
+                run_id = run.info.run_id
+                self._log_params(run_id, self.study_params.get(arch, {}))
+        self.parent[study.study_name] = run_id
+        self._call("tag parent", self.client.set_tag, run_id, "target_trials",
+                   str(study.user_attrs.get("settings", {}).get("target_trials")))
+
+    def study_ended(self, study: optuna.Study, interrupted: bool = False) -> None:
+        """Mark the best trial's run, attach the best model to the parent, close the parent."""
+        run_id = self.parent.get(study.study_name)
+        if run_id is None:
+            return
+        self._mark_best(study)
+        model_dir = study.user_attrs.get("best_model_dir")
+        if model_dir and Path(model_dir).exists():
+            self._call("log best model", self.client.log_artifacts, run_id, model_dir, "best_model")
+        counts = count_trials(study)
+        self.log_metrics(run_id, {"trials_complete": counts.complete, "trials_pruned": counts.pruned,
+                                  "trials_failed": counts.failed})
+        try:
+            self.log_metrics(run_id, {"best_validation_accuracy": study.best_value})
+        except ValueError:
+            pass
+        status = "KILLED" if interrupted else "FINISHED"
+        self._call("close parent", self.client.set_terminated, run_id, status)
+
+    def _mark_best(self, study: optuna.Study) -> None:
+        try:
+            best = study.best_trial.number
+        except ValueError:
+            return
+        runs = self._find_runs(f"tags.`{ROLE}` = 'trial' and tags.`{STUDY}` = '{study.study_name}'")
+        for run in runs:
+            is_best = run.data.tags.get(TRIAL) == str(best)
+            if is_best or run.data.tags.get("best") == "true":
+                self._call("tag best", self.client.set_tag, run.info.run_id, "best", str(is_best).lower())
+
+    # ------------------------------------------------------------ trials
+
+    def trial_started(self, trial: optuna.Trial, params: dict) -> None:
+        study = trial.study.study_name
+        parent = self.parent.get(study)
+        if parent is None:
+            return
+        run = self._call("create trial run", self.client.create_run, self.experiment_id, run_name=f"trial-{trial.number}",
+                         tags={PARENT: parent, ROLE: "trial", STUDY: study, TRIAL: str(trial.number),
+                               ARCH: trial.study.user_attrs.get("arch", "")})
+        if run is None:
+            return
+        self.child[(study, trial.number)] = run.info.run_id
+        settings = self.study_params.get(trial.study.user_attrs.get("arch"), {})
+        fixed = {k: settings[k] for k in TRAINING_SETTINGS if k in settings}
+        self._log_params(run.info.run_id, {**params, **fixed, "seed": trial.user_attrs.get("seed")})
+
+    def trial_callbacks(self, trial: optuna.Trial) -> list:
+        run_id = self.child.get((trial.study.study_name, trial.number))
+        return [_MetricsCallback(self, run_id)] if run_id else []
+
+    def trial_finished(self, study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
+        run_id = self.child.pop((study.study_name, frozen.number), None)
+        if run_id is None:
+            return
+        attrs = frozen.user_attrs
+        self.log_metrics(run_id, {
+            "best_validation_accuracy": frozen.value if frozen.state == TrialState.COMPLETE else None,
+            "last_reported_accuracy": frozen.intermediate_values.get(frozen.last_step) if frozen.last_step else None,
+            "best_step": attrs.get("best_step"),
+            "steps_trained": attrs.get("steps_trained"),
+            "wall_seconds": attrs.get("wall_seconds"),
+            "n_params": attrs.get("n_params"),
+        })
+        state = frozen.state.name.lower()
+        tags = {"state": {"complete": "complete", "pruned": "pruned"}.get(state, "failed")}
+        if frozen.state == TrialState.FAIL:
+            tags["fail_reason"] = str(attrs.get("fail_reason", "unknown"))[:500]
+        for key, value in tags.items():
+            self._call("tag trial", self.client.set_tag, run_id, key, value)
+        status = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "FINISHED"}.get(frozen.state, "FAILED")
+        if attrs.get("fail_reason") == "interrupted":
+            status = "KILLED"
+        self._call("close trial run", self.client.set_terminated, run_id, status)
+
+    # ------------------------------------------------------------ final stage
+
+    def final_run(self, study: optuna.Study, record: dict) -> None:
+        """One run per final re-training (configuration x seed), nested under the study's parent."""
+        parent = self.parent.get(study.study_name)
+        if parent is None:
+            return
+        run = self._call("create final run", self.client.create_run, self.experiment_id,
+                         run_name=f"final-trial-{record['trial_number']}-seed-{record['seed']}",
+                         tags={PARENT: parent, ROLE: "final", STUDY: study.study_name,
+                               TRIAL: str(record["trial_number"]), ARCH: record["arch"], "final": "true"})
+        if run is None:
+            return
+        self._log_params(run.info.run_id, {**record["params"], "seed": record["seed"], "rank": record["rank"]})
+        self.log_metrics(run.info.run_id, {k: record.get(k) for k in (
+            "test_accuracy", "test_loss", "validation_accuracy", "best_step", "steps_trained", "wall_seconds")})
+        self._call("close final run", self.client.set_terminated, run.info.run_id, "FINISHED")
+
+
+def _param_value(value) -> str:
+    text = str(value)
+    return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else exc.__class__.__name__)[:200]

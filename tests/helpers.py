@@ -1,0 +1,198 @@
+"""Builders for small, offline test data: learnable sentiment-like text, files, a WordPiece tokenizer.
+
+Everything here is deterministic given ``seed`` and needs no network. The fixtures in
+``conftest.py`` are built from these functions; tests that need a variant (three classes,
+string labels, CSV, one file without a test split, other column names) call them directly:
+
+    folder = make_dataset(tmp_path, n_classes=3, string_labels=True, fmt="csv")
+    file = make_dataset(tmp_path, single_file=True)          # one file, no test split
+    settings = data_settings(folder, tokenizer_dir, tmp_path / "cache")
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from core.data import DataSettings
+
+# Class vocabularies: a text of class k draws ~40% of its words from CLASS_WORDS[k], the rest from
+# FILLER. Class 0 = negative, 1 = positive, 2 = neutral; classes 3+ get synthetic topic words.
+NEGATIVE = (
+    "awful terrible boring dull bad worst horrible poor weak annoying painful dreadful "
+    "mess waste disappointing lifeless clumsy tedious ugly stupid"
+).split()
+POSITIVE = (
+    "great excellent wonderful brilliant good best superb lovely moving charming delightful "
+    "gripping beautiful fantastic perfect touching clever fresh stunning enjoyable"
+).split()
+NEUTRAL = "okay average fine ordinary mixed middling passable standard usual moderate typical plain".split()
+FILLER = (
+    "the a an and of to in it is was this that film movie story plot actor actors scene scenes "
+    "director music script cast ending character characters with for on as but at by from "
+    "about one two some very quite really just then there when while after before again also "
+    "time people world life night house city water road year day man woman friend family"
+).split()
+LABEL_NAMES = ("negative", "positive", "neutral")
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # [PAD] gets id 0
+
+
+def class_words(k: int) -> Sequence[str]:
+    """The signal vocabulary of class ``k``."""
+    if k < 3:
+        return (NEGATIVE, POSITIVE, NEUTRAL)[k]
+    return [f"topic{k}w{i}" for i in range(12)]
+
+
+def label_name(k: int) -> str:
+    """The string label of class ``k`` (sorted order differs from k on purpose for k in 0..2)."""
+    return LABEL_NAMES[k] if k < 3 else f"class{k}"
+
+
+def make_frame(
+    n: int,
+    *,
+    n_classes: int = 2,
+    seed: int = 0,
+    weights: Sequence[float] | None = None,
+    string_labels: bool = False,
+    min_words: int = 5,
+    max_words: int = 60,
+    signal: float = 0.4,
+    exclude: Iterable[str] = (),
+) -> pd.DataFrame:
+    """``n`` unique rows (columns ``text``, ``label``) of learnable class-dependent text.
+
+    Labels are 0..n_classes-1 (or their names with ``string_labels``), drawn with ``weights``
+    (balanced by default, exact counts up to rounding). Texts in ``exclude`` are never produced,
+    so two frames built with different seeds and ``exclude`` share no text.
+    """
+    rng = random.Random(seed)
+    weights = list(weights) if weights is not None else [1.0] * n_classes
+    if len(weights) != n_classes:
+        raise ValueError("weights needs one entry per class")
+    total = sum(weights)
+    counts = [int(round(n * w / total)) for w in weights]
+    counts[-1] = n - sum(counts[:-1])
+    labels = [k for k, c in enumerate(counts) for _ in range(c)]
+    rng.shuffle(labels)
+    seen = set(exclude)
+    texts = []
+    for k in labels:
+        words = class_words(k)
+        while True:
+            length = rng.randint(min_words, max_words)
+            tokens = [rng.choice(words) if rng.random() < signal else rng.choice(FILLER) for _ in range(length)]
+            tokens[rng.randrange(length)] = rng.choice(words)  # at least one signal word
+            text = " ".join(tokens)
+            if text not in seen:
+                break
+        seen.add(text)
+        texts.append(text.capitalize() + ".")
+    out = pd.DataFrame({"text": texts, "label": labels})
+    if string_labels:
+        out["label"] = out["label"].map(label_name)
+    return out
+
+
+def write_frame(df: pd.DataFrame, path: Path) -> Path:
+    """Write ``df`` as parquet, csv or jsonl, chosen by ``path``'s suffix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    elif path.suffix == ".csv":
+        df.to_csv(path, index=False)
+    elif path.suffix == ".jsonl":
+        df.to_json(path, orient="records", lines=True)
+    else:
+        raise ValueError(f"unsupported suffix {path.suffix}")
+    return path
+
+
+def make_dataset(
+    root: Path,
+    *,
+    n_train: int = 400,
+    n_test: int = 100,
+    n_classes: int = 2,
+    string_labels: bool = False,
+    fmt: str = "parquet",
+    single_file: bool = False,
+    weights: Sequence[float] | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    name: str = "data",
+    seed: int = 0,
+) -> Path:
+    """A dataset on disk under ``root``; returns what to pass as ``DataSettings.dataset``.
+
+    - default: folder ``root/name`` with ``train.<fmt>`` (and ``test.<fmt>`` when ``n_test > 0``);
+    - ``single_file=True``: one file ``root/name.<fmt>`` with all ``n_train + n_test`` rows and
+      no test split (the loader must carve one off).
+    ``fmt`` is ``parquet``, ``csv`` or ``jsonl``. Texts are unique across both splits.
+    """
+    root = Path(root)
+    train = make_frame(n_train, n_classes=n_classes, seed=seed, weights=weights, string_labels=string_labels)
+    test = make_frame(
+        n_test, n_classes=n_classes, seed=seed + 1000, weights=weights, string_labels=string_labels,
+        exclude=train["text"],
+    ) if n_test else None
+    rename = {"text": text_column, "label": label_column}
+    if single_file:
+        frame = pd.concat([train, test]) if test is not None else train
+        return write_frame(frame.rename(columns=rename).reset_index(drop=True), root / f"{name}.{fmt}")
+    folder = root / name
+    write_frame(train.rename(columns=rename), folder / f"train.{fmt}")
+    if test is not None:
+        write_frame(test.rename(columns=rename), folder / f"test.{fmt}")
+    return folder
+
+
+def build_tokenizer(texts: Iterable[str], out_dir: Path, *, vocab_size: int = 500) -> Path:
+    """Train a BERT-like WordPiece tokenizer on ``texts`` and save it where AutoTokenizer loads it.
+
+    Special tokens: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4; ``[CLS] text [SEP]`` is added.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS)
+    tok.train_from_iterator(list(texts), trainer=trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    tok.decoder = decoders.WordPiece()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
+    )
+    out_dir = Path(out_dir)
+    fast.save_pretrained(str(out_dir))
+    return out_dir
+
+
+def data_settings(dataset, tokenizer, cache_dir, **overrides) -> DataSettings:
+    """DataSettings for local test data: paths as strings, a private cache, short sequences."""
+    values = {"max_length": 64, "seed": 42} | overrides
+    return DataSettings(dataset=str(dataset), tokenizer=str(tokenizer), cache_dir=str(cache_dir), **values)
+
+
+def split_texts(frames: dict[str, pd.DataFrame]) -> dict[str, set[str]]:
+    """The set of texts of each split (texts are unique in generated data)."""
+    return {name: set(df["text"]) for name, df in frames.items()}
