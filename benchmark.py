@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -83,6 +82,9 @@ def search_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///OUTPUT_DIR/optuna.db)")
     p.add_argument("--sampler", default="tpe", choices=["tpe", "random", "qmc", "cmaes"], help="(default: tpe)")
     p.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"], help="(default: median)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="local worker processes sharing the studies; needs a server --storage such as "
+                        "postgresql://USER@HOST/DB (default: 1)")
     p.add_argument("--timeout", type=float, default=None, help="stop each study after this many seconds")
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                    help="pin a search-space parameter, e.g. --fix num_layers=1 (repeatable)")
@@ -127,7 +129,7 @@ def report_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------- settings from options
 
 
-def data_settings(args) -> "DataSettings":  # noqa: F821
+def data_settings(args) -> DataSettings:  # noqa: F821
     from core.data import DataSettings
 
     return DataSettings(
@@ -138,7 +140,7 @@ def data_settings(args) -> "DataSettings":  # noqa: F821
     )
 
 
-def train_settings(args, learning_rate: float = 1e-3) -> "TrainSettings":  # noqa: F821
+def train_settings(args, learning_rate: float = 1e-3) -> TrainSettings:  # noqa: F821
     from core.training import TrainSettings
 
     return TrainSettings(max_steps=args.max_steps, eval_steps=args.eval_steps, batch_size=args.batch_size,
@@ -173,6 +175,7 @@ def configure_logging(verbose: bool) -> None:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*pin_memory.*")
+    warnings.filterwarnings("ignore", message=".*padding='same' with even kernel.*")
 
 
 # ---------------------------------------------------------------- commands
@@ -194,35 +197,111 @@ def cmd_train(argv: list[str]) -> int:
     return 0
 
 
+def search_settings(args, progress: bool = True) -> SearchSettings:  # noqa: F821
+    from search.benchmark import SearchSettings
+
+    return SearchSettings(
+        archs=parse_archs(args.arch), trials=args.trials, name=args.name or Path(args.dataset).stem,
+        output_dir=args.output_dir, storage=args.storage, seed=args.seed, sampler=args.sampler, pruner=args.pruner,
+        timeout=args.timeout, fix=args.fix, top_k=args.top_k, final_seeds=args.final_seeds,
+        tracking_uri=args.tracking_uri, mlflow=not args.no_mlflow, progress=progress,
+    )
+
+
+def worker_main(argv: list[str], index: int, threads: int) -> None:
+    """One of ``--workers N`` processes: run the studies (the parent does final stage and report)."""
+    args = search_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    signal.signal(signal.SIGTERM, _sigterm)
+    from core.training import set_threads
+    from search.benchmark import run, setup
+
+    set_threads(threads)
+    try:
+        run(setup(search_settings(args, progress=index == 0), data_settings(args), train_settings(args)))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except UsageError as exc:
+        print(f"error: worker {index}: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run_workers(argv: list[str], n: int, threads: int | None) -> int:
+    """Start n worker processes on the same studies, wait for them; exit code of the worst one."""
+    import multiprocessing
+
+    threads = threads or max(1, (os.cpu_count() or 1) // n)
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=worker_main, args=(argv, i, threads), name=f"worker-{i}") for i in range(n)]
+    for proc in procs:
+        proc.start()
+    log.info("%d workers started (torch threads per worker: %d)", n, threads)
+    try:
+        for proc in procs:
+            proc.join()
+    except KeyboardInterrupt:
+        for proc in procs:
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGINT)
+        for proc in procs:
+            proc.join()
+        raise
+    codes = [p.exitcode for p in procs]
+    if any(codes):
+        log.error("worker exit codes: %s", codes)
+        return 130 if 130 in codes else 2 if set(codes) == {2} else 1
+    return 0
+
+
 def cmd_search(argv: list[str]) -> int:
     args = search_parser().parse_args(argv)
     configure_logging(args.verbose)
     from core.training import set_threads
     from core.urls import redact
-    from search.benchmark import SearchSettings, format_summary, run, setup, summary_rows, tracker
-
-    search = SearchSettings(
-        archs=parse_archs(args.arch), trials=args.trials, name=args.name or Path(args.dataset).stem,
-        output_dir=args.output_dir, storage=args.storage, seed=args.seed, sampler=args.sampler, pruner=args.pruner,
-        timeout=args.timeout, fix=args.fix, top_k=args.top_k, final_seeds=args.final_seeds,
-        tracking_uri=args.tracking_uri, mlflow=not args.no_mlflow,
+    from search.benchmark import (
+        benchmark_studies_of,
+        format_summary,
+        refuse_workers_on_sqlite,
+        run,
+        setup,
+        summary_rows,
+        tracker,
     )
+    from search.final import run_final
+
+    search = search_settings(args)
+    if args.workers < 1:
+        raise UsageError(f"--workers must be 1 or more, got {args.workers}")
+    refuse_workers_on_sqlite(search.storage, args.workers)
     set_threads(args.threads)
     bench = setup(search, data_settings(args), train_settings(args))
     log.info("data: %s", {k: v for k, v in bench.data.describe().items() if k != "labels"})
     try:
-        studies = run(bench)
+        if args.workers > 1:
+            code = run_workers(argv, args.workers, args.threads)
+            if code:
+                print(f"error: a worker failed (exit {code}); finished trials are kept, rerun to resume",
+                      file=sys.stderr)
+                return code
+            studies = benchmark_studies_of(bench)
+        else:
+            studies = run(bench)
+        for arch, study in studies.items():
+            run_final(bench, study, arch, tracker(bench))
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished trials are kept; rerun the same command to resume benchmark '{search.name}'",
               file=sys.stderr)
         return 130
     print()
-    print(format_summary(summary_rows(studies, bench)))
+    print(format_summary(summary_rows(studies)))
     tracking = tracker(bench)
     if tracking is not None:
         state = f"BROKEN ({tracking.broken})" if tracking.broken else "ok"
         print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}]")
     print(f"Optuna: {redact(search.storage)} (optuna-dashboard {redact(search.storage)})")
+    from reports import build_report
+
+    print(f"report: {build_report(search.storage, search.name, search.run_dir)}")
     return 0
 
 

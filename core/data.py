@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -158,7 +159,11 @@ def load_raw(settings: DataSettings) -> tuple[dict[str, pd.DataFrame], str]:
         else:
             frames = {"train": _read_file(local)}
         source = str(local.resolve())
-    elif "/" in settings.dataset or Path(settings.dataset).suffix in SUFFIXES:
+    elif (
+        settings.dataset.startswith(("/", ".", "~"))
+        or settings.dataset.count("/") > 1
+        or Path(settings.dataset).suffix in SUFFIXES
+    ):  # a path, not a hub id ("name" or "owner/name")
         raise UsageError(f"dataset path '{settings.dataset}' does not exist: check the path")
     else:
         if not hub_reachable():
@@ -312,8 +317,8 @@ def prepare(settings: DataSettings) -> PreparedData:
         (tmp / "key.json").write_text(json.dumps(key_parts | {"settings": asdict(settings)}, indent=1))
         try:
             tmp.replace(cache)  # atomic: concurrent workers never read a half-written cache
-        except OSError:
-            pass  # another worker won the race; its copy is identical
+        except OSError:  # another worker won the race; its copy is identical
+            shutil.rmtree(tmp, ignore_errors=True)
         splits = datasets.load_from_disk(str(cache)) if cache.exists() else splits
     sizes = {name: len(ds) for name, ds in splits.items()}
     return PreparedData(

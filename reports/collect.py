@@ -37,12 +37,17 @@ BUDGET_KEYS = ("dataset", "fingerprint", "tokenizer", "max_length", "train_size"
 
 @dataclass
 class Benchmark:
-    """One benchmark: its name, the storage it came from (redacted) and one study per family."""
+    """One benchmark: its name, the storage it came from (redacted) and one study per family.
+
+    Study user attrs and trials are read from storage once and kept: each ``study.user_attrs``
+    is a storage round trip, and the report asks for them hundreds of times.
+    """
 
     name: str
     storage: str
     studies: dict[str, optuna.Study] = field(default_factory=dict)
     _trials: dict[str, list[FrozenTrial]] = field(default_factory=dict, repr=False)
+    _attrs: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def families(self) -> list[str]:
@@ -55,7 +60,9 @@ class Benchmark:
         return self._trials[family]
 
     def attrs(self, family: str) -> dict[str, Any]:
-        return self.studies[family].user_attrs
+        if family not in self._attrs:
+            self._attrs[family] = self.studies[family].user_attrs
+        return self._attrs[family]
 
     def settings(self, family: str) -> dict[str, Any]:
         return dict(self.attrs(family).get("settings") or {})
@@ -71,7 +78,7 @@ class Benchmark:
 
 def load_benchmark(storage: str | optuna.storages.BaseStorage, name: str) -> Benchmark:
     """Load the studies whose user attr ``benchmark`` is ``name``, keyed by their ``arch`` attr."""
-    url = storage if isinstance(storage, str) else type(storage).__name__
+    url = storage if isinstance(storage, str) else getattr(storage, "url", type(storage).__name__)
     store = optuna.storages.get_storage(storage) if isinstance(storage, str) else storage
     summaries = optuna.get_all_study_summaries(store, include_best_trial=False)
     mine = [s for s in summaries if s.user_attrs.get("benchmark") == name]
@@ -93,6 +100,17 @@ def _scalar(value: Any) -> Any:
     return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict, tuple)) else value
 
 
+def _keep_ints(df: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Columns holding only ints stay ints (nullable) instead of turning float around missing values."""
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    ints = [c for c in df.columns
+            if any(is_int(r.get(c)) for r in rows) and all(r.get(c) is None or is_int(r.get(c)) for r in rows)]
+    return df.astype({c: "Int64" for c in ints})
+
+
 def trials_frame(bench: Benchmark) -> pd.DataFrame:
     """One row per trial: family, number, state, value, user attrs (not curves), ``params_<name>``."""
     rows = []
@@ -108,7 +126,7 @@ def trials_frame(bench: Benchmark) -> pd.DataFrame:
             row.update({f"params_{k}": v for k, v in t.params.items()})
             rows.append(row)
     base = ["family", "number", "state", "value", "duration_seconds", *TRIAL_ATTRS]
-    df = pd.DataFrame(rows, columns=None if rows else base)
+    df = _keep_ints(pd.DataFrame(rows, columns=None if rows else base), rows)
     params = sorted(c for c in df.columns if c.startswith("params_"))
     rest = [c for c in df.columns if c not in base and c not in params]
     df = df[base + rest + params]

@@ -2,7 +2,7 @@
 
 Figures are plain ``matplotlib.figure.Figure`` objects on an Agg canvas (no pyplot, so no global
 state and no display needed), laid out with the constrained layout so 1 to 5 families never
-overlap. Math text is off: family and parameter names come from storage and may contain ``$``.
+overlap. Names from storage go through ``_plain`` so a ``$`` in them cannot start math text.
 Every function expects non-empty data; the page says "nothing to draw" itself.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+import textwrap
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,7 +32,7 @@ METRIC_TITLES = {"loss": "training loss", "eval_loss": "validation loss", "eval_
 
 def _style() -> dict[str, Any]:
     return {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=0.85),
-            "text.parse_math": False, "axes.titlesize": "medium", "legend.frameon": False}
+            "axes.titlesize": "medium", "legend.frameon": False}
 
 
 def styled(draw: Callable[..., Figure]) -> Callable[..., Figure]:
@@ -45,12 +46,22 @@ def styled(draw: Callable[..., Figure]) -> Callable[..., Figure]:
     return wrapper
 
 
-def to_png(fig: Figure, dpi: int = 110) -> bytes:
+def to_png(fig: Figure, dpi: int = 100) -> bytes:
     """PNG bytes of ``fig`` (rendered with Agg under the report style)."""
     buf = io.BytesIO()
     with mpl.rc_context(_style()):
         fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+
+def _plain(text: Any) -> str:
+    """Show storage text literally: two unescaped ``$`` would make matplotlib parse math (and maybe fail)."""
+    return str(text).replace("$", r"\$")
+
+
+def _wrap(text: Any, width: int = 16) -> str:
+    """Long names broken over lines so neighbouring tick labels and titles keep apart."""
+    return "\n".join(textwrap.wrap(_plain(text), width, break_on_hyphens=True)) or _plain(text)
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -75,13 +86,14 @@ def _order(frame: pd.DataFrame, palette: dict[str, Any]) -> list[str]:
 
 
 def _legend_top(fig: Figure, handles: list, labels: list[str]) -> None:
-    fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 6))
+    fig.legend(handles, [_plain(label) for label in labels], loc="outside upper center",
+               ncols=min(len(labels), 6))
 
 
 def _baseline_line(ax, baseline: dict[str, Any] | None, key: str) -> None:
     if baseline and baseline.get(key) is not None:
         ax.axhline(float(baseline[key]), color="0.3", ls="--", lw=1.2, zorder=0)
-        ax.annotate(f"{baseline.get('name', 'baseline')} {float(baseline[key]):.3f}",
+        ax.annotate(_plain(f"{baseline.get('name', 'baseline')} {float(baseline[key]):.3f}"),
                     xy=(1, float(baseline[key])), xycoords=("axes fraction", "data"),
                     xytext=(-4, 3), textcoords="offset points", ha="right", va="bottom",
                     fontsize="small", color="0.3")
@@ -102,7 +114,7 @@ def validation_distribution(trials: pd.DataFrame, palette: dict[str, Any] | None
                   size=5, jitter=0.15, edgecolor="white", linewidth=0.5, legend=False)
     _baseline_line(ax, baseline, "validation_accuracy")
     ax.set(xlabel="", ylabel="validation accuracy (best per trial)")
-    ax.set_xticks(range(len(order)), [f"{f}\n(n={int((done.family == f).sum())})" for f in order])
+    ax.set_xticks(range(len(order)), [f"{_wrap(f)}\n(n={int((done.family == f).sum())})" for f in order])
     return fig
 
 
@@ -133,7 +145,7 @@ def _draw_param(ax, part: pd.DataFrame, color: Any) -> None:
         cats = sorted(x.astype(str).unique())
         pos = x.astype(str).map({c: i for i, c in enumerate(cats)}).to_numpy(dtype=float)
         x = pos + np.random.default_rng(0).uniform(-0.15, 0.15, len(pos))
-        ax.set_xticks(range(len(cats)), cats)
+        ax.set_xticks(range(len(cats)), [_plain(c) for c in cats])
         ax.set_xlim(-0.5, len(cats) - 0.5)
     else:
         x = pd.to_numeric(x).to_numpy(dtype=float)
@@ -141,8 +153,21 @@ def _draw_param(ax, part: pd.DataFrame, color: Any) -> None:
     y = part["value"].to_numpy(dtype=float)
     ax.scatter(x[~pruned], y[~pruned], color=color, s=22, edgecolor="white", lw=0.4, zorder=3)
     ax.scatter(x[pruned], y[pruned], color=PRUNED_COLOR, marker="x", s=20, lw=1, zorder=2)
+    integer = not categorical and bool(np.all(np.equal(np.mod(x, 1), 0)))
     if bool(part["log"].iloc[0]):
-        ax.set_xscale("log")
+        _log_axis(ax.xaxis, x, integer)
+    elif integer:
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5, integer=True))
+
+
+def _log_axis(axis, x: np.ndarray, integer: bool) -> None:
+    """Log scale whose labels never collide: decades when the data span them, else 2^k or 1-2-5 ticks."""
+    axis.axes.set_xscale("log")
+    axis.set_minor_locator(mpl.ticker.NullLocator())  # unlabelled minor ticks cost more than they show
+    if len(x) and x.min() > 0 and x.max() / x.min() < 30:
+        axis.set_major_locator(mpl.ticker.LogLocator(base=2) if integer else
+                               mpl.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 @styled
@@ -152,8 +177,10 @@ def param_scatter(params: pd.DataFrame, palette: dict[str, Any] | None = None) -
     order = _order(params, palette)
     names = {f: sorted(params.loc[params.family == f, "param"].unique()) for f in order}
     ncols = max(len(v) for v in names.values())
-    fig = _figure(max(3.0 * ncols, 6.0), 2.7 * len(order) + 0.5)
+    fig = _figure(max(2.6 * ncols, 6.0), 2.5 * len(order) + 0.5)
     axes = np.atleast_2d(fig.subplots(len(order), ncols, sharey=True, squeeze=False))
+    # a fixed tick count: "auto" follows the axis height, which the layout changes between passes
+    axes[0, 0].yaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5))
     for row, family in enumerate(order):
         for col in range(ncols):
             ax = axes[row, col]
@@ -162,8 +189,8 @@ def param_scatter(params: pd.DataFrame, palette: dict[str, Any] | None = None) -
                 continue
             param = names[family][col]
             _draw_param(ax, params[(params.family == family) & (params.param == param)], palette[family])
-            ax.set_title(f"{family}: {param}")
-            ax.set_ylabel("validation accuracy" if col == 0 else "")
+            ax.set_title(_wrap(param, 24))
+            ax.set_ylabel(f"{_wrap(family, 20)}\nvalidation accuracy" if col == 0 else "")
             ax.tick_params(axis="x", labelrotation=0)
     handles = [Line2D([], [], ls="", marker="o", color="0.35", label="complete (colour = family)"),
                Line2D([], [], ls="", marker="x", color=PRUNED_COLOR, label="pruned (last reported value)")]
@@ -205,11 +232,12 @@ def final_accuracy(final: pd.DataFrame, palette: dict[str, Any] | None = None,
     palette = _palette(final, palette)
     summary = stats.summarize(final, by=["family", "rank"])
     chosen = set(map(tuple, stats.choose(final)[["family", "rank"]].drop_duplicates().to_numpy()))
-    ticks, labels, x = [], [], 0.0
+    ticks, labels, groups, x = [], [], [], 0.0
     fig = _figure(max(5.5, 0.85 * len(summary) + 2.5), 4.4)
     ax = fig.add_subplot()
     rng = np.random.default_rng(0)
     for family in _order(final, palette):
+        start = x
         for _, row in summary[summary["family"] == family].iterrows():
             color = palette[family]
             is_chosen = (family, row["rank"]) in chosen
@@ -219,11 +247,16 @@ def final_accuracy(final: pd.DataFrame, palette: dict[str, Any] | None = None,
             ax.errorbar([x], [row["mean"]], yerr=yerr, fmt="o", ms=8, capsize=5, lw=1.8, color=color,
                         mfc=color if is_chosen else "white", mew=1.8)
             ticks.append(x)
-            labels.append(f"{family}\nrank {int(row['rank'])}" + (" *" if is_chosen else ""))
+            labels.append(f"rank {int(row['rank'])}" + (" *" if is_chosen else ""))
             x += 1.0
+        groups.append(((start + x - 1.0) / 2, _wrap(family, max(int(9 * (x - start)), 8))))
         x += 0.5
     _baseline_line(ax, baseline, "test_accuracy")
     ax.set_xticks(ticks, labels)
+    names = ax.secondary_xaxis("bottom")  # family names centred under their group of ranks
+    names.set_xticks([g[0] for g in groups], [g[1] for g in groups], fontweight="bold")
+    names.tick_params(length=0, pad=22)
+    names.spines["bottom"].set_visible(False)
     ax.set(ylabel="test accuracy", xlim=(-0.6, x - 0.9))
     ax.grid(axis="x", visible=False)
     handles = [Line2D([], [], ls="", marker="o", ms=8, color="0.3", label="chosen config (*): mean, 95% CI"),
@@ -271,8 +304,9 @@ def importance_bars(importance: pd.DataFrame, palette: dict[str, Any] | None = N
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, family in zip(axes, order, strict=False):
         part = scored[scored["family"] == family].sort_values("importance")
-        ax.barh(part["param"], part["importance"], color=palette[family])
-        ax.set(title=family, xlim=(0, 1), xlabel="importance (share of variance)")
+        ax.barh(range(len(part)), part["importance"], color=palette[family])
+        ax.set_yticks(range(len(part)), [_plain(p) for p in part["param"]])
+        ax.set(title=_plain(family), xlim=(0, 1), xlabel="importance (share of variance)")
         ax.grid(axis="y", visible=False)
     for ax in axes[len(order):]:
         ax.set_visible(False)
@@ -289,8 +323,10 @@ def trial_counts(counts: pd.DataFrame) -> Figure:
     data = counts.set_index("family").loc[families]
     for state, color in STATE_COLORS.items():
         values = data[state].to_numpy(dtype=float)
-        ax.barh(families, values, left=left, color=color, label=state, height=0.6)
-        left += values
+        if values.sum() > 0:
+            ax.barh(range(len(families)), values, left=left, color=color, label=state, height=0.6)
+            left += values
+    ax.set_yticks(range(len(families)), [_plain(f) for f in families])
     ax.set(xlabel="trials")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(axis="y", visible=False)

@@ -45,17 +45,17 @@ SECTIONS = {
 
 def cell(value: Any) -> str:
     """Short, readable text for one table cell (NaN and None become a dash)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
     if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}" if abs(int(value)) >= 10_000 else str(int(value))
+        return f"{int(value):,}"
     if isinstance(value, (float, np.floating)):
         v = float(value)
         if v.is_integer() and abs(v) < 1e15:
             return cell(int(v))
-        return f"{v:.2e}" if abs(v) < 1e-2 else f"{v:.4g}"
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.2e}" if abs(v) < 1e-2 else f"{v:.4g}"
     return str(value)
 
 
@@ -65,7 +65,9 @@ def table(df: pd.DataFrame, formats: dict[str, Callable[[Any], Any]] | None = No
     formats = formats or {}
     rows = []
     for i, (_, row) in enumerate(df.iterrows()):
-        cells = [formats[c](row[c]) if c in formats else cell(row[c]) for c in df.columns]
+        cells = [formats[c](row[c]) if c in formats
+                 else [str(v) for v in row[c]] if isinstance(row[c], list)
+                 else cell(row[c]) for c in df.columns]
         rows.append({"cells": cells, "highlight": bool(highlight[i]) if highlight is not None else False})
     return {"columns": [str(c).replace("_", " ") for c in df.columns], "rows": rows}
 
@@ -87,14 +89,15 @@ def _figure(draw: Callable[..., Any], frame: pd.DataFrame, empty: str, alt: str,
         return {"png": None, "note": f"This figure could not be drawn ({type(exc).__name__}: {exc}).", "alt": alt}
 
 
-def _budget_sentence(bench: Benchmark) -> str:
+def _budget_sentence(bench: Benchmark, has_final: bool) -> str:
     """The shared budget in words, from the first family's settings (differences are flagged apart)."""
-    s = bench.settings(bench.families[0])
-    if not s:
+    raw = bench.settings(bench.families[0])
+    if not raw:
         return "No settings were recorded with the studies."
-    labels = s.get("labels") or []
-    return (f"Every family gets {s.get('target_trials', '?')} trials ({s.get('sampler', '?')} sampler, "
-            f"{s.get('pruner', '?')} pruner), each at most {s.get('max_steps', '?')} steps of batch size "
+    labels = raw.get("labels") or []
+    s = {k: cell(v) for k, v in raw.items()}
+    return (f"Every family gets {s.get('target_trials', '?')} trials (sampler {s.get('sampler', '?')}, "
+            f"pruner {s.get('pruner', '?')}), each at most {s.get('max_steps', '?')} steps of batch size "
             f"{s.get('batch_size', '?')}, evaluated on the validation split every {s.get('eval_steps', '?')} steps "
             f"and stopped after {s.get('patience', '?')} evaluations without improvement. Data: "
             f"{s.get('dataset', '?')} with {s.get('train_size', '?')} train / {s.get('validation_size', '?')} "
@@ -102,7 +105,15 @@ def _budget_sentence(bench: Benchmark) -> str:
             f"({', '.join(map(str, labels))}), tokenizer {s.get('tokenizer', '?')}, max length "
             f"{s.get('max_length', '?')}. Search and ranking use validation only; the test split is used once, "
             f"to evaluate the top {s.get('top_k', '?')} configurations per family with "
-            f"{s.get('final_seeds', '?')} seeds.")
+            f"{s.get('final_seeds', '?')} seeds" + ("." if has_final else " (not run yet for this benchmark)."))
+
+
+def _settings_table(settings: pd.DataFrame) -> dict[str, Any]:
+    """One value column when every family agrees; a column per family (differences highlighted) otherwise."""
+    if settings["same"].all() and len(settings.columns) > 1:
+        shown = settings.iloc[:, :1].set_axis(["value (all families)"], axis=1)
+        return table(shown.reset_index())
+    return table(settings.drop(columns="same").reset_index(), highlight=~settings["same"].to_numpy())
 
 
 def _ci(row: pd.Series) -> str:
@@ -195,8 +206,9 @@ def build_context(bench: Benchmark) -> dict[str, Any]:
         "verdict": stats.verdict(trials, final, baseline),
         "leaderboard": _leaderboard(trials, final),
         "warnings": collect.budget_check(bench),
-        "budget_sentence": _budget_sentence(bench),
-        "settings": table(settings.drop(columns="same").reset_index(), highlight=~settings["same"].to_numpy()),
+        "budget_sentence": _budget_sentence(bench, not final.empty),
+        "has_final": not final.empty,
+        "settings": _settings_table(settings),
         "best": _best_table(bench, final),
         "baseline": _baseline_text(baseline),
         "distribution": _figure(figures.validation_distribution, trials[trials.state == "COMPLETE"], no_done,
@@ -209,8 +221,8 @@ def build_context(bench: Benchmark) -> dict[str, Any]:
                           "No completed trial recorded a learning curve.",
                           "learning curves of each family's best trial", palette=palette),
         "final": _figure(figures.final_accuracy, final,
-                         "No final evaluation was run: the families are ranked by validation accuracy only, "
-                         "which favours whichever search got luckier. Re-run the final stage to compare on test.",
+                         "No final evaluation was run (the studies hold no final_results), so nothing on this page "
+                         "is a test result. Re-run the final stage to compare on test.",
                          "test accuracy over seeds per family and rank", palette=palette, baseline=baseline),
         "final_tables": _final_tables(final),
         "cost": _figure(figures.cost_scatter, trials[trials.state == "COMPLETE"], no_done,

@@ -122,7 +122,10 @@ def fmt_acc(x: float) -> str:
 
 
 def fmt_diff(x: float) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{x:+.3f}"
+    """Signed, three decimals; four when it would otherwise print as a signed zero."""
+    if x is None or math.isnan(x):
+        return "n/a"
+    return f"{x:+.4f}" if 0 < abs(x) < 0.0005 else f"{x:+.3f}"
 
 
 def fmt_p(p: float) -> str:
@@ -141,7 +144,8 @@ def _baseline_clause(row: pd.Series, baseline: dict[str, Any] | None) -> str:
     margin = f"{fmt_diff(row['mean'] - b)}"
     if not math.isnan(row["ci_low"]):
         margin += f" (95% CI {fmt_diff(row['ci_low'] - b)} to {fmt_diff(row['ci_high'] - b)})"
-    return f"; against the {baseline.get('name', 'baseline')} baseline ({fmt_acc(b)} test accuracy) {row['family']} is {margin}"
+    return (f"; {row['family']}'s margin over the {baseline.get('name', 'baseline')} baseline "
+            f"({fmt_acc(b)} test accuracy) is {margin}")
 
 
 def _validation_verdict(done: pd.DataFrame, families: list[str], no_final: list[str]) -> str:
@@ -183,15 +187,19 @@ def verdict(trials: pd.DataFrame, final: pd.DataFrame, baseline: dict[str, Any] 
         return _validation_verdict(done, families, no_final)
     top, second = board.iloc[0], board.iloc[1]
     c = comparisons(final).iloc[0]
-    among = f" among {len(board)} families" if len(board) >= 3 else ""
-    runner = f"the runner-up {second['family']}" if len(board) >= 3 else second["family"]
-    numbers = (f"mean test accuracy {fmt_acc(top['mean'])} vs {fmt_acc(second['mean'])} for {runner}")
+    many = len(board) >= 3
+    runner = f"the runner-up {second['family']}" if many else second["family"]
+    means = f"{fmt_acc(top['mean'])} vs {fmt_acc(second['mean'])}"
     interval = f"95% CI {fmt_diff(c['ci_low'])} to {fmt_diff(c['ci_high'])}, Welch {fmt_p(c['p_value'])}"
     tail = _baseline_clause(top, baseline)
     if math.isnan(c["p_value"]):
-        return (f"{top['family']} has the higher {numbers} ({fmt_diff(c['diff'])}), but with {top['n']} and "
-                f"{second['n']} seed(s) and no spread to measure, the difference cannot be tested{tail}.")
+        why = "a single seed" if min(top["n"], second["n"]) < 2 else "identical scores across seeds"
+        return (f"{top['family']} has the higher mean test accuracy, {means} for {runner} "
+                f"({fmt_diff(c['diff'])}), but with {why} the difference cannot be tested{tail}.")
     if c["significant"]:
-        return f"{top['family']} wins on test{among}: {numbers}, a margin of {fmt_diff(c['diff'])} ({interval}){tail}."
-    return (f"No significant difference on test between {top['family']} and {runner}{among}: {numbers}, "
-            f"a difference of {fmt_diff(c['diff'])} ({interval} ≥ {ALPHA}){tail}.")
+        among = f" among {len(board)} families" if many else ""
+        return (f"{top['family']} wins on test{among}: mean test accuracy {means} for {runner}, a margin of "
+                f"{fmt_diff(c['diff'])} ({interval}){tail}.")
+    of_n = f" (the best two of {len(board)} families)" if many else ""
+    return (f"No significant difference on test between {top['family']} and {second['family']}{of_n}: mean "
+            f"test accuracy {means}, a difference of {fmt_diff(c['diff'])} ({interval} ≥ {ALPHA}){tail}.")

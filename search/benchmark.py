@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import time
 import shlex
 import sys
 from dataclasses import asdict, dataclass, field
@@ -27,8 +26,18 @@ from core.urls import redact
 from search import fixed as fixing
 from search.objective import Objective
 from search.runner import Counts, count_trials, run_study
+from search.study import (
+    PRUNERS,
+    SAMPLERS,
+    is_sqlite,
+    make_pruner,
+    make_sampler,
+    make_storage,
+    open_study,
+    stale_trial_handler,
+    study_name,
+)
 from search.tracking import MlflowTracker, default_tracking_uri
-from search.study import PRUNERS, SAMPLERS, is_sqlite, make_pruner, make_sampler, make_storage, open_study
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +105,6 @@ class Benchmark:
     fixed: dict[str, dict]
     hooks: list = field(default_factory=list)
     results: dict[str, Counts] = field(default_factory=dict)
-    wall_seconds: dict[str, float] = field(default_factory=dict)
 
     def study_settings(self, arch: str) -> dict:
         """Study-level settings: stored on the study and compared when it is resumed."""
@@ -152,7 +160,10 @@ def setup(search: SearchSettings, data_settings: DataSettings, train: TrainSetti
     bench = Benchmark(search=search, data_settings=data_settings, train=train, data=data, storage=storage, fixed=fixed)
     if search.mlflow:
         params = {arch: mlflow_params(bench, arch) for arch in search.archs}
-        bench.hooks.append(MlflowTracker(search.tracking_uri, search.name, search.run_dir / "mlartifacts", params))
+        tracking = MlflowTracker(search.tracking_uri, search.name, search.run_dir / "mlartifacts", params)
+        bench.hooks.append(tracking)
+        if stale_trial_handler(storage) is not None:
+            stale_trial_handler(storage).listeners.append(tracking.trial_died)
     return bench
 
 
@@ -200,7 +211,6 @@ def run_family(bench: Benchmark, arch: str) -> optuna.Study:
         hook.study_started(study)
     if tracker(bench) is not None:
         study.set_user_attr("mlflow_experiment_id", tracker(bench).experiment_id)
-    start = time.perf_counter()
     callbacks = [hook.trial_finished for hook in bench.hooks]
     interrupted = False
     try:
@@ -210,7 +220,6 @@ def run_family(bench: Benchmark, arch: str) -> optuna.Study:
         interrupted = True
         raise
     finally:
-        bench.wall_seconds[arch] = time.perf_counter() - start
         for hook in bench.hooks:
             hook.study_ended(study, interrupted=interrupted)
     return study
@@ -221,7 +230,21 @@ def run(bench: Benchmark) -> dict[str, optuna.Study]:
     return {arch: run_family(bench, arch) for arch in bench.search.archs}
 
 
-def summary_rows(studies: dict[str, optuna.Study], bench: Benchmark | None = None) -> list[dict]:
+def benchmark_studies_of(bench: Benchmark) -> dict[str, optuna.Study]:
+    """The benchmark's studies (after workers ran them), in the order of --arch."""
+    return {arch: optuna.load_study(study_name=study_name(bench.search.name, arch), storage=bench.storage)
+            for arch in bench.search.archs}
+
+
+def study_wall_seconds(study: optuna.Study) -> float | None:
+    """First trial start to last trial end: the study's wall time whatever the number of workers."""
+    trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_complete]
+    if not trials:
+        return None
+    return (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
+
+
+def summary_rows(studies: dict[str, optuna.Study]) -> list[dict]:
     """Per family: best value and params, trial counts, wall time (for the closing table)."""
     rows = []
     for arch, study in studies.items():
@@ -239,7 +262,7 @@ def summary_rows(studies: dict[str, optuna.Study], bench: Benchmark | None = Non
             "complete": counts.complete,
             "pruned": counts.pruned,
             "failed": counts.failed,
-            "wall_seconds": (bench.wall_seconds.get(arch) if bench else None),
+            "wall_seconds": study_wall_seconds(study),
         })
     return rows
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -45,7 +46,8 @@ class PruningCallback(TrainerCallback):
             return
         self.trial.report(float(value), state.global_step)
         if self.trial.should_prune():
-            self.pruned_at = state.global_step
+            if self.pruned_at is None:
+                self.pruned_at = state.global_step
             control.should_training_stop = True
 
 
@@ -126,10 +128,13 @@ class Objective:
         except ValueError:  # no completed trial yet
             best = float("-inf")
         if result.best_accuracy > best:
-            tmp = Path(f"{self.best_model_dir}.tmp")
+            tmp = Path(f"{self.best_model_dir}.tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
             result.trainer.model.save_pretrained(tmp)
             self.data.tokenizer.save_pretrained(tmp)
             (tmp / "TRIAL").write_text(str(trial.number))
             shutil.rmtree(self.best_model_dir, ignore_errors=True)
-            tmp.replace(self.best_model_dir)
+            try:
+                tmp.replace(self.best_model_dir)
+            except OSError:  # another worker saved a model at the same moment; keep theirs
+                shutil.rmtree(tmp, ignore_errors=True)

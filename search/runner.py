@@ -126,7 +126,9 @@ def run_study(study: optuna.Study, objective, target: int, *, timeout: float | N
             with claim_lock(study):
                 counts = count_trials(study)
                 if counts.finished < target and counts.finished + counts.running < target:
-                    trial = study.ask()
+                    with warnings.catch_warnings():
+                        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                        trial = study.ask()
             if counts.finished >= target:
                 break
             if trial is None:  # other workers hold the remaining trials: watch for crashes

@@ -7,11 +7,12 @@ One study per (benchmark name, family), named ``{name}-{arch}``, all in one stor
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 
 import optuna
-from optuna.storages import RDBStorage, RetryFailedTrialCallback
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -22,8 +23,9 @@ log = logging.getLogger(__name__)
 
 SAMPLERS = ("tpe", "random", "qmc", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
-HEARTBEAT_SECONDS = 20
-GRACE_SECONDS = 60
+# A worker that stops beating for GRACE seconds is taken for dead: its trial is FAILed and retried.
+HEARTBEAT_SECONDS = int(os.environ.get("TEXTBENCH_HEARTBEAT_SECONDS", "20"))
+GRACE_SECONDS = 3 * HEARTBEAT_SECONDS
 
 # Settings that define what a study measures: resuming with other values would mix results.
 IDENTITY_KEYS = (
@@ -53,9 +55,10 @@ def make_sampler(name: str, seed: int, n_trials: int) -> optuna.samplers.BaseSam
 
 
 def make_pruner(name: str, *, max_steps: int, eval_steps: int) -> optuna.pruners.BasePruner:
-    """Median pruning after 4 finished trials, never in the first fifth of a trial's budget."""
+    """Median pruning once 4 trials finished, never at a trial's first evaluation nor in the first
+    fifth of its budget (Optuna prunes at steps >= n_warmup_steps)."""
     if name == "median":
-        warmup = max(eval_steps, (max_steps // 5) // eval_steps * eval_steps)
+        warmup = max(eval_steps, max_steps // 5) + 1
         return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=warmup)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=eval_steps, max_resource=max_steps, reduction_factor=3)
@@ -72,7 +75,8 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
     """An RDB storage; heartbeats (crash detection) and retries on server databases."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+        parsed.port  # noqa: B018 - a non-numeric port only fails here
+    except (ArgumentError, ValueError):
         raise UsageError(
             f"malformed storage URL {redact(url)!r}: use e.g. sqlite:///runs/optuna.db or postgresql://user@host/db"
         ) from None
@@ -91,7 +95,7 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
         heartbeat = {
             "heartbeat_interval": HEARTBEAT_SECONDS,
             "grace_period": GRACE_SECONDS,
-            "failed_trial_callback": RetryFailedTrialCallback(max_retry=2),
+            "heartbeat_stale_trial_callback": StaleTrialHandler(),
         }
     try:
         with warnings.catch_warnings():
@@ -100,6 +104,28 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
     except Exception as exc:  # noqa: BLE001 - driver errors vary; the user needs one line
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise UsageError(f"cannot open storage {redact(url)}: {reason[:200]}: check that the server runs and the URL") from None
+
+
+class StaleTrialHandler:
+    """Called (by any worker) for a trial whose worker stopped beating: retry it, tell listeners."""
+
+    def __init__(self, max_retry: int = 2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        self.listeners: list = []  # callables (study, frozen_trial), e.g. the MLflow tracker
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        log.warning("%s: trial %d lost its worker (no heartbeat for %d s); marked FAIL and retried",
+                    study.study_name, trial.number, GRACE_SECONDS)
+        for listener in self.listeners:
+            listener(study, trial)
+        self.retry(study, trial)
+
+
+def stale_trial_handler(storage) -> StaleTrialHandler | None:
+    handler = getattr(storage, "heartbeat_stale_trial_callback", None)
+    return handler if isinstance(handler, StaleTrialHandler) else None
 
 
 def open_study(storage, benchmark: str, arch: str, *, sampler, pruner, attrs: dict) -> optuna.Study:

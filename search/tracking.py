@@ -205,6 +205,17 @@ class MlflowTracker:
             status = "KILLED"
         self._call("close trial run", self.client.set_terminated, run_id, status)
 
+    def trial_died(self, study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
+        """Close the run of a trial whose worker died (found through the trial's tags)."""
+        runs = self._find_runs(f"tags.`{ROLE}` = 'trial' and tags.`{STUDY}` = '{study.study_name}' "
+                               f"and tags.`{TRIAL}` = '{frozen.number}'")
+        for run in runs:
+            if run.info.status == "RUNNING":
+                self._call("tag trial", self.client.set_tag, run.info.run_id, "state", "failed")
+                self._call("tag trial", self.client.set_tag, run.info.run_id, "fail_reason",
+                           "worker stopped (no heartbeat)")
+                self._call("close trial run", self.client.set_terminated, run.info.run_id, "FAILED")
+
     # ------------------------------------------------------------ final stage
 
     def final_run(self, study: optuna.Study, record: dict) -> None:

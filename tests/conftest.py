@@ -41,7 +41,6 @@ if str(ROOT) not in sys.path:  # `core`, `spaces`, ... importable without instal
     sys.path.insert(0, str(ROOT))
 
 import pytest  # noqa: E402
-
 from helpers import build_tokenizer, data_settings, make_dataset  # noqa: E402
 
 DATA_ENV = "TEXTBENCH_DATA"

@@ -1,0 +1,477 @@
+"""Performance benchmark of the textbench harness (issue 7): five measurements, side by side.
+
+    python perf/run.py --quick                 # a few minutes, small caps
+    python perf/run.py                         # full mode (real IMDB sizes; much longer)
+    python perf/run.py --quick --only a,c      # a subset
+
+  a  training throughput (steps/s, evaluation excluded) of the harness's Trainer path
+     (core.training.fit) vs. a plain PyTorch loop, CNN and RNN at batch 8 and 64
+  b  pruning: steps trained and best validation value, default (median) pruner vs. --pruner none
+  c  start-up: process start -> first training step of the first trial, cold vs. warm cache
+  d  scaling: one worker vs. two workers on PostgreSQL, same fixed study (wall time)
+  e  the flagship command vs. a naive ``Trainer.hyperparameter_search(backend="optuna")``
+
+Every measurement returns rows ``{metric, value, baseline, ratio, target, met, ...raw figures}``;
+the rows are printed as a table (paste it into README) and written to perf/results/latest.json
+(git-ignored). Real data: ``TEXTBENCH_DATA=/work/shared/data``. Not a test: nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+RESULTS = ROOT / "perf" / "results"
+PROBE_ENV = "TEXTBENCH_PERF_PROBE"  # file the start-up probe appends its timestamps to
+CORES = os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------- settings
+
+
+@dataclass
+class Profile:
+    """Sizes of one run of the benchmark (``quick`` or ``full``)."""
+
+    name: str
+    train_samples: int | None  # cap of the training split (None: all 22,500 IMDB rows)
+    eval_samples: int | None  # cap of validation and test
+    # (a) throughput
+    steps: dict = field(default_factory=dict)  # batch size -> timed optimizer steps
+    warmup_steps: int = 20
+    repeats: int = 1
+    # (b) pruning
+    prune_trials: int = 12
+    prune_max_steps: int = 500
+    prune_eval_steps: int = 50
+    # (c) start-up: the dataset the CLI loads (warm start is dominated by imports, not data size)
+    startup_train_samples: int | None = None
+    # (d) scaling
+    scale_trials: int = 4
+    scale_max_steps: int = 600
+    # (e) flagship vs. naive
+    naive_trials: int = 3
+    naive_max_steps: int = 2500
+    naive_eval_steps: int = 500
+
+
+PROFILES = {
+    "quick": Profile(
+        name="quick", train_samples=2000, eval_samples=500, steps={8: 300, 64: 100}, repeats=2,
+        prune_trials=12, prune_max_steps=500, prune_eval_steps=50,
+        startup_train_samples=None, scale_trials=4, scale_max_steps=600,
+        naive_trials=3, naive_max_steps=1000, naive_eval_steps=250,
+    ),
+    "full": Profile(
+        name="full", train_samples=None, eval_samples=None, steps={8: 1500, 64: 400}, repeats=3,
+        prune_trials=30, prune_max_steps=2500, prune_eval_steps=500,
+        startup_train_samples=None, scale_trials=8, scale_max_steps=2500,
+        naive_trials=5, naive_max_steps=2500, naive_eval_steps=500,
+    ),
+}
+
+TARGETS = {
+    "a": "harness >= 0.8x plain loop at batch 8 (CNN and RNN)",
+    "b": ">= 50% fewer steps with pruning; best value within 0.5 accuracy points",
+    "c": "warm start < 5 s to the first training step",
+    "d": "two workers >= 1.6x one worker",
+    "e": "flagship >= 3x faster than naive at equal or better best accuracy",
+}
+
+
+def data_root() -> str:
+    root = os.environ.get("TEXTBENCH_DATA")
+    if not root or not Path(root, "imdb").exists():
+        sys.exit("perf/run.py needs the real data: export TEXTBENCH_DATA=/work/shared/data")
+    return root
+
+
+def row(metric: str, value, baseline=None, *, target: str = "", met: bool | None = None, unit: str = "",
+        higher_is_better: bool = True, **raw) -> dict:
+    """One line of the result table. ``ratio`` is value / baseline (or baseline / value when lower is better)."""
+    ratio = None
+    if isinstance(value, (int, float)) and isinstance(baseline, (int, float)) and value and baseline:
+        ratio = value / baseline if higher_is_better else baseline / value
+    return {"metric": metric, "value": value, "baseline": baseline, "ratio": ratio, "unit": unit,
+            "target": target, "met": met, **raw}
+
+
+# ---------------------------------------------------------------- shared helpers
+
+
+def prepared_data(profile: Profile, cache_dir: Path):
+    """The tokenized IMDB splits at the profile's caps (cached under perf/results/cache)."""
+    from core.data import DataSettings, prepare
+
+    settings = DataSettings(dataset="imdb", data_dir=data_root(), max_train_samples=profile.train_samples,
+                            max_eval_samples=profile.eval_samples, cache_dir=str(cache_dir))
+    return prepare(settings)
+
+
+def seed_model(arch: str, data, seed: int = 0):
+    """The course notes' configuration of ``arch``, freshly initialised from ``seed``."""
+    import torch
+
+    from core.models import SEED_CONFIGS, build_model
+
+    torch.manual_seed(seed)
+    return build_model(arch, vocab_size=len(data.tokenizer), num_labels=data.num_labels,
+                       pad_token_id=data.tokenizer.pad_token_id, **SEED_CONFIGS[arch])
+
+
+def load_average() -> float:
+    with contextlib.suppress(OSError):
+        return os.getloadavg()[0]
+    return float("nan")
+
+
+# ---------------------------------------------------------------- (a) throughput
+
+
+def trainer_step_timer():
+    """A TrainerCallback that times training steps only: the intervals between consecutive
+    ``on_step_end`` calls, skipping every interval that contains an evaluation or a save."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.last = None
+            self.dirty = False  # an evaluation/save happened since the last step end
+            self.intervals: list[tuple[int, float]] = []  # (step, seconds)
+            self.eval_seconds: list[float] = []
+            self._eval_start = None
+
+        def on_step_end(self, args, state, control, **kwargs):
+            now = time.perf_counter()
+            if self.last is not None and not self.dirty:
+                self.intervals.append((state.global_step, now - self.last))
+            self.last, self.dirty = now, False
+
+        def on_evaluate(self, args, state, control, **kwargs):
+            self.dirty = True
+
+        def on_save(self, args, state, control, **kwargs):
+            self.dirty = True
+
+        def steps_per_second(self, skip: int) -> float:
+            timed = [dt for step, dt in self.intervals if step > skip]
+            return len(timed) / sum(timed)
+
+    return StepTimer()
+
+
+def harness_throughput(arch: str, data, batch: int, steps: int, warmup: int) -> dict:
+    """core.training.fit exactly as a trial runs it (one evaluation, at the end), timed by callback."""
+    from core.training import TrainSettings, fit
+
+    total = warmup + steps
+    settings = TrainSettings(max_steps=total, eval_steps=total, batch_size=batch, patience=0)
+    timer = trainer_step_timer()
+    with tempfile.TemporaryDirectory(prefix="perf-fit-") as tmp:
+        result = fit(seed_model(arch, data), data, settings, Path(tmp) / "run", seed=0, callbacks=[timer])
+    train_seconds = sum(dt for _, dt in timer.intervals)
+    return {
+        "steps_per_s": timer.steps_per_second(skip=warmup),
+        "fit_wall_s": result.wall_seconds,
+        "train_s": train_seconds,
+        "eval_and_save_s": result.wall_seconds - train_seconds,
+    }
+
+
+def plain_batches(data, batch: int, steps: int, seed: int = 0):
+    """Batches exactly like DataCollatorWithPadding builds them (right padding to the longest row of
+    the batch, attention mask, labels), from python lists converted once, in a seeded random order."""
+    import torch
+    from torch.nn.utils.rnn import pad_sequence
+
+    split = data.splits["train"]
+    ids = [torch.tensor(row, dtype=torch.long) for row in split["input_ids"]]
+    labels = torch.tensor(split["labels"], dtype=torch.long)
+    pad = data.tokenizer.pad_token_id
+    generator = torch.Generator().manual_seed(seed)
+    order: list[int] = []
+    while len(order) < steps * batch:
+        order.extend(torch.randperm(len(ids), generator=generator).tolist())
+
+    def batches():
+        for start in range(0, steps * batch, batch):
+            index = order[start:start + batch]
+            rows = [ids[i] for i in index]
+            input_ids = pad_sequence(rows, batch_first=True, padding_value=pad)
+            lengths = torch.tensor([len(r) for r in rows])
+            mask = (torch.arange(input_ids.size(1)) < lengths[:, None]).long()
+            yield {"input_ids": input_ids, "attention_mask": mask, "labels": labels[index]}
+
+    return batches()
+
+
+def fused_supported() -> bool:
+    import torch
+
+    try:
+        param = torch.nn.Parameter(torch.zeros(2))
+        param.grad = torch.zeros(2)
+        torch.optim.AdamW([param], fused=True).step()
+        return True
+    except (RuntimeError, TypeError, ValueError):
+        return False
+
+
+def plain_throughput(arch: str, data, batch: int, steps: int, warmup: int, *, clip: float | None) -> dict:
+    """A plain PyTorch loop over the same model, data and padding: forward, backward, (clip), AdamW, linear
+    LR decay. ``clip=1.0`` does what the Trainer does (max_grad_norm=1.0); ``None`` is the bare loop."""
+    import torch
+
+    model = seed_model(arch, data)
+    model.train()
+    fused = fused_supported()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0,
+                                  **({"fused": True} if fused else {"foreach": True}))
+    total = warmup + steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, (total - s) / total))
+    start = None
+    for step, inputs in enumerate(plain_batches(data, batch, total)):
+        if step == warmup:
+            start = time.perf_counter()
+        loss = model(**inputs).loss
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    seconds = time.perf_counter() - start
+    return {"steps_per_s": steps / seconds, "optimizer": "AdamW(fused)" if fused else "AdamW(foreach)"}
+
+
+def measure_throughput(profile: Profile, work: Path) -> list[dict]:
+    """(a) steps/s of core.training.fit vs. a plain loop (median of interleaved repeats)."""
+    import torch
+
+    data = prepared_data(profile, RESULTS / "cache")
+    rows = []
+    for arch in ("cnn", "rnn"):
+        for batch, steps in sorted(profile.steps.items()):
+            runs = {"harness": [], "plain": [], "plain_noclip": []}
+            details = {}
+            for _ in range(profile.repeats):  # interleaved, so a noisy neighbour hits both sides
+                h = harness_throughput(arch, data, batch, steps, profile.warmup_steps)
+                p = plain_throughput(arch, data, batch, steps, profile.warmup_steps, clip=1.0)
+                q = plain_throughput(arch, data, batch, steps, profile.warmup_steps, clip=None)
+                runs["harness"].append(h["steps_per_s"])
+                runs["plain"].append(p["steps_per_s"])
+                runs["plain_noclip"].append(q["steps_per_s"])
+                details = {"eval_and_save_s": round(h["eval_and_save_s"], 3), "optimizer": p["optimizer"]}
+            harness, plain = statistics.median(runs["harness"]), statistics.median(runs["plain"])
+            plain_noclip = statistics.median(runs["plain_noclip"])
+            ratio = harness / plain
+            rows.append(row(
+                f"a {arch} b{batch} steps/s (harness vs plain)", harness, plain, unit="steps/s",
+                target=">= 0.8" if batch == 8 else "", met=(ratio >= 0.8) if batch == 8 else None,
+                plain_noclip_steps_per_s=plain_noclip, ratio_vs_noclip=harness / plain_noclip,
+                runs={k: [round(v, 1) for v in vs] for k, vs in runs.items()}, timed_steps=steps,
+                threads=torch.get_num_threads(), **details,
+            ))
+            print(f"  {arch} b{batch}: harness {harness:.0f}  plain {plain:.0f} (no clip {plain_noclip:.0f}) "
+                  f"steps/s -> {ratio:.2f}", flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------- (c) start-up
+
+
+def probe_main(argv: list[str]) -> int:
+    """Child process of (c): the real CLI, with a Trainer callback that appends the wall-clock time of
+    the first training step (and of a few milestones) to $TEXTBENCH_PERF_PROBE, then stops the run."""
+    marks = Path(os.environ[PROBE_ENV])
+
+    def mark(name: str) -> None:
+        with marks.open("a") as f:
+            f.write(f"{name} {time.time():.6f}\n")
+
+    mark("interpreter")
+    from transformers import TrainerCallback
+
+    import benchmark  # noqa: F401 - the CLI module itself, as `python benchmark.py` imports it
+    import core.data
+    import core.training
+
+    mark("cli_imported")
+
+    class FirstStep(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            mark("train_begin")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            mark("first_step")
+            os._exit(0)  # the measurement ends here: no need to finish the trial
+
+    original_prepare, original_build = core.data.prepare, core.training.build_trainer
+
+    def timed_prepare(*args, **kwargs):
+        mark("prepare_start")
+        out = original_prepare(*args, **kwargs)
+        mark("prepare_end")
+        return out
+
+    def build_with_probe(*args, callbacks=(), **kwargs):
+        mark("trial_start")
+        return original_build(*args, callbacks=[*callbacks, FirstStep()], **kwargs)
+
+    core.data.prepare = timed_prepare
+    import search.benchmark
+
+    search.benchmark.prepare = timed_prepare
+    core.training.build_trainer = build_with_probe
+    return benchmark.main(argv)
+
+
+def cli_args(out: Path, *, arch: str = "cnn", trials: int = 1, train_samples: int | None = None,
+             eval_samples: int | None = None, extra: tuple = ()) -> list[str]:
+    args = ["--arch", arch, "--trials", str(trials), "--dataset", "imdb", "--data-dir", data_root(),
+            "--no-mlflow", "--final-seeds", "0", "--output-dir", str(out), *extra]
+    if train_samples:
+        args += ["--max-train-samples", str(train_samples)]
+    if eval_samples:
+        args += ["--max-eval-samples", str(eval_samples)]
+    return args
+
+
+def startup_once(out: Path, train_samples: int | None) -> dict:
+    marks = out / f"marks-{time.time_ns()}.txt"
+    env = {**os.environ, PROBE_ENV: str(marks)}
+    args = cli_args(out, train_samples=train_samples, extra=("--max-steps", "10", "--eval-steps", "10"))
+    start = time.time()
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_probe", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    if "first_step" not in (marks.read_text() if marks.exists() else ""):
+        raise RuntimeError(f"start-up probe did not reach a training step:\n{proc.stderr[-3000:]}")
+    times = dict(line.split() for line in marks.read_text().splitlines())
+    return {name: round(float(t) - start, 3) for name, t in times.items()}
+
+
+def measure_startup(profile: Profile, work: Path) -> list[dict]:
+    """(c) process start -> first training step, with an empty tokenization cache and then a warm one."""
+    out = work / "startup"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    cold = startup_once(out, profile.startup_train_samples)
+    shutil.rmtree(out / "imdb", ignore_errors=True)  # keep only the cache: a new study, warm tokenization
+    (out / "optuna.db").unlink(missing_ok=True)
+    warm_runs = []
+    for _ in range(max(2, profile.repeats)):
+        shutil.rmtree(out / "imdb", ignore_errors=True)
+        (out / "optuna.db").unlink(missing_ok=True)
+        warm_runs.append(startup_once(out, profile.startup_train_samples))
+    warm = sorted(warm_runs, key=lambda m: m["first_step"])[len(warm_runs) // 2]
+    print(f"  cold {cold['first_step']:.1f} s, warm {warm['first_step']:.1f} s  (warm milestones {warm})", flush=True)
+    return [row("c start-up to first step, warm vs cold", warm["first_step"], cold["first_step"], unit="s",
+                higher_is_better=False, target="warm < 5 s", met=warm["first_step"] < 5.0,
+                cold_milestones=cold, warm_milestones=warm,
+                warm_runs=[m["first_step"] for m in warm_runs],
+                dataset_rows="all" if profile.startup_train_samples is None else profile.startup_train_samples)]
+
+
+# ---------------------------------------------------------------- registry, output
+
+
+MEASUREMENTS = {
+    "a": measure_throughput,
+    "c": measure_startup,
+}
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def table(rows: list[dict]) -> str:
+    """A markdown table: metric, value, baseline, ratio, target, met."""
+    lines = ["| metric | value | baseline | ratio | target | met |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        met = {True: "yes", False: "NO", None: ""}[r["met"]]
+        lines.append(f"| {r['metric']} | {fmt(r['value'])} {r['unit']} | {fmt(r['baseline'])} {r['unit']} | "
+                     f"{fmt(r['ratio'])} | {r['target']} | {met} |")
+    return "\n".join(lines)
+
+
+def environment() -> dict:
+    import torch
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "cores": CORES, "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
+            "load_average_1m_start": load_average()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_probe"]:
+        return probe_main(argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small caps: finishes in a few minutes")
+    parser.add_argument("--only", default=",".join(MEASUREMENTS), help="comma list of measurements (default: all)")
+    parser.add_argument("--output", default=str(RESULTS / "latest.json"), help="JSON results file")
+    parser.add_argument("--work-dir", default=None, help="scratch folder (default: a temporary one, removed)")
+    args = parser.parse_args(argv)
+    chosen = [m.strip() for m in args.only.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in MEASUREMENTS]
+    if unknown:
+        parser.error(f"unknown measurement {unknown[0]!r}: choose from {', '.join(MEASUREMENTS)}")
+    data_root()
+    profile = PROFILES["quick" if args.quick else "full"]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="textbench-perf-"))
+    import logging
+
+    from core.data import log as _  # noqa: F401 - import torch/transformers before timing anything
+
+    logging.basicConfig(level=logging.WARNING)
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    results = {"profile": asdict(profile), "environment": environment(), "targets": TARGETS, "rows": [],
+               "seconds": {}}
+    try:
+        for name in chosen:
+            print(f"[{name}] {MEASUREMENTS[name].__doc__.splitlines()[0]}", flush=True)
+            start = time.perf_counter()
+            results["rows"].extend(MEASUREMENTS[name](profile, work))
+            results["seconds"][name] = round(time.perf_counter() - start, 1)
+    finally:
+        if not args.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+        results["environment"]["load_average_1m_end"] = load_average()
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(results, indent=1, default=str))
+    print()
+    print(table(results["rows"]))
+    print(f"\n{profile.name} mode; results in {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The final stage: re-train each family's top-k configurations with several seeds, test once.
+
+Search ranks by validation accuracy, and one run per configuration is one draw from the seed
+lottery. Before a winner is declared, the best configurations are trained again under the same
+budget with seeds shared by all families, and each is evaluated once on the test split. The
+records are stored on the study (user attribute ``final_results``, saved after every run), so a
+report can be rebuilt, and an interrupted stage resumed, without re-training.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+from tqdm.auto import tqdm
+from transformers import set_seed
+
+from core.models import build_model, count_parameters
+from core.training import evaluate_split, fit
+from search.objective import trial_seed
+from spaces import split_params
+
+log = logging.getLogger(__name__)
+
+FINAL_SEED_OFFSET = 1_000_000  # final seeds never coincide with a search trial's seed
+
+
+def final_seeds(study_seed: int, n: int) -> list[int]:
+    """The same n seeds for every configuration and family, so results pair up."""
+    return [trial_seed(study_seed, FINAL_SEED_OFFSET + i) for i in range(n)]
+
+
+def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
+    """The k completed trials with the best validation value (ties: lower trial number first)."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    return sorted(complete, key=lambda t: (-t.value, t.number))[:k]
+
+
+def train_final(bench, arch: str, trial: optuna.trial.FrozenTrial, seed: int, work_dir: Path) -> dict:
+    """One re-training of a configuration with one seed, evaluated once on the test split."""
+    model_params, training_params = split_params(trial.params)
+    set_seed(seed)
+    data = bench.data
+    model = build_model(arch, vocab_size=len(data.tokenizer), num_labels=data.num_labels,
+                        pad_token_id=data.tokenizer.pad_token_id, **model_params)
+    result = fit(model, data, bench.train, work_dir / f"final-{arch}-{trial.number}-{seed}",
+                 learning_rate=training_params.get("learning_rate", bench.train.learning_rate), seed=seed)
+    test = evaluate_split(result.trainer, data.splits["test"], "test")
+    return {
+        "arch": arch,
+        "trial_number": trial.number,
+        "seed": seed,
+        "test_accuracy": test["test_accuracy"],
+        "test_loss": test["test_loss"],
+        "validation_accuracy": result.best_accuracy,
+        "best_step": result.best_step,
+        "steps_trained": result.steps_trained,
+        "wall_seconds": round(result.wall_seconds, 3),
+        "n_params": count_parameters(model),
+        "params": dict(trial.params),
+    }
+
+
+def run_final(bench, study: optuna.Study, arch: str, tracker=None) -> list[dict]:
+    """Re-train the top-k configurations x seeds that are not stored yet; returns all records."""
+    s = bench.search
+    if s.final_seeds == 0:
+        return []
+    top = top_trials(study, s.top_k)
+    rank = {t.number: i + 1 for i, t in enumerate(top)}
+    seeds = final_seeds(s.seed, s.final_seeds)
+    # Keep stored records that still belong to the current top-k (a resumed search may change it).
+    records = [dict(r, rank=rank[r["trial_number"]]) for r in study.user_attrs.get("final_results", [])
+               if r["trial_number"] in rank and r["seed"] in seeds]
+    done = {(r["trial_number"], r["seed"]) for r in records}
+    todo = [(t, seed) for t in top for seed in seeds if (t.number, seed) not in done]
+    if not top:
+        log.warning("%s: no completed trial, nothing to evaluate on test", study.study_name)
+    for trial, seed in tqdm(todo, desc=f"{study.study_name} final", unit="run", disable=not s.progress or not todo):
+        record = train_final(bench, arch, trial, seed, s.run_dir / "checkpoints") | {"rank": rank[trial.number]}
+        records.append(record)
+        study.set_user_attr("final_results", records)
+        if tracker is not None:
+            tracker.final_run(study, record)
+    study.set_user_attr("final_results", sorted(records, key=lambda r: (r["rank"], r["seed"])))
+    return records

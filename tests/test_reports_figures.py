@@ -1,0 +1,80 @@
+"""The drawing step: every figure draws for 1 and 5 families and no two pieces of text overlap."""
+
+import itertools
+
+import matplotlib as mpl
+import pytest
+from matplotlib.figure import Figure
+
+from reports import collect, figures
+
+try:
+    from tests.test_reports_fixtures import make_benchmark, sqlite_storage
+except ImportError:  # tests/ is not a package: pytest puts it on sys.path itself
+    from test_reports_fixtures import make_benchmark, sqlite_storage
+
+# a long name, and a "$" pair that matplotlib would parse as math unless escaped
+FAMILIES = {1: ("cnn",), 5: ("cnn", "gru", "lstm", r"rnn $\unknown$", "a-rather-long-family-name")}
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def bench(request, tmp_path_factory):
+    url, store = sqlite_storage(tmp_path_factory.mktemp("figures") / "s.db")
+    make_benchmark(store, "figs", FAMILIES[request.param], n_trials=8)
+    return collect.load_benchmark(url, "figs")
+
+
+def drawings(bench):
+    palette = figures.family_palette(bench.families)
+    trials = collect.trials_frame(bench)
+    return {
+        "validation_distribution": figures.validation_distribution(trials, palette, bench.baseline),
+        "optimization_history": figures.optimization_history(collect.history_frame(bench), palette),
+        "param_scatter": figures.param_scatter(collect.params_frame(bench), palette),
+        "learning_curves": figures.learning_curves(collect.curves_frame(bench), palette),
+        "final_accuracy": figures.final_accuracy(collect.final_frame(bench), palette, bench.baseline),
+        "cost_scatter": figures.cost_scatter(trials, palette),
+        "importance_bars": figures.importance_bars(collect.importance_frame(bench), palette),
+        "trial_counts": figures.trial_counts(collect.counts_frame(bench)),
+    }
+
+
+def overlaps(fig):
+    """Pairs of visible, non-empty texts (ticks, titles, labels, legend) whose boxes intersect."""
+    with mpl.rc_context(figures._style()):
+        fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for legend in fig.legends for t in legend.get_texts()]
+    for ax in [ax for ax in fig.axes if ax.get_visible()]:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts]
+        frame = ax.get_window_extent(renderer)
+        # tick labels as drawn: matplotlib keeps labels of ticks outside the view, undrawn
+        texts += [t for t in ax.get_xticklabels(which="both")
+                  if frame.x0 - 1 <= t.get_window_extent(renderer).x0 / 2 + t.get_window_extent(renderer).x1 / 2
+                  <= frame.x1 + 1]
+        texts += [t for t in ax.get_yticklabels(which="both")
+                  if frame.y0 - 1 <= t.get_window_extent(renderer).y0 / 2 + t.get_window_extent(renderer).y1 / 2
+                  <= frame.y1 + 1]
+    texts = [t for t in texts if t.get_visible() and t.get_text().strip()]
+    boxes = [(t.get_text(), t.get_window_extent(renderer).padded(-1)) for t in texts]
+    return [(a, b) for (a, ba), (b, bb) in itertools.combinations(boxes, 2) if ba.overlaps(bb)]
+
+
+def test_every_figure_draws_without_overlapping_text(bench):
+    for name, fig in drawings(bench).items():
+        assert isinstance(fig, Figure), name
+        assert overlaps(fig) == [], name
+
+
+def test_to_png(bench):
+    assert figures.to_png(figures.trial_counts(collect.counts_frame(bench)))[:4] == b"\x89PNG"
+
+
+def test_palette_is_stable_across_figures():
+    palette = figures.family_palette(["cnn", "rnn", "gru"])
+    assert list(palette) == ["cnn", "rnn", "gru"]
+    assert figures.family_palette(["cnn", "rnn"])["rnn"] == palette["rnn"]
+
+
+def test_dollar_signs_in_names_do_not_become_math():
+    assert figures._plain("a $x$ b") == r"a \$x\$ b"

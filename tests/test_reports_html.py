@@ -1,0 +1,155 @@
+"""The rendered page: every section, inline images only, escaped storage text, and the degenerate cases."""
+
+import base64
+import html
+import re
+
+import pandas as pd
+import pytest
+
+from reports import build_report, collect, figures, stats
+from reports.html import SECTIONS, cell
+
+try:
+    from tests.test_reports_fixtures import make_benchmark, make_study, sqlite_storage
+except ImportError:  # tests/ is not a package: pytest puts it on sys.path itself
+    from test_reports_fixtures import make_benchmark, make_study, sqlite_storage
+
+HOSTILE = "<script>alert(1)</script>"
+ONE_PIXEL_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+
+
+@pytest.fixture
+def quick_png(monkeypatch):
+    """Figures are still drawn (a drawing error would show) but not rasterized: these tests read text."""
+    monkeypatch.setattr(figures, "to_png", lambda fig: ONE_PIXEL_PNG)
+
+
+def build(tmp_path, name, archs=("cnn", "rnn"), **kwargs):
+    url, store = sqlite_storage(tmp_path / "studies.db")
+    make_benchmark(store, name, archs, **kwargs)
+    page = build_report(url, name, tmp_path / "report")
+    return url, page, page.read_text(encoding="utf-8")
+
+
+def verdict_of(page_html):
+    return html.unescape(re.search(r'<p class="sentence">(.*?)</p>', page_html, re.S).group(1))
+
+
+def assert_every_section(page_html):
+    for key, title in SECTIONS.items():
+        assert f'<section id="{key}"' in page_html
+        assert f"<h2>{html.escape(title)}</h2>" in page_html, title
+    positions = [page_html.index(f'<section id="{key}"') for key in SECTIONS]
+    assert positions == sorted(positions)  # in the promised order
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("report"), "imdb-small", n_trials=10)
+
+
+def test_full_report_has_every_section_and_eight_inline_pngs(report):
+    _, page, text = report
+    assert page.name == "report.html"
+    assert_every_section(text)
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', text)
+    assert len(images) == 8
+    assert all(base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n" for img in images)
+    assert "could not be drawn" not in text
+
+
+def test_report_fetches_nothing(report):
+    _, _, text = report
+    assert "<script" not in text.lower()
+    for attr in re.findall(r'(?:src|href)="([^"]*)"', text):
+        assert attr.startswith(("data:", "#")), attr
+    assert "default-src 'none'" in text  # CSP: even a missed escape could not load or run anything
+
+
+def test_verdict_on_page_is_the_stats_verdict(report):
+    url, _, text = report
+    bench = collect.load_benchmark(url, "imdb-small")
+    expected = stats.verdict(collect.trials_frame(bench), collect.final_frame(bench), bench.baseline)
+    assert verdict_of(text) == expected
+    board = stats.leaderboard(collect.final_frame(bench))
+    for mean in board["mean"]:
+        assert f"<td>{stats.fmt_acc(mean)}</td>" in text  # the numbers the verdict quotes are in the table
+    assert "tfidf-logreg" in text
+
+
+def test_trials_csv_beside_the_html(report):
+    _, page, _ = report
+    df = pd.read_csv(page.parent / "trials.csv")
+    assert len(df) == 20
+    assert list(df.columns[:4]) == ["family", "number", "state", "value"]
+    assert "params_learning_rate" in df.columns and "curves" not in df.columns
+    assert set(df["state"]) == {"COMPLETE", "PRUNED", "FAIL"}
+
+
+def test_storage_text_is_escaped(tmp_path, quick_png):
+    url, store = sqlite_storage(tmp_path / "s.db")
+    for arch in ("cnn", "<b>rnn</b> $x$"):
+        make_study(store, HOSTILE, arch, n_trials=6, labels=[HOSTILE, "pos & neg"])
+    text = build_report(url, HOSTILE, tmp_path / "out").read_text()
+    assert "<script" not in text.lower() and "<b>rnn</b>" not in text and "<b>x</b>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "&lt;b&gt;rnn&lt;/b&gt; $x$" in text
+    assert "pos &amp; neg" in text
+    assert "could not be drawn" not in text  # "$x$" in a family name is drawn as text, not math
+
+
+def test_zero_completed_trials(tmp_path, quick_png):
+    _, _, text = build(tmp_path, "broken", n_trials=4, pruned=(), failed=(0, 1, 2, 3), final=False)
+    assert_every_section(text)
+    assert verdict_of(text).startswith("No trial completed in any family (8 failed, 0 pruned)")
+    assert "No completed trials: nothing to draw." in text
+    assert "CUDA out of memory &lt;b&gt;x&lt;/b&gt;" in text  # the fail reason, escaped
+    assert "needs at least 2 completed trials (has 0)" in text
+
+
+def test_single_family(tmp_path, quick_png):
+    _, _, text = build(tmp_path, "solo", archs=("cnn",), n_trials=6)
+    assert_every_section(text)
+    assert verdict_of(text).startswith("Only one family (cnn) in this benchmark")
+    assert text.count("<img ") == 8
+
+
+def test_no_final_results(tmp_path, quick_png):
+    _, _, text = build(tmp_path, "nofinal", n_trials=6, final=False, baseline=None)
+    assert_every_section(text)
+    assert verdict_of(text).startswith("No final evaluation was run: ranking by validation only")
+    assert "Re-run the final stage to compare on test." in text
+    assert "best validation (not test)" in text
+
+
+def test_empty_studies(tmp_path, quick_png):
+    _, _, text = build(tmp_path, "fresh", n_trials=0, final=False)
+    assert_every_section(text)
+    assert verdict_of(text).startswith("No trials have been run yet")
+    assert "<img " not in text
+
+
+def test_unequal_budgets_are_flagged_loudly(tmp_path, quick_png):
+    url, store = sqlite_storage(tmp_path / "s.db")
+    make_study(store, "unfair", "cnn", n_trials=6, max_steps=1000)
+    make_study(store, "unfair", "rnn", n_trials=6, max_steps=200)
+    text = build_report(url, "unfair", tmp_path / "out").read_text()
+    assert 'class="warning"' in text and "setting &#39;max_steps&#39; differs" in text
+    assert text.index('class="warning"') < text.index('<section id="budget"')
+
+
+def test_five_families(tmp_path, quick_png):
+    _, _, text = build(tmp_path, "many", archs=("cnn", "gru", "lstm", "rnn", "tiny"), n_trials=5,
+                       pruned=(3,), failed=())
+    assert_every_section(text)
+    assert text.count("<img ") == 8 and "could not be drawn" not in text
+    assert "among 5 families" in verdict_of(text) or "best two of 5 families" in verdict_of(text)
+
+
+@pytest.mark.parametrize("value, text", [(None, "–"), (pd.NA, "–"), (float("nan"), "–"), (True, "yes"),
+                                         (25000, "25,000"), (1000.0, "1,000"), (12345.6, "12,346"),
+                                         (0.000312, "3.12e-04"), (0.8712345, "0.8712"), ("<b>", "<b>")])
+def test_cell_format(value, text):
+    assert cell(value) == text  # strings pass through: the template escapes them

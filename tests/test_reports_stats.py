@@ -1,0 +1,148 @@
+"""Statistics on known inputs: t intervals, Welch's test, the chosen configuration and the verdict."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from reports import stats
+
+T_975_DF4 = 2.7764451051977987  # Student t quantile 0.975 with 4 degrees of freedom (tables: 2.776)
+
+
+def test_mean_ci_by_hand():
+    mean, std, n, lo, hi = stats.mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])
+    half = T_975_DF4 * math.sqrt(2.5) / math.sqrt(5)  # sample std of 1..5 is sqrt(2.5)
+    assert (mean, n) == (3.0, 5)
+    assert std == pytest.approx(math.sqrt(2.5))
+    assert (lo, hi) == pytest.approx((3 - half, 3 + half))
+    assert (lo, hi) == pytest.approx((1.0368, 4.9632), abs=1e-4)
+
+
+def test_mean_ci_degenerate():
+    assert math.isnan(stats.mean_ci([0.8])[1]) and stats.mean_ci([0.8])[:1] == (0.8,)
+    assert stats.mean_ci([])[2] == 0
+
+
+def test_welch_equal_variances_by_hand():
+    c = stats.compare([0.85, 0.86, 0.87], [0.80, 0.81, 0.82])
+    se = math.sqrt(2 * 1e-4 / 3)
+    assert c.diff == pytest.approx(0.05)
+    assert c.dof == pytest.approx(4.0)  # Welch-Satterthwaite with equal n and variances: 2(n-1)
+    assert c.p_value == pytest.approx(2 * sps.t.sf(0.05 / se, 4))
+    assert c.p_value == pytest.approx(0.00360, abs=5e-5)
+    assert (c.ci_low, c.ci_high) == pytest.approx((0.05 - T_975_DF4 * se, 0.05 + T_975_DF4 * se))
+    assert c.significant
+
+
+def test_welch_unequal_variances_matches_formula_and_scipy():
+    a, b = np.array([0.90, 0.84, 0.87, 0.93]), np.array([0.85, 0.86, 0.855])
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    c = stats.compare(a, b)
+    assert c.dof == pytest.approx(dof)
+    assert c.p_value == pytest.approx(sps.ttest_ind(a, b, equal_var=False).pvalue)
+    half = sps.t.ppf(0.975, dof) * math.sqrt(va + vb)
+    assert (c.ci_low, c.ci_high) == pytest.approx((c.diff - half, c.diff + half))
+    assert c.ci_low < 0 < c.ci_high and not c.significant
+
+
+def test_compare_untestable_cases_give_nan_not_errors():
+    assert not stats.compare([0.8], [0.7, 0.71]).testable
+    c = stats.compare([0.8, 0.8], [0.7, 0.7])  # no spread at all
+    assert c.diff == pytest.approx(0.1) and math.isnan(c.p_value) and not c.significant
+
+
+def final_rows(family, rank, trial, val, tests):
+    return [{"family": family, "rank": rank, "trial_number": trial, "seed": s, "validation_accuracy": val,
+             "test_accuracy": t} for s, t in enumerate(tests)]
+
+
+def frame(*groups):
+    return pd.DataFrame([row for g in groups for row in final_rows(*g)])
+
+
+def test_summarize_per_family_and_rank():
+    df = frame(("cnn", 1, 4, 0.9, [0.85, 0.86, 0.87]), ("cnn", 2, 9, 0.8, [0.80, 0.80, 0.83]))
+    s = stats.summarize(df, by=["family", "rank"])
+    assert list(s.columns) == ["family", "rank", "mean", "std", "n", "ci_low", "ci_high"]
+    assert s["mean"].tolist() == pytest.approx([0.86, 0.81])
+    assert s["n"].tolist() == [3, 3]
+    assert stats.summarize(df)["mean"].tolist() == pytest.approx([0.835])
+
+
+def test_choose_uses_mean_validation_never_test():
+    df = frame(("cnn", 1, 4, 0.88, [0.80, 0.80, 0.81]),   # best validation, worse test
+               ("cnn", 2, 9, 0.87, [0.90, 0.91, 0.92]),
+               ("rnn", 1, 2, 0.85, [0.84, 0.85, 0.86]),   # tie on validation -> lower rank
+               ("rnn", 2, 3, 0.85, [0.95, 0.95, 0.96]))
+    chosen = stats.choose(df).drop_duplicates("family").set_index("family")["rank"].to_dict()
+    assert chosen == {"cnn": 1, "rnn": 1}
+    board = stats.leaderboard(df)
+    assert board["family"].tolist() == ["rnn", "cnn"]  # ranked by the chosen configs' test means
+    assert board["mean"].tolist() == pytest.approx([0.85, 0.8033333])
+
+
+def trials(families, completed=True):
+    rows = []
+    for i, f in enumerate(families):
+        rows += [{"family": f, "number": n, "state": "COMPLETE" if completed else "FAIL",
+                  "value": (0.8 + 0.01 * i + 0.001 * n) if completed else None} for n in range(3)]
+    return pd.DataFrame(rows)
+
+
+def test_verdict_significant_winner_with_numbers_from_the_table():
+    df = frame(("cnn", 1, 1, 0.88, [0.85, 0.86, 0.87]), ("rnn", 1, 2, 0.83, [0.80, 0.81, 0.82]))
+    text = stats.verdict(trials(["cnn", "rnn"]), df)
+    c = stats.compare([0.85, 0.86, 0.87], [0.80, 0.81, 0.82])
+    assert text.startswith("cnn wins on test")
+    for number in ("0.860", "0.810", stats.fmt_diff(c.diff), stats.fmt_diff(c.ci_low), stats.fmt_diff(c.ci_high),
+                   stats.fmt_p(c.p_value)):
+        assert number in text
+
+
+def test_verdict_not_significant_says_so():
+    df = frame(("cnn", 1, 1, 0.88, [0.85, 0.80, 0.87]), ("rnn", 1, 2, 0.83, [0.84, 0.81, 0.83]))
+    text = stats.verdict(trials(["cnn", "rnn"]), df)
+    assert text.startswith("No significant difference on test between cnn and rnn")
+    assert "≥ 0.05" in text
+
+
+def test_verdict_three_families_names_runner_up_and_baseline():
+    df = frame(("cnn", 1, 1, 0.88, [0.85, 0.86, 0.87]), ("gru", 1, 2, 0.85, [0.83, 0.835, 0.84]),
+               ("rnn", 1, 3, 0.83, [0.80, 0.81, 0.82]))
+    baseline = {"name": "tfidf-logreg", "test_accuracy": 0.84}
+    text = stats.verdict(trials(["cnn", "gru", "rnn"]), df, baseline)
+    assert "among 3 families" in text and "runner-up gru" in text
+    assert "margin over the tfidf-logreg baseline (0.840 test accuracy) is +0.020" in text
+    assert text.endswith(".")
+
+
+def test_verdict_without_final_results_ranks_by_validation_only():
+    text = stats.verdict(trials(["cnn", "rnn"]), frame())
+    assert text.startswith("No final evaluation was run: ranking by validation only, rnn leads")
+    partial = stats.verdict(trials(["cnn", "rnn"]), frame(("cnn", 1, 1, 0.88, [0.85, 0.86, 0.87])))
+    assert partial.startswith("No final evaluation was run for rnn")
+
+
+def test_verdict_single_family_and_nothing_completed():
+    one = stats.verdict(trials(["cnn"]), frame(("cnn", 1, 1, 0.88, [0.85, 0.86, 0.87])))
+    assert one.startswith("Only one family (cnn)") and "0.860" in one
+    assert "no final evaluation" in stats.verdict(trials(["cnn"]), frame())
+    assert stats.verdict(trials(["cnn", "rnn"], completed=False), frame()).startswith("No trial completed")
+    empty = pd.DataFrame(columns=["family", "number", "state", "value"])
+    assert stats.verdict(empty, frame()).startswith("No trials have been run yet")
+
+
+def test_verdict_single_seed_cannot_be_tested():
+    df = frame(("cnn", 1, 1, 0.88, [0.85]), ("rnn", 1, 2, 0.83, [0.80]))
+    text = stats.verdict(trials(["cnn", "rnn"]), df)
+    assert "cannot be tested" in text and "single seed" in text
+
+
+def test_p_value_format_never_rounds_across_the_threshold():
+    assert stats.fmt_p(0.0496) == "p = 0.0496"
+    assert stats.fmt_p(0.0004) == "p < 0.001"
+    assert stats.fmt_diff(-0.0003) == "-0.0003"

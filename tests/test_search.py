@@ -1,0 +1,195 @@
+"""Search building blocks with toy objectives: pruning, exact targets, resume, pins, spaces."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+from transformers import TrainerControl, TrainerState
+
+from core.errors import UsageError
+from core.models import build_model
+from search.fixed import check_known, parse_fixed
+from search.objective import PruningCallback, trial_seed
+from search.runner import count_trials, run_study
+from search.study import make_pruner, make_sampler, make_storage, open_study
+from spaces import SPACES, split_params
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _evaluate(callback: PruningCallback, step: int, accuracy: float) -> TrainerControl:
+    state, control = TrainerState(), TrainerControl()
+    state.global_step = step
+    callback.on_evaluate(None, state, control, metrics={"eval_accuracy": accuracy})
+    return control
+
+
+def test_pruning_callback_prunes_a_bad_trial_at_the_first_step_past_warmup():
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=20))
+    for _ in range(2):  # two good finished trials set the median
+        trial = study.ask()
+        for step in (10, 20, 30, 40):
+            trial.report(0.9, step)
+        study.tell(trial, 0.9)
+    bad = PruningCallback(study.ask())
+    controls = [_evaluate(bad, step, 0.5) for step in (10, 20, 30, 40)]
+    # Not in the warm-up (steps < 20), then at once, at the first step past it.
+    assert [c.should_training_stop for c in controls] == [False, True, True, True]
+    assert bad.pruned_at == 20
+    assert bad.trial.study.trials[-1].intermediate_values == {10: 0.5, 20: 0.5, 30: 0.5, 40: 0.5}
+
+    good = PruningCallback(study.ask())
+    assert not any(_evaluate(good, step, 0.95).should_training_stop for step in (10, 20, 30, 40))
+    assert good.pruned_at is None
+
+
+def _toy(trial):
+    x = trial.suggest_float("x", 0, 1)
+    for step in range(1, 4):
+        trial.report(x * step, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return x
+
+
+def test_run_study_reaches_the_exact_target_and_resumes_without_overshoot(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
+    counts = run_study(study, _toy, 7, progress=False)
+    assert counts.finished == 7 and counts.pruned > 0  # pruned trials count as finished
+    assert count_trials(study).finished == 7
+
+    again = optuna.load_study(study_name="s", storage=storage)
+    run_study(again, _toy, 7, progress=False)
+    assert len(again.trials) == 7  # nothing re-run
+
+    run_study(again, _toy, 10, progress=False)
+    assert count_trials(again).finished == 10 and len(again.trials) == 10
+
+
+def test_failed_trials_are_recorded_with_reason_and_the_study_goes_on():
+    study = optuna.create_study(direction="maximize")
+    calls = []
+
+    def objective(trial):
+        calls.append(trial.number)
+        if trial.number % 2 == 0:
+            raise ValueError("loss exploded")
+        return 1.0
+
+    counts = run_study(study, objective, 3, progress=False)
+    assert counts.complete == 3 and counts.failed == 3
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert all("loss exploded" in t.user_attrs["fail_reason"] for t in failed)
+
+
+def test_a_study_stops_after_repeated_failures():
+    study = optuna.create_study(direction="maximize")
+    counts = run_study(study, lambda t: 1 / 0, 3, progress=False)
+    assert counts.failed == 5 and counts.finished == 0
+
+
+def test_interrupt_fails_the_running_trial_and_propagates():
+    study = optuna.create_study(direction="maximize")
+    seen = []
+
+    def objective(trial):
+        if trial.number == 1:
+            raise KeyboardInterrupt
+        return 0.5
+
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, objective, 5, progress=False, callbacks=[lambda s, t: seen.append(t.state)])
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert study.trials[1].user_attrs["fail_reason"] == "interrupted"
+    assert seen == [TrialState.COMPLETE, TrialState.FAIL]  # callbacks (MLflow) still hear of it
+
+
+def test_trial_seeds_are_reproducible_and_distinct():
+    assert trial_seed(42, 3) == trial_seed(42, 3)
+    assert len({trial_seed(42, n) for n in range(100)}) == 100
+    assert trial_seed(42, 0) != trial_seed(43, 0)
+
+
+@pytest.mark.parametrize("arch", list(SPACES))
+def test_every_suggested_configuration_builds_and_runs(arch):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    ids = torch.randint(1, 50, (3, 12))
+    mask = torch.ones_like(ids)
+    mask[0, 7:] = 0
+    for _ in range(25):
+        trial = study.ask()
+        model_params, training = split_params(SPACES[arch](trial))
+        assert 1e-4 <= training["learning_rate"] <= 1e-2
+        model = build_model(arch, vocab_size=50, num_labels=2, pad_token_id=0, **model_params)
+        out = model(input_ids=ids, attention_mask=mask, labels=torch.tensor([0, 1, 0]))
+        assert out.logits.shape == (3, 2) and torch.isfinite(out.loss)
+        study.tell(trial, 0.5)
+
+
+def test_spaces_contain_the_course_notes_configuration():
+    from core.models import SEED_CONFIGS
+    from search.fixed import distributions
+
+    for arch, config in SEED_CONFIGS.items():
+        if arch not in SPACES:
+            continue
+        dists = distributions(arch)
+        for name, value in {**config, "learning_rate": 1e-3}.items():
+            assert dists[name]._contains(dists[name].to_internal_repr(value)), (arch, name, value)
+
+
+def test_fix_parses_typed_values_and_refuses_bad_ones():
+    assert parse_fixed("rnn", ["num_layers=2", "nonlinearity=relu", "learning_rate=3e-3", "num_filters=9"]) == {
+        "num_layers": 2, "nonlinearity": "relu", "learning_rate": 0.003}  # num_filters is the CNN's
+    with pytest.raises(UsageError, match="must be an integer"):
+        parse_fixed("rnn", ["num_layers=two"])
+    with pytest.raises(UsageError, match="one of tanh, relu"):
+        parse_fixed("rnn", ["nonlinearity=sigmoid"])
+    with pytest.raises(UsageError, match="expected name=value"):
+        parse_fixed("cnn", ["num_filters"])
+    with pytest.raises(UsageError, match="no such parameter"):
+        check_known(["cnn", "rnn"], ["dropout=0.1"])
+
+
+def test_pinned_values_are_used_by_every_trial():
+    fixed = parse_fixed("cnn", ["filter_size=3", "learning_rate=0.001"])
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.PartialFixedSampler(fixed, make_sampler("tpe", 0, 8)))
+    for _ in range(6):
+        trial = study.ask()
+        SPACES["cnn"](trial)
+        study.tell(trial, 0.5)
+    assert {t.params["filter_size"] for t in study.trials} == {3}
+    assert {t.params["learning_rate"] for t in study.trials} == {0.001}
+    assert len({t.params["num_filters"] for t in study.trials}) > 1
+
+
+def test_resuming_with_a_different_budget_is_refused(tmp_path):
+    storage = make_storage(f"sqlite:///{tmp_path}/o.db")
+    attrs = {"benchmark": "b", "arch": "cnn", "settings": {"max_steps": 100, "fingerprint": "f", "target_trials": 3}}
+    kwargs = {"sampler": make_sampler("random", 0, 3), "pruner": make_pruner("none", max_steps=100, eval_steps=10)}
+    open_study(storage, "b", "cnn", attrs=attrs, **kwargs)
+    more = {**attrs, "settings": {**attrs["settings"], "target_trials": 6}}
+    assert open_study(storage, "b", "cnn", attrs=more, **kwargs).user_attrs["settings"]["target_trials"] == 6
+    changed = {**attrs, "settings": {**attrs["settings"], "max_steps": 200}}
+    with pytest.raises(UsageError, match="max_steps=100"):
+        open_study(storage, "b", "cnn", attrs=changed, **kwargs)
+
+
+@pytest.mark.parametrize("url", ["notaurl", "sqlite//x.db", "postgresql://u:secret@127.0.0.1:notaport/db",
+                                 "mysql+nodriver://x/y"])
+def test_malformed_storage_urls_are_refused_without_leaking_the_password(url):
+    with pytest.raises(UsageError, match="storage") as info:
+        make_storage(url)
+    assert "secret" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_median_pruner_never_prunes_at_the_first_evaluation_or_in_the_first_fifth():
+    assert make_pruner("median", max_steps=2500, eval_steps=500)._n_warmup_steps == 501  # prunes from 1000
+    assert make_pruner("median", max_steps=600, eval_steps=100)._n_warmup_steps == 121  # prunes from 200
+    assert isinstance(make_pruner("hyperband", max_steps=600, eval_steps=100), optuna.pruners.HyperbandPruner)
