@@ -91,6 +91,7 @@ def search_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///OUTPUT_DIR/mlflow.db)")
     p.add_argument("--no-mlflow", action="store_true", help="turn MLflow tracking off")
+    p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF + logistic regression baseline")
     p.add_argument("--top-k", type=int, default=3, help="configurations per family re-run for the final test (default: 3)")
     p.add_argument("--final-seeds", type=int, default=3, help="seeds per final configuration; 0 skips (default: 3)")
     add_data_options(p)
@@ -258,6 +259,7 @@ def cmd_search(argv: list[str]) -> int:
     configure_logging(args.verbose)
     from core.training import set_threads
     from core.urls import redact
+    from search.baseline import run_baseline
     from search.benchmark import (
         benchmark_studies_of,
         format_summary,
@@ -288,12 +290,13 @@ def cmd_search(argv: list[str]) -> int:
             studies = run(bench)
         for arch, study in studies.items():
             run_final(bench, study, arch, tracker(bench))
+        baseline = None if args.no_baseline else run_baseline(bench, studies, tracker(bench))
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished trials are kept; rerun the same command to resume benchmark '{search.name}'",
               file=sys.stderr)
         return 130
     print()
-    print(format_summary(summary_rows(studies)))
+    print(format_summary(summary_rows(studies, baseline)))
     tracking = tracker(bench)
     if tracking is not None:
         state = f"BROKEN ({tracking.broken})" if tracking.broken else "ok"

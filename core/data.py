@@ -336,3 +336,70 @@ def prepare(settings: DataSettings) -> PreparedData:
 def label_counts(splits: datasets.DatasetDict) -> dict[str, list[int]]:
     """Per-split class counts (for checks and the report)."""
     return {name: np.bincount(ds["labels"]).tolist() for name, ds in splits.items()}
+
+
+# ---------------------------------------------------------------- batching (the training hot path)
+
+
+class ArrayRows:
+    """A tokenized split as flat numpy arrays, converted once from Arrow: ``rows[i]`` is the same
+    example as ``split[i]`` (same order, same values) without a per-row Arrow lookup and python-list
+    conversion. A plain map-style dataset, so the Trainer's sampler sees the same length and order."""
+
+    def __init__(self, split: datasets.Dataset):
+        table = split.with_format("arrow")[:]  # honours any indices mapping
+        self.columns = list(table.column_names)
+        self._ragged, self._flat = {}, {}
+        for name in self.columns:
+            column = table.column(name).combine_chunks()
+            if hasattr(column, "offsets"):  # a list column: values + offsets
+                self._ragged[name] = (column.values.to_numpy(zero_copy_only=False),
+                                      column.offsets.to_numpy(zero_copy_only=False))
+            else:
+                self._flat[name] = column.to_numpy(zero_copy_only=False)
+        self.length = len(table)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        row = {}
+        for name, (values, offsets) in self._ragged.items():
+            row[name] = values[offsets[index]:offsets[index + 1]]
+        for name, values in self._flat.items():
+            row[name] = values[index].item()
+        return row
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        return [self[i] for i in indices]
+
+
+class PaddingCollator:
+    """What ``DataCollatorWithPadding(tokenizer)`` returns for this harness's columns (right padding
+    to the longest row of the batch: ``input_ids`` with the pad id, ``attention_mask`` with 0; int64
+    ``labels``), built with numpy instead of ``tokenizer.pad``. Other layouts go to the original."""
+
+    PADDED = {"input_ids": None, "attention_mask": 0}  # None: the tokenizer's pad id
+
+    def __init__(self, tokenizer):
+        from transformers import DataCollatorWithPadding
+
+        self.pad_token_id = tokenizer.pad_token_id
+        self.right = getattr(tokenizer, "padding_side", "right") == "right"
+        self.fallback = DataCollatorWithPadding(tokenizer)
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        if not self.right or not features or set(features[0]) != {*self.PADDED, "labels"}:
+            return self.fallback(features)
+        lengths = [len(f["input_ids"]) for f in features]
+        width = max(lengths)
+        batch = {}
+        for name, pad in self.PADDED.items():
+            out = np.full((len(features), width), self.pad_token_id if pad is None else pad, dtype=np.int64)
+            for r, (feature, n) in enumerate(zip(features, lengths, strict=True)):
+                out[r, :n] = feature[name]
+            batch[name] = torch.from_numpy(out)
+        batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
+        return batch

@@ -77,51 +77,56 @@ class SimpleCNN(_TextClassifier):
 # ---------------------------------------------------------------- recurrent
 
 
-class RNNConfig(PretrainedConfig):
-    model_type = "textbench-rnn"
+class RecurrentConfig(PretrainedConfig):
+    """Shared fields of the recurrent families (a base, not registered itself)."""
 
-    def __init__(
-        self,
-        vocab_size=28996,
-        embedding_dim=64,
-        hidden_size=96,
-        num_layers=1,
-        nonlinearity="tanh",
-        bidirectional=False,
-        pad_token_id=0,
-        **kwargs,
-    ):
+    def __init__(self, vocab_size=28996, embedding_dim=64, hidden_size=96, num_layers=1, bidirectional=False,
+                 pad_token_id=0, **kwargs):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         self.vocab_size = vocab_size
         self.embedding_dim = embedding_dim
         self.hidden_size = hidden_size
         self.num_layers = num_layers
-        self.nonlinearity = nonlinearity
         self.bidirectional = bidirectional
 
 
-class SimpleRNN(_TextClassifier):
+class RNNConfig(RecurrentConfig):
+    model_type = "textbench-rnn"
+
+    def __init__(self, nonlinearity="tanh", **kwargs):
+        super().__init__(**kwargs)
+        self.nonlinearity = nonlinearity
+
+
+class GRUConfig(RecurrentConfig):
+    model_type = "textbench-gru"
+
+    def __init__(self, **kwargs):  # transformers 5 needs each config class to define its own
+        super().__init__(**kwargs)
+
+
+class LSTMConfig(RecurrentConfig):
+    model_type = "textbench-lstm"
+
+    def __init__(self, **kwargs):  # transformers 5 needs each config class to define its own
+        super().__init__(**kwargs)
+
+
+class _RecurrentClassifier(_TextClassifier):
     """embedding -> recurrent layers over the real tokens (packed) -> last real output -> linear."""
 
-    config_class = RNNConfig
+    cell: type[nn.Module] = nn.RNN
 
-    def __init__(self, config: RNNConfig):
+    def __init__(self, config: RecurrentConfig):
         super().__init__(config)
-        self.rnn = self.make_recurrent(config)
+        self.rnn = self.cell(config.embedding_dim, config.hidden_size, num_layers=config.num_layers,
+                             bidirectional=config.bidirectional, batch_first=True, **self.cell_options(config))
         directions = 2 if config.bidirectional else 1
         self.output_layer = nn.Linear(directions * config.hidden_size, config.num_labels)
         self.post_init()
 
-    @staticmethod
-    def make_recurrent(config) -> nn.Module:
-        return nn.RNN(
-            config.embedding_dim,
-            config.hidden_size,
-            num_layers=config.num_layers,
-            nonlinearity=config.nonlinearity,
-            bidirectional=config.bidirectional,
-            batch_first=True,
-        )
+    def cell_options(self, config) -> dict:
+        return {}
 
     def features(self, embedded, mask):
         lengths = mask.sum(dim=1).clamp(min=1)
@@ -135,17 +140,41 @@ class SimpleRNN(_TextClassifier):
         return torch.cat([last[:, :hidden], outputs[:, 0, hidden:]], dim=1)
 
 
+class SimpleRNN(_RecurrentClassifier):
+    """The course notes' Elman RNN (tanh or relu), reading each sequence's true last token."""
+
+    config_class = RNNConfig
+    cell = nn.RNN
+
+    def cell_options(self, config) -> dict:
+        return {"nonlinearity": config.nonlinearity}
+
+
+class SimpleGRU(_RecurrentClassifier):
+    config_class = GRUConfig
+    cell = nn.GRU
+
+
+class SimpleLSTM(_RecurrentClassifier):
+    config_class = LSTMConfig
+    cell = nn.LSTM
+
+
 # ---------------------------------------------------------------- registry
 
 MODELS: dict[str, tuple[type[PretrainedConfig], type[PreTrainedModel]]] = {
     "cnn": (CNNConfig, SimpleCNN),
     "rnn": (RNNConfig, SimpleRNN),
+    "gru": (GRUConfig, SimpleGRU),
+    "lstm": (LSTMConfig, SimpleLSTM),
 }
 
 # The course notes' configurations: the reference point for every search.
 SEED_CONFIGS: dict[str, dict] = {
     "cnn": {"embedding_dim": 64, "filter_size": 3, "num_filters": 10},
     "rnn": {"embedding_dim": 64, "hidden_size": 96, "num_layers": 1, "nonlinearity": "tanh"},
+    "gru": {"embedding_dim": 64, "hidden_size": 96, "num_layers": 1},  # the RNN's sizes, gated cells
+    "lstm": {"embedding_dim": 64, "hidden_size": 96, "num_layers": 1},
 }
 
 

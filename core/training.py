@@ -17,10 +17,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
 from transformers import (
-    DataCollatorWithPadding,
     EarlyStoppingCallback,
     PrinterCallback,
     Trainer,
@@ -28,6 +28,7 @@ from transformers import (
     TrainingArguments,
 )
 
+from core.data import ArrayRows, PaddingCollator
 from core.errors import UsageError
 
 METRIC_PATH = Path(__file__).parent / "metrics" / "accuracy"
@@ -157,10 +158,12 @@ def build_trainer(model, data, settings: TrainSettings, output_dir: str, *, lear
     trainer = Trainer(
         model=model,
         args=training_arguments(settings, output_dir, learning_rate=learning_rate, seed=seed),
-        train_dataset=data.splits["train"],
-        eval_dataset=data.splits["validation"],
+        # The same rows in the same order as the Arrow splits, and the same padded batches as
+        # DataCollatorWithPadding, without the per-row Arrow access and tokenizer.pad per step.
+        train_dataset=ArrayRows(data.splits["train"]),
+        eval_dataset=ArrayRows(data.splits["validation"]),
         processing_class=data.tokenizer,
-        data_collator=DataCollatorWithPadding(data.tokenizer),
+        data_collator=PaddingCollator(data.tokenizer),
         compute_metrics=compute_accuracy,
         callbacks=callbacks,
     )
@@ -198,6 +201,8 @@ def fit(model, data, settings: TrainSettings, output_dir: str | Path, *, learnin
 
 def evaluate_split(trainer: Trainer, dataset, prefix: str = "test") -> dict:
     """Metrics of the trainer's (best) model on one split, e.g. the test split, once."""
+    if isinstance(dataset, datasets.Dataset):
+        dataset = ArrayRows(dataset)
     metrics = trainer.predict(dataset, metric_key_prefix=prefix).metrics
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
 

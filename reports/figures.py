@@ -61,7 +61,7 @@ def _plain(text: Any) -> str:
 
 def _wrap(text: Any, width: int = 16) -> str:
     """Long names broken over lines so neighbouring tick labels and titles keep apart."""
-    return "\n".join(textwrap.wrap(_plain(text), width, break_on_hyphens=True)) or _plain(text)
+    return "\n".join(_plain(line) for line in textwrap.wrap(str(text), width)) or _plain(text)
 
 
 def _figure(width: float, height: float) -> Figure:

@@ -244,8 +244,8 @@ def study_wall_seconds(study: optuna.Study) -> float | None:
     return (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds()
 
 
-def summary_rows(studies: dict[str, optuna.Study]) -> list[dict]:
-    """Per family: best value and params, trial counts, wall time (for the closing table)."""
+def summary_rows(studies: dict[str, optuna.Study], baseline: dict | None = None) -> list[dict]:
+    """Per family: best value and params, trial counts, wall time, final test mean (closing table)."""
     rows = []
     for arch, study in studies.items():
         counts = count_trials(study)
@@ -263,20 +263,31 @@ def summary_rows(studies: dict[str, optuna.Study]) -> list[dict]:
             "pruned": counts.pruned,
             "failed": counts.failed,
             "wall_seconds": study_wall_seconds(study),
+            "test_mean": _mean_test_of_rank_one(study),
         })
+    if baseline:
+        rows.append({"arch": baseline["name"], "best_value": baseline["validation_accuracy"], "best_trial": None,
+                     "best_params": {"C": baseline["C"]}, "complete": 1, "pruned": 0, "failed": 0,
+                     "wall_seconds": baseline["fit_seconds"], "test_mean": baseline["test_accuracy"]})
     return rows
 
 
+def _mean_test_of_rank_one(study: optuna.Study) -> float | None:
+    tests = [r["test_accuracy"] for r in study.user_attrs.get("final_results", []) if r.get("rank") == 1]
+    return sum(tests) / len(tests) if tests else None
+
+
 def format_summary(rows: list[dict]) -> str:
-    lines = [f"{'family':<8} {'best val acc':>12} {'trial':>5} {'complete':>8} {'pruned':>6} {'failed':>6} "
-             f"{'wall s':>7}  best params"]
+    lines = [f"{'family':<12} {'best val acc':>12} {'test (top-1)':>12} {'trial':>5} {'complete':>8} {'pruned':>6} "
+             f"{'failed':>6} {'wall s':>7}  best params"]
     for r in rows:
         value = f"{r['best_value']:.4f}" if r["best_value"] is not None else "-"
         wall = f"{r['wall_seconds']:.0f}" if r.get("wall_seconds") is not None else "-"
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in r["best_params"].items())
         trial = r["best_trial"] if r["best_trial"] is not None else "-"
-        lines.append(f"{r['arch']:<8} {value:>12} {trial:>5} {r['complete']:>8} {r['pruned']:>6} {r['failed']:>6} "
-                     f"{wall:>7}  {params}")
+        test = f"{r['test_mean']:.4f}" if r.get("test_mean") is not None else "-"
+        lines.append(f"{r['arch']:<12} {value:>12} {test:>12} {trial:>5} {r['complete']:>8} {r['pruned']:>6} "
+                     f"{r['failed']:>6} {wall:>7}  {params}")
     return "\n".join(lines)
 
 

@@ -235,6 +235,19 @@ class MlflowTracker:
         self._call("close final run", self.client.set_terminated, run.info.run_id, "FINISHED")
 
 
+    def baseline_run(self, benchmark: str, record: dict) -> None:
+        """The linear baseline as its own top-level run of the benchmark's experiment."""
+        run = self._call("create baseline run", self.client.create_run, self.experiment_id, run_name=record["name"],
+                         tags={ROLE: "baseline", ARCH: record["name"], "benchmark": benchmark})
+        if run is None:
+            return
+        self._log_params(run.info.run_id, {k: record[k] for k in ("name", "C", "n_features", "fingerprint",
+                                                                 "max_length") if k in record})
+        self.log_metrics(run.info.run_id, {k: record.get(k) for k in (
+            "validation_accuracy", "test_accuracy", "fit_seconds")})
+        self._call("close baseline run", self.client.set_terminated, run.info.run_id, "FINISHED")
+
+
 def _param_value(value) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."

@@ -3,9 +3,9 @@
 Every key is either a model config field or a training setting (``TRAINING_PARAMS``).
 """
 
-from spaces import cnn, rnn
+from spaces import cnn, gru, lstm, rnn
 
-SPACES = {"cnn": cnn.suggest, "rnn": rnn.suggest}
+SPACES = {"cnn": cnn.suggest, "rnn": rnn.suggest, "gru": gru.suggest, "lstm": lstm.suggest}
 
 # Keys of a suggested dict that configure training rather than the model.
 TRAINING_PARAMS = ("learning_rate",)

@@ -34,6 +34,12 @@ VARIANTS = {
     "rnn-2-layers": ("rnn", {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2}),
     "rnn-2-layers-bidirectional": ("rnn", {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2,
                                            "bidirectional": True}),
+    "gru": ("gru", {"embedding_dim": 8, "hidden_size": 6}),
+    "gru-2-layers-bidirectional": ("gru", {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2,
+                                           "bidirectional": True}),
+    "lstm": ("lstm", {"embedding_dim": 8, "hidden_size": 6}),
+    "lstm-2-layers-bidirectional": ("lstm", {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2,
+                                             "bidirectional": True}),
 }
 
 

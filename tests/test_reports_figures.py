@@ -3,6 +3,7 @@
 import itertools
 
 import matplotlib as mpl
+import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
@@ -78,3 +79,17 @@ def test_palette_is_stable_across_figures():
 
 def test_dollar_signs_in_names_do_not_become_math():
     assert figures._plain("a $x$ b") == r"a \$x\$ b"
+
+
+def test_final_accuracy_with_one_seed_has_no_interval_but_draws():
+    final = pd.DataFrame({"family": ["cnn", "rnn"], "rank": [1, 1], "seed": [0, 0], "trial_number": [3, 4],
+                          "test_accuracy": [0.80, 0.70], "validation_accuracy": [0.81, 0.71]})
+    fig = figures.final_accuracy(final, baseline={"name": "tfidf-logreg", "test_accuracy": 0.75})
+    assert overlaps(fig) == []
+
+
+def test_cost_scatter_without_recorded_times():
+    trials = pd.DataFrame({"family": ["cnn"] * 3, "state": ["COMPLETE"] * 3, "value": [0.80, 0.81, 0.82],
+                           "wall_seconds": [None] * 3, "n_params": [1_000, 20_000, 300_000]})
+    fig = figures.cost_scatter(trials)
+    assert fig.axes[0].get_xlabel().endswith("(no data)") and fig.axes[1].get_xscale() == "log"

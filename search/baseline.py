@@ -1,0 +1,38 @@
+"""The linear baseline stage: fit once per benchmark (data + tokenization), store, log.
+
+The result is stored on every study of the benchmark (user attribute ``baseline``), so the
+report finds it wherever it looks and a resumed benchmark reuses it instead of refitting.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import optuna
+
+from core.baseline import fit_baseline
+
+log = logging.getLogger(__name__)
+
+
+def cached_baseline(studies: dict[str, optuna.Study], fingerprint: str, max_length: int) -> dict | None:
+    for study in studies.values():
+        stored = study.user_attrs.get("baseline")
+        if stored and stored.get("fingerprint") == fingerprint and stored.get("max_length") == max_length:
+            return stored
+    return None
+
+
+def run_baseline(bench, studies: dict[str, optuna.Study], tracker=None) -> dict:
+    """The baseline record, fitted now or found in the studies."""
+    max_length = bench.data_settings.max_length
+    record = cached_baseline(studies, bench.data.fingerprint, max_length)
+    if record is None:
+        log.info("fitting the TF-IDF + logistic regression baseline")
+        record = fit_baseline(bench.data) | {"max_length": max_length}
+        if tracker is not None:
+            tracker.baseline_run(bench.search.name, record)
+    for study in studies.values():
+        if study.user_attrs.get("baseline") != record:
+            study.set_user_attr("baseline", record)
+    return record

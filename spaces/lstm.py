@@ -1,0 +1,20 @@
+"""Search space of the LSTM family (the RNN's structure with LSTM cells).
+
+| parameter      | range            | scale | reference |
+|----------------|------------------|-------|-----------|
+| embedding_dim  | 16 .. 256        | log   | 64        |
+| hidden_size    | 16 .. 256        | log   | 96        |
+| num_layers     | 1 .. 3           | int   | 1         |
+| learning_rate  | 1e-4 .. 1e-2     | log   | 1e-3      |
+"""
+
+import optuna
+
+
+def suggest(trial: optuna.Trial) -> dict:
+    return {
+        "embedding_dim": trial.suggest_int("embedding_dim", 16, 256, log=True),
+        "hidden_size": trial.suggest_int("hidden_size", 16, 256, log=True),
+        "num_layers": trial.suggest_int("num_layers", 1, 3),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
+    }
