@@ -148,6 +148,14 @@ def train_settings(args, learning_rate: float = 1e-3) -> TrainSettings:  # noqa:
                          patience=args.patience, learning_rate=learning_rate)
 
 
+def default_name(dataset: str) -> str:
+    """imdb -> imdb; owner/imdb -> imdb; data/rt_polarity/all.parquet -> rt_polarity-all."""
+    path = Path(dataset)
+    if path.suffix and path.parent.name:
+        return f"{path.parent.name}-{path.stem}"
+    return path.stem or "benchmark"
+
+
 def parse_archs(text: str) -> list[str]:
     from core.models import MODELS
 
@@ -202,7 +210,7 @@ def search_settings(args, progress: bool = True) -> SearchSettings:  # noqa: F82
     from search.benchmark import SearchSettings
 
     return SearchSettings(
-        archs=parse_archs(args.arch), trials=args.trials, name=args.name or Path(args.dataset).stem,
+        archs=parse_archs(args.arch), trials=args.trials, name=args.name or default_name(args.dataset),
         output_dir=args.output_dir, storage=args.storage, seed=args.seed, sampler=args.sampler, pruner=args.pruner,
         timeout=args.timeout, fix=args.fix, top_k=args.top_k, final_seeds=args.final_seeds,
         tracking_uri=args.tracking_uri, mlflow=not args.no_mlflow, progress=progress,

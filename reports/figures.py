@@ -86,17 +86,20 @@ def _order(frame: pd.DataFrame, palette: dict[str, Any]) -> list[str]:
 
 
 def _legend_top(fig: Figure, handles: list, labels: list[str]) -> None:
+    """One legend above the axes, in as many rows as it needs to fit the figure's width."""
+    inches = sum(0.075 * len(label) + 0.6 for label in labels)  # rough width at the report's font size
+    rows = max(1, math.ceil(inches / (0.95 * fig.get_figwidth())))
     fig.legend(handles, [_plain(label) for label in labels], loc="outside upper center",
-               ncols=min(len(labels), 6))
+               ncols=max(1, math.ceil(len(labels) / rows)))
 
 
-def _baseline_line(ax, baseline: dict[str, Any] | None, key: str) -> None:
-    if baseline and baseline.get(key) is not None:
-        ax.axhline(float(baseline[key]), color="0.3", ls="--", lw=1.2, zorder=0)
-        ax.annotate(_plain(f"{baseline.get('name', 'baseline')} {float(baseline[key]):.3f}"),
-                    xy=(1, float(baseline[key])), xycoords=("axes fraction", "data"),
-                    xytext=(-4, 3), textcoords="offset points", ha="right", va="bottom",
-                    fontsize="small", color="0.3")
+def _baseline_line(ax, baseline: dict[str, Any] | None, key: str) -> list[Line2D]:
+    """Dashed reference line; its handle goes in the legend (a label on the line can hit the frame)."""
+    if not baseline or baseline.get(key) is None:
+        return []
+    value = float(baseline[key])
+    label = f"{baseline.get('name', 'baseline')} baseline ({value:.3f})"
+    return [ax.axhline(value, color="0.3", ls="--", lw=1.2, zorder=0, label=label)]
 
 
 @styled
@@ -112,7 +115,9 @@ def validation_distribution(trials: pd.DataFrame, palette: dict[str, Any] | None
                 showfliers=False, width=0.5, boxprops={"alpha": 0.35}, legend=False)
     sns.stripplot(data=done, x="family", y="value", hue="family", order=order, palette=palette, ax=ax,
                   size=5, jitter=0.15, edgecolor="white", linewidth=0.5, legend=False)
-    _baseline_line(ax, baseline, "validation_accuracy")
+    reference = _baseline_line(ax, baseline, "validation_accuracy")
+    if reference:
+        _legend_top(fig, reference, [h.get_label() for h in reference])
     ax.set(xlabel="", ylabel="validation accuracy (best per trial)")
     ax.set_xticks(range(len(order)), [f"{_wrap(f)}\n(n={int((done.family == f).sum())})" for f in order])
     return fig
@@ -233,7 +238,7 @@ def final_accuracy(final: pd.DataFrame, palette: dict[str, Any] | None = None,
     summary = stats.summarize(final, by=["family", "rank"])
     chosen = set(map(tuple, stats.choose(final)[["family", "rank"]].drop_duplicates().to_numpy()))
     ticks, labels, groups, x = [], [], [], 0.0
-    fig = _figure(max(5.5, 0.85 * len(summary) + 2.5), 4.4)
+    fig = _figure(max(7.5, 0.85 * len(summary) + 2.5), 4.4)  # at least as wide as the legend
     ax = fig.add_subplot()
     rng = np.random.default_rng(0)
     for family in _order(final, palette):
@@ -251,7 +256,7 @@ def final_accuracy(final: pd.DataFrame, palette: dict[str, Any] | None = None,
             x += 1.0
         groups.append(((start + x - 1.0) / 2, _wrap(family, max(int(9 * (x - start)), 8))))
         x += 0.5
-    _baseline_line(ax, baseline, "test_accuracy")
+    reference = _baseline_line(ax, baseline, "test_accuracy")
     ax.set_xticks(ticks, labels)
     names = ax.secondary_xaxis("bottom")  # family names centred under their group of ranks
     names.set_xticks([g[0] for g in groups], [g[1] for g in groups], fontweight="bold")
@@ -262,6 +267,7 @@ def final_accuracy(final: pd.DataFrame, palette: dict[str, Any] | None = None,
     handles = [Line2D([], [], ls="", marker="o", ms=8, color="0.3", label="chosen config (*): mean, 95% CI"),
                Line2D([], [], ls="", marker="o", ms=8, color="0.3", mfc="white", label="other ranks: mean, 95% CI"),
                Line2D([], [], ls="", marker="o", ms=4, color="0.3", alpha=0.6, label="one seed")]
+    handles += reference
     _legend_top(fig, handles, [h.get_label() for h in handles])
     return fig
 

@@ -171,8 +171,10 @@ def _best_table(bench: Benchmark, final: pd.DataFrame) -> dict[str, Any] | None:
     best = collect.best_frame(bench)
     if best.empty:
         return None
-    chosen = set(map(tuple, stats.choose(final)[["family", "rank"]].drop_duplicates().to_numpy())) if len(final) else set()
-    flags = [(f, r) in chosen for f, r in zip(best["family"], best["rank"], strict=True)]
+    # matched by trial number, not rank: a search resumed after the final stage can shift the ranks
+    chosen = stats.choose(final)
+    picked = set(zip(chosen["family"], chosen["trial_number"].astype(float), strict=True))
+    flags = [(f, float(n)) in picked for f, n in zip(best["family"], best["number"], strict=True)]
     shown = pd.DataFrame({"family": best["family"], "rank": best["rank"], "trial": best["number"],
                           "validation accuracy": best["value"], "parameters": best["n_params"],
                           "best step": best["best_step"], "hyperparameters": best["params"].map(_kv),

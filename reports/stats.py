@@ -56,13 +56,19 @@ def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[fl
     return mean, std, n, mean - half, mean + half
 
 
-def summarize(final: pd.DataFrame, by: str | Sequence[str] = "family", value: str = "test_accuracy") -> pd.DataFrame:
-    """Per group of ``by``: mean, std, n, ci_low, ci_high of ``value`` (95% t interval)."""
+def summarize(final: pd.DataFrame, by: str | Sequence[str] = "family", value: str = "test_accuracy",
+              bounds: tuple[float, float] = (0.0, 1.0)) -> pd.DataFrame:
+    """Per group of ``by``: mean, std, n, ci_low, ci_high of ``value`` (95% t interval).
+
+    The interval is clipped to ``bounds``, the range of an accuracy: with 3 seeds a t interval
+    around 0.99 easily reaches past 1, which no accuracy can.
+    """
     keys = [by] if isinstance(by, str) else list(by)
     rows = []
     for key, group in final.groupby(keys, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         mean, std, n, lo, hi = mean_ci(group[value].tolist())
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])  # NaN (one seed) stays NaN
         rows.append({**dict(zip(keys, key, strict=True)), "mean": mean, "std": std, "n": n,
                      "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows, columns=[*keys, "mean", "std", "n", "ci_low", "ci_high"])

@@ -41,7 +41,8 @@ def drawings(bench):
 
 
 def overlaps(fig):
-    """Pairs of visible, non-empty texts (ticks, titles, labels, legend) whose boxes intersect."""
+    """Pairs of visible, non-empty texts (ticks, titles, labels, legend) whose boxes intersect,
+    and texts cut off by the figure's edge (paired with "outside")."""
     with mpl.rc_context(figures._style()):
         fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
@@ -58,7 +59,9 @@ def overlaps(fig):
                   <= frame.y1 + 1]
     texts = [t for t in texts if t.get_visible() and t.get_text().strip()]
     boxes = [(t.get_text(), t.get_window_extent(renderer).padded(-1)) for t in texts]
-    return [(a, b) for (a, ba), (b, bb) in itertools.combinations(boxes, 2) if ba.overlaps(bb)]
+    page = fig.bbox.padded(1)
+    outside = [(a, "outside") for a, box in boxes if not (page.contains(box.x0, box.y0) and page.contains(box.x1, box.y1))]
+    return outside + [(a, b) for (a, ba), (b, bb) in itertools.combinations(boxes, 2) if ba.overlaps(bb)]
 
 
 def test_every_figure_draws_without_overlapping_text(bench):

@@ -153,3 +153,14 @@ def test_five_families(tmp_path, quick_png):
                                          (0.000312, "3.12e-04"), (0.8712345, "0.8712"), ("<b>", "<b>")])
 def test_cell_format(value, text):
     assert cell(value) == text  # strings pass through: the template escapes them
+
+
+def test_chosen_configuration_is_highlighted_in_best_table(report):
+    url, _, text = report
+    bench = collect.load_benchmark(url, "imdb-small")
+    best = re.search(r'<section id="best">(.*?)</section>', text, re.S).group(1)
+    chosen = stats.choose(collect.final_frame(bench)).drop_duplicates("family")
+    assert best.count('<tr class="hl">') == len(chosen) == 2
+    for row in re.findall(r'<tr class="hl">(.*?)</tr>', best, re.S):
+        cells = re.findall(r"<td>(.*?)</td>", row, re.S)
+        assert (cells[0], int(cells[2])) in set(zip(chosen["family"], chosen["trial_number"], strict=True))

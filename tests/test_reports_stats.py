@@ -73,6 +73,12 @@ def test_summarize_per_family_and_rank():
     assert stats.summarize(df)["mean"].tolist() == pytest.approx([0.835])
 
 
+def test_summarize_clips_the_interval_to_the_accuracy_range():
+    s = stats.summarize(frame(("cnn", 1, 4, 0.99, [0.98, 1.0, 1.0])))
+    assert s["ci_high"].iloc[0] == 1.0 and s["ci_low"].iloc[0] < s["mean"].iloc[0] < 1.0
+    assert math.isnan(stats.summarize(frame(("cnn", 1, 4, 0.99, [0.98])))["ci_high"].iloc[0])
+
+
 def test_choose_uses_mean_validation_never_test():
     df = frame(("cnn", 1, 4, 0.88, [0.80, 0.80, 0.81]),   # best validation, worse test
                ("cnn", 2, 9, 0.87, [0.90, 0.91, 0.92]),
