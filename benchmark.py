@@ -235,8 +235,9 @@ def worker_main(argv: list[str], index: int, threads: int) -> None:
         sys.exit(2)
 
 
-def run_workers(argv: list[str], n: int, threads: int | None) -> int:
-    """Start n worker processes on the same studies, wait for them; exit code of the worst one."""
+def run_workers(argv: list[str], n: int, threads: int | None) -> tuple[int, str]:
+    """Start n worker processes on the same studies, wait for them: (exit code of the worst one,
+    what went wrong with which worker, or "")."""
     import multiprocessing
 
     threads = threads or max(1, (os.cpu_count() or 1) // n)
@@ -257,9 +258,18 @@ def run_workers(argv: list[str], n: int, threads: int | None) -> int:
         raise
     codes = [p.exitcode for p in procs]
     if any(codes):
-        log.error("worker exit codes: %s", codes)
-        return 130 if 130 in codes else 2 if set(codes) == {2} else 1
-    return 0
+        problem = ", ".join(f"{p.name} (pid {p.pid}) {_describe_exit(p.exitcode)}" for p in procs if p.exitcode)
+        return (130 if 130 in codes else 2 if set(codes) == {2} else 1), problem
+    return 0, ""
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return {130: "was interrupted", 2: "stopped on bad input"}.get(code, f"exited with code {code}")
 
 
 def cmd_search(argv: list[str]) -> int:
@@ -288,9 +298,9 @@ def cmd_search(argv: list[str]) -> int:
     log.info("data: %s", {k: v for k, v in bench.data.describe().items() if k != "labels"})
     try:
         if args.workers > 1:
-            code = run_workers(argv, args.workers, args.threads)
+            code, problem = run_workers(argv, args.workers, args.threads)
             if code:
-                print(f"error: a worker failed (exit {code}); finished trials are kept, rerun to resume",
+                print(f"error: {problem}; finished trials are kept: rerun the same command to resume",
                       file=sys.stderr)
                 return code
             studies = benchmark_studies_of(bench)

@@ -137,7 +137,9 @@ def _read_file(path: Path) -> pd.DataFrame:
             return pd.read_csv(path)
         return pd.read_json(path, lines=path.suffix.lower() == ".jsonl")
     except Exception as exc:  # noqa: BLE001 - any parser error becomes one clear line
-        raise UsageError(f"cannot read {path}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+        reason = str(exc).splitlines()[0] if str(exc).strip() else ""
+        raise UsageError(f"cannot read {path}: {exc.__class__.__name__}: {reason}: "
+                         "check that it is a valid .parquet/.csv/.jsonl file") from exc
 
 
 def _find_split(folder: Path, split: str) -> Path | None:
@@ -187,7 +189,8 @@ def _select_columns(df: pd.DataFrame, settings: DataSettings, split: str) -> pd.
     out = out.dropna().reset_index(drop=True)
     out["text"] = out["text"].astype(str)
     if out.empty:
-        raise UsageError(f"{split} split is empty (no rows with both text and label)")
+        fix = "add rows, or delete the file to carve a test split from train" if split == "test" else "add rows"
+        raise UsageError(f"{split} split is empty (no rows with both text and label): {fix}")
     return out
 
 
@@ -210,7 +213,8 @@ def encode_labels(frames: dict[str, pd.DataFrame]) -> list[str]:
     values = sorted(train_labels.unique().tolist(), key=lambda v: (str(type(v)), v))
     if len(values) < 2:
         raise UsageError(
-            f"training data has a single class ({values[0]!r}): a classifier needs two or more labels"
+            f"training data has a single class ({values[0]!r}): a classifier needs two or more labels; "
+            "check --label-column and the data"
         )
     index = {v: i for i, v in enumerate(values)}
     for split, df in frames.items():

@@ -29,6 +29,7 @@ from search.runner import Counts, count_trials, run_study
 from search.study import (
     PRUNERS,
     SAMPLERS,
+    check_resumable,
     is_sqlite,
     make_pruner,
     make_sampler,
@@ -158,6 +159,8 @@ def setup(search: SearchSettings, data_settings: DataSettings, train: TrainSetti
     storage = make_storage(search.storage)
     data = prepare(data_settings)
     bench = Benchmark(search=search, data_settings=data_settings, train=train, data=data, storage=storage, fixed=fixed)
+    for arch in search.archs:  # all families, before any of them runs a trial
+        check_resumable(storage, search.name, arch, bench.study_settings(arch))
     if search.mlflow:
         params = {arch: mlflow_params(bench, arch) for arch in search.archs}
         tracking = MlflowTracker(search.tracking_uri, search.name, search.run_dir / "mlartifacts", params)

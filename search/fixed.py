@@ -1,7 +1,9 @@
 """``--fix name=value``: pin search-space parameters without editing code.
 
-Values are parsed and checked against the parameter's own Optuna distribution, then pinned with
-Optuna's ``PartialFixedSampler`` so the pinned values still appear in every trial's params.
+Values are parsed with the type of the parameter's Optuna distribution (and categorical values
+must be one of its choices), then pinned with Optuna's ``PartialFixedSampler`` so they still
+appear in every trial's params. A number outside the searched range is allowed on purpose
+(Optuna warns): pinning is how a user tries a value the space does not cover.
 """
 
 from __future__ import annotations

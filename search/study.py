@@ -128,20 +128,25 @@ def stale_trial_handler(storage) -> StaleTrialHandler | None:
     return handler if isinstance(handler, StaleTrialHandler) else None
 
 
-def open_study(storage, benchmark: str, arch: str, *, sampler, pruner, attrs: dict) -> optuna.Study:
-    """Create the study, or resume it if its identity settings equal ``attrs['settings']``."""
+def check_resumable(storage, benchmark: str, arch: str, settings: dict) -> None:
+    """Refuse to resume a study whose identity settings differ from ``settings``."""
     name = study_name(benchmark, arch)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     if name in existing:
         old = existing[name].user_attrs.get("settings", {})
-        new = attrs["settings"]
-        changed = [k for k in IDENTITY_KEYS if k in old and old.get(k) != new.get(k)]
+        changed = [k for k in IDENTITY_KEYS if k in old and old.get(k) != settings.get(k)]
         if changed:
             k = changed[0]
             raise UsageError(
-                f"benchmark '{benchmark}' already has study '{name}' with {k}={old.get(k)!r} (now {new.get(k)!r}): "
+                f"benchmark '{benchmark}' already has study '{name}' with {k}={old.get(k)!r} (now {settings.get(k)!r}): "
                 "rerun with the original settings to resume, or pick a new --name"
             )
+
+
+def open_study(storage, benchmark: str, arch: str, *, sampler, pruner, attrs: dict) -> optuna.Study:
+    """Create the study, or resume it if its identity settings equal ``attrs['settings']``."""
+    name = study_name(benchmark, arch)
+    check_resumable(storage, benchmark, arch, attrs["settings"])
     study = optuna.create_study(
         storage=storage, study_name=name, direction="maximize", sampler=sampler, pruner=pruner, load_if_exists=True
     )

@@ -8,8 +8,10 @@ is reported once, after which tracking is switched off and marked broken in the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -27,6 +29,9 @@ ROLE, STUDY, TRIAL, ARCH = "textbench.role", "optuna.study", "optuna.trial_numbe
 PARENT = "mlflow.parentRunId"
 TRAINING_SETTINGS = ("max_steps", "eval_steps", "batch_size", "patience", "max_length", "tokenizer", "fingerprint")
 STEP_METRICS = ("loss", "learning_rate", "grad_norm", "eval_loss", "eval_accuracy")
+# The connectivity check makes one short attempt: MLflow's defaults (7 retries with backoff, 120 s
+# timeout) keep a command pointed at a dead server waiting for about four minutes.
+QUICK_CHECK_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
 def default_tracking_uri(output_dir: str | Path) -> str:
@@ -63,7 +68,8 @@ class MlflowTracker:
     def _experiment(self, name: str, artifact_root: Path) -> str:
         """Find or create the experiment; an unreachable server fails here, before any trial."""
         try:
-            found = self.client.get_experiment_by_name(name)
+            with _quick_http():
+                found = self.client.get_experiment_by_name(name)
             if found is not None:
                 return found.experiment_id
             location = None
@@ -251,6 +257,21 @@ class MlflowTracker:
 def _param_value(value) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+@contextlib.contextmanager
+def _quick_http():
+    """MLflow HTTP requests without retries and with a short timeout, for the duration of the block."""
+    saved = {key: os.environ.get(key) for key in QUICK_CHECK_ENV}
+    os.environ.update(QUICK_CHECK_ENV)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _first_line(exc: Exception) -> str:

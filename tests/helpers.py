@@ -196,3 +196,132 @@ def data_settings(dataset, tokenizer, cache_dir, **overrides) -> DataSettings:
 def split_texts(frames: dict[str, pd.DataFrame]) -> dict[str, set[str]]:
     """The set of texts of each split (texts are unique in generated data)."""
     return {name: set(df["text"]) for name, df in frames.items()}
+
+
+# ---------------------------------------------------------------- the real CLI, services
+
+ROOT = Path(__file__).resolve().parent.parent
+# Admin connection used to create and drop throwaway databases (override for another server).
+POSTGRES_ADMIN_ENV = "TEXTBENCH_TEST_POSTGRES"
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def cli_env(**extra: str) -> dict:
+    """The environment of a CLI subprocess: this one, the repo importable, no inherited MLflow URI."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600):
+    """``python benchmark.py ARGS`` as a subprocess; a ``subprocess.CompletedProcess`` (text)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, str(ROOT / "benchmark.py"), *args], cwd=ROOT, env=env or cli_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start_cli(*args: str, env: dict | None = None, log_dir: Path):
+    """Start ``python benchmark.py ARGS`` without waiting; stdout/stderr go to files in ``log_dir``
+    (no pipe can fill up). Returns the ``subprocess.Popen``; read the logs with ``cli_output``."""
+    import subprocess
+    import sys
+
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    out, err = open(log_dir / "stdout.txt", "w"), open(log_dir / "stderr.txt", "w")
+    try:
+        return subprocess.Popen([sys.executable, str(ROOT / "benchmark.py"), *args], cwd=ROOT,
+                                env=env or cli_env(), stdout=out, stderr=err, text=True)
+    finally:
+        out.close()
+        err.close()
+
+
+def cli_output(log_dir: Path) -> tuple[str, str]:
+    """(stdout, stderr) of a process started with ``start_cli``."""
+    return (Path(log_dir) / "stdout.txt").read_text(), (Path(log_dir) / "stderr.txt").read_text()
+
+
+def search_args(data_dir: Path, out: Path, *, arch: str = "cnn", trials: int = 2, name: str = "tiny",
+                max_steps: int = 20, eval_steps: int = 10, extra: Sequence[str] = ()) -> list[str]:
+    """Arguments of a lean search on the tiny data (``data_dir/tokenizer`` is its tokenizer):
+    short sequences, a small budget, no final stage, no baseline."""
+    return ["--arch", arch, "--trials", str(trials), "--dataset", str(data_dir),
+            "--tokenizer", str(Path(data_dir) / "tokenizer"), "--max-length", "64",
+            "--max-steps", str(max_steps), "--eval-steps", str(eval_steps), "--batch-size", "16",
+            "--output-dir", str(out), "--name", name, "--final-seeds", "0", "--no-baseline", *extra]
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The lines of ``stderr`` that are the CLI's one-line errors."""
+    return [line for line in stderr.splitlines() if line.startswith("error: ")]
+
+
+def study_names(storage_url: str) -> set[str]:
+    """Study names in an Optuna storage; empty (and nothing created) for a missing SQLite file."""
+    import optuna
+
+    if storage_url.startswith("sqlite:///") and not Path(storage_url[len("sqlite:///"):]).exists():
+        return set()
+    return {s.study_name for s in optuna.get_all_study_summaries(storage_url, include_best_trial=False)}
+
+
+def mlflow_runs(tracking_uri: str, experiment: str) -> list:
+    """All runs of an MLflow experiment; empty when the SQLite file or the experiment is missing."""
+    from mlflow.tracking import MlflowClient
+
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists():
+        return []
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id], max_results=5000) if found is not None else []
+
+
+def runs_by_role(runs: list, role: str) -> list:
+    return [r for r in runs if r.data.tags.get("textbench.role") == role]
+
+
+def postgres_admin_url() -> str:
+    import os
+
+    return os.environ.get(POSTGRES_ADMIN_ENV) or POSTGRES_ADMIN_URL
+
+
+def postgres_unreachable_reason() -> str | None:
+    """None when the test PostgreSQL server answers, else why not (for pytest.skip)."""
+    try:
+        import psycopg
+
+        with psycopg.connect(postgres_admin_url(), connect_timeout=3):
+            return None
+    except Exception as exc:  # noqa: BLE001 - any failure means: skip the tests that need it
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        return f"PostgreSQL at {postgres_admin_url()} is not reachable ({first}); set ${POSTGRES_ADMIN_ENV}"
+
+
+def create_postgres_database(prefix: str = "textbench_test") -> str:
+    """A new empty database on the test server; returns its ``postgresql+psycopg://`` URL."""
+    import uuid
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_admin_url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    admin = make_url(postgres_admin_url())
+    return admin.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(url: str) -> None:
+    """Drop a database made by ``create_postgres_database``, closing what still connects to it."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    with psycopg.connect(postgres_admin_url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,206 @@
+"""Bad input through the real CLI: exit code 2, one ``error: `` line naming the problem and the fix,
+and nothing left behind (no study in the Optuna storage, no MLflow run).
+
+Most cases call ``benchmark.main(argv)`` in this process (seconds each, stderr from capsys); the
+ones marked ``subprocess`` run ``python benchmark.py`` to prove the real exit code and stderr.
+Every case runs with MLflow on (SQLite under its own output folder), so "no MLflow run" is checked
+for real wherever the command gets that far.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers import (
+    error_lines,
+    make_frame,
+    mlflow_runs,
+    run_cli,
+    search_args,
+    study_names,
+    write_frame,
+)
+
+NAME = "bad"
+
+
+@dataclass(frozen=True)
+class Case:
+    args: tuple[str, ...] = ()  # added after the lean defaults (argparse: the last value wins)
+    expect: tuple[str, ...] = ()  # fragments of the error line: the problem and the fix
+    prepare: Callable[[Path, Path, Path], list[str]] | None = None  # (tmp, output dir, tiny data) -> more args
+    subprocess: bool = False
+    max_seconds: float | None = None  # wall time of the failing command (in process)
+    absent: tuple[str, ...] = ()  # must not appear in stderr (e.g. a password)
+
+
+# ---------------------------------------------------------------- bad data builders
+
+
+def _folder(tmp: Path, train: pd.DataFrame | None, test: pd.DataFrame | None, fmt: str = "parquet") -> list[str]:
+    folder = tmp / "data"
+    if train is not None:
+        write_frame(train, folder / f"train.{fmt}")
+    if test is not None:
+        write_frame(test, folder / f"test.{fmt}")
+    return ["--dataset", str(folder)]
+
+
+def no_text_column(tmp, out, data_dir):
+    frame = make_frame(60, seed=1).rename(columns={"text": "review", "label": "sentiment"})
+    return _folder(tmp, frame, None)
+
+
+def single_class(tmp, out, data_dir):
+    frame = make_frame(60, seed=1)
+    return _folder(tmp, frame.assign(label=1), None)
+
+
+def empty_test_file(tmp, out, data_dir):
+    train = make_frame(60, seed=1)
+    return _folder(tmp, train, train.iloc[:0])
+
+
+def zero_byte_train_file(tmp, out, data_dir):
+    (tmp / "data").mkdir()
+    (tmp / "data" / "train.csv").write_text("")
+    return ["--dataset", str(tmp / "data")]
+
+
+def label_only_in_test(tmp, out, data_dir):
+    train = make_frame(60, seed=1)
+    test = make_frame(30, n_classes=3, seed=2, exclude=train["text"])  # has class 2, train has not
+    return _folder(tmp, train, test)
+
+
+def output_dir_under_a_file(tmp, out, data_dir):
+    (tmp / "a-file").write_text("not a folder")
+    return ["--output-dir", str(tmp / "a-file" / "out")]
+
+
+def missing_dataset(tmp, out, data_dir):
+    return ["--dataset", str(tmp / "nowhere" / "reviews.parquet")]
+
+
+def existing_study_with_another_budget(tmp, out, data_dir):
+    """A real finished run under the same name and output folder, then a different --max-steps."""
+    import benchmark
+
+    code = benchmark.main([*base_args(data_dir, out), "--trials", "1"])
+    assert code == 0
+    assert study_names(f"sqlite:///{out / 'optuna.db'}") == {f"{NAME}-cnn"}
+    return ["--max-steps", "30"]
+
+
+CASES: dict[str, Case] = {
+    "unknown-arch": Case(("--arch", "transformer"), ("unknown architecture 'transformer'", "use one of cnn, rnn"),
+                         subprocess=True),
+    "trials-zero": Case(("--trials", "0"), ("--trials must be positive", "got 0")),
+    "trials-negative": Case(("--trials", "-1"), ("--trials must be positive", "got -1")),
+    "fix-unknown-parameter": Case(("--fix", "dropout=0.1"), ("--fix dropout: no such parameter in cnn", "known: ")),
+    "fix-not-an-integer": Case(("--arch", "rnn", "--fix", "num_layers=two"), ("num_layers must be an integer",)),
+    "fix-not-a-choice": Case(("--arch", "rnn", "--fix", "nonlinearity=sigmoid"),
+                             ("nonlinearity must be one of tanh, relu",)),
+    "fix-without-value": Case(("--fix", "num_filters"), ("expected name=value", "--fix learning_rate=0.001")),
+    "dataset-path-missing": Case(prepare=missing_dataset, expect=("does not exist", "check the path")),
+    "no-text-column": Case(prepare=no_text_column, expect=("has no column 'text'", "--text-column/--label-column")),
+    "single-class": Case(prepare=single_class, expect=("single class", "two or more labels", "--label-column")),
+    "empty-test-file": Case(prepare=empty_test_file, expect=("test split is empty", "delete the file")),
+    "unreadable-train-file": Case(prepare=zero_byte_train_file, expect=("cannot read", "train.csv", "valid")),
+    "test-label-not-in-train": Case(prepare=label_only_in_test,
+                                    expect=("test split has labels not in train", "consistent")),
+    "max-length-zero": Case(("--max-length", "0"), ("--max-length must be positive", "got 0")),
+    "validation-fraction-above-one": Case(("--validation-fraction", "1.5"), ("--validation-fraction must be in (0, 1)",)),
+    "patience-negative": Case(("--patience", "-1"), ("--patience must be 0 or more",)),
+    "eval-steps-over-max-steps": Case(("--eval-steps", "50"), ("--eval-steps (50) exceeds --max-steps (20)", "lower")),
+    "storage-url-malformed": Case(("--storage", "notaurl"), ("malformed storage URL 'notaurl'", "postgresql://")),
+    "storage-port-not-a-number": Case(("--storage", "postgresql://u:secret@127.0.0.1:notaport/db"),
+                                      ("malformed storage URL", "u:***@"), absent=("secret",)),
+    "postgres-unreachable": Case(("--storage", "postgresql://postgres@127.0.0.1:1/textbench"),
+                                 ("cannot open storage postgresql://postgres@127.0.0.1:1/textbench",
+                                  "check that the server runs"), max_seconds=15),
+    "tracking-server-unreachable": Case(("--tracking-uri", "http://127.0.0.1:1"),
+                                        ("MLflow tracking at http://127.0.0.1:1 is not usable", "--no-mlflow"),
+                                        max_seconds=15),
+    "output-dir-not-writable": Case(prepare=output_dir_under_a_file, expect=("is not writable", "--output-dir")),
+    "resume-with-other-settings": Case(prepare=existing_study_with_another_budget,
+                                       expect=(f"benchmark '{NAME}' already has study '{NAME}-cnn' with max_steps=20 "
+                                               "(now 30)", "rerun with the original settings", "new --name")),
+    "workers-on-sqlite": Case(("--workers", "2"), ("SQLite", "--storage postgresql://"), subprocess=True),
+    "workers-zero": Case(("--workers", "0"), ("--workers must be 1 or more",)),
+    "name-with-slash": Case(("--name", "a/b"), ("must be a plain name",)),
+}
+
+
+def base_args(data_dir: Path, out: Path) -> list[str]:
+    return search_args(data_dir, out, arch="cnn", trials=2, name=NAME, max_steps=20, eval_steps=10)
+
+
+@pytest.fixture(autouse=True)
+def _clean_process_state(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    handler = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, handler)  # benchmark.main installs its own
+
+
+def _state(out: Path) -> dict:
+    """What a failed command must not change: studies with their trials, MLflow runs."""
+    import optuna
+
+    storage = f"sqlite:///{out / 'optuna.db'}"
+    studies = {name: len(optuna.load_study(study_name=name, storage=storage).trials) for name in study_names(storage)}
+    runs = {(r.info.run_id, r.info.status) for r in mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", NAME)}
+    return {"studies": studies, "runs": runs}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_bad_input_is_one_error_line_exit_2_and_leaves_nothing(case: Case, tmp_path, capsys, tiny_data_dir):
+    import benchmark
+
+    out = tmp_path / "out"
+    extra = case.prepare(tmp_path, out, tiny_data_dir) if case.prepare else []
+    before = _state(out)
+    capsys.readouterr()
+    argv = [*base_args(tiny_data_dir, out), *case.args, *extra]
+    start = time.monotonic()
+    if case.subprocess:
+        result = run_cli(*argv, timeout=300)
+        code, stderr = result.returncode, result.stderr
+    else:
+        code = benchmark.main(argv)
+        stderr = capsys.readouterr().err
+    elapsed = time.monotonic() - start
+
+    assert code == 2, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    errors = error_lines(stderr)
+    assert len(errors) == 1, stderr[-3000:]
+    if not case.subprocess:  # in process, logging goes to pytest: the error is all there is
+        assert stderr.strip() == errors[0]
+    for fragment in case.expect:
+        assert fragment in errors[0], errors[0]
+    for fragment in case.absent:
+        assert fragment not in stderr
+    if case.max_seconds is not None:
+        assert elapsed < case.max_seconds, f"took {elapsed:.1f} s"
+    assert _state(out) == before  # no new study, trial or MLflow run
+    assert not any(name.startswith(NAME) for name in study_names(f"sqlite:///{out / 'optuna.db'}")
+                   if name not in before["studies"])
+
+
+def test_an_invalid_choice_is_argparse_usage_and_exit_2(tmp_path, tiny_data_dir):
+    """Choices are argparse's: usage lines, then ``benchmark.py: error: ...``, exit 2 (not our format)."""
+    result = run_cli(*base_args(tiny_data_dir, tmp_path / "out"), "--sampler", "bogus", timeout=300)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("benchmark.py: error: argument --sampler: invalid choice: 'bogus'")
+    assert "tpe" in last and "Traceback" not in result.stderr
+    assert result.stderr.startswith("usage: benchmark.py")
+    assert not (tmp_path / "out").exists()
