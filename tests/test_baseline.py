@@ -1,0 +1,61 @@
+"""The TF-IDF + logistic regression reference: fair inputs, chosen on validation, cached."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+
+from core import baseline as baseline_module
+from core.baseline import fit_baseline
+from search.baseline import run_baseline
+
+
+def test_fits_and_beats_chance_on_tiny_separable_data(tiny_data):
+    record = fit_baseline(tiny_data)
+    assert record["test_accuracy"] > 0.8 and record["validation_accuracy"] > 0.8
+    assert record["C"] in baseline_module.C_GRID
+    assert record["fingerprint"] == tiny_data.fingerprint
+
+
+def test_regularisation_is_chosen_on_validation_not_test(tiny_data, monkeypatch):
+    """Make validation favour one C and test another: the choice must follow validation."""
+    seen = []
+
+    class Spy(baseline_module.LogisticRegression):
+        def predict(self, features):
+            seen.append((self.C, features.shape[0]))
+            return super().predict(features)
+
+    monkeypatch.setattr(baseline_module, "LogisticRegression", Spy)
+    record = fit_baseline(tiny_data, grid=(0.01, 1.0))
+    n_val, n_test = len(tiny_data.splits["validation"]), len(tiny_data.splits["test"])
+    # Every C is scored on validation; test is scored once, with the chosen C.
+    assert sorted(seen[:-1]) == [(0.01, n_val), (1.0, n_val)]
+    assert seen[-1] == (record["C"], n_test)
+    assert record["validation_accuracy"] == max(record["validation_by_C"].values())
+
+
+def test_reads_the_same_truncated_tokens_as_the_models(tiny_data):
+    special = set(tiny_data.tokenizer.all_special_ids)
+    docs = baseline_module._documents(tiny_data.splits["train"], special)
+    first = [int(t) for t in docs[0].split()]
+    ids = [i for i in tiny_data.splits["train"][0]["input_ids"] if i not in special]
+    assert first == ids and len(ids) <= 64  # max_length of the tiny data
+
+
+class _Bench:
+    def __init__(self, data):
+        self.data = data
+        self.data_settings = type("S", (), {"max_length": 64})()
+        self.search = type("S", (), {"name": "b"})()
+
+
+def test_the_stage_stores_on_every_study_and_reuses_the_fit(tiny_data, monkeypatch):
+    studies = {arch: optuna.create_study(direction="maximize") for arch in ("cnn", "rnn")}
+    first = run_baseline(_Bench(tiny_data), studies)
+    assert all(s.user_attrs["baseline"] == first for s in studies.values())
+
+    monkeypatch.setattr("search.baseline.fit_baseline", lambda data: pytest.fail("refitted"))
+    assert run_baseline(_Bench(tiny_data), studies) == first  # a resumed benchmark does not refit
+    assert np.isclose(first["test_accuracy"], studies["rnn"].user_attrs["baseline"]["test_accuracy"])
