@@ -1,4 +1,4 @@
-"""Search space of the LSTM family (the RNN's structure with LSTM cells).
+"""Search space of the LSTM family: the GRU's space (same structure, LSTM cells).
 
 | parameter      | range            | scale | reference |
 |----------------|------------------|-------|-----------|
@@ -8,13 +8,6 @@
 | learning_rate  | 1e-4 .. 1e-2     | log   | 1e-3      |
 """
 
-import optuna
+from spaces.gru import suggest
 
-
-def suggest(trial: optuna.Trial) -> dict:
-    return {
-        "embedding_dim": trial.suggest_int("embedding_dim", 16, 256, log=True),
-        "hidden_size": trial.suggest_int("hidden_size", 16, 256, log=True),
-        "num_layers": trial.suggest_int("num_layers", 1, 3),
-        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
-    }
+__all__ = ["suggest"]

@@ -325,3 +325,29 @@ def drop_postgres_database(url: str) -> None:
     name = make_url(url).database
     with psycopg.connect(postgres_admin_url(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def stop_process_tree(proc, *, graceful: bool = True, timeout: float = 15) -> None:
+    """Stop a process and everything it started, by PID: SIGTERM first when ``graceful``, then SIGKILL."""
+    import psutil
+
+    if proc.poll() is not None:
+        return
+    try:
+        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    alive = family
+    if graceful:
+        for p in family:
+            try:
+                p.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(family, timeout=timeout)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait(timeout=2 * timeout)

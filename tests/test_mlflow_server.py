@@ -16,7 +16,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import mlflow_runs, run_cli, runs_by_role, search_args
+from helpers import mlflow_runs, run_cli, runs_by_role, search_args, stop_process_tree
 from optuna.trial import TrialState
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -34,24 +34,7 @@ def free_port() -> int:
 
 def stop(proc: subprocess.Popen) -> None:
     """Terminate the server and the workers it started (by PID), then kill what is left."""
-    import psutil
-
-    try:
-        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        family = []
-    for p in family:
-        try:
-            p.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(family, timeout=15)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    proc.wait(timeout=15)
+    stop_process_tree(proc, graceful=True)
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,7 @@ from helpers import (
     runs_by_role,
     search_args,
     start_cli,
+    stop_process_tree,
 )
 from optuna.trial import TrialState
 
@@ -82,20 +83,7 @@ def finish(proc, log_dir: Path, timeout: float) -> tuple[int, str, str]:
 
 def kill_tree(proc) -> None:
     """SIGKILL a CLI process that is still running, and its workers (a failed test leaves nothing)."""
-    import psutil
-
-    if proc.poll() is not None:
-        return
-    try:
-        family = [*psutil.Process(proc.pid).children(recursive=True), psutil.Process(proc.pid)]
-    except psutil.NoSuchProcess:
-        return
-    for p in family:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    proc.wait(timeout=30)
+    stop_process_tree(proc, graceful=False)
 
 
 def worker_processes(pid: int) -> list:
