@@ -59,7 +59,10 @@ def add_budget_options(p: argparse.ArgumentParser) -> None:
 def add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", default="runs", help="where studies, models, reports go (default: runs)")
     p.add_argument("--seed", type=int, default=42, help="seed of the split, the sampler and the trials (default: 42)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads per process (default: 1; these small models gain little from intra-op "
+                        "threads, and 2+ threads slow them down up to 15x when another process shares the cores: "
+                        "use --workers for parallelism)")
     p.add_argument("-v", "--verbose", action="store_true", help="show library logs and progress bars")
 
 
