@@ -147,6 +147,9 @@ def training_arguments(settings: TrainSettings, output_dir: str, *, learning_rat
         disable_tqdm=True,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # The datasets hold only the model's columns (ArrayRows of input_ids, attention_mask, labels):
+        # nothing to remove, so skip the per-batch RemoveColumnsCollator wrapper.
+        remove_unused_columns=False,
     )
 
 
