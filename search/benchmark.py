@@ -12,7 +12,7 @@ import os
 import platform
 import shlex
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from core.training import TrainSettings
 from core.urls import redact
 from search import fixed as fixing
 from search.objective import Objective
-from search.runner import Counts, count_trials, run_study
+from search.runner import count_trials, run_study
 from search.study import (
     PRUNERS,
     SAMPLERS,
@@ -105,7 +105,6 @@ class Benchmark:
     storage: optuna.storages.BaseStorage
     fixed: dict[str, dict]
     hooks: list = field(default_factory=list)
-    results: dict[str, Counts] = field(default_factory=dict)
 
     def study_settings(self, arch: str) -> dict:
         """Study-level settings: stored on the study and compared when it is resumed."""
@@ -217,8 +216,7 @@ def run_family(bench: Benchmark, arch: str) -> optuna.Study:
     callbacks = [hook.trial_finished for hook in bench.hooks]
     interrupted = False
     try:
-        bench.results[arch] = run_study(study, objective, s.trials, timeout=s.timeout, callbacks=callbacks,
-                                        progress=s.progress)
+        run_study(study, objective, s.trials, timeout=s.timeout, callbacks=callbacks, progress=s.progress)
     except KeyboardInterrupt:
         interrupted = True
         raise
@@ -296,10 +294,6 @@ def format_summary(rows: list[dict]) -> str:
 
 def _fmt(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def settings_dict(bench: Benchmark) -> dict:
-    return {"search": asdict(bench.search), "data": asdict(bench.data_settings), "train": asdict(bench.train)}
 
 
 def refuse_workers_on_sqlite(storage_url: str, workers: int) -> None:

@@ -153,12 +153,3 @@ def open_study(storage, benchmark: str, arch: str, *, sampler, pruner, attrs: di
     for key, value in attrs.items():
         study.set_user_attr(key, value)
     return study
-
-
-def benchmark_studies(storage, benchmark: str) -> dict[str, optuna.Study]:
-    """The studies of one benchmark, by family."""
-    out = {}
-    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        if summary.user_attrs.get("benchmark") == benchmark:
-            out[summary.user_attrs.get("arch")] = optuna.load_study(study_name=summary.study_name, storage=storage)
-    return out
