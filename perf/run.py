@@ -269,7 +269,7 @@ def plain_throughput(arch: str, data, batch: int, steps: int, warmup: int, *, cl
 
 
 def measure_throughput(profile: Profile, work: Path) -> list[dict]:
-    """(a) steps/s of core.training.fit vs. a plain loop (median of interleaved repeats)."""
+    """(a) steps/s of core.training.fit vs. a plain loop (best of interleaved repeats)."""
     import torch
 
     data = prepared_data(profile, RESULTS / "cache")
