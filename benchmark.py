@@ -54,6 +54,8 @@ def add_budget_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, default=8, help="training batch size (default: 8)")
     g.add_argument("--patience", type=int, default=5,
                    help="early stopping: evaluations without improvement; 0 disables (default: 5)")
+    g.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="mixed precision on a GPU: bf16 (or fp16 on older GPUs); fp32 on CPU (default: fp32)")
 
 
 def add_common_options(p: argparse.ArgumentParser) -> None:
@@ -148,7 +150,7 @@ def train_settings(args, learning_rate: float = 1e-3) -> TrainSettings:  # noqa:
     from core.training import TrainSettings
 
     return TrainSettings(max_steps=args.max_steps, eval_steps=args.eval_steps, batch_size=args.batch_size,
-                         patience=args.patience, learning_rate=learning_rate)
+                         patience=args.patience, learning_rate=learning_rate, precision=args.precision)
 
 
 def default_name(dataset: str) -> str:
@@ -220,17 +222,22 @@ def search_settings(args, progress: bool = True) -> SearchSettings:  # noqa: F82
     )
 
 
-def worker_main(argv: list[str], index: int, threads: int) -> None:
-    """One of ``--workers N`` processes: run the studies (the parent does final stage and report)."""
+def worker_main(argv: list[str], index: int, threads: int, ready, parent: int) -> None:
+    """One of the ``--workers N`` helper processes: import while the parent validates and prepares
+    the data, then (once it says go) run the same studies. The parent trains too, and does the
+    final stage and the report."""
     args = search_parser().parse_args(argv)
     configure_logging(args.verbose)
     signal.signal(signal.SIGTERM, _sigterm)
-    from core.training import set_threads
-    from search.benchmark import run, setup
-
-    set_threads(threads)
     try:
-        run(setup(search_settings(args, progress=index == 0), data_settings(args), train_settings(args)))
+        from core.training import set_threads
+        from search.benchmark import run, setup
+
+        set_threads(threads)
+        while not ready.wait(1.0):
+            if os.getppid() != parent:  # the parent died before saying go
+                sys.exit(1)
+        run(setup(search_settings(args, progress=False), data_settings(args), train_settings(args)))
     except KeyboardInterrupt:
         sys.exit(130)
     except UsageError as exc:
@@ -238,32 +245,51 @@ def worker_main(argv: list[str], index: int, threads: int) -> None:
         sys.exit(2)
 
 
-def run_workers(argv: list[str], n: int, threads: int | None) -> tuple[int, str]:
-    """Start n worker processes on the same studies, wait for them: (exit code of the worst one,
-    what went wrong with which worker, or "")."""
-    import multiprocessing
+class Workers:
+    """The ``--workers N`` helpers beside the parent process: started first, so that their imports
+    overlap the parent's data preparation, and told to go once the parent's setup has succeeded (the
+    tokenization cache is then warm and bad input has been reported once, by the parent)."""
 
-    threads = threads or max(1, (os.cpu_count() or 1) // n)
-    context = multiprocessing.get_context("spawn")
-    procs = [context.Process(target=worker_main, args=(argv, i, threads), name=f"worker-{i}") for i in range(n)]
-    for proc in procs:
-        proc.start()
-    log.info("%d workers started (torch threads per worker: %d)", n, threads)
-    try:
-        for proc in procs:
+    def __init__(self, argv: list[str], n: int, threads: int):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.ready = context.Event()
+        self.procs = [context.Process(target=worker_main, args=(argv, i, threads, self.ready, os.getpid()),
+                                      name=f"worker-{i}") for i in range(1, n)]
+        for proc in self.procs:
+            proc.start()
+        log.info("%d worker processes started besides this one (torch threads per worker: %d)", n - 1, threads)
+
+    def go(self) -> None:
+        self.ready.set()
+
+    def abort(self) -> None:
+        """Stop helpers that never got going (the parent's setup failed): no output from them."""
+        for proc in self.procs:
+            proc.kill()
             proc.join()
-    except KeyboardInterrupt:
-        for proc in procs:
+
+    def interrupt(self) -> None:
+        for proc in self.procs:
             if proc.is_alive():
                 os.kill(proc.pid, signal.SIGINT)
-        for proc in procs:
+        for proc in self.procs:
             proc.join()
-        raise
-    codes = [p.exitcode for p in procs]
-    if any(codes):
-        problem = ", ".join(f"{p.name} (pid {p.pid}) {_describe_exit(p.exitcode)}" for p in procs if p.exitcode)
-        return (130 if 130 in codes else 2 if set(codes) == {2} else 1), problem
-    return 0, ""
+
+    def join(self) -> tuple[int, str]:
+        """Wait for the helpers: (exit code of the worst one, what went wrong with which, or "")."""
+        try:
+            for proc in self.procs:
+                proc.join()
+        except KeyboardInterrupt:
+            self.interrupt()
+            raise
+        codes = [p.exitcode for p in self.procs]
+        if any(codes):
+            problem = ", ".join(f"{p.name} (pid {p.pid}) {_describe_exit(p.exitcode)}" for p in self.procs if p.exitcode)
+            return (130 if 130 in codes else 2 if set(codes) == {2} else 1), problem
+        return 0, ""
 
 
 def _describe_exit(code: int) -> str:
@@ -297,11 +323,19 @@ def cmd_search(argv: list[str]) -> int:
         raise UsageError(f"--workers must be 1 or more, got {args.workers}")
     refuse_workers_on_sqlite(search.storage, args.workers)
     set_threads(args.threads)
-    bench = setup(search, data_settings(args), train_settings(args))
+    workers = Workers(argv, args.workers, args.threads) if args.workers > 1 else None
+    try:
+        bench = setup(search, data_settings(args), train_settings(args))
+    except BaseException:
+        if workers is not None:
+            workers.abort()
+        raise
     log.info("data: %s", {k: v for k, v in bench.data.describe().items() if k != "labels"})
     try:
-        if args.workers > 1:
-            code, problem = run_workers(argv, args.workers, args.threads)
+        if workers is not None:
+            workers.go()
+            run(bench)  # this process is worker 0
+            code, problem = workers.join()
             if code:
                 print(f"error: {problem}; finished trials are kept: rerun the same command to resume",
                       file=sys.stderr)
@@ -313,9 +347,15 @@ def cmd_search(argv: list[str]) -> int:
             run_final(bench, study, arch, tracker(bench))
         baseline = None if args.no_baseline else run_baseline(bench, studies, tracker(bench))
     except KeyboardInterrupt:
+        if workers is not None:
+            workers.interrupt()
         print(f"\ninterrupted: finished trials are kept; rerun the same command to resume benchmark '{search.name}'",
               file=sys.stderr)
         return 130
+    except BaseException:
+        if workers is not None:
+            workers.abort()
+        raise
     print()
     print(format_summary(summary_rows(studies, baseline)))
     tracking = tracker(bench)

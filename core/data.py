@@ -8,6 +8,7 @@ content hash, the tokenizer's identity and ``max_length``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -287,15 +288,31 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def _tokenizer_parallelism():
+    """Let the Rust tokenizer encode each batch on all cores (2x faster here). The CLI keeps it off
+    otherwise (TOKENIZERS_PARALLELISM=false), so that no forked process inherits its thread pool."""
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM")
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = before
+
+
 def _tokenize(frames: dict[str, pd.DataFrame], tokenizer, max_length: int) -> datasets.DatasetDict:
     def encode(batch):
         enc = tokenizer(batch["text"], truncation=True, max_length=max_length, return_token_type_ids=False)
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": batch["label"]}
 
     out = {}
-    for name, df in frames.items():
-        ds = datasets.Dataset.from_pandas(df, preserve_index=False)
-        out[name] = ds.map(encode, batched=True, batch_size=1000, remove_columns=ds.column_names)
+    with _tokenizer_parallelism():
+        for name, df in frames.items():
+            ds = datasets.Dataset.from_pandas(df, preserve_index=False)
+            out[name] = ds.map(encode, batched=True, batch_size=1000, remove_columns=ds.column_names)
     return datasets.DatasetDict(out)
 
 

@@ -34,6 +34,7 @@ from core.errors import UsageError
 
 METRIC_PATH = Path(__file__).parent / "metrics" / "accuracy"
 _accuracy = None
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -47,6 +48,7 @@ class TrainSettings:
     learning_rate: float = 1e-3  # the searches override it per trial
     patience: int = 5  # evaluations without improvement before early stopping; 0 disables
     logging_steps: int | None = None  # default: eval_steps
+    precision: str = "fp32"  # fp32, or mixed precision: bf16 (GPU or CPU), fp16 (GPU)
 
     def __post_init__(self):
         for name in ("max_steps", "eval_steps", "batch_size", "eval_batch_size"):
@@ -58,6 +60,10 @@ class TrainSettings:
             raise UsageError(f"--patience must be 0 or more, got {self.patience}")
         if not self.learning_rate > 0:
             raise UsageError(f"learning rate must be positive, got {self.learning_rate}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision == "fp16" and not torch.cuda.is_available():
+            raise UsageError("--precision fp16 needs a CUDA GPU and none is visible: use fp32 (or bf16)")
         if self.logging_steps is None:
             self.logging_steps = self.eval_steps
 
@@ -68,6 +74,7 @@ class TrainSettings:
             "eval_steps": self.eval_steps,
             "batch_size": self.batch_size,
             "patience": self.patience,
+            "precision": self.precision,
         }
 
 
@@ -147,6 +154,8 @@ def training_arguments(settings: TrainSettings, output_dir: str, *, learning_rat
         disable_tqdm=True,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
+        bf16=settings.precision == "bf16",
+        fp16=settings.precision == "fp16",
         # The datasets hold only the model's columns (ArrayRows of input_ids, attention_mask, labels):
         # nothing to remove, so skip the per-batch RemoveColumnsCollator wrapper.
         remove_unused_columns=False,

@@ -246,7 +246,8 @@ def plain_throughput(arch: str, data, batch: int, steps: int, warmup: int, *, cl
     LR decay. ``clip=1.0`` does what the Trainer does (max_grad_norm=1.0); ``None`` is the bare loop."""
     import torch
 
-    model = seed_model(arch, data)
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # where the Trainer puts the model too
+    model = seed_model(arch, data).to(device)
     model.train()
     fused = fused_supported()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0,
@@ -256,7 +257,10 @@ def plain_throughput(arch: str, data, batch: int, steps: int, warmup: int, *, cl
     start = cpu_start = None
     for step, inputs in enumerate(plain_batches(data, batch, total)):
         if step == warmup:
+            if device == "cuda":
+                torch.cuda.synchronize()
             start, cpu_start = time.perf_counter(), time.process_time()
+        inputs = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
         loss = model(**inputs).loss
         loss.backward()
         if clip:
@@ -264,6 +268,8 @@ def plain_throughput(arch: str, data, batch: int, steps: int, warmup: int, *, cl
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
+    if device == "cuda":
+        torch.cuda.synchronize()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     return {"steps_per_s": steps / seconds, "steps_per_cpu_s": steps / cpu_seconds, "optimizer": "AdamW(fused)" if fused else "AdamW(foreach)"}
 

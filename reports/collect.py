@@ -31,7 +31,7 @@ FINAL_COLUMNS = ("family", "rank", "trial_number", "seed", "test_accuracy", "tes
                  "validation_accuracy", "best_step", "steps_trained", "wall_seconds", "n_params", "params")
 # Settings that define the budget: they must agree between families for a fair comparison.
 BUDGET_KEYS = ("dataset", "fingerprint", "tokenizer", "max_length", "train_size", "validation_size",
-               "test_size", "labels", "max_steps", "eval_steps", "batch_size", "patience", "seed",
+               "test_size", "labels", "max_steps", "eval_steps", "batch_size", "patience", "precision", "seed",
                "sampler", "pruner", "target_trials", "top_k", "final_seeds")
 
 

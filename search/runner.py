@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
+import socket
 import time
 import warnings
 from dataclasses import dataclass
@@ -22,7 +24,8 @@ from tqdm.auto import tqdm
 log = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_FAILURES = 5
-POLL_SECONDS = 5
+WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a trial (several may share a study)
+POLL_SECONDS = 1  # how often a worker with nothing to claim checks for finished or dead trials
 
 
 @dataclass
@@ -90,6 +93,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective) -> tuple[optu
 
     Ctrl-C / SIGTERM during the trial is told as FAIL with reason "interrupted"."""
     value, state = None, TrialState.COMPLETE
+    trial.set_user_attr("worker", WORKER)
     with _heartbeat(study, trial):
         try:
             value = objective(trial)

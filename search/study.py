@@ -30,7 +30,7 @@ GRACE_SECONDS = 3 * HEARTBEAT_SECONDS
 # Settings that define what a study measures: resuming with other values would mix results.
 IDENTITY_KEYS = (
     "dataset", "fingerprint", "tokenizer", "max_length", "max_steps", "eval_steps", "batch_size",
-    "patience", "seed", "sampler", "pruner", "fixed",
+    "patience", "precision", "seed", "sampler", "pruner", "fixed",
 )
 
 

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 ROLE, STUDY, TRIAL, ARCH = "textbench.role", "optuna.study", "optuna.trial_number", "textbench.arch"
 PARENT = "mlflow.parentRunId"
-TRAINING_SETTINGS = ("max_steps", "eval_steps", "batch_size", "patience", "max_length", "tokenizer", "fingerprint")
+TRAINING_SETTINGS = ("max_steps", "eval_steps", "batch_size", "patience", "precision", "max_length", "tokenizer", "fingerprint")
 STEP_METRICS = ("loss", "learning_rate", "grad_norm", "eval_loss", "eval_accuracy")
 # The connectivity check makes one short attempt: MLflow's defaults (7 retries with backoff, 120 s
 # timeout) keep a command pointed at a dead server waiting for about four minutes.

@@ -128,6 +128,31 @@ def test_four_workers_on_postgres_reach_the_exact_target(pg_url, tiny_data_dir, 
     assert any(line.split()[:1] == ["cnn"] for line in summary)  # the family's row
 
 
+def test_two_workers_share_one_study_and_stop_at_the_exact_target(pg_url, tiny_data_dir, tmp_path):
+    out = tmp_path / "out"
+    args = search_args(tiny_data_dir, out, arch="cnn", trials=6, max_steps=200, eval_steps=20,
+                       extra=["--workers", "2", "--storage", pg_url, "--pruner", "none", "--patience", "0"])
+    result = run_cli(*args, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    study = optuna.load_study(study_name="tiny-cnn", storage=pg_url)
+    assert len(study.trials) == 6 and len(finished(study)) == 6
+    workers = {t.user_attrs["worker"] for t in study.trials}
+    assert len(workers) == 2, workers  # the CLI process and its helper both trained
+    assert_mlflow_mirrors(study, mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", "tiny"))
+
+
+def test_bad_input_with_workers_is_one_error_line_and_no_helper_is_left(pg_url, tiny_data_dir, tmp_path):
+    args = search_args(tiny_data_dir, tmp_path / "out", extra=["--workers", "2", "--storage", pg_url,
+                                                               "--text-column", "review"])
+    result = run_cli(*args, timeout=300)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    errors = error_lines(result.stderr)
+    assert len(errors) == 1 and "no column 'review'" in errors[0], result.stderr[-3000:]
+    assert optuna.get_all_study_names(pg_url) == []  # nothing recorded
+
+
 # ---------------------------------------------------------------- b. a worker killed mid-trial
 
 
@@ -149,8 +174,8 @@ def test_a_killed_worker_trial_is_failed_retried_and_the_target_still_met(pg_url
 
         running = wait_for(both_training, proc=proc, log_dir=logs, timeout=300, what="two running trials")
         workers = worker_processes(proc.pid)
-        assert len(workers) == 2
-        victim = workers[1]
+        assert len(workers) == 1  # --workers 2: the CLI process trains too, beside one helper
+        victim = workers[0]
         victim.send_signal(signal.SIGKILL)
         code, stdout, stderr = finish(proc, logs, timeout=600)
     finally:

@@ -158,7 +158,7 @@ def test_compute_accuracy_offline():
 def test_train_settings_defaults():
     settings = TrainSettings()
     assert settings.logging_steps == settings.eval_steps
-    assert settings.budget() == {"max_steps": 2500, "eval_steps": 500, "batch_size": 8, "patience": 5}
+    assert settings.budget() == {"max_steps": 2500, "eval_steps": 500, "batch_size": 8, "patience": 5, "precision": "fp32"}
 
 
 @pytest.mark.parametrize(
