@@ -55,11 +55,13 @@ def make_sampler(name: str, seed: int, n_trials: int) -> optuna.samplers.BaseSam
 
 
 def make_pruner(name: str, *, max_steps: int, eval_steps: int) -> optuna.pruners.BasePruner:
-    """Median pruning once 4 trials finished, never at a trial's first evaluation nor in the first
-    fifth of its budget (Optuna prunes at steps >= n_warmup_steps)."""
+    """Median pruning once 3 trials have completed, from the first evaluation at or past a fifth of
+    the budget (Optuna prunes at steps >= n_warmup_steps): with the default budget, at 500 of 2500
+    steps. Replayed on recorded unpruned IMDB studies (perf/README.md), this trains 59% (CNN, 30
+    trials) and 44% (RNN, 20 trials) fewer steps and keeps each best trial; 2 startup trials saved
+    more but pruned the RNN's best; 4 trials and no pruning before 40% of the budget saved 26-31%."""
     if name == "median":
-        warmup = max(eval_steps, max_steps // 5) + 1
-        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=warmup)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, max_steps // 5))
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=eval_steps, max_resource=max_steps, reduction_factor=3)
     if name == "none":

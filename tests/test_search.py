@@ -189,7 +189,8 @@ def test_malformed_storage_urls_are_refused_without_leaking_the_password(url):
     assert "secret" not in str(info.value) and "\n" not in str(info.value)
 
 
-def test_median_pruner_never_prunes_at_the_first_evaluation_or_in_the_first_fifth():
-    assert make_pruner("median", max_steps=2500, eval_steps=500)._n_warmup_steps == 501  # prunes from 1000
-    assert make_pruner("median", max_steps=600, eval_steps=100)._n_warmup_steps == 121  # prunes from 200
+def test_median_pruner_waits_for_a_fifth_of_the_budget_and_three_complete_trials():
+    pruner = make_pruner("median", max_steps=2500, eval_steps=500)
+    assert pruner._n_warmup_steps == 500 and pruner._n_startup_trials == 3  # prunes from 500
+    assert make_pruner("median", max_steps=600, eval_steps=50)._n_warmup_steps == 120  # prunes from 150
     assert isinstance(make_pruner("hyperband", max_steps=600, eval_steps=100), optuna.pruners.HyperbandPruner)
