@@ -306,9 +306,7 @@ def cmd_search(argv: list[str]) -> int:
     configure_logging(args.verbose)
     from core.training import set_threads
     from core.urls import redact
-    from search.baseline import run_baseline
     from search.benchmark import (
-        benchmark_studies_of,
         format_summary,
         refuse_workers_on_sqlite,
         run,
@@ -334,18 +332,20 @@ def cmd_search(argv: list[str]) -> int:
     try:
         if workers is not None:
             workers.go()
-            run(bench)  # this process is worker 0
+        studies = run(bench)  # with --workers, this process is worker 0
+        if workers is not None:
             code, problem = workers.join()
             if code:
                 print(f"error: {problem}; finished trials are kept: rerun the same command to resume",
                       file=sys.stderr)
                 return code
-            studies = benchmark_studies_of(bench)
-        else:
-            studies = run(bench)
         for arch, study in studies.items():
             run_final(bench, study, arch, tracker(bench))
-        baseline = None if args.no_baseline else run_baseline(bench, studies, tracker(bench))
+        baseline = None
+        if not args.no_baseline:
+            from search.baseline import run_baseline  # scikit-learn's models: imported when used
+
+            baseline = run_baseline(bench, studies, tracker(bench))
     except KeyboardInterrupt:
         if workers is not None:
             workers.interrupt()

@@ -130,13 +130,13 @@ def test_four_workers_on_postgres_reach_the_exact_target(pg_url, tiny_data_dir, 
 
 def test_two_workers_share_one_study_and_stop_at_the_exact_target(pg_url, tiny_data_dir, tmp_path):
     out = tmp_path / "out"
-    args = search_args(tiny_data_dir, out, arch="cnn", trials=6, max_steps=200, eval_steps=20,
+    args = search_args(tiny_data_dir, out, arch="cnn", trials=8, max_steps=1000, eval_steps=100,
                        extra=["--workers", "2", "--storage", pg_url, "--pruner", "none", "--patience", "0"])
     result = run_cli(*args, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
 
     study = optuna.load_study(study_name="tiny-cnn", storage=pg_url)
-    assert len(study.trials) == 6 and len(finished(study)) == 6
+    assert len(study.trials) == 8 and len(finished(study)) == 8
     workers = {t.user_attrs["worker"] for t in study.trials}
     assert len(workers) == 2, workers  # the CLI process and its helper both trained
     assert_mlflow_mirrors(study, mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", "tiny"))
