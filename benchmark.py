@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -224,20 +225,23 @@ def search_settings(args, progress: bool = True) -> SearchSettings:  # noqa: F82
 
 def worker_main(argv: list[str], index: int, threads: int, ready, parent: int) -> None:
     """One of the ``--workers N`` helper processes: import while the parent validates and prepares
-    the data, then (once it says go) run the same studies. The parent trains too, and does the
-    final stage and the report."""
+    the data, then (once it says go) run the same studies and share their final stage. The parent
+    trains too, runs what the helpers left of the final stage, the baseline and the report."""
     args = search_parser().parse_args(argv)
     configure_logging(args.verbose)
     signal.signal(signal.SIGTERM, _sigterm)
     try:
         from core.training import set_threads
-        from search.benchmark import run, setup
+        from search.benchmark import run, setup, tracker
+        from search.final import run_final
 
         set_threads(threads)
         while not ready.wait(1.0):
             if os.getppid() != parent:  # the parent died before saying go
                 sys.exit(1)
-        run(setup(search_settings(args, progress=False), data_settings(args), train_settings(args)))
+        bench = setup(search_settings(args, progress=False), data_settings(args), train_settings(args))
+        for arch, study in run(bench).items():
+            run_final(bench, study, arch, tracker(bench), share=True)
     except KeyboardInterrupt:
         sys.exit(130)
     except UsageError as exc:
@@ -253,6 +257,9 @@ class Workers:
     def __init__(self, argv: list[str], n: int, threads: int):
         import multiprocessing
 
+        from search.final import RUN_ID_ENV
+
+        os.environ[RUN_ID_ENV] = f"{os.getpid()}-{time.time_ns()}"  # inherited: final-stage claims of this run
         context = multiprocessing.get_context("spawn")
         self.ready = context.Event()
         self.procs = [context.Process(target=worker_main, args=(argv, i, threads, self.ready, os.getpid()),
@@ -334,6 +341,8 @@ def cmd_search(argv: list[str]) -> int:
             workers.go()
         studies = run(bench)  # with --workers, this process is worker 0
         if workers is not None:
+            for arch, study in studies.items():  # the final stage, split with the helpers
+                run_final(bench, study, arch, tracker(bench), share=True)
             code, problem = workers.join()
             if code:
                 print(f"error: {problem}; finished trials are kept: rerun the same command to resume",

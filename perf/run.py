@@ -78,11 +78,12 @@ class Profile:
 
 
 PROFILES = {
+    # Quick: the whole IMDB split (tokenized once, shared by all measurements), short trials.
     "quick": Profile(
-        name="quick", train_samples=2000, eval_samples=500, steps={8: 400, 64: 60}, repeats=3, threads=(1,),
-        prune_trials=12, prune_max_steps=500, prune_eval_steps=50,
-        startup_train_samples=None, scale_trials=4, scale_max_steps=600,
-        naive_trials=3, naive_max_steps=1000, naive_eval_steps=250,
+        name="quick", train_samples=None, eval_samples=None, steps={8: 400, 64: 60}, repeats=3, threads=(1,),
+        prune_trials=16, prune_max_steps=1000, prune_eval_steps=200,
+        startup_train_samples=None, scale_trials=8, scale_max_steps=1500,
+        naive_trials=3, naive_max_steps=1000, naive_eval_steps=500,
     ),
     "full": Profile(
         name="full", train_samples=None, eval_samples=None, steps={8: 1500, 64: 300}, repeats=5, threads=(1,),
@@ -91,6 +92,7 @@ PROFILES = {
         naive_trials=5, naive_max_steps=2500, naive_eval_steps=500,
     ),
 }
+
 
 TARGETS = {
     "a": "harness >= 0.8x plain loop at batch 8 (CNN and RNN)",
@@ -123,10 +125,14 @@ def row(metric: str, value, baseline=None, *, target: str = "", met: bool | None
 
 def prepared_data(profile: Profile, cache_dir: Path):
     """The tokenized IMDB splits at the profile's caps (cached under perf/results/cache)."""
+    return prepared_data_at(cache_dir, profile.train_samples, profile.eval_samples)
+
+
+def prepared_data_at(cache_dir: Path, train_samples: int | None, eval_samples: int | None):
     from core.data import DataSettings, prepare
 
-    settings = DataSettings(dataset="imdb", data_dir=data_root(), max_train_samples=profile.train_samples,
-                            max_eval_samples=profile.eval_samples, cache_dir=str(cache_dir))
+    settings = DataSettings(dataset="imdb", data_dir=data_root(), max_train_samples=train_samples,
+                            max_eval_samples=eval_samples, cache_dir=str(cache_dir))
     return prepare(settings)
 
 
@@ -467,11 +473,13 @@ def cli_study(args: list[str], storage: str, name: str, *, label: str, arch: str
 
 
 def warm_cache(out: Path, train_samples: int | None, eval_samples: int | None) -> None:
-    """Tokenize into OUT/cache exactly as the CLI would (same key), so timed runs start warm."""
-    from core.data import DataSettings, prepare
-
-    prepare(DataSettings(dataset="imdb", data_dir=data_root(), max_train_samples=train_samples,
-                         max_eval_samples=eval_samples, cache_dir=str(out / "cache")))
+    """Make OUT/cache (the CLI's cache for --output-dir OUT) a link to the shared perf cache, tokenized
+    exactly as the CLI would (same key): timed runs start warm, and each data size is tokenized once."""
+    shared = RESULTS / "cache"
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "cache").exists():
+        (out / "cache").symlink_to(shared, target_is_directory=True)
+    prepared_data_at(shared, train_samples, eval_samples)
 
 
 def study_totals(storage: str, name: str, arch: str = "cnn") -> dict:
@@ -499,6 +507,8 @@ def study_totals(storage: str, name: str, arch: str = "cnn") -> dict:
         "trial_span_s": (max(ends) - min(starts)).total_seconds() if starts and ends else None,
         "trial_seconds": [round((t.datetime_complete - t.datetime_start).total_seconds(), 1)
                           for t in trials if t.datetime_start and t.datetime_complete],
+        "trial_params": [t.params for t in trials],
+        "trial_values": [t.value for t in trials],
         "_first": min(starts).timestamp() if starts else None,
         "_last": max(ends).timestamp() if ends else None,
     }
@@ -677,6 +687,8 @@ def naive_main(argv: list[str]) -> int:
         "best_params": best.hyperparameters,
         "tokenization_s": [round(t, 2) for t in tokenizations],
         "trials": len(study.trials),
+        "trial_params": [t.params for t in study.trials],
+        "trial_test_accuracy": [t.value for t in study.trials],
     }))
     return 0
 
@@ -720,8 +732,10 @@ def measure_flagship(profile: Profile, work: Path) -> list[dict]:
               "eval_samples": profile.eval_samples, "max_steps": profile.naive_max_steps,
               "eval_steps": profile.naive_eval_steps, "seed": 42, "threads": 1}
     start = time.perf_counter()
+    # A plain script's tokenizer encodes batches on all cores (as the flagship's tokenization does).
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "true"}
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_naive", json.dumps(config)], cwd=ROOT,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
     naive_wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"naive hyperparameter_search failed:\n{proc.stderr[-3000:]}")

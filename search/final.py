@@ -3,13 +3,15 @@
 Search ranks by validation accuracy, and one run per configuration is one draw from the seed
 lottery. Before a winner is declared, the best configurations are trained again under the same
 budget with seeds shared by all families, and each is evaluated once on the test split. The
-records are stored on the study (user attribute ``final_results``, saved after every run), so a
-report can be rebuilt, and an interrupted stage resumed, without re-training.
+records are stored on the study (one user attribute per run as it ends, assembled into
+``final_results`` at the end), so a report can be rebuilt, and an interrupted stage resumed,
+without re-training; ``--workers`` processes split the stage between them.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import optuna
@@ -20,6 +22,7 @@ from transformers import set_seed
 from core.models import build_model, count_parameters
 from core.training import evaluate_split, fit
 from search.objective import trial_seed
+from search.runner import WORKER, claim_lock
 from spaces import split_params
 
 log = logging.getLogger(__name__)
@@ -60,29 +63,76 @@ def train_final(bench, arch: str, trial: optuna.trial.FrozenTrial, seed: int, wo
         "wall_seconds": round(result.wall_seconds, 3),
         "n_params": count_parameters(model),
         "params": dict(trial.params),
+        "worker": WORKER,
     }
 
 
-def run_final(bench, study: optuna.Study, arch: str, tracker=None) -> list[dict]:
-    """Re-train the top-k configurations x seeds that are not stored yet; returns all records."""
+RECORD, CLAIM = "final_run:", "final_claim:"  # study user attrs: one record / one claim per (trial, seed)
+RUN_ID_ENV = "TEXTBENCH_RUN_ID"  # set by the CLI for its --workers helpers: claims of other runs are stale
+
+
+def _key(trial_number: int, seed: int) -> str:
+    return f"{trial_number}:{seed}"
+
+
+def stored_records(study: optuna.Study) -> dict[tuple[int, int], dict]:
+    """(trial number, seed) -> record: the assembled list and the per-run records of workers."""
+    attrs = study.user_attrs
+    records = {(r["trial_number"], r["seed"]): r for r in attrs.get("final_results", [])}
+    for name, record in attrs.items():
+        if name.startswith(RECORD):
+            records[(record["trial_number"], record["seed"])] = record
+    return records
+
+
+def _claim_next(study: optuna.Study, todo: list[tuple]) -> tuple | None:
+    """Under the study lock: the first (trial, seed) with no record and no live claim, now claimed."""
+    run_id = os.environ.get(RUN_ID_ENV, str(os.getpid()))
+    with claim_lock(study):
+        attrs = study.user_attrs
+        for trial, seed in todo:
+            key = _key(trial.number, seed)
+            if RECORD + key in attrs or attrs.get(CLAIM + key) == run_id:
+                continue
+            study.set_user_attr(CLAIM + key, run_id)
+            return trial, seed
+    return None
+
+
+def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: bool = False) -> list[dict]:
+    """Re-train the top-k configurations x seeds that are not stored yet; returns all records.
+
+    With ``share`` (each ``--workers`` process), runs are claimed one at a time so that the workers
+    split the stage; without it (the CLI process, last), whatever is still missing is run here and
+    the records are assembled into ``final_results``, in rank and seed order."""
     s = bench.search
     if s.final_seeds == 0:
         return []
     top = top_trials(study, s.top_k)
     rank = {t.number: i + 1 for i, t in enumerate(top)}
     seeds = final_seeds(s.seed, s.final_seeds)
-    # Keep stored records that still belong to the current top-k (a resumed search may change it).
-    records = [dict(r, rank=rank[r["trial_number"]]) for r in study.user_attrs.get("final_results", [])
-               if r["trial_number"] in rank and r["seed"] in seeds]
-    done = {(r["trial_number"], r["seed"]) for r in records}
-    todo = [(t, seed) for t in top for seed in seeds if (t.number, seed) not in done]
-    if not top:
+    if not top and not share:
         log.warning("%s: no completed trial, nothing to evaluate on test", study.study_name)
-    for trial, seed in tqdm(todo, desc=f"{study.study_name} final", unit="run", disable=not s.progress or not todo):
+
+    def todo() -> list[tuple]:
+        done = stored_records(study)
+        return [(t, seed) for t in top for seed in seeds if (t.number, seed) not in done]
+
+    def train(trial, seed) -> None:
         record = train_final(bench, arch, trial, seed, s.run_dir / "checkpoints") | {"rank": rank[trial.number]}
-        records.append(record)
-        study.set_user_attr("final_results", records)
+        study.set_user_attr(RECORD + _key(trial.number, seed), record)
         if tracker is not None:
             tracker.final_run(study, record)
+
+    if share:
+        while (item := _claim_next(study, todo())) is not None:
+            train(*item)
+        return []
+    missing = todo()
+    for trial, seed in tqdm(missing, desc=f"{study.study_name} final", unit="run", disable=not s.progress or not missing):
+        train(trial, seed)
+    # Keep the records that still belong to the current top-k (a resumed search may change it).
+    records = [dict(r, rank=rank[r["trial_number"]]) for r in stored_records(study).values()
+               if r["trial_number"] in rank and r["seed"] in seeds]
     study.set_user_attr("final_results", sorted(records, key=lambda r: (r["rank"], r["seed"])))
     return records

@@ -131,7 +131,8 @@ def test_four_workers_on_postgres_reach_the_exact_target(pg_url, tiny_data_dir, 
 def test_two_workers_share_one_study_and_stop_at_the_exact_target(pg_url, tiny_data_dir, tmp_path):
     out = tmp_path / "out"
     args = search_args(tiny_data_dir, out, arch="cnn", trials=8, max_steps=1000, eval_steps=100,
-                       extra=["--workers", "2", "--storage", pg_url, "--pruner", "none", "--patience", "0"])
+                       extra=["--workers", "2", "--storage", pg_url, "--pruner", "none", "--patience", "0",
+                              "--top-k", "3", "--final-seeds", "2"])
     result = run_cli(*args, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -139,7 +140,15 @@ def test_two_workers_share_one_study_and_stop_at_the_exact_target(pg_url, tiny_d
     assert len(study.trials) == 8 and len(finished(study)) == 8
     workers = {t.user_attrs["worker"] for t in study.trials}
     assert len(workers) == 2, workers  # the CLI process and its helper both trained
-    assert_mlflow_mirrors(study, mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", "tiny"))
+    runs = mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", "tiny")
+    assert_mlflow_mirrors(study, runs)
+
+    # The final stage (3 configurations x 2 seeds) was split between them, each run done once.
+    finals = study.user_attrs["final_results"]
+    assert sorted((r["rank"], r["seed"]) for r in finals) == sorted((rank, seed) for rank in (1, 2, 3)
+                                                                    for seed in {r["seed"] for r in finals})
+    assert len(finals) == 6 and {r["worker"] for r in finals} == workers
+    assert len(runs_by_role(runs, "final")) == 6
 
 
 def test_bad_input_with_workers_is_one_error_line_and_no_helper_is_left(pg_url, tiny_data_dir, tmp_path):
