@@ -793,6 +793,7 @@ def environment() -> dict:
 
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
             "cores": CORES, "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
+            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
             "load_average_1m_start": load_average()}
 
 
