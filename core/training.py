@@ -155,6 +155,7 @@ def training_arguments(settings: TrainSettings, output_dir: str, *, learning_rat
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
         bf16=settings.precision == "bf16",
+        use_cpu=settings.precision == "bf16" and not torch.cuda.is_available(),  # CPU autocast (the Trainer asks)
         fp16=settings.precision == "fp16",
         # The datasets hold only the model's columns (ArrayRows of input_ids, attention_mask, labels):
         # nothing to remove, so skip the per-batch RemoveColumnsCollator wrapper.

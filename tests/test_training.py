@@ -94,6 +94,14 @@ def test_curves_and_final_values(tiny_data, tmp_path):
     assert result.trainer.args.report_to in ([], "none", ["none"])
 
 
+def test_bf16_mixed_precision_trains_and_keeps_fp32_weights(tiny_data, tmp_path):
+    settings = TrainSettings(max_steps=20, eval_steps=10, batch_size=8, patience=0, precision="bf16")
+    result = fit(tiny_cnn(tiny_data), tiny_data, settings, tmp_path / "run", learning_rate=5e-3)
+    assert result.trainer.args.bf16 and all(np.isfinite(row["loss"]) for row in result.curves if "loss" in row)
+    assert result.best_accuracy is not None
+    assert {p.dtype for p in result.trainer.model.parameters()} == {torch.float32}  # autocast, not a bf16 model
+
+
 def test_early_stopping_when_accuracy_plateaus(tiny_data, tmp_path):
     # a learning rate too small to change any prediction: accuracy is flat from the first evaluation
     settings = TrainSettings(max_steps=200, eval_steps=10, batch_size=8, learning_rate=1e-12, patience=2)
@@ -172,6 +180,8 @@ def test_train_settings_defaults():
         ({"patience": -1}, "--patience must be 0 or more"),
         ({"learning_rate": 0.0}, "learning rate must be positive"),
         ({"learning_rate": float("nan")}, "learning rate must be positive"),
+        ({"precision": "fp8"}, "--precision must be one of fp32, bf16, fp16"),
+        *([] if torch.cuda.is_available() else [({"precision": "fp16"}, "--precision fp16 needs a CUDA GPU")]),
     ],
 )
 def test_train_settings_validation(values, fragment):
