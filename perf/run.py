@@ -83,7 +83,7 @@ PROFILES = {
         name="quick", train_samples=None, eval_samples=None, steps={8: 400, 64: 60}, repeats=3, threads=(1,),
         prune_trials=16, prune_max_steps=1000, prune_eval_steps=200,
         startup_train_samples=None, scale_trials=8, scale_max_steps=1500,
-        naive_trials=3, naive_max_steps=1000, naive_eval_steps=500,
+        naive_trials=4, naive_max_steps=2500, naive_eval_steps=500,
     ),
     "full": Profile(
         name="full", train_samples=None, eval_samples=None, steps={8: 1500, 64: 300}, repeats=5, threads=(1,),
