@@ -285,13 +285,10 @@ class Workers:
             proc.join()
 
     def join(self) -> tuple[int, str]:
-        """Wait for the helpers: (exit code of the worst one, what went wrong with which, or "")."""
-        try:
-            for proc in self.procs:
-                proc.join()
-        except KeyboardInterrupt:
-            self.interrupt()
-            raise
+        """Wait for the helpers: (exit code of the worst one, what went wrong with which, or "").
+        Ctrl-C while waiting reaches the caller, which interrupts them."""
+        for proc in self.procs:
+            proc.join()
         codes = [p.exitcode for p in self.procs]
         if any(codes):
             problem = ", ".join(f"{p.name} (pid {p.pid}) {_describe_exit(p.exitcode)}" for p in self.procs if p.exitcode)

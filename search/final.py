@@ -75,9 +75,9 @@ def _key(trial_number: int, seed: int) -> str:
     return f"{trial_number}:{seed}"
 
 
-def stored_records(study: optuna.Study) -> dict[tuple[int, int], dict]:
-    """(trial number, seed) -> record: the assembled list and the per-run records of workers."""
-    attrs = study.user_attrs
+def stored_records(attrs: dict) -> dict[tuple[int, int], dict]:
+    """(trial number, seed) -> record, from a study's user attrs: the assembled list and the
+    per-run records of workers."""
     records = {(r["trial_number"], r["seed"]): r for r in attrs.get("final_results", [])}
     for name, record in attrs.items():
         if name.startswith(RECORD):
@@ -85,14 +85,15 @@ def stored_records(study: optuna.Study) -> dict[tuple[int, int], dict]:
     return records
 
 
-def _claim_next(study: optuna.Study, todo: list[tuple]) -> tuple | None:
+def _claim_next(study: optuna.Study, runs: list[tuple]) -> tuple | None:
     """Under the study lock: the first (trial, seed) with no record and no live claim, now claimed."""
     run_id = os.environ.get(RUN_ID_ENV, str(os.getpid()))
     with claim_lock(study):
         attrs = study.user_attrs
-        for trial, seed in todo:
+        done = stored_records(attrs)
+        for trial, seed in runs:
             key = _key(trial.number, seed)
-            if RECORD + key in attrs or attrs.get(CLAIM + key) == run_id:
+            if (trial.number, seed) in done or attrs.get(CLAIM + key) == run_id:
                 continue
             study.set_user_attr(CLAIM + key, run_id)
             return trial, seed
@@ -114,9 +115,7 @@ def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: boo
     if not top and not share:
         log.warning("%s: no completed trial, nothing to evaluate on test", study.study_name)
 
-    def todo() -> list[tuple]:
-        done = stored_records(study)
-        return [(t, seed) for t in top for seed in seeds if (t.number, seed) not in done]
+    runs = [(t, seed) for t in top for seed in seeds]
 
     def train(trial, seed) -> None:
         record = train_final(bench, arch, trial, seed, s.run_dir / "checkpoints") | {"rank": rank[trial.number]}
@@ -125,14 +124,15 @@ def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: boo
             tracker.final_run(study, record)
 
     if share:
-        while (item := _claim_next(study, todo())) is not None:
+        while (item := _claim_next(study, runs)) is not None:
             train(*item)
         return []
-    missing = todo()
+    done = stored_records(study.user_attrs)
+    missing = [(t, seed) for t, seed in runs if (t.number, seed) not in done]
     for trial, seed in tqdm(missing, desc=f"{study.study_name} final", unit="run", disable=not s.progress or not missing):
         train(trial, seed)
     # Keep the records that still belong to the current top-k (a resumed search may change it).
-    records = [dict(r, rank=rank[r["trial_number"]]) for r in stored_records(study).values()
+    records = [dict(r, rank=rank[r["trial_number"]]) for r in stored_records(study.user_attrs).values()
                if r["trial_number"] in rank and r["seed"] in seeds]
     study.set_user_attr("final_results", sorted(records, key=lambda r: (r["rank"], r["seed"])))
     return records
