@@ -228,7 +228,8 @@ def test_a_killed_worker_trial_is_failed_retried_and_the_target_still_met(pg_url
 def test_sigint_fails_the_running_trial_exits_130_and_the_rerun_completes(tiny_data_dir, tmp_path):
     out, logs = tmp_path / "out", tmp_path / "logs"
     target = 1
-    args = search_args(tiny_data_dir, out, arch="cnn", trials=target, max_steps=200, eval_steps=10,
+    # A trial of a few seconds: long enough that SIGINT lands inside it, however slow the polling.
+    args = search_args(tiny_data_dir, out, arch="cnn", trials=target, max_steps=1500, eval_steps=50,
                        extra=["--patience", "0", "--pruner", "none"])
     storage_url = f"sqlite:///{out / 'optuna.db'}"
     out.mkdir()
