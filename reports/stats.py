@@ -1,9 +1,12 @@
-"""How sure are we: t-based confidence intervals, Welch's test, and the one-sentence verdict.
+"""How sure are we: confidence intervals, paired comparisons on the shared test set, the verdict.
 
 The protocol: per family, the *chosen* configuration is the final-stage config (rank) with the
-highest mean validation accuracy over seeds (test is never used to select). Its test accuracies
-over seeds are compared between families with Welch's t-test, which does not assume equal
-variances; the difference's CI uses the Welch-Satterthwaite degrees of freedom.
+highest mean validation accuracy over seeds (test is never used to select). Every family is
+tested on the same examples, so families are compared with a paired, hierarchical bootstrap
+(``paired_difference``: seeds, then test examples) that counts both sources of noise, and the
+p-values are Holm-corrected across the comparisons made. Welch's t-test on the seed means is kept
+as a secondary, seed-level check. A family is "at chance" when its accuracy is not shown above
+the majority-class rate of the test split (``chance``).
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
+N_BOOT = 4000
+MIN_SEEDS = 3  # fewer seeds a side: the seed-to-seed spread is not estimated well enough to conclude on it
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,111 @@ class Comparison:
     @property
     def significant(self) -> bool:
         return self.testable and self.p_value < ALPHA
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Accuracy of ``a`` minus accuracy of ``b`` on the same test examples: bootstrap CI and p-value."""
+
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n_seeds_a: int
+    n_seeds_b: int
+    n_examples: int
+
+
+def correct_matrix(predictions, labels) -> np.ndarray:
+    """(seeds x examples) 0/1 matrix: 1 where a run predicted the example's label."""
+    preds = np.atleast_2d(np.asarray(predictions))
+    labels = np.asarray(labels)
+    if preds.shape[1] != len(labels):
+        raise ValueError(f"predictions cover {preds.shape[1]} examples, labels {len(labels)}")
+    return (preds == labels[None, :]).astype(float)
+
+
+def paired_difference(pred_a, pred_b, labels, *, seed: int = 0, n_boot: int = N_BOOT,
+                      confidence: float = CONFIDENCE) -> Paired:
+    """Hierarchical paired bootstrap of accuracy(a) - accuracy(b) on one shared test set.
+
+    ``pred_a`` and ``pred_b`` are (seeds x examples) predicted labels (one row per final-stage
+    seed; a deterministic model such as the baseline is one row). Each bootstrap draw resamples
+    each side's seeds with replacement, independently (two families' seeds share nothing that
+    makes their runs comparable), then resamples the test examples with replacement, the *same*
+    examples for both sides, which keeps the pairing: an example hard for both costs neither.
+    The CI is the percentile interval; the two-sided p-value is twice the smaller tail of the
+    draws beyond zero, with the usual +1 so it is never exactly 0. Identical, seed-free
+    predictions give a difference of 0, an interval of [0, 0] and p = 1.
+    """
+    ca, cb = correct_matrix(pred_a, labels), correct_matrix(pred_b, labels)
+    sa, sb, n = ca.shape[0], cb.shape[0], ca.shape[1]
+    if n == 0:
+        raise ValueError("no test examples to compare on")
+    rng = np.random.default_rng(seed)
+    draws = np.empty(n_boot)
+    chunk = max(1, min(n_boot, 4_000_000 // n))
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        rows = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        weights = np.bincount(rows.ravel(), minlength=b * n).reshape(b, n)  # example multiplicities
+        per_seed_a = weights @ ca.T / n  # (b x seeds): each seed's accuracy on the resampled examples
+        per_seed_b = weights @ cb.T / n
+        pick_a = rng.integers(0, sa, size=(b, sa))
+        pick_b = rng.integers(0, sb, size=(b, sb))
+        draws[start:start + b] = (np.take_along_axis(per_seed_a, pick_a, 1).mean(1)
+                                  - np.take_along_axis(per_seed_b, pick_b, 1).mean(1))
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(draws, [tail, 1 - tail])
+    below, above = (draws <= 0).sum(), (draws >= 0).sum()
+    p = min(1.0, 2 * (min(below, above) + 1) / (n_boot + 1))
+    return Paired(float(ca.mean() - cb.mean()), float(low), float(high), float(p), sa, sb, n)
+
+
+def holm(p_values: Sequence[float], alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
+    """Holm's step-down correction: (reject, adjusted p) in the input order (statsmodels)."""
+    p = np.asarray(p_values, dtype=float)
+    if p.size == 0:
+        return np.zeros(0, dtype=bool), np.zeros(0)
+    reject, adjusted, _, _ = multipletests(p, alpha=alpha, method="holm")
+    return reject, adjusted
+
+
+def majority_rate(labels) -> float:
+    """Accuracy of always predicting the most frequent class of ``labels``: the chance level."""
+    labels = np.asarray(labels)
+    return float(np.bincount(labels).max() / len(labels)) if len(labels) else math.nan
+
+
+def chance(predictions, labels, ci_low: float = math.nan) -> tuple[float, float, bool]:
+    """(majority rate, one-sided exact binomial p, at chance?) for one configuration's test runs.
+
+    The pooled count of correct predictions over all seeds is tested against the majority-class
+    rate (``scipy.stats.binomtest``, alternative "greater"); the configuration is at chance when
+    that test does not reject at ``ALPHA``, or when the seed-level CI's lower end (if given)
+    does not clear the rate.
+    """
+    correct = correct_matrix(predictions, labels)
+    rate = majority_rate(labels)
+    k, n = int(correct.sum()), int(correct.size)
+    p = float(sps.binomtest(k, n, min(rate, 1.0), alternative="greater").pvalue) if rate < 1 else 1.0
+    at_chance = p >= ALPHA or (not math.isnan(ci_low) and ci_low <= rate)
+    return rate, p, at_chance
+
+
+def expected_max(values: Sequence[float], n: int) -> tuple[float, float]:
+    """Expected best of ``n`` draws (with replacement) from ``values`` and its standard deviation.
+
+    Dodge et al. 2019, "Show Your Work": with the N observed values sorted, v_(1) <= ... <= v_(N),
+    P(max = v_(i)) = (i/N)^n - ((i-1)/N)^n, so E[max] = sum_i v_(i) [(i/N)^n - ((i-1)/N)^n];
+    the variance uses the same weights.
+    """
+    v = np.sort(np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=float))
+    if v.size == 0 or n < 1:
+        return math.nan, math.nan
+    w = (np.arange(1, v.size + 1) / v.size) ** n - (np.arange(v.size) / v.size) ** n
+    mean = float(w @ v)
+    return mean, float(math.sqrt(max(w @ (v - mean) ** 2, 0.0)))
 
 
 def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, int, float, float]:
