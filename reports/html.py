@@ -119,7 +119,7 @@ def _settings_table(settings: pd.DataFrame) -> dict[str, Any]:
 
 def _ci(row: pd.Series) -> str:
     if math.isnan(row["ci_low"]):
-        return "n/a (one seed)"
+        return f"none: all {int(row['n'])} seeds equal" if row["n"] >= 2 else "n/a (one seed)"
     return f"{stats.fmt_acc(row['ci_low'])} to {stats.fmt_acc(row['ci_high'])}"
 
 
