@@ -3,11 +3,10 @@
 import itertools
 
 import matplotlib as mpl
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
-
-import numpy as np
 
 from reports import collect, figures, stats
 
@@ -126,3 +125,14 @@ def test_final_learning_curves_band_spans_the_seeds():
     band = ax.collections[0].get_paths()[0].vertices[:, 1]
     assert band.min() == pytest.approx(0.7) and band.max() == pytest.approx(1.0)  # min and max seed
     assert "3 seeds" in fig.legends[0].get_texts()[0].get_text()
+
+
+def test_param_scatter_gives_each_family_its_own_y_range():
+    """cnn spans 0.80-0.90, rnn 0.50-0.52: on one shared axis rnn would be a flat strip."""
+    rows = [{"family": f, "number": i, "state": "COMPLETE", "param": "lr", "param_value": 10.0 ** -i,
+             "value": lo + (hi - lo) * i / 4, "log": True, "categorical": False}
+            for f, lo, hi in (("cnn", 0.80, 0.90), ("rnn", 0.50, 0.52)) for i in range(5)]
+    fig = figures.param_scatter(pd.DataFrame(rows))
+    (cnn_lo, cnn_hi), (rnn_lo, rnn_hi) = (ax.get_ylim() for ax in fig.axes[:2])
+    assert cnn_lo > 0.7 and rnn_hi < 0.6  # each row zoomed on its own family
+    assert (rnn_hi - rnn_lo) < 0.05
