@@ -138,3 +138,11 @@ def test_ranking_without_a_baseline_or_predictions():
     assert board["name"].tolist() == ["cnn", "rnn"] and board["at_chance"].isna().all()
     assert BASELINE["name"] not in stats.verdict(pd.DataFrame({"family": ["cnn", "rnn"], "number": [1, 1],
                                                                "state": "COMPLETE", "value": 0.8}), final)
+
+
+def test_baseline_on_the_edge_of_its_grid_is_flagged():
+    from reports.html import _baseline_text
+
+    record = {**BASELINE, "C": 10000.0, "C_grid": [0.01, 1.0, 100.0, 10000.0], "C_at_edge": True}
+    assert "sits at the edge of that grid even after widening it" in _baseline_text(record)
+    assert "edge" not in _baseline_text({**record, "C": 1.0, "C_at_edge": False})
