@@ -87,7 +87,9 @@ def search_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="benchmark name: studies are NAME-ARCH (default: dataset name)")
     p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///OUTPUT_DIR/optuna.db)")
     p.add_argument("--sampler", default="tpe", choices=["tpe", "random", "qmc", "cmaes"], help="(default: tpe)")
-    p.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"], help="(default: median)")
+    p.add_argument("--pruner", default="margin", choices=["margin", "median", "hyperband", "none"],
+                   help="margin (default): median pruning beyond 2 binomial standard errors of validation accuracy; "
+                        "median: Optuna's MedianPruner; hyperband; none")
     p.add_argument("--workers", type=int, default=1,
                    help="local worker processes sharing the studies; needs a server --storage such as "
                         "postgresql://USER@HOST/DB (default: 1)")

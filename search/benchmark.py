@@ -57,7 +57,7 @@ class SearchSettings:
     storage: str | None = None  # default sqlite:///<output_dir>/optuna.db
     seed: int = 42
     sampler: str = "tpe"
-    pruner: str = "median"
+    pruner: str = "margin"
     timeout: float | None = None  # seconds per study
     fix: list[str] = field(default_factory=list)
     top_k: int = 3
@@ -203,7 +203,8 @@ def run_family(bench: Benchmark, arch: str) -> optuna.Study:
     sampler = make_sampler(s.sampler, s.seed, s.trials)
     if bench.fixed[arch]:
         sampler = optuna.samplers.PartialFixedSampler(bench.fixed[arch], sampler)
-    pruner = make_pruner(s.pruner, max_steps=bench.train.max_steps, eval_steps=bench.train.eval_steps)
+    pruner = make_pruner(s.pruner, max_steps=bench.train.max_steps, eval_steps=bench.train.eval_steps,
+                         n_validation=len(bench.data.splits["validation"]))
     study = open_study(bench.storage, s.name, arch, sampler=sampler, pruner=pruner, attrs=study_attrs(bench, arch))
     best_model_dir = (s.run_dir / "models" / f"{arch}-best").resolve()
     best_model_dir.parent.mkdir(parents=True, exist_ok=True)

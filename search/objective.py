@@ -48,7 +48,15 @@ class PruningCallback(TrainerCallback):
         if self.trial.should_prune():
             if self.pruned_at is None:
                 self.pruned_at = state.global_step
+                self._record_why()
             control.should_training_stop = True
+
+    def _record_why(self) -> None:
+        """The reference and noise margin the pruner used, so the decision can be checked later."""
+        decision = getattr(self.trial.study.pruner, "decisions", {}).get(self.trial.number)
+        if decision is not None and decision.reference is not None:
+            self.trial.set_user_attr("pruned_reference", decision.reference)
+            self.trial.set_user_attr("pruned_margin", decision.margin)
 
 
 @dataclass
