@@ -234,6 +234,7 @@ def build_context(bench: Benchmark) -> dict[str, Any]:
                               palette=palette),
         "importance_notes": [f"{r.family}: {r.note}" for r in importance.itertuples() if r.note],
         "counts": table(counts),
+        "thin_notes": collect.thin_notes(counts),
         "counts_figure": _figure(figures.trial_counts, counts[counts.total > 0], "No trials yet.",
                                  "trial states per family"),
         "fail_reasons": table(collect.fail_reasons_frame(bench)),

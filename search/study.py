@@ -55,7 +55,7 @@ def make_sampler(name: str, seed: int, n_trials: int) -> optuna.samplers.BaseSam
     raise UsageError(f"unknown sampler {name!r}: use one of {', '.join(SAMPLERS)}")
 
 
-def make_pruner(name: str, *, max_steps: int, eval_steps: int, n_validation: int) -> optuna.pruners.BasePruner:
+def make_pruner(name: str, *, max_steps: int, eval_steps: int, n_validation: int | None = None) -> optuna.pruners.BasePruner:
     """``margin`` (default): median pruning that ignores gaps within 2 binomial standard errors of
     accuracy on the ``n_validation`` rows (search/pruners.py), once 3 trials have completed, from
     the first evaluation at or past a fifth of the budget. ``median`` is Optuna's plain
@@ -63,6 +63,8 @@ def make_pruner(name: str, *, max_steps: int, eval_steps: int, n_validation: int
     perf/README.md (pruning)."""
     warmup = max(1, max_steps // 5)  # Optuna's pruners decide at steps >= n_warmup_steps
     if name == "margin":
+        if not n_validation:
+            raise ValueError("the margin pruner needs the validation size (n_validation)")
         return NoiseMarginPruner(n_validation, k=DEFAULT_K, n_startup_trials=3, n_warmup_steps=warmup)
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup)
