@@ -20,10 +20,12 @@ from perf.common import Profile, cli_args, cli_study, row, warm_cache
 KEY = "b"
 TARGET = "per family: best validation accuracy within 1 standard error of no pruning, fewer steps trained"
 DEFAULT = "margin"
-# Sizes per profile: trials per family, step budget and evaluation cadence, extra pruners run for real.
+# Sizes per profile: trials per family, step budget and evaluation cadence, extra pruners run for
+# real, and --fix pins per family. Quick pins the RNN to one layer: its 3-layer configurations
+# took 23 min a trial on the shared 2-core machine the figures in perf/README.md come from.
 SIZES = {
-    "quick": {"trials": 10, "max_steps": 1000, "eval_steps": 200, "extra": ()},
-    "full": {"trials": 20, "max_steps": 2500, "eval_steps": 500, "extra": ("median",)},
+    "quick": {"trials": 10, "max_steps": 1000, "eval_steps": 200, "extra": (), "fix": {"rnn": ("num_layers=1",)}},
+    "full": {"trials": 20, "max_steps": 2500, "eval_steps": 500, "extra": ("median",), "fix": {}},
 }
 ARCHS = ("cnn", "rnn")
 
@@ -124,7 +126,8 @@ def measure(profile: Profile, work: Path) -> list[dict]:
                             eval_samples=profile.eval_samples,
                             extra=("--name", f"perf-{pruner}", "--pruner", pruner, "--storage", storage,
                                    "--threads", "1", "--max-steps", str(sizes["max_steps"]),
-                                   "--eval-steps", str(sizes["eval_steps"]), "--no-baseline", "--seed", "42"))
+                                   "--eval-steps", str(sizes["eval_steps"]), "--no-baseline", "--seed", "42",
+                                   *(f"--fix={pin}" for pin in sizes["fix"].get(arch, ()))))
             r = runs[pruner] = cli_study(args, storage, f"perf-{pruner}", label=f"{arch} pruner {pruner}", arch=arch)
             studies[pruner] = study_of(storage, f"perf-{pruner}-{arch}")
             print(f"  {arch} {pruner}: {r['steps_trained']} steps, best {r['best_value']}, {r['complete']} complete / "
