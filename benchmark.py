@@ -432,6 +432,11 @@ def cmd_search(argv: list[str]) -> int:
     if tracking is not None:
         state = f"BROKEN ({tracking.broken})" if tracking.broken else "ok"
         print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}]")
+        if not tracking.broken:
+            from search.registry import register_models
+
+            uris = register_models(search.storage, search.name, search.output_dir, tracking.uri)
+            print(f"MLflow Model Registry: {', '.join(uris) or 'nothing registered'}")
     print(f"Optuna: {redact(search.storage)} (optuna-dashboard {redact(search.storage)})")
     from reports import build_report
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 
 from core.errors import UsageError
@@ -78,11 +79,31 @@ def register(chosen, tracking_uri: str, artifact_root: Path, label_names: list[s
                                "seed": chosen.seed, "source": chosen.source})
             metrics = {"validation_accuracy": chosen.validation_accuracy, "test_accuracy": chosen.test_accuracy}
             mlflow.log_metrics({k: v for k, v in metrics.items() if v is not None})
-            info = mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_CODE),
-                                           artifacts={"model": str(folder)}, pip_requirements=_requirements(),
-                                           signature=_signature(label_names), registered_model_name=name)
+            with warnings.catch_warnings():  # advice about type hints and input examples, not problems
+                warnings.simplefilter("ignore", UserWarning)
+                info = mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_CODE),
+                                               artifacts={"model": str(folder)}, pip_requirements=_requirements(),
+                                               signature=_signature(label_names), registered_model_name=name)
     version = client.get_model_version(name, str(info.registered_model_version))
     for key, value in identity.items():
         client.set_model_version_tag(name, version.version, key, value)
     log.info("registered %s version %s (run %s)", name, version.version, run.info.run_id)
     return client.get_model_version(name, version.version)
+
+
+def register_models(storage: str, name: str, output_dir: str | Path, tracking_uri: str) -> list[str]:
+    """Register every family's chosen model (end of a benchmark); ``models:/`` URIs of those registered.
+    A family without a usable model is skipped with a warning: the benchmark's results stand anyway."""
+    from core.inference import saved_labels
+    from search.use import chosen, open_benchmark
+
+    bench = open_benchmark(storage, name)
+    uris = []
+    for arch in bench.families:
+        try:
+            pick = chosen(bench, arch, Path(output_dir) / name)
+            version = register(pick, tracking_uri, Path(output_dir) / name / "mlartifacts", *saved_labels(pick.model_dir))
+            uris.append(f"models:/{version.name}/{version.version}")
+        except Exception as exc:  # noqa: BLE001 - registering is a convenience, never a failed benchmark
+            log.warning("%s: chosen model not registered in MLflow (%s)", arch, str(exc).splitlines()[0][:300])
+    return uris
