@@ -40,12 +40,17 @@ class Rerun:
     kind: str  # "search trial" or "final-stage run"
     recorded: dict[str, float | None]
     obtained: dict[str, float | None]
-    curve: list[tuple[int, float | None, float | None]] = field(default_factory=list)  # step, recorded, re-obtained
+    curve: list[tuple[str, float | None, float | None]] = field(default_factory=list)  # what, recorded, re-obtained
     saved: Path | None = None
 
     @property
     def identical(self) -> bool:
-        return all(self.recorded[k] == self.obtained[k] for k in self.recorded if self.recorded[k] is not None)
+        pairs = [(self.recorded[k], self.obtained[k]) for k in self.recorded] + [(a, b) for _, a, b in self.curve]
+        return all(a == b for a, b in pairs if a is not None)
+
+
+FINAL_KEYS = ("validation_accuracy", "test_accuracy", "test_loss")
+CURVE_KEYS = {"eval_accuracy": "validation accuracy", "eval_loss": "validation loss"}  # per evaluation step
 
 
 class _StopAt(TrainerCallback):
@@ -134,8 +139,7 @@ def rerun(storage: str, name: str, output_dir: str | Path, arch: str, trial_numb
             scratch = SimpleNamespace(data=data, train=train, search=SimpleNamespace(run_dir=Path(tmp)))
             new = train_final(scratch, arch, trial, seed, Path(tmp) / "checkpoints")
             result = Rerun(arch, trial_number, seed, "final-stage run",
-                           {k: record.get(k) for k in ("validation_accuracy", "test_accuracy")},
-                           {k: new[k] for k in ("validation_accuracy", "test_accuracy")})
+                           {k: record.get(k) for k in FINAL_KEYS}, {k: new[k] for k in FINAL_KEYS})
             model_tmp = final_model_dir(tmp, arch, trial_number, seed)
             target = final_model_dir(run_dir, arch, trial_number, seed)
             if save:
@@ -145,13 +149,15 @@ def rerun(storage: str, name: str, output_dir: str | Path, arch: str, trial_numb
                 result.saved = target
             return result
         used_seed, fitted = rerun_search_trial(data, train, arch, int(attrs["settings"]["seed"]), trial, Path(tmp))
-        recorded_curve = dict(trial.intermediate_values)
-        obtained_curve = {r["step"]: r["eval_accuracy"] for r in fitted.curves if "eval_accuracy" in r}
+        recorded_curve = {(r["step"], k): r[k] for r in trial.user_attrs.get("curves") or [] for k in CURVE_KEYS if k in r}
+        recorded_curve |= {(step, "eval_accuracy"): v for step, v in trial.intermediate_values.items()}
+        obtained_curve = {(r["step"], k): r[k] for r in fitted.curves for k in CURVE_KEYS if k in r}
         key = "validation_accuracy" if trial.state == TrialState.COMPLETE else "validation_accuracy_at_prune"
-        obtained = fitted.best_accuracy if trial.state == TrialState.COMPLETE else obtained_curve.get(trial.last_step)
+        obtained = (fitted.best_accuracy if trial.state == TrialState.COMPLETE
+                    else obtained_curve.get((trial.last_step, "eval_accuracy")))
         result = Rerun(arch, trial_number, used_seed, "search trial", {key: trial.value}, {key: obtained},
-                       [(s, recorded_curve.get(s), obtained_curve.get(s))
-                        for s in sorted(set(recorded_curve) | set(obtained_curve))])
+                       [(f"{CURVE_KEYS[k]} at step {step}", recorded_curve.get((step, k)), obtained_curve.get((step, k)))
+                        for step, k in sorted(set(recorded_curve) | set(obtained_curve))])
         if save:
             result.saved = save_model(fitted.trainer.model, data.tokenizer, run_dir / "models" / f"{arch}-best",
                                       data.label_names, data.max_length, {"TRIAL": str(trial_number)})
@@ -175,8 +181,8 @@ def format_rerun(r: Rerun) -> str:
     for key in r.recorded:
         lines.append(f"{key.replace('_', ' '):<30} {_value(r.recorded[key]):>20} {_value(r.obtained[key]):>20}  "
                      f"{_difference(r.recorded[key], r.obtained[key])}")
-    for step, a, b in r.curve:
-        lines.append(f"{'  validation at step ' + str(step):<30} {_value(a):>20} {_value(b):>20}  {_difference(a, b)}")
+    for what, a, b in r.curve:
+        lines.append(f"{'  ' + what:<30} {_value(a):>20} {_value(b):>20}  {_difference(a, b)}")
     lines.append("bit-identical to the recorded run" if r.identical else
                  "differs from the recorded run (another CPU/GPU, thread count or library build changes float sums)")
     if r.saved is not None:
