@@ -22,7 +22,7 @@ import torch
 from core.errors import UsageError
 
 
-def save_model(model, tokenizer, folder: str | Path, label_names: Sequence[str], max_length: int,
+def save_model(model, tokenizer, folder: str | Path, label_names: Sequence[str], max_length: int | None,
                extra_files: dict[str, str] | None = None) -> Path:
     """Write model + tokenizer + label names + max length to ``folder``, atomically (a reader never
     sees half a model; with concurrent writers the last complete folder wins)."""
@@ -34,10 +34,11 @@ def save_model(model, tokenizer, folder: str | Path, label_names: Sequence[str],
     model.config.label2id = {name: i for i, name in model.config.id2label.items()}
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    config_path = tmp / "tokenizer_config.json"
-    tokenizer_config = json.loads(config_path.read_text())
-    tokenizer_config["model_max_length"] = int(max_length)
-    config_path.write_text(json.dumps(tokenizer_config, indent=2))
+    if max_length is not None:
+        config_path = tmp / "tokenizer_config.json"
+        tokenizer_config = json.loads(config_path.read_text())
+        tokenizer_config["model_max_length"] = int(max_length)
+        config_path.write_text(json.dumps(tokenizer_config, indent=2))
     for name, text in (extra_files or {}).items():
         (tmp / name).write_text(text)
     shutil.rmtree(folder, ignore_errors=True)
@@ -102,13 +103,13 @@ class Classifier:
 OUTPUT_SUFFIXES = (".csv", ".jsonl", ".parquet")
 
 
-def saved_labels(folder: str | Path) -> tuple[list[str], int]:
+def saved_labels(folder: str | Path) -> tuple[list[str], int | None]:
     """(label names, max length) of a saved model, read from its config files (no weights loaded)."""
     folder = Path(folder)
     config = json.loads((folder / "config.json").read_text())
-    id2label = {int(k): str(v) for k, v in config["id2label"].items()}
-    max_length = json.loads((folder / "tokenizer_config.json").read_text())["model_max_length"]
-    return [id2label[i] for i in range(len(id2label))], int(max_length)
+    id2label = {int(k): str(v) for k, v in (config.get("id2label") or {}).items()}
+    max_length = json.loads((folder / "tokenizer_config.json").read_text()).get("model_max_length")
+    return [id2label[i] for i in sorted(id2label)], max_length
 
 
 def read_texts(path: str | Path, text_column: str) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.errors import UsageError
+from core.inference import saved_labels
 from reports import collect, stats
 from search.final import best_seed, final_model_dir
 
@@ -84,6 +85,11 @@ def chosen(bench: collect.Benchmark, arch: str, run_dir: Path) -> Chosen:
     if not (pick.model_dir / "config.json").exists():
         raise UsageError(f"the model of {pick.arch} trial {pick.trial_number} is not saved under {run_dir}: "
                          f"re-create it with `python benchmark.py {where}` (check --output-dir)")
+    settings = attrs.get("settings") or {}
+    labels, max_length = saved_labels(pick.model_dir)
+    if labels != settings.get("labels", labels) or max_length != settings.get("max_length", max_length):
+        raise UsageError(f"the saved model in {pick.model_dir} predates label names and max length being saved "
+                         f"with it: re-create it with `python benchmark.py {where}`")
     return pick
 
 

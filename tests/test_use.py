@@ -235,6 +235,31 @@ def test_report_gives_the_rerun_command_of_each_chosen_configuration(run):
         assert f"python benchmark.py rerun --name {NAME} --arch {arch} --trial {trial}" in page
 
 
+def test_a_missing_or_outdated_model_is_named_and_rerun_save_restores_it(run, tmp_path, capsys):
+    """On a copy of the benchmark: a model saved without label names is refused, a deleted one is
+    named with the command that re-creates it, and that command brings back the very same model."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(run["out"], out, ignore=shutil.ignore_patterns("cache", "mlartifacts", "mlflow.db"))
+    trial, best, _ = expected_choice(out, "cnn")
+    folder = out / NAME / "models" / "final" / f"cnn-trial-{trial}-seed-{best['seed']}"
+    original = (folder / "model.safetensors").read_bytes()
+    args = ["predict", "--arch", "cnn", "--text", "superb", "--output-dir", str(out), "--name", NAME]
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "id2label": {"0": "LABEL_0", "1": "LABEL_1"}}))
+    assert benchmark.main(args) == 2
+    assert "predates label names" in error_lines(capsys.readouterr().err)[0]
+    shutil.rmtree(folder)
+    assert benchmark.main(args) == 2
+    hint = f"rerun --name {NAME} --arch cnn --trial {trial} --seed {best['seed']} --save"
+    assert hint in error_lines(capsys.readouterr().err)[0]
+    assert benchmark.main([*hint.split(), "--output-dir", str(out)]) == 0
+    assert "bit-identical" in capsys.readouterr().out
+    assert (folder / "model.safetensors").read_bytes() == original
+    assert benchmark.main(args) == 0
+
+
 # ---------------------------------------------------------------- bad input
 
 
