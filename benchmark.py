@@ -475,11 +475,11 @@ def cmd_predict(argv: list[str]) -> int:
     column = args.text_column if args.input else "text"
     frame = read_texts(args.input, column) if args.input else pd.DataFrame({"text": args.text})
     chosen = _chosen(args)
+    print(f"model: {chosen.describe()}", file=sys.stderr)
     model = Classifier.load(chosen.model_dir)
-    texts = frame[column].tolist()
+    texts = frame[column].fillna("").astype(str).tolist()  # an empty cell is an empty text
     predicted = model.predict(texts, args.batch_size, progress=len(texts) > 10 * args.batch_size)
     out = pd.concat([frame.reset_index(drop=True), predicted.rename(columns={"label": "prediction"})], axis=1)
-    print(f"model: {chosen.describe()}", file=sys.stderr)
     if args.output:
         write_table(out, args.output)
         print(f"wrote {len(out)} predictions to {args.output}")
