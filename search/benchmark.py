@@ -13,7 +13,7 @@ import os
 import platform
 import shlex
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -190,6 +190,7 @@ def study_attrs(bench: Benchmark, arch: str) -> dict:
         "benchmark": bench.search.name,
         "arch": arch,
         "settings": bench.study_settings(arch),
+        "data_settings": asdict(bench.data_settings),  # what `rerun` needs to prepare the same data
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "versions": package_versions(),
         "hardware": hardware(),

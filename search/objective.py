@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 import optuna
 from transformers import TrainerCallback, set_seed
 
+from core.inference import save_model
 from core.models import build_model, count_parameters
 from core.training import NonFiniteLossError, TrainSettings, fit
 from spaces import SPACES, split_params
@@ -136,13 +136,5 @@ class Objective:
         except ValueError:  # no completed trial yet
             best = float("-inf")
         if result.best_accuracy > best:
-            tmp = Path(f"{self.best_model_dir}.tmp-{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            result.trainer.model.save_pretrained(tmp)
-            self.data.tokenizer.save_pretrained(tmp)
-            (tmp / "TRIAL").write_text(str(trial.number))
-            shutil.rmtree(self.best_model_dir, ignore_errors=True)
-            try:
-                tmp.replace(self.best_model_dir)
-            except OSError:  # another worker saved a model at the same moment; keep theirs
-                shutil.rmtree(tmp, ignore_errors=True)
+            save_model(result.trainer.model, self.data.tokenizer, self.best_model_dir, self.data.label_names,
+                       self.data.max_length, {"TRIAL": str(trial.number)})
