@@ -427,7 +427,8 @@ def verdict_parts(trials: pd.DataFrame, final: pd.DataFrame, baseline: dict[str,
         parts = [f"Only one family ({families[0]}) in this benchmark, so nothing is compared: its chosen "
                  f"configuration scores {_entry(order.iloc[0]).removeprefix(families[0] + ' ')} mean test accuracy "
                  f"over {order['n'].iloc[0]} seeds."]
-    names = order["name"].tolist()
+    compared = set(pairs["a"]) | set(pairs["b"])
+    names = [n for n in order["name"] if n in compared]  # a baseline without stored predictions is not paired
     neighbours = [pairs[(pairs.a == a) & (pairs.b == b)] for a, b in zip(names, names[1:], strict=False)]
     neighbours = [n.iloc[0] for n in neighbours if len(n)]
     if neighbours:

@@ -124,7 +124,7 @@ def test_four_workers_on_postgres_reach_the_exact_target(pg_url, tiny_data_dir, 
     assert_mlflow_mirrors(study, runs)
     assert {r.info.status for r in runs_by_role(runs, "trial")} == {"FINISHED"}
     summary = result.stdout.splitlines()
-    assert any(line.startswith("family") and "best val acc" in line for line in summary)
+    assert any(line.startswith("family") and "search best" in line for line in summary)
     assert any(line.split()[:1] == ["cnn"] for line in summary)  # the family's row
 
 

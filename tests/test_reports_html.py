@@ -71,8 +71,9 @@ def test_report_fetches_nothing(report):
 def test_verdict_on_page_is_the_stats_verdict(report):
     url, _, text = report
     bench = collect.load_benchmark(url, "imdb-small")
-    expected = stats.verdict(collect.trials_frame(bench), collect.final_frame(bench), bench.baseline)
-    assert verdict_of(text) == expected
+    expected = stats.verdict_parts(collect.trials_frame(bench), collect.final_frame(bench), bench.baseline)
+    assert verdict_of(text) == expected[0]
+    assert " ".join(expected[1].split()) in " ".join(html.unescape(text).split())  # the pairwise conclusions
     board = stats.leaderboard(collect.final_frame(bench))
     for mean in board["mean"]:
         assert f"<td>{stats.fmt_acc(mean)}</td>" in text  # the numbers the verdict quotes are in the table
@@ -166,3 +167,20 @@ def test_chosen_configuration_is_highlighted_in_best_table(report):
     for row in re.findall(r'<tr class="hl">(.*?)</tr>', best, re.S):
         cells = re.findall(r"<td>(.*?)</td>", row, re.S)
         assert (cells[0], int(cells[2])) in set(zip(chosen["family"], chosen["trial_number"], strict=True))
+
+
+def test_a_thin_search_is_flagged_with_its_counts_and_steps(tmp_path, quick_png):
+    url, store = sqlite_storage(tmp_path / "s.db")
+    make_study(store, "thin", "cnn", n_trials=10, pruned=(), failed=())
+    make_study(store, "thin", "rnn", n_trials=10, pruned=tuple(range(9)), failed=())
+    text = html.unescape(build_report(url, "thin", tmp_path / "out").read_text())
+    alert = text[text.index('id="thin-search"'):]
+    alert = alert[:alert.index("</div>")]
+    assert "rnn: the search was thin: 1 of 10 finished trials completed (9 pruned, 0 failed)" in alert
+    assert "cnn:" not in alert
+    assert text.index('id="thin-search"') < text.index('<section id="budget"')
+    assert "steps trained</th>" in text
+
+
+def test_no_thin_search_alert_when_every_family_completed_enough(report):
+    assert 'id="thin-search"' not in report[2]
