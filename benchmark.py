@@ -94,6 +94,9 @@ def search_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, help="stop each study after this many seconds")
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                    help="pin a search-space parameter, e.g. --fix num_layers=1 (repeatable)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="do not start each study with the course notes' configuration (trial 0, also re-trained "
+                        "in the final stage to measure what tuning bought)")
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///OUTPUT_DIR/mlflow.db)")
     p.add_argument("--no-mlflow", action="store_true", help="turn MLflow tracking off")
@@ -218,7 +221,7 @@ def search_settings(args, progress: bool = True) -> SearchSettings:  # noqa: F82
     return SearchSettings(
         archs=parse_archs(args.arch), trials=args.trials, name=args.name or default_name(args.dataset),
         output_dir=args.output_dir, storage=args.storage, seed=args.seed, sampler=args.sampler, pruner=args.pruner,
-        timeout=args.timeout, fix=args.fix, top_k=args.top_k, final_seeds=args.final_seeds,
+        timeout=args.timeout, fix=args.fix, reference=not args.no_reference, top_k=args.top_k, final_seeds=args.final_seeds,
         tracking_uri=args.tracking_uri, mlflow=not args.no_mlflow, progress=progress,
     )
 

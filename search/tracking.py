@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 ROLE, STUDY, TRIAL, ARCH = "textbench.role", "optuna.study", "optuna.trial_number", "textbench.arch"
 PARENT = "mlflow.parentRunId"
+REFERENCE = "reference"  # tag of the runs of the course notes' configuration, as its trial's user attr
 TRAINING_SETTINGS = ("max_steps", "eval_steps", "batch_size", "patience", "precision", "max_length", "tokenizer", "fingerprint")
 STEP_METRICS = ("loss", "learning_rate", "grad_norm", "eval_loss", "eval_accuracy")
 # The connectivity check makes one short attempt: MLflow's defaults (7 retries with backoff, 120 s
@@ -173,9 +174,12 @@ class MlflowTracker:
         parent = self.parent.get(study)
         if parent is None:
             return
+        tags = {PARENT: parent, ROLE: "trial", STUDY: study, TRIAL: str(trial.number),
+                ARCH: trial.study.user_attrs.get("arch", "")}
+        if trial.user_attrs.get(REFERENCE):
+            tags[REFERENCE] = "true"  # the course notes' configuration (search/reference.py)
         run = self._call("create trial run", self.client.create_run, self.experiment_id, run_name=f"trial-{trial.number}",
-                         tags={PARENT: parent, ROLE: "trial", STUDY: study, TRIAL: str(trial.number),
-                               ARCH: trial.study.user_attrs.get("arch", "")})
+                         tags=tags)
         if run is None:
             return
         self.child[(study, trial.number)] = run.info.run_id
@@ -232,7 +236,8 @@ class MlflowTracker:
         run = self._call("create final run", self.client.create_run, self.experiment_id,
                          run_name=f"final-trial-{record['trial_number']}-seed-{record['seed']}",
                          tags={PARENT: parent, ROLE: "final", STUDY: study.study_name,
-                               TRIAL: str(record["trial_number"]), ARCH: record["arch"], "final": "true"})
+                               TRIAL: str(record["trial_number"]), ARCH: record["arch"], "final": "true",
+                               **({REFERENCE: "true"} if record.get(REFERENCE) else {})})
         if run is None:
             return
         self._log_params(run.info.run_id, {**record["params"], "seed": record["seed"], "rank": record["rank"]})
