@@ -140,7 +140,11 @@ def _study_with(values: dict[int, float], reference: int) -> optuna.Study:
     return study
 
 
+TRAINED: list[tuple[int, int]] = []  # (trial number, seed) of every stand-in training
+
+
 def _fake_train(bench, arch, trial, seed, work_dir):
+    TRAINED.append((trial.number, seed))
     return {"arch": arch, "trial_number": trial.number, "seed": seed, "test_accuracy": 0.5,
             "validation_accuracy": trial.value, "params": dict(trial.params)}
 
@@ -160,7 +164,9 @@ def test_the_final_stage_retrains_the_reference_with_the_chosen_configurations_s
 def test_a_reference_among_the_top_k_is_trained_once_with_its_rank(monkeypatch, tmp_path):
     monkeypatch.setattr(final_stage, "train_final", _fake_train)
     study = _study_with({0: 0.95, 1: 0.9, 2: 0.8}, reference=0)
+    TRAINED.clear()
     records = final_stage.run_final(_final_bench(tmp_path, top_k=2), study, "cnn")
+    assert sorted(TRAINED) == sorted((n, s) for n in (0, 1) for s in final_stage.final_seeds(7, 2))
     assert sorted((r["trial_number"], r["rank"], r["reference"]) for r in records) == [
         (0, 1, True), (0, 1, True), (1, 2, False), (1, 2, False)]
 
