@@ -366,8 +366,12 @@ def cmd_search(argv: list[str]) -> int:
             workers.abort()
         raise
     print()
-    print(format_summary(summary_rows(studies, baseline)))
+    rows = summary_rows(studies, baseline)
+    print(format_summary(rows))
     tracking = tracker(bench)
+    for row in rows if tracking is not None else []:
+        if row["arch"] in studies:  # the chosen configuration on each study's parent run, as in the report
+            tracking.chosen_config(studies[row["arch"]], row)
     if tracking is not None:
         state = f"BROKEN ({tracking.broken})" if tracking.broken else "ok"
         print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}]")

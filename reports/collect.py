@@ -18,6 +18,7 @@ import pandas as pd
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from core import predictions as packed
 from core.errors import UsageError
 from core.urls import redact
 
@@ -243,6 +244,45 @@ def final_frame(bench: Benchmark) -> pd.DataFrame:
     df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce")
     df["reference"] = df["reference"].astype(bool)
     return df.sort_values(["family", "rank", "seed"], kind="stable").reset_index(drop=True)
+
+
+def test_labels(bench: Benchmark) -> np.ndarray | None:
+    """The test split's labels, stored once per study by the final stage (None for older studies)."""
+    for family in bench.families:
+        text = bench.attrs(family).get("test_labels")
+        if text:
+            return packed.unpack(text)
+    return None
+
+
+def final_predictions(bench: Benchmark) -> dict[tuple, np.ndarray]:
+    """(family, trial number, seed) -> that final run's test predictions; ("baseline",) -> the baseline's.
+
+    Runs stored without predictions (older studies) are left out; the report then falls back to
+    seed-level statistics.
+    """
+    out: dict[tuple, np.ndarray] = {}
+    for family in bench.families:
+        for r in bench.attrs(family).get("final_results") or []:
+            if r.get("test_predictions"):
+                out[(family, int(r["trial_number"]), int(r["seed"]))] = packed.unpack(r["test_predictions"])
+    base = bench.baseline
+    if base and base.get("test_predictions"):
+        out[("baseline",)] = packed.unpack(base["test_predictions"])
+    return out
+
+
+def final_curves_frame(bench: Benchmark) -> pd.DataFrame:
+    """Learning curves of every final-stage run: family, trial_number, seed, step, metric, value."""
+    rows = []
+    for family in bench.families:
+        for r in bench.attrs(family).get("final_results") or []:
+            for point in r.get("curves") or []:
+                for metric in CURVE_METRICS:
+                    if point.get("step") is not None and point.get(metric) is not None:
+                        rows.append({"family": family, "trial_number": int(r["trial_number"]), "seed": int(r["seed"]),
+                                     "step": int(point["step"]), "metric": metric, "value": float(point[metric])})
+    return pd.DataFrame(rows, columns=["family", "trial_number", "seed", "step", "metric", "value"])
 
 
 def importance_frame(bench: Benchmark) -> pd.DataFrame:

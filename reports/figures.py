@@ -93,6 +93,14 @@ def _legend_top(fig: Figure, handles: list, labels: list[str]) -> None:
                ncols=max(1, math.ceil(len(labels) / rows)))
 
 
+def _chance_line(ax, chance: float | None) -> list[Line2D]:
+    """Dotted line at the majority-class rate: an accuracy on it is no better than always guessing."""
+    if chance is None or math.isnan(chance):
+        return []
+    return [ax.axhline(chance, color="#c0392b", ls=":", lw=1.4, zorder=0,
+                       label=f"chance: majority-class rate ({chance:.3f})")]
+
+
 def _baseline_line(ax, baseline: dict[str, Any] | None, key: str) -> list[Line2D]:
     """Dashed reference line; its handle goes in the legend (a label on the line can hit the frame)."""
     if not baseline or baseline.get(key) is None:
@@ -104,7 +112,7 @@ def _baseline_line(ax, baseline: dict[str, Any] | None, key: str) -> list[Line2D
 
 @styled
 def validation_distribution(trials: pd.DataFrame, palette: dict[str, Any] | None = None,
-                            baseline: dict[str, Any] | None = None) -> Figure:
+                            baseline: dict[str, Any] | None = None, chance: float | None = None) -> Figure:
     """Box + points of the validation accuracy of every completed trial, one column per family."""
     done = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()]
     palette = _palette(done, palette)
@@ -115,7 +123,7 @@ def validation_distribution(trials: pd.DataFrame, palette: dict[str, Any] | None
                 showfliers=False, width=0.5, boxprops={"alpha": 0.35}, legend=False)
     sns.stripplot(data=done, x="family", y="value", hue="family", order=order, palette=palette, ax=ax,
                   size=5, jitter=0.15, edgecolor="white", linewidth=0.5, legend=False)
-    reference = _baseline_line(ax, baseline, "validation_accuracy")
+    reference = _baseline_line(ax, baseline, "validation_accuracy") + _chance_line(ax, chance)
     if reference:
         _legend_top(fig, reference, [h.get_label() for h in reference])
     ax.set(xlabel="", ylabel="validation accuracy (best per trial)")
@@ -165,6 +173,19 @@ def _draw_param(ax, part: pd.DataFrame, color: Any) -> None:
         ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5, integer=True))
 
 
+def _thin_ticks(axis, most: int = 6) -> None:
+    """At most ``most`` labelled major ticks on a log axis (1-2-5 ticks over decades collide)."""
+    lo, hi = axis.axes.get_xlim()  # triggers the pending autoscale
+    decades = math.log10(hi / lo) if lo > 0 else 1.0
+    if decades > 1.5:  # decades only, every k-th one when there are many
+        axis.set_major_locator(mpl.ticker.LogLocator(base=10, numticks=most))
+    else:
+        axis.set_major_locator(mpl.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=most))
+        axis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_locator(mpl.ticker.NullLocator())
+    axis.set_minor_formatter(mpl.ticker.NullFormatter())
+
+
 def _log_axis(axis, x: np.ndarray, integer: bool) -> None:
     """Log scale whose labels never collide: decades when the data span them, else 2^k or 1-2-5 ticks."""
     axis.axes.set_xscale("log")
@@ -183,9 +204,10 @@ def param_scatter(params: pd.DataFrame, palette: dict[str, Any] | None = None) -
     names = {f: sorted(params.loc[params.family == f, "param"].unique()) for f in order}
     ncols = max(len(v) for v in names.values())
     fig = _figure(max(2.6 * ncols, 6.0), 2.5 * len(order) + 0.5)
-    axes = np.atleast_2d(fig.subplots(len(order), ncols, sharey=True, squeeze=False))
-    # a fixed tick count: "auto" follows the axis height, which the layout changes between passes
-    axes[0, 0].yaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5))
+    # one y-range per family (row): a shared one flattens a family whose trials span a narrow band
+    axes = np.atleast_2d(fig.subplots(len(order), ncols, sharey="row", squeeze=False))
+    for row_axes in axes:  # a fixed tick count: "auto" follows the axis height, which the layout changes
+        row_axes[0].yaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5))
     for row, family in enumerate(order):
         for col in range(ncols):
             ax = axes[row, col]
@@ -227,8 +249,57 @@ def learning_curves(curves: pd.DataFrame, palette: dict[str, Any] | None = None)
 
 
 @styled
+def expected_max_curves(curves: pd.DataFrame, palette: dict[str, Any] | None = None,
+                        baseline: dict[str, Any] | None = None, chance: float | None = None) -> Figure:
+    """Expected best validation accuracy against number of trials (mean and +-1 sd band) per family."""
+    palette = _palette(curves, palette)
+    fig = _figure(8.0, 4.4)
+    ax = fig.add_subplot()
+    handles, labels = [], []
+    for family in _order(curves, palette):
+        part = curves[curves["family"] == family].sort_values("n")
+        color = palette[family]
+        (line,) = ax.plot(part["n"], part["mean"], color=color, lw=2, marker="o" if len(part) < 12 else None, ms=3)
+        ax.fill_between(part["n"], part["mean"] - part["std"], part["mean"] + part["std"], color=color, alpha=0.15,
+                        lw=0)
+        handles.append(line)
+        labels.append(family)
+    reference = _baseline_line(ax, baseline, "validation_accuracy") + _chance_line(ax, chance)
+    handles += reference
+    labels += [h.get_label() for h in reference]
+    ax.set(xlabel="number of trials n", ylabel="expected best validation accuracy")
+    ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+    _legend_top(fig, handles, labels)
+    return fig
+
+
+@styled
+def final_learning_curves(curves: pd.DataFrame, palette: dict[str, Any] | None = None) -> Figure:
+    """Loss and accuracy against step for each family's chosen configuration: mean over the
+    final-stage seeds (line) and their range (band)."""
+    palette = _palette(curves, palette)
+    metrics = [m for m in METRIC_TITLES if m in set(curves["metric"])]
+    fig = _figure(max(4.2 * len(metrics), 5.0), 3.8)
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    handles, labels = [], []
+    for family in _order(curves, palette):
+        part = curves[curves["family"] == family]
+        for ax, metric in zip(axes, metrics, strict=True):
+            m = part[part["metric"] == metric].groupby("step")["value"].agg(["mean", "min", "max"]).reset_index()
+            if len(m):
+                ax.plot(m["step"], m["mean"], color=palette[family], lw=1.8, marker="o" if len(m) < 15 else None, ms=3)
+                ax.fill_between(m["step"], m["min"], m["max"], color=palette[family], alpha=0.18, lw=0)
+        handles.append(Line2D([], [], color=palette[family], lw=2))
+        labels.append(f"{family} (trial {int(part['trial_number'].iloc[0])}, {part['seed'].nunique()} seeds)")
+    for ax, metric in zip(axes, metrics, strict=True):
+        ax.set(title=METRIC_TITLES[metric], xlabel="step", ylabel="")
+    _legend_top(fig, handles, labels)
+    return fig
+
+
+@styled
 def final_accuracy(final: pd.DataFrame, palette: dict[str, Any] | None = None,
-                   baseline: dict[str, Any] | None = None) -> Figure:
+                   baseline: dict[str, Any] | None = None, chance: float | None = None) -> Figure:
     """Test accuracy per family and config rank: one dot per seed, mean with a 95% t interval.
 
     The chosen config (best mean validation) is drawn filled; the others hollow. The interval is
@@ -256,7 +327,7 @@ def final_accuracy(final: pd.DataFrame, palette: dict[str, Any] | None = None,
             x += 1.0
         groups.append(((start + x - 1.0) / 2, _wrap(family, max(int(9 * (x - start)), 8))))
         x += 0.5
-    reference = _baseline_line(ax, baseline, "test_accuracy")
+    reference = _baseline_line(ax, baseline, "test_accuracy") + _chance_line(ax, chance)
     ax.set_xticks(ticks, labels)
     names = ax.secondary_xaxis("bottom")  # family names centred under their group of ranks
     names.set_xticks([g[0] for g in groups], [g[1] for g in groups], fontweight="bold")
@@ -288,6 +359,7 @@ def cost_scatter(trials: pd.DataFrame, palette: dict[str, Any] | None = None) ->
         positive = x[x > 0]
         if len(positive) and positive.max() / positive.min() > 20:
             ax.set_xscale("log")
+            _thin_ticks(ax.xaxis)
         if column == "n_params":
             ax.xaxis.set_major_formatter(mpl.ticker.EngFormatter(sep=""))
         ax.set(xlabel=label + (" (no data)" if x.notna().sum() == 0 else ""))

@@ -33,6 +33,7 @@ SECTIONS = {
     "best": "Best configurations",
     "distribution": "Validation accuracy distribution",
     "history": "Optimization history",
+    "budget_aware": "Expected best vs number of trials",
     "params": "Hyperparameters vs validation accuracy",
     "curves": "Learning curves",
     "final": "Final test accuracy",
@@ -118,19 +119,27 @@ def _settings_table(settings: pd.DataFrame) -> dict[str, Any]:
 
 def _ci(row: pd.Series) -> str:
     if math.isnan(row["ci_low"]):
-        return "n/a (one seed)"
+        return f"none: all {int(row['n'])} seeds equal" if row["n"] >= 2 else "n/a (one seed)"
     return f"{stats.fmt_acc(row['ci_low'])} to {stats.fmt_acc(row['ci_high'])}"
 
 
-def _leaderboard(trials: pd.DataFrame, final: pd.DataFrame) -> dict[str, Any] | None:
-    board = stats.leaderboard(final)
-    if not board.empty:
-        shown = pd.DataFrame({"family": board["family"], "chosen rank": board["rank"],
-                              "trial": board["trial_number"], "mean validation": board["validation_mean"],
-                              "mean test": board["mean"], "std": board["std"], "seeds": board["n"],
-                              "95% CI (test)": board.apply(_ci, axis=1)})
+def _chance_cell(value: Any) -> str:
+    return "–" if value is None else ("no: at chance" if value else "yes")
+
+
+def _leaderboard(trials: pd.DataFrame, order: pd.DataFrame) -> dict[str, Any] | None:
+    """The ranking behind the headline: every family's chosen configuration and the baseline."""
+    if not order.empty and (order["kind"] == "family").any():
+        shown = pd.DataFrame({
+            "rank": range(1, len(order) + 1),
+            "family": [f"{n} (baseline)" if k == "baseline" else n for n, k in zip(order["name"], order["kind"],
+                                                                                   strict=True)],
+            "chosen trial": order["trial_number"], "mean validation": order["validation_mean"],
+            "mean test": order["mean"], "std": order["std"], "seeds": order["n"],
+            "95% CI (test)": [_ci(r) if r["kind"] == "family" else "–" for _, r in order.iterrows()],
+            "above chance": order["at_chance"].map(_chance_cell)})
         fmt = {"mean validation": stats.fmt_acc, "mean test": stats.fmt_acc, "std": stats.fmt_acc}
-        return table(shown, fmt)
+        return table(shown, fmt, highlight=(order["at_chance"] == True).to_numpy())  # noqa: E712
     done = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()]
     if done.empty:
         return None
@@ -138,6 +147,20 @@ def _leaderboard(trials: pd.DataFrame, final: pd.DataFrame) -> dict[str, Any] | 
     shown = pd.DataFrame({"family": best["family"], "best trial": best["number"],
                           "best validation (not test)": best["value"]})
     return table(shown, {"best validation (not test)": stats.fmt_acc})
+
+
+def _pairs_table(pairs: pd.DataFrame) -> dict[str, Any] | None:
+    if pairs.empty:
+        return None
+    shown = pd.DataFrame({
+        "comparison": [f"{a} − {b}" for a, b in zip(pairs["a"], pairs["b"], strict=True)],
+        "difference": pairs["diff"].map(stats.fmt_diff),
+        "95% CI": [f"{stats.fmt_diff(lo)} to {stats.fmt_diff(hi)}" if not math.isnan(lo) else "n/a"
+                   for lo, hi in zip(pairs["ci_low"], pairs["ci_high"], strict=True)],
+        "method": pairs["method"], "p": pairs["p_value"].map(stats.fmt_p),
+        "Holm-adjusted p": pairs["p_holm"].map(stats.fmt_p), "significant (Holm, 0.05)": pairs["significant"],
+        "Welch p (seed means)": pairs["welch_p"].map(stats.fmt_p)})
+    return table(shown, highlight=pairs["significant"].to_numpy())
 
 
 def _final_tables(final: pd.DataFrame) -> dict[str, Any] | None:
@@ -155,16 +178,7 @@ def _final_tables(final: pd.DataFrame) -> dict[str, Any] | None:
                              "seeds": merged["n"], "95% CI (test)": merged.apply(_ci, axis=1),
                              "chosen": is_chosen})
     fmt = {"mean validation": stats.fmt_acc, "mean test": stats.fmt_acc, "std": stats.fmt_acc}
-    comp = stats.comparisons(final)
-    comp_shown = pd.DataFrame({
-        "comparison": [f"{a} − {b}" for a, b in zip(comp["family"], comp["versus"], strict=True)],
-        "difference of means": comp["diff"].map(stats.fmt_diff),
-        "95% CI": [f"{stats.fmt_diff(lo)} to {stats.fmt_diff(hi)}" if not math.isnan(lo) else "n/a"
-                   for lo, hi in zip(comp["ci_low"], comp["ci_high"], strict=True)],
-        "Welch df": comp["dof"], "p-value": comp["p_value"].map(stats.fmt_p),
-        "significant (p < 0.05)": comp["significant"]})
-    return {"per_rank": table(per_rank, fmt, highlight=is_chosen),
-            "comparisons": table(comp_shown) if len(comp_shown) else None}
+    return {"per_rank": table(per_rank, fmt, highlight=is_chosen)}
 
 
 def _best_table(bench: Benchmark, final: pd.DataFrame) -> dict[str, Any] | None:
@@ -185,10 +199,45 @@ def _best_table(bench: Benchmark, final: pd.DataFrame) -> dict[str, Any] | None:
 def _baseline_text(baseline: dict[str, Any] | None) -> str | None:
     if not baseline:
         return None
+    grid = baseline.get("C_grid")
+    edge = ""
+    if grid:
+        edge = (f" C was chosen on validation from {', '.join(cell(c) for c in grid)}"
+                + (" and sits at the edge of that grid even after widening it: a better C may lie beyond."
+                   if baseline.get("C_at_edge") else "."))
     return (f"Reference: {baseline.get('name', 'baseline')} (C = {cell(baseline.get('C'))}), validation accuracy "
             f"{stats.fmt_acc(float(baseline.get('validation_accuracy', math.nan)))}, test accuracy "
             f"{stats.fmt_acc(float(baseline.get('test_accuracy', math.nan)))}, fitted in "
-            f"{cell(baseline.get('fit_seconds'))} s.")
+            f"{cell(baseline.get('fit_seconds'))} s.{edge}")
+
+
+def _curse_table(best: pd.DataFrame, final: pd.DataFrame) -> dict[str, Any] | None:
+    curse = stats.winners_curse(best, final)
+    if curse.empty:
+        return None
+    shown = pd.DataFrame({"family": curse["family"], "chosen trial": curse["trial_number"],
+                          "validation in the search": curse["search_validation"],
+                          "final-stage validation mean": curse["final_validation_mean"], "seeds": curse["n"],
+                          "change": curse["drop"].map(stats.fmt_diff)})
+    fmt = {"validation in the search": stats.fmt_acc, "final-stage validation mean": stats.fmt_acc}
+    return table(shown, fmt)
+
+
+def trials_with_choice(trials: pd.DataFrame, final: pd.DataFrame) -> pd.DataFrame:
+    """``trials.csv``: every trial, plus the chosen configuration's final-stage numbers on its row
+    (the same ``stats.leaderboard`` numbers the report's table and the terminal summary show)."""
+    board = stats.leaderboard(final)
+    extra = pd.DataFrame({"family": board["family"], "number": board["trial_number"].astype("Int64"),
+                          "chosen_for_test": True, "final_validation_mean": board["validation_mean"],
+                          "final_test_mean": board["mean"], "final_test_ci_low": board["ci_low"],
+                          "final_test_ci_high": board["ci_high"], "final_seeds": board["n"]})
+    out = trials.merge(extra, on=["family", "number"], how="left")
+    out["chosen_for_test"] = out["chosen_for_test"].astype("boolean").fillna(False).astype(bool)
+    return out
+
+
+def _chance_rate(order: pd.DataFrame, labels: np.ndarray | None) -> float | None:
+    return stats.majority_rate(labels) if labels is not None and len(labels) else None
 
 
 def build_context(bench: Benchmark) -> dict[str, Any]:
@@ -199,14 +248,28 @@ def build_context(bench: Benchmark) -> dict[str, Any]:
     importance = collect.importance_frame(bench)
     no_done = "No completed trials: nothing to draw."
     versions = collect.versions_frame(bench)
+    preds, labels = collect.final_predictions(bench), collect.test_labels(bench)
+    order = stats.ranking(final, baseline, preds, labels)
+    pairs = stats.pairwise(final, baseline, preds, labels) if not final.empty else pd.DataFrame()
+    chance = _chance_rate(order, labels)
+    curves = stats.expected_max_frame(trials)
+    best = collect.best_frame(bench)
+    chosen = stats.choose(final)
+    final_curves = collect.final_curves_frame(bench)
+    if not chosen.empty and not final_curves.empty:
+        keep = chosen[["family", "trial_number"]].drop_duplicates().astype({"trial_number": int})
+        final_curves = final_curves.merge(keep, on=["family", "trial_number"])
     return {
         "name": bench.name,
         "families": bench.families,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "optuna_version": optuna.__version__,
         "sections": SECTIONS,
-        "verdict": stats.verdict(trials, final, baseline),
-        "leaderboard": _leaderboard(trials, final),
+        "verdict": stats.verdict_parts(trials, final, baseline, preds, labels, pairs=pairs if len(pairs) else None),
+        "leaderboard": _leaderboard(trials, order),
+        "pairs": _pairs_table(pairs),
+        "paired": bool(len(pairs)) and (pairs["method"] == "paired bootstrap").any(),
+        "chance": None if chance is None else stats.fmt_acc(chance),
         "warnings": collect.budget_check(bench),
         "budget_sentence": _budget_sentence(bench, not final.empty),
         "has_final": not final.empty,
@@ -214,18 +277,28 @@ def build_context(bench: Benchmark) -> dict[str, Any]:
         "best": _best_table(bench, final),
         "baseline": _baseline_text(baseline),
         "distribution": _figure(figures.validation_distribution, trials[trials.state == "COMPLETE"], no_done,
-                                "validation accuracy per family", palette=palette, baseline=baseline),
+                                "validation accuracy per family", palette=palette, baseline=baseline, chance=chance),
+        "budget_aware": _figure(figures.expected_max_curves, curves, no_done,
+                                "expected best validation accuracy against number of trials", palette=palette,
+                                baseline=baseline, chance=chance),
+        "crossings": stats.crossings(curves, baseline),
+        "curse": _curse_table(best, final),
         "history": _figure(figures.optimization_history, collect.history_frame(bench), no_done,
                            "best validation accuracy so far against trial number", palette=palette),
         "params": _figure(figures.param_scatter, collect.params_frame(bench), "No trial reported a value: nothing to draw.",
                           "each hyperparameter against validation accuracy", palette=palette),
-        "curves": _figure(figures.learning_curves, collect.curves_frame(bench, "best"),
-                          "No completed trial recorded a learning curve.",
-                          "learning curves of each family's best trial", palette=palette),
+        "curves": (_figure(figures.final_learning_curves, final_curves, "", "learning curves of the final-stage "
+                           "runs of each family's chosen configuration", palette=palette)
+                   if not final_curves.empty else
+                   _figure(figures.learning_curves, collect.curves_frame(bench, "best"),
+                           "No completed trial recorded a learning curve.",
+                           "learning curves of each family's best trial", palette=palette)),
+        "final_curves": not final_curves.empty,
         "final": _figure(figures.final_accuracy, final,
                          "No final evaluation was run (the studies hold no final_results), so nothing on this page "
                          "is a test result. Re-run the final stage to compare on test.",
-                         "test accuracy over seeds per family and rank", palette=palette, baseline=baseline),
+                         "test accuracy over seeds per family and rank", palette=palette, baseline=baseline,
+                         chance=chance),
         "final_tables": _final_tables(final),
         "cost": _figure(figures.cost_scatter, trials[trials.state == "COMPLETE"], no_done,
                         "validation accuracy against training time and parameter count", palette=palette),
@@ -257,7 +330,7 @@ def build_report(storage: str | optuna.storages.BaseStorage, name: str, out_dir:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     bench = collect.load_benchmark(storage, name)
-    collect.trials_frame(bench).to_csv(out / "trials.csv", index=False)
+    trials_with_choice(collect.trials_frame(bench), collect.final_frame(bench)).to_csv(out / "trials.csv", index=False)
     page = out / "report.html"
     page.write_text(render(build_context(bench)), encoding="utf-8")
     logger.info("report written to %s", page)

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 def cached_baseline(studies: dict[str, optuna.Study], fingerprint: str, max_length: int) -> dict | None:
     for study in studies.values():
         stored = study.user_attrs.get("baseline")
-        if stored and stored.get("fingerprint") == fingerprint and stored.get("max_length") == max_length:
+        if (stored and stored.get("fingerprint") == fingerprint and stored.get("max_length") == max_length
+                and "test_predictions" in stored):  # older records lack what the paired comparison needs
             return stored
     return None
 

@@ -248,7 +248,19 @@ def study_wall_seconds(study: optuna.Study) -> float | None:
 
 
 def summary_rows(studies: dict[str, optuna.Study], baseline: dict | None = None) -> list[dict]:
-    """Per family: best value and params, trial counts, wall time, final test mean (closing table)."""
+    """Per family: search best, the *chosen* configuration and its test mean and CI, trial counts, wall time.
+
+    The chosen configuration is the report's: the final-stage configuration with the highest mean
+    validation accuracy over seeds (``reports.stats.leaderboard``, so both show the same numbers);
+    without a final stage, the search's best trial and no test number.
+    """
+    import pandas as pd
+
+    from reports import stats  # the report's own rule and intervals: one set of numbers
+
+    records = [dict(r, family=arch) for arch, study in studies.items()
+               for r in study.user_attrs.get("final_results", [])]
+    board = stats.leaderboard(pd.DataFrame(records, columns=[*FINAL_FIELDS])).set_index("family")
     rows = []
     for arch, study in studies.items():
         counts = count_trials(study)
@@ -257,40 +269,53 @@ def summary_rows(studies: dict[str, optuna.Study], baseline: dict | None = None)
             value, params, number = best.value, best.params, best.number
         except ValueError:
             value, params, number = None, {}, None
-        rows.append({
-            "arch": arch,
-            "best_value": value,
-            "best_trial": number,
-            "best_params": params,
-            "complete": counts.complete,
-            "pruned": counts.pruned,
-            "failed": counts.failed,
-            "wall_seconds": study_wall_seconds(study),
-            "test_mean": _mean_test_of_rank_one(study),
-        })
+        row = {"arch": arch, "best_value": value, "chosen_trial": number, "params": params,
+               "validation_mean": None, "test_mean": None, "test_ci_low": None, "test_ci_high": None,
+               "seeds": 0, "complete": counts.complete, "pruned": counts.pruned, "failed": counts.failed,
+               "wall_seconds": study_wall_seconds(study)}
+        if arch in board.index:
+            c = board.loc[arch]
+            chosen = next(r for r in records if r["family"] == arch and r["rank"] == c["rank"])
+            row.update(chosen_trial=int(c["trial_number"]), params=dict(chosen["params"]),
+                       validation_mean=float(c["validation_mean"]), test_mean=float(c["mean"]),
+                       test_ci_low=_number(c["ci_low"]), test_ci_high=_number(c["ci_high"]), seeds=int(c["n"]))
+        rows.append(row)
     if baseline:
-        rows.append({"arch": baseline["name"], "best_value": baseline["validation_accuracy"], "best_trial": None,
-                     "best_params": {"C": baseline["C"]}, "complete": 1, "pruned": 0, "failed": 0,
-                     "wall_seconds": baseline["fit_seconds"], "test_mean": baseline["test_accuracy"]})
+        rows.append({"arch": baseline["name"], "best_value": baseline["validation_accuracy"], "chosen_trial": None,
+                     "params": {"C": baseline["C"]}, "validation_mean": baseline["validation_accuracy"],
+                     "test_mean": baseline["test_accuracy"], "test_ci_low": None, "test_ci_high": None,
+                     "seeds": 1, "complete": 1, "pruned": 0, "failed": 0, "wall_seconds": baseline["fit_seconds"]})
     return rows
 
 
-def _mean_test_of_rank_one(study: optuna.Study) -> float | None:
-    tests = [r["test_accuracy"] for r in study.user_attrs.get("final_results", []) if r.get("rank") == 1]
-    return sum(tests) / len(tests) if tests else None
+FINAL_FIELDS = ("family", "rank", "trial_number", "seed", "test_accuracy", "validation_accuracy", "params")
+
+
+def _number(x) -> float | None:
+    return None if x is None or x != x else float(x)  # NaN -> None
 
 
 def format_summary(rows: list[dict]) -> str:
-    lines = [f"{'family':<12} {'best val acc':>12} {'test (top-1)':>12} {'trial':>5} {'complete':>8} {'pruned':>6} "
-             f"{'failed':>6} {'wall s':>7}  best params"]
+    """The closing table: the chosen configuration's final-stage numbers, as the report shows them."""
+    def f(x, digits=4):
+        return "-" if x is None else f"{x:.{digits}f}"
+
+    lines = [f"{'family':<12} {'search best':>11} {'chosen':>6} {'final val':>9} {'test mean':>9} "
+             f"{'test 95% CI':>13} {'seeds':>5} {'complete':>8} {'pruned':>6} {'failed':>6} {'wall s':>7}  "
+             "chosen params"]
     for r in rows:
-        value = f"{r['best_value']:.4f}" if r["best_value"] is not None else "-"
+        ci = "-" if r["test_ci_low"] is None else f"{r['test_ci_low']:.3f}-{r['test_ci_high']:.3f}"
         wall = f"{r['wall_seconds']:.0f}" if r.get("wall_seconds") is not None else "-"
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in r["best_params"].items())
-        trial = r["best_trial"] if r["best_trial"] is not None else "-"
-        test = f"{r['test_mean']:.4f}" if r.get("test_mean") is not None else "-"
-        lines.append(f"{r['arch']:<12} {value:>12} {test:>12} {trial:>5} {r['complete']:>8} {r['pruned']:>6} "
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in r["params"].items())
+        trial = r["chosen_trial"] if r["chosen_trial"] is not None else "-"
+        lines.append(f"{r['arch']:<12} {f(r['best_value']):>11} {trial:>6} {f(r['validation_mean']):>9} "
+                     f"{f(r['test_mean']):>9} {ci:>13} {r['seeds']:>5} {r['complete']:>8} {r['pruned']:>6} "
                      f"{r['failed']:>6} {wall:>7}  {params}")
+    if any(r["seeds"] and r["chosen_trial"] is not None for r in rows):
+        lines.append("chosen = the final-stage configuration with the best mean validation accuracy over seeds "
+                     "(as in the report); test mean and 95% t-interval over its seeds")
+    else:
+        lines.append("no final stage: chosen = the search's best trial; no test numbers")
     return "\n".join(lines)
 
 

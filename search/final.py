@@ -6,7 +6,9 @@ lottery. Before a winner is declared, the best configurations are trained again 
 budget with seeds shared by all families, and each is evaluated once on the test split. The
 records are stored on the study (one user attribute per run as it ends, assembled into
 ``final_results`` at the end), so a report can be rebuilt, and an interrupted stage resumed,
-without re-training; ``--workers`` processes split the stage between them.
+without re-training; ``--workers`` processes split the stage between them. Each record keeps the
+run's test predictions (packed, ``core.predictions``) and learning curves, and the study keeps
+the test labels once (``test_labels``): the report compares families example by example.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 from transformers import set_seed
 
+from core import predictions
+from core.data import ArrayRows
 from core.models import build_model, count_parameters
-from core.training import evaluate_split, fit
+from core.training import fit
 from search.objective import trial_seed
 from search.reference import ATTR as REFERENCE
 from search.reference import is_reference, reference_trial
@@ -53,7 +58,9 @@ def train_final(bench, arch: str, trial: optuna.trial.FrozenTrial, seed: int, wo
                         pad_token_id=data.tokenizer.pad_token_id, **model_params)
     result = fit(model, data, bench.train, work_dir / f"final-{arch}-{trial.number}-{seed}",
                  learning_rate=training_params.get("learning_rate", bench.train.learning_rate), seed=seed)
-    test = evaluate_split(result.trainer, data.splits["test"], "test")
+    out = result.trainer.predict(ArrayRows(data.splits["test"]), metric_key_prefix="test")
+    logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
+    test = {k: float(v) for k, v in out.metrics.items() if isinstance(v, (int, float))}
     return {
         "arch": arch,
         "trial_number": trial.number,
@@ -67,6 +74,8 @@ def train_final(bench, arch: str, trial: optuna.trial.FrozenTrial, seed: int, wo
         "n_params": count_parameters(model),
         "params": dict(trial.params),
         "worker": WORKER,
+        "test_predictions": predictions.pack(np.asarray(logits).argmax(axis=-1)),
+        "curves": result.curves,
     }
 
 
@@ -124,6 +133,9 @@ def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: boo
     keep = {t.number for t in configs}
 
     runs = [(t, seed) for t in configs for seed in seeds]
+    labels = predictions.pack(bench.data.splits["test"]["labels"])
+    if runs and study.user_attrs.get("test_labels") != labels:
+        study.set_user_attr("test_labels", labels)
 
     def train(trial, seed) -> None:
         record = train_final(bench, arch, trial, seed, s.run_dir / "checkpoints") | {

@@ -246,6 +246,22 @@ class MlflowTracker:
         self._call("close final run", self.client.set_terminated, run.info.run_id, "FINISHED")
 
 
+    def chosen_config(self, study: optuna.Study, row: dict) -> None:
+        """The study's answer on its parent run: best validation in the search, and the chosen
+        configuration (the report's) with its final-stage validation mean and test mean / 95% CI."""
+        run_id = self.parent.get(study.study_name)
+        if run_id is None:
+            return
+        self.log_metrics(run_id, {
+            "best_validation_accuracy": row.get("best_value"),
+            "chosen_trial": row.get("chosen_trial") if row.get("seeds") else None,
+            "chosen_validation_mean": row.get("validation_mean"),
+            "chosen_test_mean": row.get("test_mean"),
+            "chosen_test_ci_low": row.get("test_ci_low"),
+            "chosen_test_ci_high": row.get("test_ci_high"),
+            "chosen_test_seeds": row.get("seeds") or None,
+        })
+
     def baseline_run(self, benchmark: str, record: dict) -> None:
         """The linear baseline as its own top-level run of the benchmark's experiment."""
         run = self._call("create baseline run", self.client.create_run, self.experiment_id, run_name=record["name"],

@@ -128,7 +128,7 @@ def test_a_notes_value_outside_the_space_is_left_to_the_sampler_and_said_once(mo
 
 def _final_bench(tmp_path, top_k: int, seeds: int = 2):
     search = SimpleNamespace(final_seeds=seeds, top_k=top_k, seed=7, progress=False, run_dir=tmp_path)
-    return SimpleNamespace(search=search)
+    return SimpleNamespace(search=search, data=SimpleNamespace(splits={"test": {"labels": [0, 1, 1]}}))
 
 
 def _study_with(values: dict[int, float], reference: int) -> optuna.Study:

@@ -15,11 +15,30 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from core import predictions as packed
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 BASELINE = {"name": "tfidf-logreg", "validation_accuracy": 0.842, "test_accuracy": 0.838, "C": 4.0,
             "fit_seconds": 3.2}
-QUALITY = {"cnn": 0.86, "rnn": 0.82, "gru": 0.85, "lstm": 0.855, "tiny": 0.70}
+QUALITY = {"cnn": 0.86, "rnn": 0.82, "gru": 0.85, "lstm": 0.855, "tiny": 0.70, "dummy": 0.56}
+N_TEST = 600  # test examples when predictions are stored (``predictions=True``)
+
+
+def fixture_labels() -> np.ndarray:
+    """Test labels shared by every study of a fixture: 55% class 0, so chance is 0.55."""
+    return np.array([0] * 330 + [1] * 270)
+
+
+def predictions_with(accuracy: float, rng: np.random.Generator, arch: str) -> np.ndarray:
+    """Predictions right on ``accuracy`` of the fixture's examples; "dummy" always says the majority class."""
+    labels = fixture_labels()
+    if arch == "dummy":
+        return np.zeros_like(labels)
+    wrong = rng.choice(len(labels), int(round((1 - accuracy) * len(labels))), replace=False)
+    out = labels.copy()
+    out[wrong] = 1 - out[wrong]
+    return out
 
 
 def sqlite_storage(path: Path) -> tuple[str, optuna.storages.RDBStorage]:
@@ -76,7 +95,7 @@ def _curve(target: float, n_evals: int, eval_steps: int) -> list[dict[str, float
 def make_study(storage: str | optuna.storages.BaseStorage, bench: str, arch: str, n_trials: int = 12, *, rng_seed: int = 0,
                pruned: tuple[int, ...] = (3, 7), failed: tuple[int, ...] = (5,), final: bool = True,
                baseline: dict[str, Any] | None = BASELINE, labels: list[str] | None = None,
-               n_seeds: int = 3, **setting_overrides: Any) -> optuna.Study:
+               n_seeds: int = 3, predictions: bool = False, **setting_overrides: Any) -> optuna.Study:
     """One family's study following the storage contract, filled with ``n_trials`` fake trials.
 
     The trials are asked and told in memory, then the study is copied into ``storage`` in a few
@@ -87,14 +106,14 @@ def make_study(storage: str | optuna.storages.BaseStorage, bench: str, arch: str
     _fill(optuna.create_study(storage=memory, study_name=name, direction="maximize",
                               sampler=optuna.samplers.RandomSampler(seed=rng_seed)),
           storage, bench, arch, n_trials, rng_seed=rng_seed, pruned=pruned, failed=failed, final=final,
-          baseline=baseline, labels=labels, n_seeds=n_seeds, **setting_overrides)
+          baseline=baseline, labels=labels, n_seeds=n_seeds, predictions=predictions, **setting_overrides)
     optuna.copy_study(from_study_name=name, from_storage=memory, to_storage=storage)
     return optuna.load_study(study_name=name, storage=storage)
 
 
 def _fill(study: optuna.Study, storage: str | optuna.storages.BaseStorage, bench: str, arch: str, n_trials: int, *, rng_seed: int,
           pruned: tuple[int, ...], failed: tuple[int, ...], final: bool, baseline: dict[str, Any] | None,
-          labels: list[str] | None, n_seeds: int, **setting_overrides: Any) -> None:
+          labels: list[str] | None, n_seeds: int, predictions: bool = False, **setting_overrides: Any) -> None:
     rng = np.random.default_rng(rng_seed + sum(map(ord, arch)))
     s = settings(n_trials, **setting_overrides)
     if labels is not None:
@@ -108,6 +127,10 @@ def _fill(study: optuna.Study, storage: str | optuna.storages.BaseStorage, bench
     study.set_user_attr("storage", storage if isinstance(storage, str) else storage.url)
     study.set_user_attr("tracking_uri", "sqlite:///mlflow.db")
     study.set_user_attr("mlflow_experiment_id", "7")
+    if baseline and predictions:
+        base_preds = predictions_with(baseline["test_accuracy"], np.random.default_rng(99), "baseline")
+        baseline = {**baseline, "test_accuracy": float((base_preds == fixture_labels()).mean()),
+                    "test_predictions": packed.pack(base_preds)}
     if baseline:
         study.set_user_attr("baseline", baseline)
     n_evals = s["max_steps"] // s["eval_steps"]
@@ -137,11 +160,13 @@ def _fill(study: optuna.Study, storage: str | optuna.storages.BaseStorage, bench
         else:
             study.tell(trial, best["eval_accuracy"])
     if final:
-        study.set_user_attr("final_results", final_results(study, arch, s["top_k"], n_seeds, rng))
+        study.set_user_attr("final_results", final_results(study, arch, s["top_k"], n_seeds, rng, predictions))
+        if predictions:
+            study.set_user_attr("test_labels", packed.pack(fixture_labels()))
 
 
 def final_results(study: optuna.Study, arch: str, top_k: int, n_seeds: int,
-                  rng: np.random.Generator) -> list[dict[str, Any]]:
+                  rng: np.random.Generator, predictions: bool = False) -> list[dict[str, Any]]:
     done = sorted((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: -t.value)
     rows = []
     for rank, t in enumerate(done[:top_k], start=1):
@@ -152,7 +177,11 @@ def final_results(study: optuna.Study, arch: str, top_k: int, n_seeds: int,
                          "validation_accuracy": t.value - 0.003 + rng.normal(0, 0.003),
                          "best_step": t.user_attrs["best_step"], "steps_trained": t.user_attrs["steps_trained"],
                          "wall_seconds": t.user_attrs["wall_seconds"], "n_params": t.user_attrs["n_params"],
-                         "params": dict(t.params)})
+                         "params": dict(t.params), "curves": t.user_attrs["curves"]})
+            if predictions:
+                preds = predictions_with(rows[-1]["test_accuracy"], rng, arch)
+                rows[-1]["test_predictions"] = packed.pack(preds)
+                rows[-1]["test_accuracy"] = float((preds == fixture_labels()).mean())
     return rows
 
 

@@ -50,12 +50,12 @@ def report(tmp_path_factory):
     return build(tmp_path_factory.mktemp("report"), "imdb-small", n_trials=10)
 
 
-def test_full_report_has_every_section_and_eight_inline_pngs(report):
+def test_full_report_has_every_section_and_nine_inline_pngs(report):
     _, page, text = report
     assert page.name == "report.html"
     assert_every_section(text)
     images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', text)
-    assert len(images) == 8
+    assert len(images) == 9
     assert all(base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n" for img in images)
     assert "could not be drawn" not in text
 
@@ -112,8 +112,8 @@ def test_zero_completed_trials(tmp_path, quick_png):
 def test_single_family(tmp_path, quick_png):
     _, _, text = build(tmp_path, "solo", archs=("cnn",), n_trials=6)
     assert_every_section(text)
-    assert verdict_of(text).startswith("Only one family (cnn) in this benchmark")
-    assert text.count("<img ") == 8
+    assert verdict_of(text).startswith("Ranking by mean test accuracy of each family's chosen configuration: cnn ")
+    assert text.count("<img ") == 9
 
 
 def test_no_final_results(tmp_path, quick_png):
@@ -144,8 +144,10 @@ def test_five_families(tmp_path, quick_png):
     _, _, text = build(tmp_path, "many", archs=("cnn", "gru", "lstm", "rnn", "tiny"), n_trials=5,
                        pruned=(3,), failed=())
     assert_every_section(text)
-    assert text.count("<img ") == 8 and "could not be drawn" not in text
-    assert "among 5 families" in verdict_of(text) or "best two of 5 families" in verdict_of(text)
+    assert text.count("<img ") == 9 and "could not be drawn" not in text
+    first = verdict_of(text)
+    means = [float(m) for m in re.findall(r"(?:cnn|gru|lstm|rnn|tiny|baseline) (0\.\d{3})", first)]
+    assert len(means) == 6 and means == sorted(means, reverse=True)  # five families and the baseline, best first
 
 
 @pytest.mark.parametrize("value, text", [(None, "–"), (pd.NA, "–"), (float("nan"), "–"), (True, "yes"),

@@ -102,8 +102,9 @@ def trials(families, completed=True):
 def test_verdict_significant_winner_with_numbers_from_the_table():
     df = frame(("cnn", 1, 1, 0.88, [0.85, 0.86, 0.87]), ("rnn", 1, 2, 0.83, [0.80, 0.81, 0.82]))
     text = stats.verdict(trials(["cnn", "rnn"]), df)
-    c = stats.compare([0.85, 0.86, 0.87], [0.80, 0.81, 0.82])
-    assert text.startswith("cnn wins on test")
+    c = stats.compare([0.85, 0.86, 0.87], [0.80, 0.81, 0.82])  # no predictions stored: Welch, Holm over 1 test
+    assert text.startswith("Ranking by mean test accuracy of each family's chosen configuration: cnn 0.860")
+    assert "cnn is ahead of rnn by" in text
     for number in ("0.860", "0.810", stats.fmt_diff(c.diff), stats.fmt_diff(c.ci_low), stats.fmt_diff(c.ci_high),
                    stats.fmt_p(c.p_value)):
         assert number in text
@@ -112,18 +113,46 @@ def test_verdict_significant_winner_with_numbers_from_the_table():
 def test_verdict_not_significant_says_so():
     df = frame(("cnn", 1, 1, 0.88, [0.85, 0.80, 0.87]), ("rnn", 1, 2, 0.83, [0.84, 0.81, 0.83]))
     text = stats.verdict(trials(["cnn", "rnn"]), df)
-    assert text.startswith("No significant difference on test between cnn and rnn")
-    assert "≥ 0.05" in text
+    assert "no significant difference between cnn and rnn" in text
 
 
-def test_verdict_three_families_names_runner_up_and_baseline():
+def test_verdict_three_families_ranks_all_with_the_baseline():
     df = frame(("cnn", 1, 1, 0.88, [0.85, 0.86, 0.87]), ("gru", 1, 2, 0.85, [0.83, 0.835, 0.84]),
                ("rnn", 1, 3, 0.83, [0.80, 0.81, 0.82]))
-    baseline = {"name": "tfidf-logreg", "test_accuracy": 0.84}
-    text = stats.verdict(trials(["cnn", "gru", "rnn"]), df, baseline)
-    assert "among 3 families" in text and "runner-up gru" in text
-    assert "margin over the tfidf-logreg baseline (0.840 test accuracy) is +0.020" in text
-    assert text.endswith(".")
+    baseline = {"name": "tfidf-logreg", "test_accuracy": 0.84, "validation_accuracy": 0.85}
+    parts = stats.verdict_parts(trials(["cnn", "gru", "rnn"]), df, baseline)
+    first = parts[0]
+    order = [first.index(n) for n in ("cnn 0.860", "tfidf-logreg baseline 0.840", "gru 0.835", "rnn 0.810")]
+    assert order == sorted(order) and first.endswith(".")
+    assert "beats" not in first
+
+
+def test_verdict_first_sentence_says_the_baseline_beats_every_family():
+    df = frame(("cnn", 1, 1, 0.6, [0.60, 0.62, 0.64]), ("rnn", 1, 2, 0.5, [0.50, 0.50]))
+    baseline = {"name": "tfidf-logreg", "test_accuracy": 0.80, "validation_accuracy": 0.8}
+    parts = stats.verdict_parts(trials(["cnn", "rnn"]), df, baseline)
+    assert parts[0].startswith("The tfidf-logreg baseline beats all 2 families on test")
+    assert parts[0].index("tfidf-logreg baseline 0.800") < parts[0].index("cnn 0.620") < parts[0].index("rnn 0.500")
+    assert "rnn 0.500 (all 2 seeds equal)" in parts[0]  # no degenerate "0.500 to 0.500" interval
+    assert any("With only 2 seeds per configuration" in p and "no seed-level conclusion" in p for p in parts)
+
+
+def test_verdict_labels_a_family_at_chance_from_predictions():
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 300 + [1] * 200)
+    good = np.where(rng.random((3, 500)) < 0.85, labels, 1 - labels)
+    df = pd.DataFrame(final_rows("cnn", 1, 1, 0.85, (good == labels).mean(1))
+                      + final_rows("rnn", 1, 2, 0.6, [0.6, 0.6, 0.6]))
+    preds = {("cnn", 1, s): good[s] for s in range(3)} | {("rnn", 2, s): np.zeros(500, int) for s in range(3)}
+    board = stats.ranking(df, None, preds, labels)
+    assert board.set_index("name")["at_chance"].to_dict() == {"cnn": False, "rnn": True}
+    assert board["chance_rate"].tolist() == [0.6, 0.6]
+    text = stats.verdict(trials(["cnn", "rnn"]), df, None, preds, labels)
+    assert "rnn 0.600 (all 3 seeds equal, at chance)" in text
+    assert "rnn is at chance: not above the majority-class rate of 0.600" in text
+    assert "paired on the same test examples" in text
+    pairs = stats.pairwise(df, None, preds, labels)
+    assert pairs["method"].tolist() == ["paired bootstrap"] and bool(pairs["significant"].iloc[0])
 
 
 def test_verdict_without_final_results_ranks_by_validation_only():
@@ -145,7 +174,17 @@ def test_verdict_single_family_and_nothing_completed():
 def test_verdict_single_seed_cannot_be_tested():
     df = frame(("cnn", 1, 1, 0.88, [0.85]), ("rnn", 1, 2, 0.83, [0.80]))
     text = stats.verdict(trials(["cnn", "rnn"]), df)
-    assert "cannot be tested" in text and "single seed" in text
+    assert "not testable" in text and "With a single seed per configuration" in text
+
+
+def test_mean_ci_with_tied_seeds_has_no_interval_and_no_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mean, std, n, lo, hi = stats.mean_ci([0.35, 0.35, 0.35])
+        assert (mean, std, n) == (pytest.approx(0.35), 0.0, 3) and math.isnan(lo) and math.isnan(hi)
+        assert not stats.compare([0.35, 0.35, 0.35], [0.35, 0.35, 0.35]).testable
 
 
 def test_p_value_format_never_rounds_across_the_threshold():
