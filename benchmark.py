@@ -372,6 +372,7 @@ def cmd_search(argv: list[str]) -> int:
     for row in rows if tracking is not None else []:
         if row["arch"] in studies:  # the chosen configuration on each study's parent run, as in the report
             tracking.chosen_config(studies[row["arch"]], row)
+    print_tuning_gains(bench, studies, tracking)
     if tracking is not None:
         state = f"BROKEN ({tracking.broken})" if tracking.broken else "ok"
         print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}]")
@@ -380,6 +381,23 @@ def cmd_search(argv: list[str]) -> int:
 
     print(f"report: {build_report(search.storage, search.name, search.run_dir)}")
     return 0
+
+
+def print_tuning_gains(bench, studies: dict, tracking) -> None:
+    """What tuning bought over the course notes' settings: printed, and on each study's MLflow parent run
+    (``reports.tuning``: the same frame as tuning.csv and the report)."""
+    from reports import collect, tuning
+
+    gains = tuning.for_benchmark(collect.load_benchmark(bench.storage, bench.search.name))
+    if gains.empty:
+        return
+    print("\nwhat tuning bought over the course notes' settings (test accuracy; gain = chosen - notes, paired on "
+          "the same test examples, Holm-adjusted p):")
+    print(tuning.format_table(gains))
+    print(tuning.sentence(gains))
+    for _, row in gains.iterrows():
+        if tracking is not None and row["family"] in studies:
+            tracking.tuning_gain(studies[row["family"]], row)
 
 
 def cmd_report(argv: list[str]) -> int:

@@ -262,6 +262,23 @@ class MlflowTracker:
             "chosen_test_seeds": row.get("seeds") or None,
         })
 
+    def tuning_gain(self, study: optuna.Study, row) -> None:
+        """What tuning bought (``reports.tuning``) on the study's parent run: the course notes' reference,
+        the gain of the chosen configuration over it (accuracy fraction) and its paired CI and p-values."""
+        run_id = self.parent.get(study.study_name)
+        if run_id is None:
+            return
+        names = {"reference_trial": "reference_trial", "reference_validation": "reference_validation_accuracy",
+                 "reference_mean": "reference_test_mean", "reference_ci_low": "reference_test_ci_low",
+                 "reference_ci_high": "reference_test_ci_high", "gain": "tuning_gain",
+                 "gain_ci_low": "tuning_gain_ci_low", "gain_ci_high": "tuning_gain_ci_high",
+                 "p_value": "tuning_gain_p", "p_holm": "tuning_gain_p_holm",
+                 "trials_to_beat": "trials_to_beat_reference"}
+        import pandas as pd
+
+        self.log_metrics(run_id, {metric: None if pd.isna(row[key]) else float(row[key])
+                                  for key, metric in names.items()})
+
     def baseline_run(self, benchmark: str, record: dict) -> None:
         """The linear baseline as its own top-level run of the benchmark's experiment."""
         run = self._call("create baseline run", self.client.create_run, self.experiment_id, run_name=record["name"],
