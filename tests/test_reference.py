@@ -8,9 +8,11 @@ study, a resume, two workers on PostgreSQL, the final stage.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from types import SimpleNamespace
 
 import optuna
+import pandas as pd
 import pytest
 from helpers import (
     create_postgres_database,
@@ -171,6 +173,73 @@ def test_a_reference_among_the_top_k_is_trained_once_with_its_rank(monkeypatch, 
         (0, 1, True), (0, 1, True), (1, 2, False), (1, 2, False)]
 
 
+# ---------------------------------------------------------------- what tuning bought (reports/tuning.py)
+
+
+def _trials(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame([{"family": f, "number": n, "state": st, "value": v, "reference": ref}
+                         for f, n, st, v, ref in rows])
+
+
+def _final(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame([{"family": f, "rank": rank, "trial_number": n, "seed": seed, "test_accuracy": acc,
+                          "validation_accuracy": 0.8, "reference": ref} for f, rank, n, seed, acc, ref in rows])
+
+
+def test_trials_to_beat_counts_search_trials_until_one_completed_above_the_reference():
+    from reports.tuning import trials_to_beat
+
+    trials = _trials([("cnn", 0, "COMPLETE", 0.70, True), ("cnn", 1, "COMPLETE", 0.65, None),
+                      ("cnn", 2, "PRUNED", 0.90, None), ("cnn", 3, "FAIL", None, None),
+                      ("cnn", 4, "COMPLETE", 0.71, None), ("cnn", 5, "COMPLETE", 0.99, None),
+                      ("rnn", 0, "COMPLETE", 0.90, True), ("rnn", 1, "COMPLETE", 0.90, None)])
+    assert trials_to_beat(trials, "cnn") == (4, 5, 0.70)  # a pruned trial's value does not count, a tie neither
+    assert trials_to_beat(trials, "rnn") == (None, 1, 0.90)
+
+
+def test_the_gain_is_the_paired_difference_of_the_chosen_and_reference_predictions():
+    import numpy as np
+
+    from reports.tuning import gains, sentence
+
+    labels = np.array([0, 1] * 50)
+    wrong = {("cnn", 0, 1): 40, ("cnn", 0, 2): 30, ("cnn", 2, 1): 5, ("cnn", 2, 2): 15,  # errors per run
+             ("rnn", 0, 1): 20, ("rnn", 0, 2): 20, ("rnn", 1, 1): 20, ("rnn", 1, 2): 20}
+    preds = {}
+    for key, n in wrong.items():
+        p = labels.copy()
+        p[:n] = 1 - p[:n]
+        preds[key] = p
+    final = _final([(f, 1 if n else None, n, s, 1 - wrong[(f, n, s)] / 100, n == 0) for f, n, s in wrong])
+    trials = _trials([("cnn", 0, "COMPLETE", 0.6, True), ("cnn", 1, "COMPLETE", 0.5, None),
+                      ("cnn", 2, "COMPLETE", 0.9, None), ("rnn", 0, "COMPLETE", 0.6, True),
+                      ("rnn", 1, "COMPLETE", 0.7, None)])
+    g = gains(trials, final, preds, labels).set_index("family")
+    # by hand: cnn notes 0.65, chosen 0.90 -> +0.25; rnn 0.80 vs 0.80 -> 0
+    assert g.loc["cnn", "reference_mean"] == pytest.approx(0.65) and g.loc["cnn", "chosen_mean"] == pytest.approx(0.90)
+    assert g.loc["cnn", "gain"] == pytest.approx(0.25) and g.loc["rnn", "gain"] == pytest.approx(0.0)
+    assert g.loc["cnn", "gain_ci_low"] > 0 and g.loc["cnn", "significant"]
+    assert g.loc["rnn", "gain_ci_low"] == 0 == g.loc["rnn", "gain_ci_high"] and not g.loc["rnn", "significant"]
+    assert g.loc["cnn", "p_holm"] == pytest.approx(min(1, 2 * g.loc["cnn", "p_value"]))  # Holm over 2 tests
+    assert g.loc["cnn", "method"] == "paired bootstrap" and list(g["trials_to_beat"]) == [2, 1]
+    text = sentence(g.reset_index())
+    assert "tuning gained +25.0 points for cnn (95% CI +" in text and "after 2 trials" in text
+    assert "for rnn it did not beat the course notes' settings (+0.0 points" in text
+
+
+def test_without_predictions_the_gain_falls_back_to_welch_and_a_chosen_reference_gains_nothing():
+    from reports.tuning import gains, sentence
+
+    final = _final([("cnn", 1, 0, 1, 0.8, True), ("cnn", 1, 0, 2, 0.7, True), ("cnn", 2, 3, 1, 0.6, False),
+                    ("cnn", 2, 3, 2, 0.65, False)])
+    final.loc[final.trial_number == 3, "validation_accuracy"] = 0.5  # the reference is chosen (rank 1, best val)
+    trials = _trials([("cnn", 0, "COMPLETE", 0.8, True), ("cnn", 3, "COMPLETE", 0.7, None)])
+    g = gains(trials, final)
+    assert g.loc[0, "method"] == "Welch t" and g.loc[0, "gain"] == 0 and g.loc[0, "chosen_trial"] == 0
+    assert "the course notes' settings are themselves the chosen configuration" in sentence(g)
+    assert gains(_trials([("cnn", 0, "COMPLETE", 0.8, None)]), final).empty  # no reference: no row
+
+
 # ---------------------------------------------------------------- the real CLI
 
 
@@ -214,11 +283,53 @@ def test_the_final_stage_trains_the_reference_with_the_same_seeds(both_run):
         assert all(r["params"] == NOTES[arch] and 0 <= r["test_accuracy"] <= 1 for r in reference)
 
 
-def test_a_resume_does_not_add_the_reference_twice(both_run):
+def test_the_gain_is_the_same_in_the_csv_terminal_report_and_mlflow(both_run):
+    import html
+    import re
+
+    out, _, result = both_run
+    storage = f"sqlite:///{out / 'optuna.db'}"
+    csv = pd.read_csv(out / "tiny" / "tuning.csv").set_index("family")
+    page = html.unescape(re.sub(r"<[^>]+>", " ", (out / "tiny" / "report.html").read_text()))
+    page = re.sub(r"\s+", " ", page)
+    parents = {r.data.tags["optuna.study"]: r for r in
+               runs_by_role(mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", "tiny"), "study")}
+    assert sorted(csv.index) == ["cnn", "rnn"]
+    for arch in ("cnn", "rnn"):
+        study = load(storage, f"tiny-{arch}")
+        records = study.user_attrs["final_results"]
+        # independent: chosen = rank 1 (top-k 1), reference = trial 0; the gain is the difference of means
+        chosen = [r["test_accuracy"] for r in records if r["rank"] == 1]
+        notes = [r["test_accuracy"] for r in records if r["trial_number"] == 0]
+        row = csv.loc[arch]
+        assert row["gain"] == pytest.approx(sum(chosen) / len(chosen) - sum(notes) / len(notes), abs=1e-9)
+        assert row["reference_mean"] == pytest.approx(sum(notes) / len(notes))
+        assert row["reference_validation"] == study.trials[0].value and row["seeds"] == 2
+        ref_value = study.trials[0].value
+        beat = next((i for i, t in enumerate(study.trials[1:], start=1) if t.value is not None
+                     and t.state == TrialState.COMPLETE and t.value > ref_value), None)
+        assert (None if pd.isna(row["trials_to_beat"]) else int(row["trials_to_beat"])) == beat
+        gain = f"{100 * row['gain']:+.1f}"
+        ci = f"{100 * row['gain_ci_low']:+.1f} to {100 * row['gain_ci_high']:+.1f}"
+        table_row = re.search(rf"\b{arch} 0 {row['reference_validation']:.3f} .*? {gain} {ci} paired bootstrap", page)
+        assert table_row, (arch, gain, ci)  # the report's table
+        terminal = [line for line in result.stdout.splitlines() if line.startswith(arch) and f"{gain} ({ci})" in line]
+        assert len(terminal) == 1  # the terminal's table
+        assert f"{gain} points" in page and f"{gain} points" in result.stdout  # the verdict sentence, both places
+        metrics = parents[f"tiny-{arch}"].data.metrics
+        assert metrics["tuning_gain"] == pytest.approx(row["gain"]) and metrics["tuning_gain_p_holm"] == pytest.approx(
+            row["p_holm"])
+
+
+def test_a_resume_does_not_add_the_reference_twice(both_run, tmp_path):
+    import shutil
+
     out, args, _ = both_run
+    out = Path(shutil.copytree(out, tmp_path / "copy"))  # the module's run stays as it was for the other tests
     more = list(args)
     more[more.index("--trials") + 1] = "4"
-    result = run_cli(*more)
+    more[more.index("--output-dir") + 1] = str(out)
+    result = run_cli(*more, "--no-mlflow")
     assert result.returncode == 0, result.stderr[-3000:]
     for arch in ("cnn", "rnn"):
         study = load(f"sqlite:///{out / 'optuna.db'}", f"tiny-{arch}")
