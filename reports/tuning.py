@@ -137,7 +137,7 @@ def clause(row: pd.Series) -> str:
             return (f"for {family} no search trial beat the course notes' settings on validation in "
                     f"{int(row['trials_searched'])} trials (no final stage, so no test gain)")
         return (f"for {family} a search trial first beat the course notes' settings on validation after {int(n)} "
-                f"trials (no final stage, so no test gain)")
+                f"trial{'s' if int(n) != 1 else ''} (no final stage, so no test gain)")
     if int(row["chosen_trial"]) == int(row["reference_trial"]):
         return f"for {family} the course notes' settings are themselves the chosen configuration: tuning found nothing better"
     how = f"{_interval(row)}, Holm-adjusted {stats.fmt_p(row['p_holm'])}" if not math.isnan(row["p_holm"]) else _interval(row)
@@ -154,8 +154,9 @@ def sentence(frame: pd.DataFrame) -> str | None:
     if frame.empty:
         return None
     text = "; ".join(clause(r) for _, r in frame.iterrows())
-    return (f"Against the course notes' settings (trial 0, re-trained with the same seeds and tested on the same "
-            f"examples): {text}.")
+    how = ("trial 0, re-trained with the same seeds and tested on the same examples" if frame["chosen_trial"].notna().any()
+           else "trial 0")
+    return f"Against the course notes' settings ({how}): {text}."
 
 
 def format_table(frame: pd.DataFrame) -> str:
