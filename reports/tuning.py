@@ -84,7 +84,9 @@ def gains(trials: pd.DataFrame, final: pd.DataFrame, predictions: dict | None = 
                     "reference_mean": r["mean"], "reference_ci_low": r["ci_low"], "reference_ci_high": r["ci_high"],
                     "chosen_mean": c["mean"], "chosen_ci_low": c["ci_low"], "chosen_ci_high": c["ci_high"]}
             pc, pr = _predictions(chosen, family, predictions), _predictions(ref, family, predictions)
-            if labels is not None and pc is not None and pr is not None:
+            if row["chosen_trial"] == row["reference_trial"]:  # the same runs: nothing gained, nothing to test
+                row |= {"gain": 0.0, "gain_ci_low": 0.0, "gain_ci_high": 0.0, "method": "same configuration"}
+            elif labels is not None and pc is not None and pr is not None:
                 p = stats.paired_difference(pc, pr, labels, seed=seed)
                 row |= {"gain": p.diff, "gain_ci_low": p.ci_low, "gain_ci_high": p.ci_high, "p_value": p.p_value,
                         "method": "paired bootstrap"}

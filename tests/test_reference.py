@@ -235,8 +235,12 @@ def test_without_predictions_the_gain_falls_back_to_welch_and_a_chosen_reference
     final.loc[final.trial_number == 3, "validation_accuracy"] = 0.5  # the reference is chosen (rank 1, best val)
     trials = _trials([("cnn", 0, "COMPLETE", 0.8, True), ("cnn", 3, "COMPLETE", 0.7, None)])
     g = gains(trials, final)
-    assert g.loc[0, "method"] == "Welch t" and g.loc[0, "gain"] == 0 and g.loc[0, "chosen_trial"] == 0
+    assert g.loc[0, "method"] == "same configuration" and g.loc[0, "chosen_trial"] == 0
+    assert (g.loc[0, "gain"], g.loc[0, "gain_ci_low"], g.loc[0, "gain_ci_high"]) == (0, 0, 0) and pd.isna(g.loc[0, "p_holm"])
     assert "the course notes' settings are themselves the chosen configuration" in sentence(g)
+    final.loc[final.trial_number == 3, "validation_accuracy"] = 0.9  # now trial 3 is chosen: Welch on 2 seeds a side
+    g = gains(trials, final).iloc[0]
+    assert g["method"] == "Welch t" and g["gain"] == pytest.approx(0.625 - 0.75) and g["chosen_trial"] == 3
     assert gains(_trials([("cnn", 0, "COMPLETE", 0.8, None)]), final).empty  # no reference: no row
 
 
@@ -311,7 +315,8 @@ def test_the_gain_is_the_same_in_the_csv_terminal_report_and_mlflow(both_run):
         assert (None if pd.isna(row["trials_to_beat"]) else int(row["trials_to_beat"])) == beat
         gain = f"{100 * row['gain']:+.1f}"
         ci = f"{100 * row['gain_ci_low']:+.1f} to {100 * row['gain_ci_high']:+.1f}"
-        table_row = re.search(rf"\b{arch} 0 {row['reference_validation']:.3f} .*? {gain} {ci} paired bootstrap", page)
+        table_row = re.search(rf"\b{arch} 0 {row['reference_validation']:.3f} .*? {re.escape(f'{gain} {ci}')} paired "
+                              "bootstrap", page)
         assert table_row, (arch, gain, ci)  # the report's table
         terminal = [line for line in result.stdout.splitlines() if line.startswith(arch) and f"{gain} ({ci})" in line]
         assert len(terminal) == 1  # the terminal's table
