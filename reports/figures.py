@@ -87,7 +87,7 @@ def _order(frame: pd.DataFrame, palette: dict[str, Any]) -> list[str]:
 
 def _legend_top(fig: Figure, handles: list, labels: list[str]) -> None:
     """One legend above the axes, in as many rows as it needs to fit the figure's width."""
-    inches = sum(0.075 * len(label) + 0.6 for label in labels)  # rough width at the report's font size
+    inches = sum(0.08 * len(label) + 0.6 for label in labels)  # rough width at the report's font size
     rows = max(1, math.ceil(inches / (0.95 * fig.get_figwidth())))
     fig.legend(handles, [_plain(label) for label in labels], loc="outside upper center",
                ncols=max(1, math.ceil(len(labels) / rows)))
@@ -98,7 +98,7 @@ def _chance_line(ax, chance: float | None) -> list[Line2D]:
     if chance is None or math.isnan(chance):
         return []
     return [ax.axhline(chance, color="#c0392b", ls=":", lw=1.4, zorder=0,
-                       label=f"chance: majority-class rate ({chance:.3f})")]
+                       label=f"chance (majority class, {chance:.3f})")]
 
 
 def _baseline_line(ax, baseline: dict[str, Any] | None, key: str) -> list[Line2D]:

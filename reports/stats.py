@@ -228,20 +228,6 @@ def leaderboard(final: pd.DataFrame) -> pd.DataFrame:
     return board.sort_values(["mean", "family"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
-def comparisons(final: pd.DataFrame) -> pd.DataFrame:
-    """The leader's chosen config against every other family's (not corrected for multiple tests)."""
-    cols = ["family", "versus", "diff", "ci_low", "ci_high", "p_value", "dof", "significant"]
-    board, chosen = leaderboard(final), choose(final)
-    rows = []
-    for other in board["family"].iloc[1:]:
-        leader = board["family"].iloc[0]
-        c = compare(chosen.loc[chosen.family == leader, "test_accuracy"],
-                    chosen.loc[chosen.family == other, "test_accuracy"])
-        rows.append({"family": leader, "versus": other, "diff": c.diff, "ci_low": c.ci_low,
-                     "ci_high": c.ci_high, "p_value": c.p_value, "dof": c.dof, "significant": c.significant})
-    return pd.DataFrame(rows, columns=cols)
-
-
 def fmt_acc(x: float) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{x:.3f}"
 

@@ -64,7 +64,7 @@ def test_flagship_runs_both_studies_to_the_target(first_run):
         assert len(ranked) == 2 and {r["rank"] for r in ranked} == {1}
         assert all(r["reference"] and r["trial_number"] == 0 for r in finals if r["rank"] is None)
         assert all(0 <= r["test_accuracy"] <= 1 for r in finals)
-    assert "best val acc" in result.stdout and "tiny-cnn" in result.stderr  # summary table, progress bar
+    assert "search best" in result.stdout and "tiny-cnn" in result.stderr  # summary table, progress bar
     assert not list((out / "tiny" / "checkpoints").glob("*"))  # no checkpoints pile up
     assert (out / "tiny" / "report.html").exists() and (out / "tiny" / "trials.csv").exists()
 
@@ -136,3 +136,70 @@ def test_changed_budget_under_the_same_name_is_refused(first_run, tiny_data_dir)
     result = cli(*args)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: benchmark 'tiny' already has study")
+
+
+def test_terminal_mlflow_csv_and_report_agree_on_the_chosen_configuration(first_run):
+    """#12: one set of numbers. The chosen configuration (best final-stage validation mean) and its
+    test mean are the same in the terminal summary, the MLflow parent runs, trials.csv and the report;
+    each final run's test predictions are stored and reproduce its test accuracy."""
+    import html
+
+    import numpy as np
+    import pandas as pd
+
+    from core import predictions
+
+    out, result = first_run
+    storage = f"sqlite:///{out / 'optuna.db'}"
+    lines = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.split()}
+    csv = pd.read_csv(out / "tiny" / "trials.csv")
+    page = html.unescape((out / "tiny" / "report.html").read_text())
+    _, runs = mlflow_runs(out)
+    parents = {r.data.tags["optuna.study"]: r.data.metrics for r in runs if r.data.tags.get("textbench.role") == "study"}
+    for arch in ("cnn", "rnn"):
+        study = optuna.load_study(study_name=f"tiny-{arch}", storage=storage)
+        labels = predictions.unpack(study.user_attrs["test_labels"])
+        records = study.user_attrs["final_results"]
+        assert len(labels) == 100 and all(r["curves"] for r in records)
+        for r in records:
+            assert (predictions.unpack(r["test_predictions"]) == labels).mean() == r["test_accuracy"]
+        mean = float(np.mean([r["test_accuracy"] for r in records]))  # top-k 1: the chosen one is rank 1
+        trial = records[0]["trial_number"]
+        assert lines[arch][2] == str(trial) and lines[arch][4] == f"{mean:.4f}"
+        assert parents[f"tiny-{arch}"]["chosen_test_mean"] == mean
+        assert parents[f"tiny-{arch}"]["chosen_trial"] == trial
+        assert parents[f"tiny-{arch}"]["best_validation_accuracy"] == study.best_value
+        row = csv[(csv.family == arch) & csv.chosen_for_test]
+        assert row["number"].tolist() == [trial] and row["final_test_mean"].iloc[0] == mean
+        assert f"{arch} {mean:.3f}" in page  # the ranking sentence
+    baseline = optuna.load_study(study_name="tiny-cnn", storage=storage).user_attrs["baseline"]
+    assert lines["tfidf-logreg"][4] == f"{baseline['test_accuracy']:.4f}" and "C_at_edge" in baseline
+    assert "paired bootstrap" in page and "Expected best vs number of trials" in page
+
+
+@pytest.mark.slow
+def test_three_classes_without_baseline(tiny_data_dir, tmp_path):
+    """More than two classes, no baseline: chance is the majority rate, the report and summary still agree."""
+    import html
+
+    try:
+        from tests.helpers import make_dataset
+    except ImportError:
+        from helpers import make_dataset
+
+    data = make_dataset(tmp_path, n_train=300, n_test=90, n_classes=3, name="three", seed=3)
+    args = tiny_args(data, tmp_path / "out", 2, "--no-baseline")
+    args[args.index("--tokenizer") + 1] = str(tiny_data_dir / "tokenizer")
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = html.unescape((tmp_path / "out" / "tiny" / "report.html").read_text())
+    assert "tfidf" not in result.stdout and "Ranking by mean test accuracy" in page
+    import numpy as np
+
+    from core import predictions
+
+    study = optuna.load_study(study_name="tiny-cnn", storage=f"sqlite:///{tmp_path / 'out' / 'optuna.db'}")
+    labels = predictions.unpack(study.user_attrs["test_labels"])
+    assert set(labels) == {0, 1, 2}
+    rate = np.bincount(labels).max() / len(labels)
+    assert f"majority-class rate of the test split ({rate:.3f})" in " ".join(page.split())
