@@ -270,6 +270,9 @@ def test_sigint_fails_the_running_trial_exits_130_and_the_rerun_completes(tiny_d
     assert again.returncode == 0, again.stderr[-3000:]
     study = optuna.load_study(study_name="tiny-cnn", storage=storage_url)
     assert len(finished(study)) == target and len(study.trials) == target + 1
+    # the interrupted trial 0 was the course notes' reference: the rerun enqueues it again (issue 18)
+    assert [t.number for t in study.trials if t.user_attrs.get("reference")] == [0, 1]
+    assert study.trials[1].params == study.trials[0].params and study.trials[1].state in FINISHED
     runs = mlflow_runs(tracking, "tiny")
     assert_mlflow_mirrors(study, runs)
     assert [r.info.status for r in runs_by_role(runs, "study")] == ["FINISHED"]
