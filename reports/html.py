@@ -155,8 +155,8 @@ def _pairs_table(pairs: pd.DataFrame) -> dict[str, Any] | None:
     shown = pd.DataFrame({
         "comparison": [f"{a} − {b}" for a, b in zip(pairs["a"], pairs["b"], strict=True)],
         "difference": pairs["diff"].map(stats.fmt_diff),
-        "95% CI": [f"{stats.fmt_diff(lo)} to {stats.fmt_diff(hi)}" if not math.isnan(lo) else "n/a"
-                   for lo, hi in zip(pairs["ci_low"], pairs["ci_high"], strict=True)],
+        "95% CI (unadjusted)": [f"{stats.fmt_diff(lo)} to {stats.fmt_diff(hi)}" if not math.isnan(lo) else "n/a"
+                                for lo, hi in zip(pairs["ci_low"], pairs["ci_high"], strict=True)],
         "method": pairs["method"], "p": pairs["p_value"].map(stats.fmt_p),
         "Holm-adjusted p": pairs["p_holm"].map(stats.fmt_p), "significant (Holm, 0.05)": pairs["significant"],
         "Welch p (seed means)": pairs["welch_p"].map(stats.fmt_p)})
@@ -276,6 +276,7 @@ def trials_with_choice(trials: pd.DataFrame, final: pd.DataFrame) -> pd.DataFram
                           "final_test_ci_high": board["ci_high"], "final_seeds": board["n"]})
     out = trials.merge(extra, on=["family", "number"], how="left")
     out["chosen_for_test"] = out["chosen_for_test"].astype("boolean").fillna(False).astype(bool)
+    out["final_seeds"] = out["final_seeds"].astype("Int64")
     return out
 
 

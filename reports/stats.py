@@ -384,7 +384,8 @@ def _headline(order: pd.DataFrame) -> str:
 
 
 def _pair_sentence(r: pd.Series) -> str:
-    interval = (f"95% CI {fmt_diff(r['ci_low'])} to {fmt_diff(r['ci_high'])}, Holm-adjusted {fmt_p(r['p_holm'])}"
+    interval = (f"unadjusted 95% CI {fmt_diff(r['ci_low'])} to {fmt_diff(r['ci_high'])}, "
+                f"Holm-adjusted {fmt_p(r['p_holm'])}"
                 if not math.isnan(r["p_holm"]) else "not testable")
     if r["significant"]:
         return f"{r['a']} is ahead of {r['b']} by {fmt_diff(r['diff'])} ({interval})"
