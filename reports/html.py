@@ -284,6 +284,19 @@ def _chance_rate(order: pd.DataFrame, labels: np.ndarray | None) -> float | None
     return stats.majority_rate(labels) if labels is not None and len(labels) else None
 
 
+def _rerun_commands(bench: Benchmark, final: pd.DataFrame) -> list[str]:
+    """``benchmark.py rerun`` of each family's chosen configuration (the search's best trial without a
+    final stage): the command that re-trains it and prints recorded vs re-obtained accuracy."""
+    chosen = stats.choose(final).drop_duplicates("family").set_index("family")["trial_number"]
+    best = collect.best_frame(bench, k=1).set_index("family")["number"]
+    commands = []
+    for family in bench.families:
+        trial = chosen.get(family, best.get(family))
+        if trial is not None and not pd.isna(trial):
+            commands.append(f"python benchmark.py rerun --name {bench.name} --arch {family} --trial {int(trial)}")
+    return commands
+
+
 def build_context(bench: Benchmark, gains: pd.DataFrame | None = None) -> dict[str, Any]:
     """Everything the template needs, as plain strings, lists and dicts (``gains``: ``tuning.for_benchmark``,
     computed here when not given)."""
@@ -355,10 +368,12 @@ def build_context(bench: Benchmark, gains: pd.DataFrame | None = None) -> dict[s
                               palette=palette),
         "importance_notes": [f"{r.family}: {r.note}" for r in importance.itertuples() if r.note],
         "counts": table(counts),
+        "thin_notes": collect.thin_notes(counts),
         "counts_figure": _figure(figures.trial_counts, counts[counts.total > 0], "No trials yet.",
                                  "trial states per family"),
         "fail_reasons": table(collect.fail_reasons_frame(bench)),
         "provenance": collect.provenance(bench),
+        "reruns": _rerun_commands(bench, final),
         "versions": table(versions.drop(columns="same").reset_index(), highlight=~versions["same"].to_numpy()),
     }
 

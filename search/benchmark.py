@@ -13,7 +13,7 @@ import os
 import platform
 import shlex
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -43,6 +43,7 @@ from search.tracking import MlflowTracker, default_tracking_uri
 
 log = logging.getLogger(__name__)
 
+THIN_FRACTION = 0.2  # fewer completed trials than this share of the finished ones: as reports.collect
 PACKAGES = ("textbench", "torch", "transformers", "datasets", "evaluate", "accelerate", "optuna", "mlflow",
             "pandas", "scikit-learn")
 
@@ -58,7 +59,7 @@ class SearchSettings:
     storage: str | None = None  # default sqlite:///<output_dir>/optuna.db
     seed: int = 42
     sampler: str = "tpe"
-    pruner: str = "median"
+    pruner: str = "margin"
     timeout: float | None = None  # seconds per study
     fix: list[str] = field(default_factory=list)
     reference: bool = True  # the course notes' configuration as trial 0 and in the final stage
@@ -192,6 +193,7 @@ def study_attrs(bench: Benchmark, arch: str) -> dict:
         "benchmark": bench.search.name,
         "arch": arch,
         "settings": bench.study_settings(arch),
+        "data_settings": asdict(bench.data_settings),  # what `rerun` needs to prepare the same data
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "versions": package_versions(),
         "hardware": hardware(),
@@ -206,7 +208,8 @@ def run_family(bench: Benchmark, arch: str) -> optuna.Study:
     sampler = make_sampler(s.sampler, s.seed, s.trials)
     if bench.fixed[arch]:
         sampler = optuna.samplers.PartialFixedSampler(bench.fixed[arch], sampler)
-    pruner = make_pruner(s.pruner, max_steps=bench.train.max_steps, eval_steps=bench.train.eval_steps)
+    pruner = make_pruner(s.pruner, max_steps=bench.train.max_steps, eval_steps=bench.train.eval_steps,
+                         n_validation=len(bench.data.splits["validation"]))
     study = open_study(bench.storage, s.name, arch, sampler=sampler, pruner=pruner, attrs=study_attrs(bench, arch))
     best_model_dir = (s.run_dir / "models" / f"{arch}-best").resolve()
     best_model_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -272,6 +275,7 @@ def summary_rows(studies: dict[str, optuna.Study], baseline: dict | None = None)
         row = {"arch": arch, "best_value": value, "chosen_trial": number, "params": params,
                "validation_mean": None, "test_mean": None, "test_ci_low": None, "test_ci_high": None,
                "seeds": 0, "complete": counts.complete, "pruned": counts.pruned, "failed": counts.failed,
+               "steps_trained": sum(int(t.user_attrs.get("steps_trained") or 0) for t in study.get_trials(deepcopy=False)),
                "wall_seconds": study_wall_seconds(study)}
         if arch in board.index:
             c = board.loc[arch]
@@ -284,7 +288,8 @@ def summary_rows(studies: dict[str, optuna.Study], baseline: dict | None = None)
         rows.append({"arch": baseline["name"], "best_value": baseline["validation_accuracy"], "chosen_trial": None,
                      "params": {"C": baseline["C"]}, "validation_mean": baseline["validation_accuracy"],
                      "test_mean": baseline["test_accuracy"], "test_ci_low": None, "test_ci_high": None,
-                     "seeds": 1, "complete": 1, "pruned": 0, "failed": 0, "wall_seconds": baseline["fit_seconds"]})
+                     "seeds": 1, "complete": 1, "pruned": 0, "failed": 0, "steps_trained": None,
+                     "wall_seconds": baseline["fit_seconds"]})
     return rows
 
 
@@ -301,21 +306,27 @@ def format_summary(rows: list[dict]) -> str:
         return "-" if x is None else f"{x:.{digits}f}"
 
     lines = [f"{'family':<12} {'search best':>11} {'chosen':>6} {'final val':>9} {'test mean':>9} "
-             f"{'test 95% CI':>13} {'seeds':>5} {'complete':>8} {'pruned':>6} {'failed':>6} {'wall s':>7}  "
+             f"{'test 95% CI':>13} {'seeds':>5} {'complete':>8} {'pruned':>6} {'failed':>6} {'steps':>8} {'wall s':>7}  "
              "chosen params"]
     for r in rows:
         ci = "-" if r["test_ci_low"] is None else f"{r['test_ci_low']:.3f}-{r['test_ci_high']:.3f}"
         wall = f"{r['wall_seconds']:.0f}" if r.get("wall_seconds") is not None else "-"
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in r["params"].items())
         trial = r["chosen_trial"] if r["chosen_trial"] is not None else "-"
+        steps = r["steps_trained"] if r.get("steps_trained") is not None else "-"
         lines.append(f"{r['arch']:<12} {f(r['best_value']):>11} {trial:>6} {f(r['validation_mean']):>9} "
                      f"{f(r['test_mean']):>9} {ci:>13} {r['seeds']:>5} {r['complete']:>8} {r['pruned']:>6} "
-                     f"{r['failed']:>6} {wall:>7}  {params}")
+                     f"{r['failed']:>6} {steps:>8} {wall:>7}  {params}")
     if any(r["seeds"] and r["chosen_trial"] is not None for r in rows):
         lines.append("chosen = the final-stage configuration with the best mean validation accuracy over seeds "
                      "(as in the report); test mean and 95% t-interval over its seeds")
     else:
         lines.append("no final stage: chosen = the search's best trial; no test numbers")
+    for r in rows:
+        finished = r["complete"] + r["pruned"] + r["failed"]
+        if finished and r["complete"] < THIN_FRACTION * finished:
+            lines.append(f"note: {r['arch']}'s search was thin: {r['complete']} of {finished} trials completed "
+                         f"({r['pruned']} pruned, {r['failed']} failed); see the report")
     return "\n".join(lines)
 
 
