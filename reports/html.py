@@ -254,9 +254,9 @@ def render(context: dict[str, Any]) -> str:
 
 def build_report(storage: str | optuna.storages.BaseStorage, name: str, out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html`` and ``out_dir/trials.csv`` for benchmark ``name``; return the HTML path."""
+    bench = collect.load_benchmark(storage, name)  # an unknown name fails before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    bench = collect.load_benchmark(storage, name)
     collect.trials_frame(bench).to_csv(out / "trials.csv", index=False)
     page = out / "report.html"
     page.write_text(render(build_context(bench)), encoding="utf-8")
