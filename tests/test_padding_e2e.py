@@ -11,12 +11,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from helpers import FILLER, NEGATIVE, POSITIVE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.data import ArrayRows, PaddingCollator, _tokenize
 from core.models import MODELS, build_model
-from helpers import FILLER, NEGATIVE, POSITIVE
 
 MAX_LENGTH = 32
 WORDS = NEGATIVE + POSITIVE + FILLER + ["zzqx", "Ünïcode", "!", "..."]  # unknown words and punctuation too
