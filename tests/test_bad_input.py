@@ -122,6 +122,7 @@ CASES: dict[str, Case] = {
     "fix-not-an-integer": Case(("--arch", "rnn", "--fix", "num_layers=two"), ("num_layers must be an integer",)),
     "fix-not-a-choice": Case(("--arch", "rnn", "--fix", "nonlinearity=sigmoid"),
                              ("nonlinearity must be one of tanh, relu",)),
+    "fix-zero": Case(("--arch", "rnn", "--fix", "num_layers=0"), ("--fix num_layers=0", "must be positive")),
     "fix-without-value": Case(("--fix", "num_filters"), ("expected name=value", "--fix learning_rate=0.001")),
     "dataset-path-missing": Case(prepare=missing_dataset, expect=("does not exist", "check the path"), writes=EARLY_STORAGE),
     "no-text-column": Case(prepare=no_text_column, expect=("has no column 'text'", "--text-column/--label-column"), writes=EARLY_STORAGE),

@@ -219,3 +219,26 @@ def test_build_model_rejects_unknown_parameter(arch):
 def test_build_model_rejects_unknown_arch():
     with pytest.raises(KeyError):
         build_model("transformer", vocab_size=VOCAB, num_labels=2, pad_token_id=PAD)
+
+
+def test_coerce_params_types_values_like_the_family_config():
+    from core.errors import UsageError
+    from core.models import coerce_params
+
+    got = coerce_params("cnn", ["num_filters=100", "learning_rate=3e-3", "filter_size=5"])
+    assert got == {"num_filters": 100, "learning_rate": 0.003, "filter_size": 5}
+    assert type(got["num_filters"]) is int and type(got["learning_rate"]) is float
+    assert coerce_params("rnn", ["nonlinearity=relu", "bidirectional=true"]) == {"nonlinearity": "relu",
+                                                                                 "bidirectional": True}
+    assert coerce_params("gru", ["bidirectional=0", "hidden_size=7"]) == {"bidirectional": False, "hidden_size": 7}
+    assert coerce_params("lstm", []) == {}
+    for pairs, fragment in ((["dropout=0.1"], "NAME one of embedding_dim, filter_size, num_filters, learning_rate"),
+                            (["num_filters"], "expected NAME=VALUE"),
+                            (["num_filters=1.5"], "num_filters must be of type int"),
+                            (["learning_rate=fast"], "learning_rate must be of type float")):
+        with pytest.raises(UsageError, match=fragment):
+            coerce_params("cnn", pairs)
+    with pytest.raises(UsageError, match="bidirectional must be of type bool"):
+        coerce_params("rnn", ["bidirectional=maybe"])
+    with pytest.raises(UsageError, match="expected NAME=VALUE"):
+        coerce_params("rnn", ["num_filters=8"])  # a CNN parameter is not an RNN's
