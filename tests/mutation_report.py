@@ -15,7 +15,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path.cwd()  # the repository root, where mutmut keeps mutants/
 MODULES = ("core/data.py", "core/models.py", "search/objective.py", "search/runner.py", "reports/stats.py")
 # mutmut's exit codes (mutmut/stats.py): 1 and 3 killed, 0 survived, 36/24/-24/152/255 timeout (a kill).
 KILLED, SURVIVED, NO_TESTS, TIMEOUT = {1, 3}, {0}, {5, 33}, {36, 24, -24, 152, 255}
