@@ -231,6 +231,8 @@ def test_coerce_params_types_values_like_the_family_config():
     assert coerce_params("rnn", ["nonlinearity=relu", "bidirectional=true"]) == {"nonlinearity": "relu",
                                                                                  "bidirectional": True}
     assert coerce_params("gru", ["bidirectional=0", "hidden_size=7"]) == {"bidirectional": False, "hidden_size": 7}
+    assert coerce_params("lstm", ["bidirectional=FALSE"]) == {"bidirectional": False}
+    assert coerce_params("lstm", ["bidirectional=1"]) == {"bidirectional": True}
     assert coerce_params("lstm", []) == {}
     for pairs, fragment in ((["dropout=0.1"], "NAME one of embedding_dim, filter_size, num_filters, learning_rate"),
                             (["num_filters"], "expected NAME=VALUE"),

@@ -194,3 +194,24 @@ def test_median_pruner_waits_for_a_fifth_of_the_budget_and_three_complete_trials
     assert pruner._n_warmup_steps == 500 and pruner._n_startup_trials == 3  # prunes from 500
     assert make_pruner("median", max_steps=600, eval_steps=50)._n_warmup_steps == 120  # prunes from 150
     assert isinstance(make_pruner("hyperband", max_steps=600, eval_steps=100), optuna.pruners.HyperbandPruner)
+
+
+def test_count_trials_counts_each_state_and_run_trial_names_the_worker():
+    from search.runner import WORKER, Counts, run_trial
+
+    study = optuna.create_study(direction="maximize")
+    frozen, interrupted = run_trial(study, study.ask(), lambda trial: 0.5)
+    assert frozen.state == TrialState.COMPLETE and not interrupted
+    assert frozen.user_attrs["worker"] == WORKER
+
+    def prune(trial):
+        raise optuna.TrialPruned()
+
+    def fail(trial):
+        raise RuntimeError("boom")
+
+    run_trial(study, study.ask(), prune)
+    run_trial(study, study.ask(), fail)
+    study.ask()  # asked, not told: running
+    assert count_trials(study) == Counts(complete=1, pruned=1, failed=1, running=1)
+    assert count_trials(study).finished == 2
