@@ -270,8 +270,10 @@ def cmd_train(argv: list[str]) -> int:
     configure_logging(args.verbose)
     from core.models import SEED_CONFIGS, coerce_params
     from core.single_run import train_once
+    from search.fixed import parse_fixed
 
-    params = {**SEED_CONFIGS[args.arch], "learning_rate": 1e-3, **coerce_params(args.arch, args.overrides)}
+    searched = parse_fixed(args.arch, args.overrides, option="--set")  # typed, checked against the space
+    params = {**SEED_CONFIGS[args.arch], "learning_rate": 1e-3, **coerce_params(args.arch, args.overrides), **searched}
     lr = params.pop("learning_rate")
     out_dir = Path(args.output_dir) / f"train-{args.arch}"
     metrics = train_once(args.arch, params, data_settings(args), train_settings(args, lr), out_dir,
@@ -477,6 +479,9 @@ def cmd_report(argv: list[str]) -> int:
     from reports import build_report
 
     storage = args.storage or f"sqlite:///{Path(args.output_dir) / 'optuna.db'}"
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():  # opening would create it
+        raise UsageError(f"no Optuna storage at {storage[len('sqlite:///'):]}: pass the --output-dir (or --storage) "
+                         "the benchmark ran with")
     path = build_report(storage, args.name, Path(args.output_dir) / args.name)
     print(f"report: {path}")
     return 0

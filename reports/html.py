@@ -391,9 +391,9 @@ def render(context: dict[str, Any]) -> str:
 def build_report(storage: str | optuna.storages.BaseStorage, name: str, out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html``, ``out_dir/trials.csv`` and ``out_dir/tuning.csv`` (what tuning bought
     per family) for benchmark ``name``; return the HTML path."""
+    bench = collect.load_benchmark(storage, name)  # an unknown name fails before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    bench = collect.load_benchmark(storage, name)
     trials_with_choice(collect.trials_frame(bench), collect.final_frame(bench)).to_csv(out / "trials.csv", index=False)
     gains = tuning.for_benchmark(bench)
     gains.to_csv(out / "tuning.csv", index=False)

@@ -66,7 +66,13 @@ def test_flagship_runs_both_studies_to_the_target(first_run):
         assert all(0 <= r["test_accuracy"] <= 1 for r in finals)
     assert "search best" in result.stdout and "tiny-cnn" in result.stderr  # summary table, progress bar
     assert not list((out / "tiny" / "checkpoints").glob("*"))  # no checkpoints pile up
-    assert (out / "tiny" / "report.html").exists() and (out / "tiny" / "trials.csv").exists()
+    page = (out / "tiny" / "report.html").read_text()
+    for name in names:  # the page shows each family's chosen configuration's mean test accuracy
+        finals = optuna.load_study(study_name=name, storage=storage).user_attrs["final_results"]
+        mean = sum(r["test_accuracy"] for r in finals) / len(finals)
+        assert f"<td>{mean:.3f}</td>" in page, name
+    trials_csv = (out / "tiny" / "trials.csv").read_text().splitlines()
+    assert len(trials_csv) == 1 + 6  # a header and the 3 trials of each family
 
 
 def test_mlflow_mirrors_the_optuna_trials_exactly(first_run):

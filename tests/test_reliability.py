@@ -8,7 +8,8 @@
 - a trial whose loss becomes NaN is a FAIL with the reason, and the study goes on.
 
 The PostgreSQL tests create a throwaway database each and drop it afterwards; they are skipped
-when the server (``$TEXTBENCH_TEST_POSTGRES``, default postgres@127.0.0.1:5432/test) is down.
+when the server (``$TEXTBENCH_TEST_POSTGRES``, default postgres@127.0.0.1:5432/test) is down,
+and fail instead under ``CI=true``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from helpers import (
     run_cli,
     runs_by_role,
     search_args,
+    skip_unless_ci,
     start_cli,
     stop_process_tree,
 )
@@ -46,7 +48,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 def pg_url():
     reason = postgres_unreachable_reason()
     if reason:
-        pytest.skip(reason)
+        skip_unless_ci(reason)
     url = create_postgres_database("textbench_reliability")
     try:
         yield url
