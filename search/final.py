@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import optuna
@@ -43,6 +44,7 @@ def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
 
 def train_final(bench, arch: str, trial: optuna.trial.FrozenTrial, seed: int, work_dir: Path) -> dict:
     """One re-training of a configuration with one seed, evaluated once on the test split."""
+    started_at = time.time()
     model_params, training_params = split_params(trial.params)
     set_seed(seed)
     data = bench.data
@@ -64,6 +66,8 @@ def train_final(bench, arch: str, trial: optuna.trial.FrozenTrial, seed: int, wo
         "n_params": count_parameters(model),
         "params": dict(trial.params),
         "worker": WORKER,
+        "started_at": started_at,
+        "ended_at": time.time(),
     }
 
 
@@ -118,7 +122,8 @@ def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: boo
     runs = [(t, seed) for t in top for seed in seeds]
 
     def train(trial, seed) -> None:
-        record = train_final(bench, arch, trial, seed, s.run_dir / "checkpoints") | {"rank": rank[trial.number]}
+        record = train_final(bench, arch, trial, seed, s.run_dir / "checkpoints") | {"rank": rank[trial.number],
+                                                                                     "seed_index": seeds.index(seed)}
         study.set_user_attr(RECORD + _key(trial.number, seed), record)
         if tracker is not None:
             tracker.final_run(study, record)
