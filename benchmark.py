@@ -376,7 +376,10 @@ def cmd_search(argv: list[str]) -> int:
     if tracking is not None:
         state = f"BROKEN ({tracking.broken})" if tracking.broken else "ok"
         print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}]")
-    print(f"Optuna: {redact(search.storage)} (optuna-dashboard {redact(search.storage)})")
+    from search.benchmark import artifact_dir
+
+    print(f"Optuna: {redact(search.storage)} (optuna-dashboard {redact(search.storage)} "
+          f"--artifact-dir {artifact_dir(search)})")
     from reports import build_report
 
     print(f"report: {build_report(search.storage, search.name, search.run_dir)}")

@@ -224,7 +224,9 @@ def run_family(bench: Benchmark, arch: str) -> optuna.Study:
     objective = Objective(
         arch=arch, data=bench.data, settings=bench.train, study_seed=s.seed,
         work_dir=s.run_dir / "checkpoints", hooks=bench.hooks, best_model_dir=best_model_dir,
+        artifact_dir=artifact_dir(s),
     )
+    study.set_user_attr("artifact_dir", str(artifact_dir(s)))
     for hook in bench.hooks:
         hook.study_started(study)
     if tracker(bench) is not None:
@@ -240,6 +242,11 @@ def run_family(bench: Benchmark, arch: str) -> optuna.Study:
         for hook in bench.hooks:
             hook.study_ended(study, interrupted=interrupted)
     return study
+
+
+def artifact_dir(search: SearchSettings) -> Path:
+    """Optuna's artifact store, beside the default study storage: ``optuna-dashboard --artifact-dir``."""
+    return (Path(search.output_dir) / "artifacts").resolve()
 
 
 def run(bench: Benchmark) -> dict[str, optuna.Study]:
