@@ -375,7 +375,10 @@ def cmd_search(argv: list[str]) -> int:
     tracking = tracker(bench)
     if tracking is not None:
         state = f"BROKEN ({tracking.broken})" if tracking.broken else "ok"
-        print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}]")
+        from search.tracking import runs_table_path
+
+        print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}] (runs table: mlflow ui "
+              f"--backend-store-uri {redact(tracking.uri)}, then {runs_table_path(tracking.experiment_id)})")
     from search.benchmark import artifact_dir
 
     print(f"Optuna: {redact(search.storage)} (optuna-dashboard {redact(search.storage)} "

@@ -37,6 +37,13 @@ QUICK_CHECK_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
+def runs_table_path(experiment_id: str) -> str:
+    """Where the MLflow UI shows an experiment's runs table. MLflow 3.17's UI ignores the experiment
+    kind tag: it lands on the GenAI overview unless the browser's GenAI/Model training switch (or
+    this URL's ``workflowType``) says model training."""
+    return f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
 def default_tracking_uri(output_dir: str | Path) -> str:
     return f"sqlite:///{Path(output_dir) / 'mlflow.db'}"
 
