@@ -111,7 +111,7 @@ def _budget_sentence(bench: Benchmark, has_final: bool) -> str:
 
 def _data_sentence(raw: dict) -> str:
     """Where each split came from and which rows were dropped (nothing is changed silently)."""
-    origin = [f"{split} from {raw[f'{split}_from']}" for split in ("train", "validation", "test")
+    origin = [f"{split}: {raw[f'{split}_from']}" for split in ("train", "validation", "test")
               if raw.get(f"{split}_from")]
     text = f" Splits: {'; '.join(origin)}." if origin else ""
     if "dropped_rows" not in raw:
