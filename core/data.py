@@ -321,6 +321,8 @@ def _columns(df: pd.DataFrame, spec: str, option: str, settings: DataSettings, s
             raise UsageError(f"with --no-header, {option} takes 0-based column numbers (e.g. {option} 1), "
                              f"got {spec!r}")
         parts = [int(p) for p in parts]
+    else:
+        parts = [_column_named(df, p) for p in parts]
     missing = [p for p in parts if p not in df.columns]
     if missing:
         if settings.no_header:
@@ -332,6 +334,15 @@ def _columns(df: pd.DataFrame, spec: str, option: str, settings: DataSettings, s
             f"pass --text-column/--label-column{hint}"
         )
     return parts
+
+
+def _column_named(df: pd.DataFrame, name: str):
+    """``name`` itself, or the one column that differs from it only by case or surrounding spaces
+    (a header " Text" or "Review" answers --text-column text / review)."""
+    if name in df.columns:
+        return name
+    close = [c for c in df.columns if str(c).strip().lower() == name.strip().lower()]
+    return close[0] if len(close) == 1 else name
 
 
 def _looks_headerless(df: pd.DataFrame) -> bool:

@@ -211,3 +211,11 @@ def test_compressed_semicolon_and_cp1252_files(tmp_path, tiny_tokenizer_dir):
     for name, expected in (("reviews.csv.gz", df), ("semi.csv", df), ("windows.csv", accented)):
         frames, _ = load_raw(data_settings(tmp_path / name, tiny_tokenizer_dir, tmp_path))
         assert frames["train"]["text"].tolist() == expected["text"].tolist(), name
+
+
+def test_column_names_match_despite_case_and_spaces(tmp_path, tiny_tokenizer_dir):
+    df = make_frame(60, seed=17).rename(columns={"text": " Review ", "label": "Sentiment"})
+    path = write_frame(df, tmp_path / "kaggle.csv")
+    frames, _ = load_raw(data_settings(path, tiny_tokenizer_dir, tmp_path, text_column="review",
+                                       label_column="sentiment"))
+    assert frames["train"]["text"].tolist() == df[" Review "].tolist()
