@@ -88,6 +88,7 @@ class PreparedData:
     origin: dict = field(default_factory=dict)  # split -> the file it came from, or how it was carved
     dropped: dict = field(default_factory=dict)  # split -> {"no label": n, "empty text": m}, splits with drops
     frames: dict | None = None  # the split DataFrames between ``load`` and ``tokenize``
+    max_length: int | None = None  # tokens per text after truncation (saved with every model)
 
     @property
     def num_labels(self) -> int:
@@ -154,9 +155,9 @@ def _open_text(path: Path, encoding: str = "utf-8-sig"):
     return opener(path, "rt", encoding=encoding, newline="")
 
 
-def _read_file(path: Path, settings: DataSettings) -> pd.DataFrame:
+def _read_file(path: Path, settings: DataSettings | None = None) -> pd.DataFrame:
     """A file as a DataFrame of its raw values; parser errors become one line with the file's name."""
-    kind = _kind(path)
+    kind, no_header = _kind(path), settings is not None and settings.no_header
     if kind is None:
         raise UsageError(f"unsupported file type '{path.name}': use .parquet, .csv, .tsv, .jsonl or .json "
                          f"(optionally compressed: {', '.join(COMPRESSIONS)})")
@@ -164,7 +165,7 @@ def _read_file(path: Path, settings: DataSettings) -> pd.DataFrame:
         if kind == "parquet":
             df = pd.read_parquet(path)
         elif kind in ("csv", "tsv"):
-            df = _read_delimited(path, "\t" if kind == "tsv" else ",", settings.no_header)
+            df = _read_delimited(path, "\t" if kind == "tsv" else ",", no_header)
         elif kind == "jsonl":
             df = _read_jsonl(path)
         else:
@@ -175,7 +176,7 @@ def _read_file(path: Path, settings: DataSettings) -> pd.DataFrame:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise UsageError(f"cannot read {path}: {exc.__class__.__name__}: {reason}: "
                          f"check that it is a valid .{kind} file") from exc
-    if settings.no_header:  # columns are 0-based positions, whatever the format
+    if no_header:  # columns are 0-based positions, whatever the format
         df.columns = range(df.shape[1])
     return df
 
@@ -373,7 +374,7 @@ def _missing(value) -> bool:
 WHOLE = re.compile(r"[+-]?\d+(\.0*)?")
 
 
-def _label(value):
+def label_value(value):
     """One label as the value it means: whole numbers as ints ("1", 1.0 -> 1), other strings stripped."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
@@ -400,7 +401,7 @@ def _select_columns(df: pd.DataFrame, settings: DataSettings, split: str):
     empty_text = ~no_label & texts.map(_missing).to_numpy(dtype=bool)
     keep = ~(no_label | empty_text)
     labels = df[label_column][keep]
-    mapping = {value: _label(value) for value in pd.unique(labels)}
+    mapping = {value: label_value(value) for value in pd.unique(labels)}
     out = pd.DataFrame({"text": texts[keep].astype(str), "label": labels.map(mapping)}).reset_index(drop=True)
     if out.empty:
         fix = "add rows, or delete the file to carve a test split from train" if split == "test" else "add rows"
@@ -572,7 +573,7 @@ def load(settings: DataSettings) -> PreparedData:
                         source=info["source"], tokenizer_source=tokenizer_source,
                         sizes={name: len(df) for name, df in frames.items()},
                         origin={s: origin[s] for s in ("train", "validation", "test")},
-                        dropped=info["dropped"], frames=frames)
+                        dropped=info["dropped"], frames=frames, max_length=settings.max_length)
 
 
 def tokenize(data: PreparedData, settings: DataSettings) -> PreparedData:

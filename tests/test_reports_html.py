@@ -175,3 +175,20 @@ def test_the_data_sentence_says_where_splits_came_from_and_what_was_dropped():
                                    "before splitting: train: 2 without a label; test: 1 with an empty text.")
     assert _data_sentence({"train_from": "a.csv", "dropped_rows": {}}) == " Splits: train: a.csv. No row was dropped."
     assert _data_sentence({}) == ""  # studies recorded before these settings existed
+
+
+def test_a_thin_search_is_flagged_with_its_counts_and_steps(tmp_path, quick_png):
+    url, store = sqlite_storage(tmp_path / "s.db")
+    make_study(store, "thin", "cnn", n_trials=10, pruned=(), failed=())
+    make_study(store, "thin", "rnn", n_trials=10, pruned=tuple(range(9)), failed=())
+    text = html.unescape(build_report(url, "thin", tmp_path / "out").read_text())
+    alert = text[text.index('id="thin-search"'):]
+    alert = alert[:alert.index("</div>")]
+    assert "rnn: the search was thin: 1 of 10 finished trials completed (9 pruned, 0 failed)" in alert
+    assert "cnn:" not in alert
+    assert text.index('id="thin-search"') < text.index('<section id="budget"')
+    assert "steps trained</th>" in text
+
+
+def test_no_thin_search_alert_when_every_family_completed_enough(report):
+    assert 'id="thin-search"' not in report[2]
