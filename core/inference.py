@@ -127,6 +127,12 @@ def read_texts(path: str | Path, text_column: str) -> pd.DataFrame:
                          "pass --text-column")
     if frame.empty:
         raise UsageError(f"{path} has no rows: nothing to predict")
+    for column in frame.columns:  # CSV cells are read as text; passed-through numbers stay numbers
+        if column != text_column:
+            try:
+                frame[column] = pd.to_numeric(frame[column])
+            except (ValueError, TypeError):
+                pass
     return frame
 
 

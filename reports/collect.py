@@ -190,7 +190,7 @@ def trial_curves(bench: Benchmark, family: str, t: FrozenTrial) -> list[dict[str
         if meta.filename == CURVES_FILE:
             try:
                 with store.open_reader(meta.artifact_id) as handle:
-                    frame = pd.read_csv(handle)
+                    frame = pd.read_csv(handle, float_precision="round_trip")  # the logged floats, exactly
             except optuna.artifacts.exceptions.ArtifactNotFound:
                 return []
             return [{k: v for k, v in row.items() if pd.notna(v)} for row in frame.to_dict("records")]
