@@ -35,12 +35,19 @@ SUBCOMMANDS = ("train", "report", "predict", "export", "rerun")
 def add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="imdb",
-                   help="hub id, or a local folder with train.*/test.* or a single .parquet/.csv/.jsonl (default: imdb)")
+                   help="hub id, or a local folder with train/validation (or valid, dev)/test files, or one "
+                        ".parquet/.csv/.tsv/.jsonl/.json file, optionally .gz/.bz2/.xz (default: imdb)")
     g.add_argument("--data-dir", default=None,
                    help="local mirror: DIR/<dataset>/ and DIR/<tokenizer>/ are used before the hub "
                         "(default: $TEXTBENCH_DATA)")
-    g.add_argument("--text-column", default="text", help="text column name (default: text)")
+    g.add_argument("--text-column", default="text",
+                   help="text column name, or a comma list of columns joined by a space (default: text)")
     g.add_argument("--label-column", default="label", help="label column name; ints or strings (default: label)")
+    g.add_argument("--no-header", action="store_true",
+                   help="CSV/TSV files have no header row: give --text-column/--label-column as 0-based numbers")
+    g.add_argument("--drop-invalid", action="store_true",
+                   help="drop rows without a label or with an empty text even when they are more than 5%% of a "
+                        "split (they are always counted in the log and the report)")
     g.add_argument("--tokenizer", default="bert-base-cased", help="hub id or local folder (default: bert-base-cased)")
     g.add_argument("--max-length", type=int, default=128, help="tokens per text after truncation (default: 128)")
     g.add_argument("--validation-fraction", type=float, default=0.1,
@@ -210,6 +217,7 @@ def data_settings(args) -> DataSettings:  # noqa: F821
 
     return DataSettings(
         dataset=args.dataset, data_dir=args.data_dir, text_column=args.text_column, label_column=args.label_column,
+        no_header=args.no_header, drop_invalid=args.drop_invalid,
         tokenizer=args.tokenizer, max_length=args.max_length, validation_fraction=args.validation_fraction,
         test_fraction=args.test_fraction, max_train_samples=args.max_train_samples,
         max_eval_samples=args.max_eval_samples, seed=args.seed, cache_dir=str(Path(args.output_dir) / "cache"),
@@ -443,13 +451,19 @@ def cmd_search(argv: list[str]) -> int:
     print_tuning_gains(bench, studies, tracking)
     if tracking is not None:
         state = f"BROKEN ({tracking.broken})" if tracking.broken else "ok"
-        print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}]")
+        from search.tracking import runs_table_path
+
+        print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}] (runs table: mlflow ui "
+              f"--backend-store-uri {redact(tracking.uri)}, then {runs_table_path(tracking.experiment_id)})")
         if not tracking.broken:
             from search.registry import register_models
 
             uris = register_models(search.storage, search.name, search.output_dir, tracking.uri)
             print(f"MLflow Model Registry: {', '.join(uris) or 'nothing registered'}")
-    print(f"Optuna: {redact(search.storage)} (optuna-dashboard {redact(search.storage)})")
+    from search.benchmark import artifact_dir
+
+    print(f"Optuna: {redact(search.storage)} (optuna-dashboard {redact(search.storage)} "
+          f"--artifact-dir {artifact_dir(search)})")
     from reports import build_report
 
     print(f"report: {build_report(search.storage, search.name, search.run_dir)}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import optuna
 
-from core.data import DataSettings, PreparedData, prepare
+from core.data import DataSettings, PreparedData, load, tokenize
 from core.errors import UsageError
 from core.models import MODELS
 from core.training import TrainSettings
@@ -39,7 +39,7 @@ from search.study import (
     open_study,
     stale_trial_handler,
 )
-from search.tracking import MlflowTracker, default_tracking_uri
+from search.tracking import MlflowTracker, check_tracking, default_tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -145,31 +145,44 @@ def hardware() -> str:
 
 
 def check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"output folder {folder} is not writable ({exc.strerror}): pass a writable --output-dir") from None
+    """The folder can be created (or written) by this user; it is not created here."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder {folder} is not writable ({existing} is not a writable folder): "
+                         "pass a writable --output-dir")
+
+
+def _new_file_store(url: str) -> bool:
+    """True for a SQLite storage whose file does not exist yet: there is nothing to resume in it."""
+    database = url.split(":///", 1)[1] if is_sqlite(url) and ":///" in url else ""
+    return bool(database) and not Path(database).exists()
 
 
 def setup(search: SearchSettings, data_settings: DataSettings, train: TrainSettings) -> Benchmark:
-    """Validate, open the storage, load and tokenize the data once. Nothing is written to the
-    storage here, so a failure leaves no partial study behind."""
-    check_writable(search.run_dir)
+    """Validate everything, then create: storage, MLflow experiment, tokenization cache. Bad input
+    (data, settings, a study that cannot be resumed, an unreachable server) fails before anything
+    is written, so it leaves no store, folder or cache entry behind."""
     fixed = {arch: fixing.parse_fixed(arch, search.fix) for arch in search.archs}
-    storage = make_storage(search.storage)
-    data = prepare(data_settings)
+    check_writable(search.run_dir)
+    data = load(data_settings)
+    storage = None if _new_file_store(search.storage) else make_storage(search.storage)
     bench = Benchmark(search=search, data_settings=data_settings, train=train, data=data, storage=storage, fixed=fixed)
-    for arch in search.archs:  # all families, before any of them runs a trial
-        check_resumable(storage, search.name, arch, bench.study_settings(arch))
+    if storage is not None:
+        for arch in search.archs:  # all families, before any of them runs a trial
+            check_resumable(storage, search.name, arch, bench.study_settings(arch))
+    if search.mlflow:
+        check_tracking(search.tracking_uri)
+    # validated: from here on, things are created
+    bench.storage = storage or make_storage(search.storage)
     if search.mlflow:
         params = {arch: mlflow_params(bench, arch) for arch in search.archs}
         tracking = MlflowTracker(search.tracking_uri, search.name, search.run_dir / "mlartifacts", params)
         bench.hooks.append(tracking)
-        if stale_trial_handler(storage) is not None:
-            stale_trial_handler(storage).listeners.append(tracking.trial_died)
+        if stale_trial_handler(bench.storage) is not None:
+            stale_trial_handler(bench.storage).listeners.append(tracking.trial_died)
+    tokenize(data, data_settings)
     # The Trainer runs gc.collect() at the start of every train(): without this it walks the ~0.5 M
     # objects of the imported libraries each trial (0.24 s here); frozen, they are left out of it.
     gc.freeze()
@@ -217,7 +230,9 @@ def run_family(bench: Benchmark, arch: str) -> optuna.Study:
     objective = Objective(
         arch=arch, data=bench.data, settings=bench.train, study_seed=s.seed,
         work_dir=s.run_dir / "checkpoints", hooks=bench.hooks, best_model_dir=best_model_dir,
+        artifact_dir=artifact_dir(s),
     )
+    study.set_user_attr("artifact_dir", str(artifact_dir(s)))
     for hook in bench.hooks:
         hook.study_started(study)
     if tracker(bench) is not None:
@@ -235,6 +250,11 @@ def run_family(bench: Benchmark, arch: str) -> optuna.Study:
         for hook in bench.hooks:
             hook.study_ended(study, interrupted=interrupted)
     return study
+
+
+def artifact_dir(search: SearchSettings) -> Path:
+    """Optuna's artifact store, beside the default study storage: ``optuna-dashboard --artifact-dir``."""
+    return (Path(search.output_dir) / "artifacts").resolve()
 
 
 def run(bench: Benchmark) -> dict[str, optuna.Study]:

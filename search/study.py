@@ -28,6 +28,7 @@ PRUNERS = ("margin", "median", "hyperband", "none")
 HEARTBEAT_SECONDS = int(os.environ.get("TEXTBENCH_HEARTBEAT_SECONDS", "20"))
 GRACE_SECONDS = 3 * HEARTBEAT_SECONDS
 
+METRIC_NAME = "validation_accuracy"  # what a trial's value is
 # Settings that define what a study measures: resuming with other values would mix results.
 IDENTITY_KEYS = (
     "dataset", "fingerprint", "tokenizer", "max_length", "max_steps", "eval_steps", "batch_size",
@@ -158,6 +159,10 @@ def open_study(storage, benchmark: str, arch: str, *, sampler, pruner, attrs: di
     study = optuna.create_study(
         storage=storage, study_name=name, direction="maximize", sampler=sampler, pruner=pruner, load_if_exists=True
     )
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, still there in 5.0
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if study.metric_names != [METRIC_NAME]:
+            study.set_metric_names([METRIC_NAME])  # optuna-dashboard's name for the objective
     for key, value in attrs.items():
         study.set_user_attr(key, value)
     return study

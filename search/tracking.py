@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -33,10 +34,45 @@ STEP_METRICS = ("loss", "learning_rate", "grad_norm", "eval_loss", "eval_accurac
 # The connectivity check makes one short attempt: MLflow's defaults (7 retries with backoff, 120 s
 # timeout) keep a command pointed at a dead server waiting for about four minutes.
 QUICK_CHECK_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+# MLflow 3's UI opens an experiment on its GenAI overview (traces) unless this tag says otherwise.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
+def runs_table_path(experiment_id: str) -> str:
+    """Where the MLflow UI shows an experiment's runs table. MLflow 3.17's UI ignores the experiment
+    kind tag: it lands on the GenAI overview unless the browser's GenAI/Model training switch (or
+    this URL's ``workflowType``) says model training."""
+    return f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def default_tracking_uri(output_dir: str | Path) -> str:
     return f"sqlite:///{Path(output_dir) / 'mlflow.db'}"
+
+
+def _unusable(uri: str, exc: Exception) -> UsageError:
+    return UsageError(f"MLflow tracking at {redact(uri)} is not usable ({_first_line(exc)}): start the server, "
+                      "fix --tracking-uri / MLFLOW_TRACKING_URI, or pass --no-mlflow")
+
+
+def check_tracking(uri: str) -> None:
+    """A tracking server answers (one quick request, nothing created); local stores are checked when
+    they are created, since opening one creates it."""
+    if not uri.startswith(("http:", "https:")):
+        return
+    from mlflow.tracking import MlflowClient
+
+    try:
+        with _quick_http():
+            MlflowClient(tracking_uri=uri).get_experiment_by_name("textbench-connectivity-check")
+    except Exception as exc:  # noqa: BLE001 - any client/transport error means the same to the user
+        raise _unusable(uri, exc) from None
+
+
+def _ms(moment: datetime | float | None) -> int | None:
+    """Milliseconds since the epoch (MLflow's start/end times) of a datetime or epoch seconds."""
+    if moment is None:
+        return None
+    return int((moment.timestamp() if isinstance(moment, datetime) else moment) * 1000)
 
 
 class _MetricsCallback(TrainerCallback):
@@ -72,17 +108,16 @@ class MlflowTracker:
             with _quick_http():
                 found = self.client.get_experiment_by_name(name)
             if found is not None:
+                if found.tags.get(EXPERIMENT_KIND[0]) is None:
+                    self.client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
                 return found.experiment_id
             location = None
             if not self.uri.startswith(("http", "databricks")):
                 artifact_root.mkdir(parents=True, exist_ok=True)
                 location = artifact_root.resolve().as_uri()
-            return self.client.create_experiment(name, artifact_location=location)
+            return self.client.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
         except Exception as exc:  # noqa: BLE001 - any client/transport error means the same to the user
-            raise UsageError(
-                f"MLflow tracking at {redact(self.uri)} is not usable ({_first_line(exc)}): start the server, "
-                "fix --tracking-uri / MLFLOW_TRACKING_URI, or pass --no-mlflow"
-            ) from None
+            raise _unusable(self.uri, exc) from None
 
     def _call(self, what: str, fn, *args, **kwargs):
         """Run one client call; on the first failure report it once and stop tracking."""
@@ -174,12 +209,12 @@ class MlflowTracker:
         parent = self.parent.get(study)
         if parent is None:
             return
-        tags = {PARENT: parent, ROLE: "trial", STUDY: study, TRIAL: str(trial.number),
-                ARCH: trial.study.user_attrs.get("arch", "")}
+        arch = trial.study.user_attrs.get("arch", "")
+        tags = {PARENT: parent, ROLE: "trial", STUDY: study, TRIAL: str(trial.number), ARCH: arch}
         if trial.user_attrs.get(REFERENCE):
             tags[REFERENCE] = "true"  # the course notes' configuration (search/reference.py)
-        run = self._call("create trial run", self.client.create_run, self.experiment_id, run_name=f"trial-{trial.number}",
-                         tags=tags)
+        run = self._call("create trial run", self.client.create_run, self.experiment_id,
+                         run_name=trial_run_name(arch, trial.number), start_time=_ms(trial.datetime_start), tags=tags)
         if run is None:
             return
         self.child[(study, trial.number)] = run.info.run_id
@@ -213,7 +248,11 @@ class MlflowTracker:
         status = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "FINISHED"}.get(frozen.state, "FAILED")
         if attrs.get("fail_reason") == "interrupted":
             status = "KILLED"
-        self._call("close trial run", self.client.set_terminated, run_id, status)
+        if frozen.state == TrialState.PRUNED:  # the runs table shows it without opening the run
+            name = trial_run_name(study.user_attrs.get("arch", ""), frozen.number, pruned=True, step=frozen.last_step)
+            self._call("name pruned run", self.client.update_run, run_id, name=name)
+        self._call("close trial run", self.client.set_terminated, run_id, status,
+                   end_time=_ms(frozen.datetime_complete))
 
     def trial_died(self, study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
         """Close the run of a trial whose worker died (found through the trial's tags)."""
@@ -234,7 +273,8 @@ class MlflowTracker:
         if parent is None:
             return
         run = self._call("create final run", self.client.create_run, self.experiment_id,
-                         run_name=f"final-trial-{record['trial_number']}-seed-{record['seed']}",
+                         run_name=f"{record['arch']}-{record['trial_number']} final s{record.get('seed_index', 0) + 1}",
+                         start_time=_ms(record.get("started_at")),
                          tags={PARENT: parent, ROLE: "final", STUDY: study.study_name,
                                TRIAL: str(record["trial_number"]), ARCH: record["arch"], "final": "true",
                                **({REFERENCE: "true"} if record.get(REFERENCE) else {})})
@@ -243,8 +283,8 @@ class MlflowTracker:
         self._log_params(run.info.run_id, {**record["params"], "seed": record["seed"], "rank": record["rank"]})
         self.log_metrics(run.info.run_id, {k: record.get(k) for k in (
             "test_accuracy", "test_loss", "validation_accuracy", "best_step", "steps_trained", "wall_seconds")})
-        self._call("close final run", self.client.set_terminated, run.info.run_id, "FINISHED")
-
+        self._call("close final run", self.client.set_terminated, run.info.run_id, "FINISHED",
+                   end_time=_ms(record.get("ended_at")))
 
     def chosen_config(self, study: optuna.Study, row: dict) -> None:
         """The study's answer on its parent run: best validation in the search, and the chosen
@@ -281,7 +321,9 @@ class MlflowTracker:
 
     def baseline_run(self, benchmark: str, record: dict) -> None:
         """The linear baseline as its own top-level run of the benchmark's experiment."""
+        now = time.time()  # called as the fit ends: it began fit_seconds ago
         run = self._call("create baseline run", self.client.create_run, self.experiment_id, run_name=record["name"],
+                         start_time=_ms(now - record.get("fit_seconds", 0)),
                          tags={ROLE: "baseline", ARCH: record["name"], "benchmark": benchmark})
         if run is None:
             return
@@ -289,7 +331,12 @@ class MlflowTracker:
                                                                  "max_length") if k in record})
         self.log_metrics(run.info.run_id, {k: record.get(k) for k in (
             "validation_accuracy", "test_accuracy", "fit_seconds")})
-        self._call("close baseline run", self.client.set_terminated, run.info.run_id, "FINISHED")
+        self._call("close baseline run", self.client.set_terminated, run.info.run_id, "FINISHED", end_time=_ms(now))
+
+
+def trial_run_name(arch: str, number: int, pruned: bool = False, step: int | None = None) -> str:
+    """Short enough for the runs table: ``cnn-7``, ``cnn-7 pruned@200`` (pruned at step 200)."""
+    return f"{arch}-{number}" + (" pruned" if pruned else "") + (f"@{step}" if pruned and step is not None else "")
 
 
 def _param_value(value) -> str:

@@ -84,6 +84,20 @@ def label_only_in_test(tmp, out, data_dir):
     return _folder(tmp, train, test)
 
 
+def many_rows_without_label(tmp, out, data_dir):
+    train = make_frame(60, seed=1).astype({"label": object})
+    train.loc[:9, "label"] = None  # 10 of 60: more than 5%
+    return _folder(tmp, train, None, fmt="csv")
+
+
+def broken_jsonl_line(tmp, out, data_dir):
+    path = _folder(tmp, make_frame(60, seed=1), None, fmt="jsonl")[1]
+    lines = (Path(path) / "train.jsonl").read_text().splitlines()
+    lines[2] = lines[2][:-5]
+    (Path(path) / "train.jsonl").write_text("\n".join(lines) + "\n")
+    return ["--dataset", path]
+
+
 def output_dir_under_a_file(tmp, out, data_dir):
     (tmp / "a-file").write_text("not a folder")
     return ["--output-dir", str(tmp / "a-file" / "out")]
@@ -124,11 +138,15 @@ CASES: dict[str, Case] = {
                              ("nonlinearity must be one of tanh, relu",)),
     "fix-zero": Case(("--arch", "rnn", "--fix", "num_layers=0"), ("--fix num_layers=0", "must be positive")),
     "fix-without-value": Case(("--fix", "num_filters"), ("expected name=value", "--fix learning_rate=0.001")),
-    "dataset-path-missing": Case(prepare=missing_dataset, expect=("does not exist", "check the path"), writes=EARLY_STORAGE),
-    "no-text-column": Case(prepare=no_text_column, expect=("has no column 'text'", "--text-column/--label-column"), writes=EARLY_STORAGE),
-    "single-class": Case(prepare=single_class, expect=("single class", "two or more labels", "--label-column"), writes=EARLY_STORAGE),
-    "empty-test-file": Case(prepare=empty_test_file, expect=("test split is empty", "delete the file"), writes=EARLY_STORAGE),
-    "unreadable-train-file": Case(prepare=zero_byte_train_file, expect=("cannot read", "train.csv", "valid"), writes=EARLY_STORAGE),
+    "dataset-path-missing": Case(prepare=missing_dataset, expect=("does not exist", "check the path")),
+    "no-text-column": Case(prepare=no_text_column, expect=("has no column 'text'", "--text-column/--label-column")),
+    "single-class": Case(prepare=single_class, expect=("single class", "two or more labels", "--label-column")),
+    "empty-test-file": Case(prepare=empty_test_file, expect=("test split is empty", "delete the file")),
+    "unreadable-train-file": Case(prepare=zero_byte_train_file, expect=("cannot read", "train.csv", "valid")),
+    "labels-missing-above-5-percent": Case(prepare=many_rows_without_label,
+                                           expect=("10 of 60 rows", "without a label", "--drop-invalid")),
+    "jsonl-broken-line": Case(prepare=broken_jsonl_line, expect=("train.jsonl", "line 3", "fix or delete")),
+    "no-header-with-column-names": Case(("--no-header",), ("with --no-header", "0-based column numbers")),
     "test-label-not-in-train": Case(prepare=label_only_in_test,
                                     expect=("test split has labels not in train", "consistent"), writes=EARLY_STORAGE),
     "max-length-zero": Case(("--max-length", "0"), ("--max-length must be positive", "got 0")),
@@ -202,23 +220,18 @@ def _clean_process_state(monkeypatch):
     signal.signal(signal.SIGTERM, handler)  # benchmark.main installs its own
 
 
-def _files(out: Path) -> dict:
-    """Every file under ``out`` with its size (SQLite files are compared by their content below).
-    Empty folders are not counted: the search command still creates its run folder early."""
-    if not out.exists():
-        return {}
-    return {str(p.relative_to(out)): None if p.suffix == ".db" else p.stat().st_size
-            for p in sorted(out.rglob("*")) if p.is_file()}
-
-
 def _state(out: Path) -> dict:
-    """What a failed command must not change: files, studies with their trials, MLflow runs."""
+    """What a failed command must not change: studies with their trials, MLflow runs, and the output
+    folder itself (no new or changed file or folder: no store, no cache entry, no empty folder)."""
     import optuna
+
+    files = sorted((str(p.relative_to(out)), p.is_dir() or p.stat().st_size, p.is_dir() or p.stat().st_mtime_ns)
+                   for p in out.rglob("*")) if out.exists() else None
 
     storage = f"sqlite:///{out / 'optuna.db'}"
     studies = {name: len(optuna.load_study(study_name=name, storage=storage).trials) for name in study_names(storage)}
     runs = {(r.info.run_id, r.info.status) for r in mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", NAME)}
-    return {"files": _files(out), "studies": studies, "runs": runs}
+    return {"studies": studies, "runs": runs, "files": files}
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())

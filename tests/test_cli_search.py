@@ -75,6 +75,24 @@ def test_flagship_runs_both_studies_to_the_target(first_run):
     assert len(trials_csv) == 1 + 6  # a header and the 3 trials of each family
 
 
+def test_curves_are_trial_artifacts_the_report_reads(first_run):
+    from reports import collect
+
+    out, result = first_run
+    bench = collect.load_benchmark(f"sqlite:///{out / 'optuna.db'}", "tiny")
+    curves = collect.curves_frame(bench, "all")
+    for family, study in bench.studies.items():
+        assert study.metric_names == ["validation_accuracy"]
+        for trial in bench.trials(family):
+            assert "curves" not in trial.user_attrs  # a long JSON attr overflows optuna-dashboard's trial pane
+            mine = curves[(curves["family"] == family) & (curves["number"] == trial.number)]
+            assert {"loss", "eval_loss", "eval_accuracy"} <= set(mine["metric"]), (family, trial.number)
+            accuracy = mine[mine["metric"] == "eval_accuracy"]
+            assert dict(zip(accuracy["step"], accuracy["value"], strict=True)) == pytest.approx(
+                trial.intermediate_values)
+    assert f"--artifact-dir {out / 'artifacts'}" in result.stdout
+
+
 def test_mlflow_mirrors_the_optuna_trials_exactly(first_run):
     out, _ = first_run
     client, runs = mlflow_runs(out)
@@ -96,6 +114,9 @@ def test_mlflow_mirrors_the_optuna_trials_exactly(first_run):
         assert [(m.step, m.value) for m in history] == sorted(trial.intermediate_values.items())
         assert run.data.tags["state"] == trial.state.name.lower()
         assert run.info.status == "FINISHED"
+        assert run.info.run_name.startswith(f"{run.data.tags['textbench.arch']}-{trial.number}")
+        assert (run.info.start_time, run.info.end_time) == (int(trial.datetime_start.timestamp() * 1000),
+                                                            int(trial.datetime_complete.timestamp() * 1000))
     best_tags = [r for r in children if r.data.tags.get("best") == "true"]
     assert len(best_tags) == 2
     for parent in parents:  # the best model is an artifact of the parent run, loadable again

@@ -20,6 +20,7 @@ import pytest
 from helpers import build_tokenizer, cli_env, error_lines, make_dataset, run_cli
 
 import benchmark
+from reports import collect
 
 NAME = "tiny"
 
@@ -210,7 +211,8 @@ def test_rerun_of_a_search_trial_is_bit_identical(run, arch, capsys):
     assert benchmark.main(use_args(run, "rerun", "--arch", arch, "--trial", str(trial))) == 0
     out = capsys.readouterr().out
     assert _row(out, "validation accuracy ") == [repr(recorded.value), repr(recorded.value), "identical"]
-    losses = [(r["step"], r["eval_loss"]) for r in recorded.user_attrs["curves"] if "eval_loss" in r]
+    bench = collect.load_benchmark(f"sqlite:///{run['out'] / 'optuna.db'}", NAME)
+    losses = [(r["step"], r["eval_loss"]) for r in collect.trial_curves(bench, arch, recorded) if "eval_loss" in r]
     assert len(losses) == len(recorded.intermediate_values) >= 2
     for step, value in losses:
         assert _row(out, f"  validation loss at step {step} ") == [repr(value), repr(value), "identical"]
