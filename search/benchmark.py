@@ -21,77 +21,26 @@ import optuna
 
 from core.data import DataSettings, PreparedData, prepare
 from core.errors import UsageError
-from core.models import MODELS
-from core.training import TrainSettings
+from core.training import TrainSettings, check_device
 from core.urls import redact
 from search import fixed as fixing
 from search.objective import Objective
 from search.runner import count_trials, run_study
+from search.settings import SearchSettings, is_server_storage
 from search.study import (
-    PRUNERS,
-    SAMPLERS,
     check_resumable,
-    is_sqlite,
     make_pruner,
     make_sampler,
     make_storage,
     open_study,
     stale_trial_handler,
 )
-from search.tracking import MlflowTracker, default_tracking_uri
+from search.tracking import MlflowTracker, check_tracking
 
 log = logging.getLogger(__name__)
 
 PACKAGES = ("textbench", "torch", "transformers", "datasets", "evaluate", "accelerate", "optuna", "mlflow",
             "pandas", "scikit-learn")
-
-
-@dataclass
-class SearchSettings:
-    """What to search and how. Maps one-to-one to the flagship command's options."""
-
-    archs: list[str] = field(default_factory=lambda: ["cnn", "rnn"])
-    trials: int = 50
-    name: str = "imdb"
-    output_dir: str = "runs"
-    storage: str | None = None  # default sqlite:///<output_dir>/optuna.db
-    seed: int = 42
-    sampler: str = "tpe"
-    pruner: str = "median"
-    timeout: float | None = None  # seconds per study
-    fix: list[str] = field(default_factory=list)
-    top_k: int = 3
-    final_seeds: int = 3
-    tracking_uri: str | None = None  # default $MLFLOW_TRACKING_URI, else sqlite:///<output_dir>/mlflow.db
-    mlflow: bool = True
-    progress: bool = True
-
-    def __post_init__(self):
-        unknown = [a for a in self.archs if a not in MODELS]
-        if unknown or not self.archs:
-            raise UsageError(f"unknown architecture {unknown[0] if unknown else ''!r}: use one of "
-                             f"{', '.join(MODELS)}, 'both' or 'all'")
-        if self.trials <= 0:
-            raise UsageError(f"--trials must be positive, got {self.trials}")
-        if self.sampler not in SAMPLERS:
-            raise UsageError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
-        if self.pruner not in PRUNERS:
-            raise UsageError(f"unknown pruner {self.pruner!r}: use one of {', '.join(PRUNERS)}")
-        if self.top_k <= 0 or self.final_seeds < 0:
-            raise UsageError("--top-k must be positive and --final-seeds 0 or more")
-        if not self.name or any(c in self.name for c in "/\\") or self.name.startswith("."):
-            raise UsageError(f"--name {self.name!r} must be a plain name (no slashes), e.g. imdb-small")
-        if self.timeout is not None and self.timeout <= 0:
-            raise UsageError(f"--timeout must be positive seconds, got {self.timeout}")
-        if self.storage is None:
-            self.storage = f"sqlite:///{Path(self.output_dir) / 'optuna.db'}"
-        if self.tracking_uri is None:
-            self.tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(self.output_dir)
-        fixing.check_known(self.archs, self.fix)
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.output_dir) / self.name
 
 
 @dataclass
@@ -151,12 +100,18 @@ def check_writable(folder: Path) -> None:
 
 
 def setup(search: SearchSettings, data_settings: DataSettings, train: TrainSettings) -> Benchmark:
-    """Validate, open the storage, load and tokenize the data once. Nothing is written to the
-    storage here, so a failure leaves no partial study behind."""
+    """Validate, check that the servers answer, load and tokenize the data once, open the storage.
+    Every check that needs no data comes before the data is read; no study is written here, so a
+    failure leaves no partial study behind."""
     check_writable(search.run_dir)
+    check_device(train)
     fixed = {arch: fixing.parse_fixed(arch, search.fix) for arch in search.archs}
-    storage = make_storage(search.storage)
+    # A server must answer before the data is read; a file storage is only created once the data is good.
+    storage = make_storage(search.storage) if is_server_storage(search.storage) else None
+    if search.mlflow:
+        check_tracking(search.tracking_uri)
     data = prepare(data_settings)
+    storage = storage or make_storage(search.storage)
     bench = Benchmark(search=search, data_settings=data_settings, train=train, data=data, storage=storage, fixed=fixed)
     for arch in search.archs:  # all families, before any of them runs a trial
         check_resumable(storage, search.name, arch, bench.study_settings(arch))
@@ -291,11 +246,3 @@ def format_summary(rows: list[dict]) -> str:
 
 def _fmt(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def refuse_workers_on_sqlite(storage_url: str, workers: int) -> None:
-    if workers > 1 and is_sqlite(storage_url):
-        raise UsageError(
-            "--workers > 1 needs a server storage: SQLite locks the whole file on every write, so parallel "
-            "workers stall and fail; use --storage postgresql://USER@HOST/DB"
-        )

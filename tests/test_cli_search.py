@@ -9,6 +9,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from helpers import default_storage, load_study
 from optuna.trial import TrialState
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,11 +47,12 @@ def first_run(tiny_data_dir, tmp_path_factory):
 
 def test_flagship_runs_both_studies_to_the_target(first_run):
     out, result = first_run
-    storage = f"sqlite:///{out / 'optuna.db'}"
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    storage = default_storage(out)
+    names = {s.study_name for s in optuna.get_all_study_summaries(optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(storage)))}
     assert names == {"tiny-cnn", "tiny-rnn"}
     for name in names:
-        study = optuna.load_study(study_name=name, storage=storage)
+        study = load_study(name, storage)
         finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
         assert len(finished) == 3
         for trial in finished:
@@ -75,11 +77,11 @@ def test_mlflow_mirrors_the_optuna_trials_exactly(first_run):
     finals = [r for r in runs if r.data.tags.get("textbench.role") == "final"]
     assert len(parents) == 2 and len(children) == 6 and len(finals) == 4
     parent_of = {r.info.run_id: r.data.tags["optuna.study"] for r in parents}
-    storage = f"sqlite:///{out / 'optuna.db'}"
+    storage = default_storage(out)
     for run in children + finals:
         assert parent_of[run.data.tags["mlflow.parentRunId"]] == run.data.tags["optuna.study"]
     for run in children:
-        study = optuna.load_study(study_name=run.data.tags["optuna.study"], storage=storage)
+        study = load_study(run.data.tags["optuna.study"], storage)
         trial = study.trials[int(run.data.tags["optuna.trial_number"])]
         assert {k: run.data.params[k] for k in trial.params} == {k: str(v) for k, v in trial.params.items()}
         history = client.get_metric_history(run.info.run_id, "eval_accuracy")
@@ -110,15 +112,15 @@ def test_best_model_artifact_loads_with_from_pretrained(first_run):
 
 def test_rerun_resumes_and_a_larger_target_adds_only_new_trials(first_run, tiny_data_dir):
     out, _ = first_run
-    storage = f"sqlite:///{out / 'optuna.db'}"
+    storage = default_storage(out)
     same = cli(*tiny_args(tiny_data_dir, out, 3))
     assert same.returncode == 0, same.stderr[-2000:]
-    assert all(len(optuna.load_study(study_name=n, storage=storage).trials) == 3 for n in ("tiny-cnn", "tiny-rnn"))
+    assert all(len(load_study(n, storage).trials) == 3 for n in ("tiny-cnn", "tiny-rnn"))
 
     more = cli(*tiny_args(tiny_data_dir, out, 4))
     assert more.returncode == 0, more.stderr[-2000:]
     for name in ("tiny-cnn", "tiny-rnn"):
-        study = optuna.load_study(study_name=name, storage=storage)
+        study = load_study(name, storage)
         assert len([t for t in study.trials if t.state.is_finished()]) == 4
     _, runs = mlflow_runs(out)
     assert len([r for r in runs if r.data.tags.get("textbench.role") == "trial"]) == 8
