@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -284,9 +285,10 @@ def cmd_search(argv: list[str]) -> int:
     tracking = tracker(bench)
     if tracking is not None:
         state = f"BROKEN ({tracking.broken})" if tracking.broken else "ok"
-        print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}]"
-              f" (mlflow ui --backend-store-uri {redact(tracking.uri)})")
-    print(f"Optuna: {redact(search.storage)} (optuna-dashboard {redact(search.storage)})")
+        local = not tracking.uri.startswith(("http", "databricks"))  # a server has its own UI
+        ui = f" (mlflow ui --backend-store-uri {shlex.quote(redact(tracking.uri))})" if local else ""
+        print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}]{ui}")
+    print(f"Optuna: {redact(search.storage)} (optuna-dashboard {shlex.quote(redact(search.storage))})")
     from reports import build_report
 
     print(f"report: {build_report(bench.storage, search.name, search.run_dir)}")

@@ -422,11 +422,11 @@ def measure_startup(profile: Profile, work: Path) -> list[dict]:
     out.mkdir(parents=True)
     cold = startup_once(out, profile.startup_train_samples)
     shutil.rmtree(out / "imdb", ignore_errors=True)  # keep only the cache: a new study, warm tokenization
-    (out / "optuna.db").unlink(missing_ok=True)
+    (out / "optuna.journal").unlink(missing_ok=True)
     warm_runs = []
     for _ in range(max(2, profile.repeats)):
         shutil.rmtree(out / "imdb", ignore_errors=True)
-        (out / "optuna.db").unlink(missing_ok=True)
+        (out / "optuna.journal").unlink(missing_ok=True)
         warm_runs.append(startup_once(out, profile.startup_train_samples))
     warm = sorted(warm_runs, key=lambda m: m["first_step"])[len(warm_runs) // 2]
     floor = import_floor()
@@ -488,6 +488,8 @@ def study_totals(storage: str, name: str, arch: str = "cnn") -> dict:
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if "://" not in storage:  # the CLI's default journal file
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
     study = optuna.load_study(study_name=f"{name}-{arch}", storage=storage)
     trials = study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -723,7 +725,7 @@ def measure_flagship(profile: Profile, work: Path) -> list[dict]:
     args = cli_args(out, arch=arch, trials=trials, train_samples=profile.train_samples,
                     eval_samples=profile.eval_samples,
                     extra=("--name", "perf-flagship", "--threads", "1", "--no-baseline", *budget))
-    flagship = cli_study(args, f"sqlite:///{out / 'optuna.db'}", "perf-flagship", label="flagship", arch=arch)
+    flagship = cli_study(args, str(out / "optuna.journal"), "perf-flagship", label="flagship", arch=arch)
     flagship_wall = flagship["wall_s"]
     flagship_test = accuracy_on_test(out / "perf-flagship" / "models" / f"{arch}-best", profile)
     print(f"  flagship: {flagship_wall:.0f} s, best validation accuracy {flagship['best_value']:.4f}, "

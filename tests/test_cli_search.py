@@ -134,3 +134,37 @@ def test_changed_budget_under_the_same_name_is_refused(first_run, tiny_data_dir)
     result = cli(*args)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: benchmark 'tiny' already has study")
+
+
+def test_the_printed_optuna_dashboard_command_opens_the_studies(first_run):
+    """The summary's ``optuna-dashboard ...`` command, run as printed (plus a free port), serves both studies."""
+    import json
+    import re
+    import shutil
+    import socket
+    import time
+    import urllib.request
+
+    out, result = first_run
+    if shutil.which("optuna-dashboard") is None:
+        pytest.skip("optuna-dashboard is not installed")
+    command = re.search(r"\(optuna-dashboard ([^)]+)\)", result.stdout).group(1).split()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(["optuna-dashboard", *command, "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, studies = time.monotonic() + 120, None
+        while time.monotonic() < deadline and studies is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as response:
+                    studies = json.load(response)["study_summaries"]
+            except OSError:
+                assert proc.poll() is None, "optuna-dashboard exited"
+                time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert studies is not None, "optuna-dashboard did not answer"
+    assert {s["study_name"] for s in studies} == {"tiny-cnn", "tiny-rnn"}
