@@ -26,8 +26,9 @@ from core.errors import UsageError
 
 log = logging.getLogger(__name__)
 
-# Resident memory of one worker on the IMDB flagship (torch + transformers + the tokenized splits +
-# a trial), measured at ~1.1 GiB (perf/README.md), with headroom: bounds --workers auto.
+# Peak resident memory (VmHWM) of one search process on the full IMDB split (torch + transformers +
+# the tokenized splits + a trial) was 0.85-0.95 GiB here, CNN and RNN; with headroom for the largest
+# models of the spaces, this bounds --workers auto.
 WORKER_MEMORY_BYTES = int(1.5 * 2**30)
 WORKERS_PER_GPU = 4  # small models leave a GPU mostly idle: let a few trials share it
 
