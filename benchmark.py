@@ -211,26 +211,12 @@ def search_settings(args, progress: bool = True) -> SearchSettings:  # noqa: F82
     )
 
 
-def worker_count(text: str, search) -> int:
-    """``--workers``: a number, or 'auto' (one per usable core, bounded by memory and the trials).
-    SQLite locks the whole file on each write: one process there, a clear error if more are asked for."""
-    from search.settings import is_sqlite, parse_workers
-    from search.workers import auto_workers
-
-    n = parse_workers(text)
-    if is_sqlite(search.storage):
-        if n is not None and n > 1:
-            raise UsageError("--workers > 1 needs a storage that several processes can share: SQLite locks the "
-                             "whole file on every write; use the default journal file or --storage postgresql://USER@HOST/DB")
-        return 1
-    return n if n is not None else auto_workers(search.trials)
-
-
 def cmd_search(argv: list[str]) -> int:
     args = search_parser().parse_args(argv)
     search, data, train = search_settings(args), data_settings(args), train_settings(args)
+    from search.workers import gpu_ids, pin_device, worker_count
+
     n_workers = worker_count(args.workers, search)
-    from search.workers import gpu_ids, pin_device
 
     gpus = gpu_ids()
     pin_device(0, gpus)  # this process is worker 0; before anything starts CUDA

@@ -23,6 +23,7 @@ import sys
 import time
 
 from core.errors import UsageError
+from search.settings import is_sqlite, parse_workers
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,18 @@ def auto_workers(trials: int, *, cores: int | None = None, memory: int | None = 
     if gpus:
         n = min(n, WORKERS_PER_GPU * gpus)
     return max(1, min(n, trials))
+
+
+def worker_count(text: str, search) -> int:
+    """``--workers``: a number, or 'auto' (one per usable core, bounded by memory and the trials).
+    SQLite locks the whole file on each write: one process there, a clear error if more are asked for."""
+    n = parse_workers(text)
+    if is_sqlite(search.storage):
+        if n is not None and n > 1:
+            raise UsageError("--workers > 1 needs a storage that several processes can share: SQLite locks the "
+                             "whole file on every write; use the default journal file or --storage postgresql://USER@HOST/DB")
+        return 1
+    return n if n is not None else auto_workers(search.trials)
 
 
 def device_for(index: int, gpus: list[str]) -> str | None:

@@ -235,6 +235,7 @@ FAST = {  # refused from the command line alone
     "storage-scheme-unknown": ("--storage", "bogus://x"),
     "tracking-scheme-unknown": ("--tracking-uri", "bogus://x"),
     "workers-not-a-number": ("--workers", "two"),
+    "workers-on-sqlite": ("--workers", "2", "--storage", "sqlite:///never-made.db"),
     "name-with-slash": ("--name", "a/b"),
 }
 PROBE = ("import sys, benchmark\n"

@@ -49,17 +49,17 @@ def test_each_worker_sees_one_gpu_round_robin(monkeypatch):
 
 
 def test_sqlite_storage_runs_one_worker_and_refuses_more(tmp_path):
-    import benchmark
     from search.settings import SearchSettings
+    from search.workers import worker_count
 
     sqlite = SearchSettings(storage=f"sqlite:///{tmp_path / 'o.db'}", output_dir=str(tmp_path))
-    assert benchmark.worker_count("auto", sqlite) == 1
-    assert benchmark.worker_count("1", sqlite) == 1
+    assert worker_count("auto", sqlite) == 1
+    assert worker_count("1", sqlite) == 1
     with pytest.raises(UsageError, match="SQLite locks the whole file"):
-        benchmark.worker_count("2", sqlite)
+        worker_count("2", sqlite)
     journal = SearchSettings(output_dir=str(tmp_path), trials=50)
     assert journal.storage == str(tmp_path / "optuna.journal")
-    assert benchmark.worker_count("3", journal) == 3
+    assert worker_count("3", journal) == 3
 
 
 def test_an_earlier_versions_sqlite_store_is_kept_as_the_default(tmp_path):
