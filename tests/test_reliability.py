@@ -150,7 +150,7 @@ def test_two_workers_share_one_study_and_stop_at_the_exact_target(shared, tiny_d
     args = search_args(tiny_data_dir, out, arch="cnn", trials=8, max_steps=1000, eval_steps=100,
                        extra=["--workers", "2", *store_args, "--pruner", "none", "--patience", "0",
                               "--top-k", "3", "--final-seeds", "2"])
-    result = run_cli(*args, timeout=600)
+    result = run_cli(*args, timeout=1200)  # 14 runs of 1,000 steps: minutes on a busy machine
     assert result.returncode == 0, result.stderr[-3000:]
 
     study = load_study("tiny-cnn", storage)
