@@ -145,6 +145,8 @@ def run_study(study: optuna.Study, objective, target: int, *, timeout: float | N
                         warnings.filterwarnings("ignore", message="Heartbeat of storage")
                         trial = study.ask()
             if counts.finished >= target:
+                bar.n = target  # also when another worker finished the last trial
+                bar.set_postfix(_postfix(study, counts), refresh=True)
                 break
             if trial is None:  # other workers hold the remaining trials: watch for crashes
                 time.sleep(POLL_SECONDS)
