@@ -104,3 +104,49 @@ def test_concurrent_writers_on_the_default_mlflow_store_lose_no_run(tmp_path):
     assert sorted(r.info.run_name for r in found) == sorted(f"w{i}-r{j}" for i in range(writers) for j in range(runs))
     assert {r.info.status for r in found} == {"FINISHED"}
     assert all(r.data.metrics["test_accuracy"] == 0.5 for r in found)
+
+
+CLAIMER = """
+import sys, time
+from pathlib import Path
+import optuna
+import search.runner as runner
+from search.study import make_storage
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+count = runner.count_trials
+def slow_count(study):  # widen the window between counting and asking: only the claim lock closes it
+    counts = count(study)
+    time.sleep(0.2)
+    return counts
+runner.count_trials = slow_count
+path, go, target = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+study = optuna.create_study(storage=make_storage(path), study_name="claims", load_if_exists=True,
+                            sampler=optuna.samplers.RandomSampler(seed=0))
+while not go.exists():
+    time.sleep(0.02)
+def objective(trial):
+    time.sleep(0.3)  # long enough that the processes' trials overlap
+    return trial.suggest_float("x", 0, 1)
+runner.run_study(study, objective, target, progress=False)
+"""
+
+
+def test_processes_sharing_the_default_journal_stop_at_the_exact_target(tmp_path):
+    """Three processes run one study on a journal file: exactly ``target`` trials, each run once
+    (the claim lock serialises "count, then ask"; counting is slowed down here so that without the
+    lock the processes would overshoot)."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    path, go, target = str(tmp_path / "optuna.journal"), tmp_path / "go", 7
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, path, str(go), str(target)], cwd=ROOT, env=cli_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    time.sleep(5)
+    go.touch()
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in results]
+    storage = optuna.storages.JournalStorage(JournalFileBackend(path))  # Optuna's own reader
+    trials = optuna.load_study(study_name="claims", storage=storage).trials
+    assert len(trials) == target
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2  # they did share it
