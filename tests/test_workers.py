@@ -150,3 +150,34 @@ def test_processes_sharing_the_default_journal_stop_at_the_exact_target(tmp_path
     assert len(trials) == target
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert len({t.user_attrs["worker"] for t in trials}) >= 2  # they did share it
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # asked outside optimize, as the runner does
+def test_the_journal_fails_and_retries_a_trial_whose_worker_stopped_beating(tmp_path):
+    """Heartbeats on the journal file, as on PostgreSQL: a RUNNING trial whose heartbeat is older
+    than the grace period is FAILed, the stale-trial callback is told, and a retry is enqueued; a
+    trial that keeps beating is left alone."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from search.study import JournalStorage, StaleTrialHandler
+
+    handler = StaleTrialHandler()
+    told = []
+    handler.listeners.append(lambda study, trial: told.append(trial.number))
+    storage = JournalStorage(str(tmp_path / "optuna.journal"), heartbeat_interval=1, grace_period=2,
+                             stale_trial_callback=handler)
+    study = optuna.create_study(storage=storage, study_name="beats")
+    lost, alive = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), study.ask()
+    storage.record_heartbeat(lost._trial_id)
+    for _ in range(6):  # 3 s: only ``alive`` keeps beating
+        storage.record_heartbeat(alive._trial_id)
+        time.sleep(0.5)
+    optuna.storages.fail_stale_trials(study)
+
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials[:2]] == [TrialState.FAIL, TrialState.RUNNING]
+    assert told == [lost.number]
+    retry = trials[2]
+    assert retry.state == TrialState.WAITING and retry.system_attrs["failed_trial"] == lost.number
+    assert retry.params == {"x": lost.params["x"]}
