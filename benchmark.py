@@ -283,10 +283,12 @@ def cmd_search(argv: list[str]) -> int:
 
 def cmd_report(argv: list[str]) -> int:
     args = report_parser().parse_args(argv)
-    from search.settings import check_storage_url, check_tracking_uri, resolve_storage
+    from search.settings import check_storage_url, check_tracking_uri, is_journal, resolve_storage
 
     storage = resolve_storage(args.storage, args.output_dir)
     check_storage_url(storage)
+    if is_journal(storage) and not Path(storage).is_file():  # reading must not create an empty store
+        raise UsageError(f"no study storage at {storage}: pass the --output-dir (or --storage) of the benchmark run")
     if args.tracking_uri:  # accepted so the main command's options can be copied; the report reads Optuna
         check_tracking_uri(args.tracking_uri)
     if not args.name or any(c in args.name for c in "/\\"):

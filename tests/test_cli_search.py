@@ -168,3 +168,19 @@ def test_the_printed_optuna_dashboard_command_opens_the_studies(first_run):
         proc.wait(timeout=30)
     assert studies is not None, "optuna-dashboard did not answer"
     assert {s["study_name"] for s in studies} == {"tiny-cnn", "tiny-rnn"}
+
+
+def test_report_takes_the_search_commands_storage_options(first_run):
+    """``report`` accepts --output-dir/--storage/--tracking-uri as the search command does (copied
+    across), rebuilds the page from the journal, and refuses a folder with no store without making one."""
+    out, _ = first_run
+    page = out / "tiny" / "report.html"
+    page.unlink()
+    result = cli("report", "--name", "tiny", "--output-dir", str(out), "--storage", default_storage(out),
+                 "--tracking-uri", f"sqlite:///{out / 'mlflow.db'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == f"report: {page}" and page.exists()
+    empty = out / "no-run-here"
+    missing = cli("report", "--name", "tiny", "--output-dir", str(empty))
+    assert missing.returncode == 2 and "no study storage at" in missing.stderr
+    assert not empty.exists()
