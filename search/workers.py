@@ -165,10 +165,16 @@ class Workers:
             proc.kill()
             proc.join()
 
-    def interrupt(self) -> None:
+    def interrupt(self, grace: float = 5.0) -> None:
+        """Stop the helpers the way Ctrl-C stops this process (their running trials end as FAIL
+        "interrupted"). A terminal's Ctrl-C reaches them already; the others get SIGTERM, which they
+        turn into the same KeyboardInterrupt: SIGINT would not do, a background job ignores it."""
+        deadline = time.monotonic() + grace
+        for proc in self.procs:
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
         for proc in self.procs:
             if proc.is_alive():
-                os.kill(proc.pid, signal.SIGINT)
+                os.kill(proc.pid, signal.SIGTERM)
         for proc in self.procs:
             proc.join()
 
