@@ -3,6 +3,9 @@
     python benchmark.py --arch both --trials 50          # search, final evaluation, report
     python benchmark.py train --arch cnn                  # the course notes' single run
     python benchmark.py report --name imdb                # rebuild a report from storage
+    python benchmark.py predict --name imdb --input reviews.csv --output labelled.csv
+    python benchmark.py export --name imdb --to imdb-model  # folder for transformers.pipeline + model card
+    python benchmark.py rerun --name imdb --arch cnn --trial 7  # reproduce a recorded trial
 
 Thin by design: parse, validate into settings dataclasses, call search/ and reports/. Everything
 that needs no data is checked before torch, transformers, Optuna or MLflow are imported, so a bad
@@ -25,6 +28,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from core.errors import UsageError  # noqa: E402
 
 log = logging.getLogger("textbench")
+SUBCOMMANDS = ("train", "report", "predict", "export", "rerun")
 
 
 # ---------------------------------------------------------------- options
@@ -87,7 +91,8 @@ def search_parser() -> argparse.ArgumentParser:
         prog="benchmark.py",
         description="Hyperparameter search and benchmark of text-classifier families (Optuna + HF Trainer + "
                     "MLflow), with a final test evaluation over seeds and an HTML report. "
-                    "Subcommands: 'train' (one run of the course notes' configuration), 'report' (rebuild a report).",
+                    "Subcommands: 'train' (one run of the course notes' configuration), 'report' (rebuild a report), "
+                    "'predict', 'export' (use the chosen model), 'rerun' (reproduce a recorded trial).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="search spaces (pin any with --fix name=value):\n" + describe_spaces(),
     )
@@ -97,7 +102,9 @@ def search_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="benchmark name: studies are NAME-ARCH (default: dataset name)")
     add_storage_options(p)
     p.add_argument("--sampler", default="tpe", choices=["tpe", "random", "qmc", "cmaes"], help="(default: tpe)")
-    p.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"], help="(default: median)")
+    p.add_argument("--pruner", default="margin", choices=["margin", "median", "hyperband", "none"],
+                   help="margin (default): median pruning beyond 2 binomial standard errors of validation accuracy; "
+                        "median: Optuna's MedianPruner; hyperband; none")
     p.add_argument("--workers", default="auto",
                    help="local worker processes sharing the studies, one torch thread each: 'auto' = one per "
                         "usable core, bounded by memory (one on a sqlite:/// storage); 1 = a single process "
@@ -139,6 +146,68 @@ def report_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default="runs", help="where the benchmark's outputs are (default: runs)")
     add_storage_options(p)
     p.add_argument("-v", "--verbose", action="store_true", help="show library logs")
+    return p
+
+
+def add_benchmark_options(p: argparse.ArgumentParser, arch_help: str) -> None:
+    p.add_argument("--name", required=True, help="benchmark name")
+    p.add_argument("--arch", default=None, help=arch_help)
+    p.add_argument("--output-dir", default="runs", help="the benchmark's --output-dir (default: runs)")
+    p.add_argument("--storage", default=None,
+                   help="the benchmark's --storage (default: OUTPUT_DIR/optuna.journal, or an earlier version's "
+                        "OUTPUT_DIR/optuna.db)")
+    p.add_argument("-v", "--verbose", action="store_true")
+
+
+USE_ARCH = ("family whose chosen model to use (default: the winner: the family whose chosen configuration has "
+            "the best mean validation accuracy in the final stage)")
+
+
+def predict_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="benchmark.py predict",
+        description="Predict labels and class probabilities with a benchmark's chosen model (its own tokenizer, "
+                    "max length and label names). With a label column in --input, also print the accuracy.")
+    add_benchmark_options(p, USE_ARCH)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", nargs="+", help="one or more texts")
+    source.add_argument("--input", help="a .csv, .jsonl or .parquet file with a text column")
+    p.add_argument("--text-column", default="text", help="text column of --input (default: text)")
+    p.add_argument("--label-column", default="label",
+                   help="true labels in --input, used for the accuracy when present (default: label)")
+    p.add_argument("--output", default=None, help="write every row with its prediction to .csv/.jsonl/.parquet")
+    p.add_argument("--batch-size", type=int, default=256, help="texts per forward pass (default: 256)")
+    return p
+
+
+def export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="benchmark.py export",
+        description="Write a benchmark's chosen model to a folder that transformers.pipeline('text-classification', "
+                    "model=DIR, trust_remote_code=True, truncation=True) loads without textbench, with a model "
+                    "card README.md; --register also registers it in the MLflow Model Registry.")
+    add_benchmark_options(p, USE_ARCH)
+    p.add_argument("--to", required=True, help="a new (or empty) folder")
+    p.add_argument("--register", action="store_true",
+                   help="also log the model to MLflow and register it as textbench-NAME-ARCH")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///OUTPUT_DIR/mlflow.db)")
+    return p
+
+
+def rerun_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="benchmark.py rerun",
+        description="Re-train one recorded trial from its parameters and seed and print the recorded and "
+                    "re-obtained validation accuracy side by side (bit-identical on the same CPU build and "
+                    "--threads).")
+    add_benchmark_options(p, "model family of the trial")
+    p.add_argument("--trial", type=int, required=True, help="trial number")
+    p.add_argument("--seed", type=int, default=None,
+                   help="re-train the trial's final-stage run with this seed (also re-evaluates test)")
+    p.add_argument("--save", action="store_true",
+                   help="keep the re-trained model where predict/export look for it")
+    p.add_argument("--threads", type=int, default=1, help="torch threads, as in the benchmark (default: 1)")
     return p
 
 
@@ -274,6 +343,11 @@ def cmd_search(argv: list[str]) -> int:
         local = not tracking.uri.startswith(("http", "databricks"))  # a server has its own UI
         ui = f" (mlflow ui --backend-store-uri {shlex.quote(redact(tracking.uri))})" if local else ""
         print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}]{ui}")
+        if not tracking.broken:
+            from search.registry import register_models
+
+            uris = register_models(search.storage, search.name, search.output_dir, tracking.uri)
+            print(f"MLflow Model Registry: {', '.join(uris) or 'nothing registered'}")
     print(f"Optuna: {redact(search.storage)} (optuna-dashboard {shlex.quote(redact(search.storage))})")
     from reports import build_report
 
@@ -308,11 +382,94 @@ def configure_logging(verbose: bool) -> None:
     configure_logging(verbose)
 
 
+def _chosen(args):
+    from search.settings import resolve_storage
+    from search.use import resolve
+
+    return resolve(resolve_storage(args.storage, args.output_dir), args.name, args.output_dir, args.arch)
+
+
+def cmd_predict(argv: list[str]) -> int:
+    args = predict_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    import pandas as pd
+
+    from core.inference import Classifier, accuracy, check_output, read_texts, write_table
+
+    if args.batch_size <= 0:
+        raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
+    check_output(args.output)
+    column = args.text_column if args.input else "text"
+    frame = read_texts(args.input, column) if args.input else pd.DataFrame({"text": args.text})
+    chosen = _chosen(args)
+    print(f"model: {chosen.describe()}", file=sys.stderr)
+    model = Classifier.load(chosen.model_dir)
+    texts = frame[column].fillna("").astype(str).tolist()  # an empty cell is an empty text
+    predicted = model.predict(texts, args.batch_size, progress=len(texts) > 10 * args.batch_size)
+    out = pd.concat([frame.reset_index(drop=True), predicted.rename(columns={"label": "prediction"})], axis=1)
+    if args.output:
+        write_table(out, args.output)
+        print(f"wrote {len(out)} predictions to {args.output}")
+    else:
+        print(out.head(20).assign(**{column: out[column].astype(str).str.slice(0, 60)}).to_string(index=False))
+        if len(out) > 20:
+            print(f"... {len(out)} rows: pass --output FILE to write them all")
+    if args.input and args.label_column in frame.columns:
+        acc, unknown = accuracy(frame[args.label_column].tolist(), predicted["label"].tolist(), model.label_names)
+        note = f" ({unknown} rows have a label the model does not know)" if unknown else ""
+        print(f"accuracy against column {args.label_column!r}: {acc:.4f} on {len(frame)} rows{note}")
+    return 0
+
+
+def cmd_export(argv: list[str]) -> int:
+    args = export_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    import shlex
+
+    from core.export import export_folder
+    from core.inference import saved_labels
+    from reports.card import model_card
+
+    chosen = _chosen(args)
+    labels, max_length = saved_labels(chosen.model_dir)
+    command = shlex.join(["benchmark.py", "export", *argv])
+    card = model_card(chosen, str(args.to), command, labels, max_length)
+    folder = export_folder(chosen.model_dir, args.to, chosen.arch, {"README.md": card})
+    print(f"exported {chosen.describe()} to {folder}")
+    print(f'load it: transformers.pipeline("text-classification", model="{folder}", trust_remote_code=True, '
+          "truncation=True)")
+    if args.register:
+        from search.registry import register
+        from search.tracking import default_tracking_uri
+
+        uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(args.output_dir)
+        version = register(chosen, uri, Path(args.output_dir) / args.name / "mlartifacts", labels, max_length)
+        print(f"registered: models:/{version.name}/{version.version}")
+    return 0
+
+
+def cmd_rerun(argv: list[str]) -> int:
+    args = rerun_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    from search.rerun import format_rerun, rerun
+
+    if args.arch is None:
+        raise UsageError("rerun needs --arch: the family of the trial")
+    from search.settings import resolve_storage
+
+    storage = resolve_storage(args.storage, args.output_dir)
+    result = rerun(storage, args.name, args.output_dir, args.arch, args.trial, seed=args.seed, save=args.save,
+                   threads=args.threads)
+    print(format_rerun(result))
+    return 0
+
+
 def _sigterm(signum, frame):
     raise KeyboardInterrupt
 
 
-COMMANDS = {"train": cmd_train, "report": cmd_report}  # anything else is the flagship search
+COMMANDS = {"train": cmd_train, "report": cmd_report, "predict": cmd_predict, "export": cmd_export,
+            "rerun": cmd_rerun}  # anything else is the flagship search
 
 
 def main(argv: list[str] | None = None) -> int:

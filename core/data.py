@@ -44,6 +44,7 @@ class PreparedData:
     tokenizer_source: str
     cache_hit: bool = False
     sizes: dict = field(default_factory=dict)
+    max_length: int | None = None  # tokens per text after truncation (saved with every model)
 
     @property
     def num_labels(self) -> int:
@@ -319,6 +320,7 @@ def prepare(settings: DataSettings) -> PreparedData:
         tokenizer_source=tokenizer_source,
         cache_hit=hit,
         sizes=sizes,
+        max_length=settings.max_length,
     )
 
 

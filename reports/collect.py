@@ -270,18 +270,41 @@ def importance_frame(bench: Benchmark) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["family", "param", "importance", "note"])
 
 
+THIN_FRACTION = 0.2  # a family whose completed trials are fewer than this share of its finished ones
+
+
 def counts_frame(bench: Benchmark) -> pd.DataFrame:
-    """Trials per family and state: complete, pruned, failed, running (and waiting), total."""
+    """Trials per family and state: complete, pruned, failed, running (and waiting), total; the
+    optimizer steps its trials trained (what the family really got of the budget), and ``thin``:
+    fewer completed trials than a fifth of the finished ones, too few for TPE and importances."""
     rows = []
     for family in bench.families:
-        states = [t.state for t in bench.trials(family)]
+        trials = bench.trials(family)
+        states = [t.state for t in trials]
+        complete, finished = states.count(TrialState.COMPLETE), len(states) - states.count(TrialState.RUNNING)
+        finished -= states.count(TrialState.WAITING)
         rows.append({"family": family,
-                     "complete": states.count(TrialState.COMPLETE),
+                     "complete": complete,
                      "pruned": states.count(TrialState.PRUNED),
                      "failed": states.count(TrialState.FAIL),
                      "running": states.count(TrialState.RUNNING) + states.count(TrialState.WAITING),
-                     "total": len(states)})
-    return pd.DataFrame(rows, columns=["family", "complete", "pruned", "failed", "running", "total"])
+                     "total": len(states),
+                     "steps_trained": sum(int(t.user_attrs.get("steps_trained") or 0) for t in trials),
+                     "thin": finished > 0 and complete < THIN_FRACTION * finished})
+    return pd.DataFrame(rows, columns=["family", "complete", "pruned", "failed", "running", "total", "steps_trained",
+                                       "thin"])
+
+
+def thin_notes(counts: pd.DataFrame) -> list[str]:
+    """One sentence per family whose search was thin, saying why (pruned or failed trials)."""
+    notes = []
+    for r in counts[counts["thin"]].itertuples():
+        cause = "pruned" if r.pruned >= r.failed else "failed"
+        notes.append(f"{r.family}: the search was thin: {r.complete} of {r.complete + r.pruned + r.failed} finished "
+                     f"trials completed ({r.pruned} pruned, {r.failed} failed), below a fifth, so its sampler and "
+                     f"importances learned from few full runs; most trials {cause}"
+                     + (" (the pruner stopped them: compare --pruner none)" if cause == "pruned" else "") + ".")
+    return notes
 
 
 def fail_reasons_frame(bench: Benchmark) -> pd.DataFrame:

@@ -191,6 +191,19 @@ def _baseline_text(baseline: dict[str, Any] | None) -> str | None:
             f"{cell(baseline.get('fit_seconds'))} s.")
 
 
+def _rerun_commands(bench: Benchmark, final: pd.DataFrame) -> list[str]:
+    """``benchmark.py rerun`` of each family's chosen configuration (the search's best trial without a
+    final stage): the command that re-trains it and prints recorded vs re-obtained accuracy."""
+    chosen = stats.choose(final).drop_duplicates("family").set_index("family")["trial_number"]
+    best = collect.best_frame(bench, k=1).set_index("family")["number"]
+    commands = []
+    for family in bench.families:
+        trial = chosen.get(family, best.get(family))
+        if trial is not None and not pd.isna(trial):
+            commands.append(f"python benchmark.py rerun --name {bench.name} --arch {family} --trial {int(trial)}")
+    return commands
+
+
 def build_context(bench: Benchmark) -> dict[str, Any]:
     """Everything the template needs, as plain strings, lists and dicts."""
     palette = figures.family_palette(bench.families)
@@ -234,10 +247,12 @@ def build_context(bench: Benchmark) -> dict[str, Any]:
                               palette=palette),
         "importance_notes": [f"{r.family}: {r.note}" for r in importance.itertuples() if r.note],
         "counts": table(counts),
+        "thin_notes": collect.thin_notes(counts),
         "counts_figure": _figure(figures.trial_counts, counts[counts.total > 0], "No trials yet.",
                                  "trial states per family"),
         "fail_reasons": table(collect.fail_reasons_frame(bench)),
         "provenance": collect.provenance(bench),
+        "reruns": _rerun_commands(bench, final),
         "versions": table(versions.drop(columns="same").reset_index(), highlight=~versions["same"].to_numpy()),
     }
 

@@ -13,7 +13,7 @@ import os
 import platform
 import shlex
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from search.tracking import MlflowTracker, check_tracking
 
 log = logging.getLogger(__name__)
 
+THIN_FRACTION = 0.2  # fewer completed trials than this share of the finished ones: as reports.collect
 PACKAGES = ("textbench", "torch", "transformers", "datasets", "evaluate", "accelerate", "optuna", "mlflow",
             "pandas", "scikit-learn")
 
@@ -144,6 +145,7 @@ def study_attrs(bench: Benchmark, arch: str) -> dict:
         "benchmark": bench.search.name,
         "arch": arch,
         "settings": bench.study_settings(arch),
+        "data_settings": asdict(bench.data_settings),  # what `rerun` needs to prepare the same data
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "versions": package_versions(),
         "hardware": hardware(),
@@ -158,7 +160,8 @@ def run_family(bench: Benchmark, arch: str) -> optuna.Study:
     sampler = make_sampler(s.sampler, s.seed, s.trials)
     if bench.fixed[arch]:
         sampler = optuna.samplers.PartialFixedSampler(bench.fixed[arch], sampler)
-    pruner = make_pruner(s.pruner, max_steps=bench.train.max_steps, eval_steps=bench.train.eval_steps)
+    pruner = make_pruner(s.pruner, max_steps=bench.train.max_steps, eval_steps=bench.train.eval_steps,
+                         n_validation=len(bench.data.splits["validation"]))
     study = open_study(bench.storage, s.name, arch, sampler=sampler, pruner=pruner, attrs=study_attrs(bench, arch))
     best_model_dir = (s.run_dir / "models" / f"{arch}-best").resolve()
     best_model_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -215,12 +218,13 @@ def summary_rows(studies: dict[str, optuna.Study], baseline: dict | None = None)
             "complete": counts.complete,
             "pruned": counts.pruned,
             "failed": counts.failed,
+            "steps_trained": sum(int(t.user_attrs.get("steps_trained") or 0) for t in study.get_trials(deepcopy=False)),
             "wall_seconds": study_wall_seconds(study),
             "test_mean": _mean_test_of_rank_one(study),
         })
     if baseline:
         rows.append({"arch": baseline["name"], "best_value": baseline["validation_accuracy"], "best_trial": None,
-                     "best_params": {"C": baseline["C"]}, "complete": 1, "pruned": 0, "failed": 0,
+                     "best_params": {"C": baseline["C"]}, "complete": 1, "pruned": 0, "failed": 0, "steps_trained": None,
                      "wall_seconds": baseline["fit_seconds"], "test_mean": baseline["test_accuracy"]})
     return rows
 
@@ -232,15 +236,21 @@ def _mean_test_of_rank_one(study: optuna.Study) -> float | None:
 
 def format_summary(rows: list[dict]) -> str:
     lines = [f"{'family':<12} {'best val acc':>12} {'test (top-1)':>12} {'trial':>5} {'complete':>8} {'pruned':>6} "
-             f"{'failed':>6} {'wall s':>7}  best params"]
+             f"{'failed':>6} {'steps':>8} {'wall s':>7}  best params"]
     for r in rows:
         value = f"{r['best_value']:.4f}" if r["best_value"] is not None else "-"
         wall = f"{r['wall_seconds']:.0f}" if r.get("wall_seconds") is not None else "-"
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in r["best_params"].items())
         trial = r["best_trial"] if r["best_trial"] is not None else "-"
         test = f"{r['test_mean']:.4f}" if r.get("test_mean") is not None else "-"
+        steps = r["steps_trained"] if r.get("steps_trained") is not None else "-"
         lines.append(f"{r['arch']:<12} {value:>12} {test:>12} {trial:>5} {r['complete']:>8} {r['pruned']:>6} "
-                     f"{r['failed']:>6} {wall:>7}  {params}")
+                     f"{r['failed']:>6} {steps:>8} {wall:>7}  {params}")
+    for r in rows:
+        finished = r["complete"] + r["pruned"] + r["failed"]
+        if finished and r["complete"] < THIN_FRACTION * finished:
+            lines.append(f"note: {r['arch']}'s search was thin: {r['complete']} of {finished} trials completed "
+                         f"({r['pruned']} pruned, {r['failed']} failed); see the report")
     return "\n".join(lines)
 
 

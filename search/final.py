@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import optuna
@@ -19,6 +20,7 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 from transformers import set_seed
 
+from core.inference import save_model
 from core.models import build_model, count_parameters
 from core.training import evaluate_split, fit
 from search.objective import trial_seed
@@ -41,6 +43,29 @@ def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
     return sorted(complete, key=lambda t: (-t.value, t.number))[:k]
 
 
+def final_model_dir(run_dir: Path, arch: str, trial_number: int, seed: int) -> Path:
+    """Where the model of one final-stage run is kept (the best seed of each configuration is)."""
+    return Path(run_dir) / "models" / "final" / f"{arch}-trial-{trial_number}-seed-{seed}"
+
+
+def best_seed(records: list[dict]) -> dict:
+    """The record with the best validation accuracy among one configuration's seeds (ties: lower seed)."""
+    return max(records, key=lambda r: (r["validation_accuracy"], -r["seed"]))
+
+
+def keep_best_seed_models(run_dir: Path, arch: str, records: list[dict]) -> None:
+    """Delete the saved final-stage models of ``arch`` except each configuration's best seed: the
+    model that predict/export use for it (one model per configuration, not one per seed, on disk)."""
+    by_trial: dict[int, list[dict]] = {}
+    for record in records:
+        by_trial.setdefault(record["trial_number"], []).append(record)
+    keep = {final_model_dir(run_dir, arch, n, best_seed(rs)["seed"]).name for n, rs in by_trial.items()}
+    folder = Path(run_dir) / "models" / "final"
+    for path in folder.glob(f"{arch}-trial-*-seed-*") if folder.exists() else ():
+        if path.name not in keep and ".tmp-" not in path.name:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def train_final(bench, arch: str, trial: optuna.trial.FrozenTrial, seed: int, work_dir: Path) -> dict:
     """One re-training of a configuration with one seed, evaluated once on the test split."""
     model_params, training_params = split_params(trial.params)
@@ -51,6 +76,8 @@ def train_final(bench, arch: str, trial: optuna.trial.FrozenTrial, seed: int, wo
     result = fit(model, data, bench.train, work_dir / f"final-{arch}-{trial.number}-{seed}",
                  learning_rate=training_params.get("learning_rate", bench.train.learning_rate), seed=seed)
     test = evaluate_split(result.trainer, data.splits["test"], "test")
+    save_model(result.trainer.model, data.tokenizer, final_model_dir(bench.search.run_dir, arch, trial.number, seed),
+               data.label_names, data.max_length)
     return {
         "arch": arch,
         "trial_number": trial.number,
@@ -135,4 +162,5 @@ def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: boo
     records = [dict(r, rank=rank[r["trial_number"]]) for r in stored_records(study.user_attrs).values()
                if r["trial_number"] in rank and r["seed"] in seeds]
     study.set_user_attr("final_results", sorted(records, key=lambda r: (r["rank"], r["seed"])))
+    keep_best_seed_models(s.run_dir, arch, records)
     return records

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 import optuna
 from transformers import TrainerCallback, set_seed
 
+from core.inference import save_model
 from core.models import build_model, count_parameters
 from core.training import NonFiniteLossError, TrainSettings, fit
 from spaces import SPACES, split_params
@@ -48,7 +48,15 @@ class PruningCallback(TrainerCallback):
         if self.trial.should_prune():
             if self.pruned_at is None:
                 self.pruned_at = state.global_step
+                self._record_why()
             control.should_training_stop = True
+
+    def _record_why(self) -> None:
+        """The reference and noise margin the pruner used, so the decision can be checked later."""
+        decision = getattr(self.trial.study.pruner, "decisions", {}).get(self.trial.number)
+        if decision is not None and decision.reference is not None:
+            self.trial.set_user_attr("pruned_reference", decision.reference)
+            self.trial.set_user_attr("pruned_margin", decision.margin)
 
 
 @dataclass
@@ -128,13 +136,5 @@ class Objective:
         except ValueError:  # no completed trial yet
             best = float("-inf")
         if result.best_accuracy > best:
-            tmp = Path(f"{self.best_model_dir}.tmp-{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            result.trainer.model.save_pretrained(tmp)
-            self.data.tokenizer.save_pretrained(tmp)
-            (tmp / "TRIAL").write_text(str(trial.number))
-            shutil.rmtree(self.best_model_dir, ignore_errors=True)
-            try:
-                tmp.replace(self.best_model_dir)
-            except OSError:  # another worker saved a model at the same moment; keep theirs
-                shutil.rmtree(tmp, ignore_errors=True)
+            save_model(result.trainer.model, self.data.tokenizer, self.best_model_dir, self.data.label_names,
+                       self.data.max_length, {"TRIAL": str(trial.number)})

@@ -18,7 +18,7 @@ from search import fixed as fixing
 from spaces import SPACES
 
 SAMPLERS = ("tpe", "random", "qmc", "cmaes")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("margin", "median", "hyperband", "none")
 JOURNAL_SUFFIXES = (".journal", ".log")  # a --storage without "://" is an Optuna journal file
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "oracle")  # SQLAlchemy dialects Optuna's RDBStorage runs on
 TRACKING_SCHEMES = ("file", "http", "https", "databricks", "databricks-uc", "uc",
@@ -114,7 +114,7 @@ class SearchSettings:
     storage: str | None = None  # default: the journal file <output_dir>/optuna.journal
     seed: int = 42
     sampler: str = "tpe"
-    pruner: str = "median"
+    pruner: str = "margin"
     timeout: float | None = None  # seconds per study
     fix: list[str] = field(default_factory=list)
     top_k: int = 3

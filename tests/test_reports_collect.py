@@ -124,9 +124,26 @@ def test_importance_with_too_few_trials_is_a_note(tmp_path):
 
 def test_counts_and_fail_reasons(bench):
     counts = collect.counts_frame(bench).set_index("family")
-    assert counts.loc["cnn"].to_dict() == {"complete": 7, "pruned": 2, "failed": 1, "running": 0, "total": 10}
+    # steps: 7 complete x 10 evaluations x 100 steps + 2 pruned after 2 evaluations + the failed one's 0.
+    assert counts.loc["cnn"].to_dict() == {"complete": 7, "pruned": 2, "failed": 1, "running": 0, "total": 10,
+                                           "steps_trained": 7400, "thin": False}
+    assert collect.thin_notes(counts.reset_index()) == []
     reasons = collect.fail_reasons_frame(bench)
     assert reasons["count"].tolist() == [1, 1]
+
+
+@pytest.mark.parametrize(("pruned", "thin"), [(tuple(range(9)), True), (tuple(range(8)), False)])
+def test_a_family_with_fewer_completed_trials_than_a_fifth_is_thin(tmp_path, pruned, thin):
+    url, store = sqlite_storage(tmp_path / "s.db")
+    make_study(store, "t", "cnn", n_trials=10, pruned=pruned, failed=())
+    make_study(store, "t", "rnn", n_trials=10, pruned=(), failed=())
+    counts = collect.counts_frame(collect.load_benchmark(url, "t"))
+    assert counts["thin"].tolist() == [thin, False]  # 1 of 10 is below a fifth; 2 of 10 is not
+    notes = collect.thin_notes(counts)
+    assert len(notes) == int(thin)
+    if thin:
+        assert notes[0].startswith("cnn: the search was thin: 1 of 10 finished trials completed (9 pruned, 0 failed)")
+        assert "pruner" in notes[0]
 
 
 def test_settings_identical_means_no_budget_problem(bench):

@@ -164,3 +164,20 @@ def test_chosen_configuration_is_highlighted_in_best_table(report):
     for row in re.findall(r'<tr class="hl">(.*?)</tr>', best, re.S):
         cells = re.findall(r"<td>(.*?)</td>", row, re.S)
         assert (cells[0], int(cells[2])) in set(zip(chosen["family"], chosen["trial_number"], strict=True))
+
+
+def test_a_thin_search_is_flagged_with_its_counts_and_steps(tmp_path, quick_png):
+    url, store = sqlite_storage(tmp_path / "s.db")
+    make_study(store, "thin", "cnn", n_trials=10, pruned=(), failed=())
+    make_study(store, "thin", "rnn", n_trials=10, pruned=tuple(range(9)), failed=())
+    text = html.unescape(build_report(url, "thin", tmp_path / "out").read_text())
+    alert = text[text.index('id="thin-search"'):]
+    alert = alert[:alert.index("</div>")]
+    assert "rnn: the search was thin: 1 of 10 finished trials completed (9 pruned, 0 failed)" in alert
+    assert "cnn:" not in alert
+    assert text.index('id="thin-search"') < text.index('<section id="budget"')
+    assert "steps trained</th>" in text
+
+
+def test_no_thin_search_alert_when_every_family_completed_enough(report):
+    assert 'id="thin-search"' not in report[2]

@@ -190,7 +190,27 @@ def test_malformed_storage_urls_are_refused_without_leaking_the_password(url):
 
 
 def test_median_pruner_waits_for_a_fifth_of_the_budget_and_three_complete_trials():
+    pruner = make_pruner("margin", max_steps=2500, eval_steps=500, n_validation=2500)
+    assert pruner.n_warmup_steps == 500 and pruner.n_startup_trials == 3  # the default: the same start
     pruner = make_pruner("median", max_steps=2500, eval_steps=500)
     assert pruner._n_warmup_steps == 500 and pruner._n_startup_trials == 3  # prunes from 500
     assert make_pruner("median", max_steps=600, eval_steps=50)._n_warmup_steps == 120  # prunes from 150
     assert isinstance(make_pruner("hyperband", max_steps=600, eval_steps=100), optuna.pruners.HyperbandPruner)
+
+
+def test_summary_shows_steps_trained_per_family_and_flags_a_thin_search():
+    from search.benchmark import format_summary, summary_rows
+
+    studies = {}
+    for arch, n_pruned in (("cnn", 1), ("rnn", 9)):
+        study = studies[arch] = optuna.create_study(direction="maximize")
+        for i in range(10):
+            trial = study.ask()
+            pruned = i >= 10 - n_pruned
+            trial.set_user_attr("steps_trained", 200 if pruned else 1000)
+            study.tell(trial, state=TrialState.PRUNED) if pruned else study.tell(trial, 0.5 + i / 100)
+    rows = {r["arch"]: r for r in summary_rows(studies)}
+    assert (rows["cnn"]["steps_trained"], rows["rnn"]["steps_trained"]) == (9 * 1000 + 200, 1000 + 9 * 200)
+    text = format_summary(list(rows.values()))
+    assert "note: rnn's search was thin: 1 of 10 trials completed (9 pruned, 0 failed)" in text
+    assert "cnn's search was thin" not in text

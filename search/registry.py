@@ -1,0 +1,109 @@
+"""MLflow Model Registry: each family's chosen model as a registered pyfunc model.
+
+The model is the exported folder (``core.export``: weights, tokenizer, label names, its own code)
+logged as an artifact of a "model from code" pyfunc (``search/pyfunc_model.py``), so that
+``mlflow.pyfunc.load_model("models:/textbench-NAME-ARCH/1").predict(df)`` works offline and without
+textbench. A version is registered once per model: registering the same chosen model again returns
+the existing version.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+
+from core.errors import UsageError
+from core.export import export_folder
+from core.urls import redact
+from reports.card import model_card
+from search.tracking import ARCH, ROLE
+
+log = logging.getLogger(__name__)
+
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+REQUIREMENTS = ("mlflow", "torch", "transformers", "pandas")
+
+
+def _requirements() -> list[str]:
+    from importlib import metadata
+
+    return [f"{name}=={metadata.version(name)}" for name in REQUIREMENTS]
+
+
+def _signature(label_names: list[str]):
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    outputs = [ColSpec("string", "label"), *[ColSpec("float", f"prob_{name}") for name in label_names]]
+    return ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema(outputs))
+
+
+def register(chosen, tracking_uri: str, artifact_root: Path, label_names: list[str], max_length: int):
+    """Log ``chosen``'s model as a pyfunc and register it as a version of ``chosen.registered_name``;
+    returns the model version (the existing one when this very model is already registered)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    name = chosen.registered_name
+    identity = {"textbench.arch": chosen.arch, "textbench.trial": str(chosen.trial_number),
+                "textbench.seed": str(chosen.seed), "textbench.source": chosen.source,
+                "textbench.fingerprint": str((chosen.attrs.get("settings") or {}).get("fingerprint"))}
+    try:
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        versions = client.search_model_versions(f"name = '{name}'")
+    except Exception as exc:  # noqa: BLE001 - any client/transport error means the same to the user
+        raise UsageError(f"MLflow at {redact(tracking_uri)} is not usable ({str(exc).splitlines()[0][:200]}): "
+                         "fix --tracking-uri / MLFLOW_TRACKING_URI") from None
+    for version in versions:
+        if all(version.tags.get(k) == v for k, v in identity.items()):
+            return version
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    experiment = client.get_experiment_by_name(chosen.benchmark)
+    if experiment is None:
+        location = None
+        if not tracking_uri.startswith(("http", "databricks")):
+            artifact_root.mkdir(parents=True, exist_ok=True)
+            location = artifact_root.resolve().as_uri()
+        experiment_id = client.create_experiment(chosen.benchmark, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+    with tempfile.TemporaryDirectory(prefix="textbench-register-") as tmp:
+        card = model_card(chosen, "model", "(registered by textbench)", label_names, max_length)
+        folder = export_folder(chosen.model_dir, Path(tmp) / "model", chosen.arch, {"README.md": card})
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-model",
+                              tags={ROLE: "model", ARCH: chosen.arch, **identity}) as run:
+            mlflow.log_params({**{k: str(v) for k, v in chosen.params.items()}, "trial_number": chosen.trial_number,
+                               "seed": chosen.seed, "source": chosen.source})
+            metrics = {"validation_accuracy": chosen.validation_accuracy, "test_accuracy": chosen.test_accuracy}
+            mlflow.log_metrics({k: v for k, v in metrics.items() if v is not None})
+            with warnings.catch_warnings():  # advice about type hints and input examples, not problems
+                warnings.simplefilter("ignore", UserWarning)
+                info = mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_CODE),
+                                               artifacts={"model": str(folder)}, pip_requirements=_requirements(),
+                                               signature=_signature(label_names), registered_model_name=name)
+    version = client.get_model_version(name, str(info.registered_model_version))
+    for key, value in identity.items():
+        client.set_model_version_tag(name, version.version, key, value)
+    log.info("registered %s version %s (run %s)", name, version.version, run.info.run_id)
+    return client.get_model_version(name, version.version)
+
+
+def register_models(storage: str, name: str, output_dir: str | Path, tracking_uri: str) -> list[str]:
+    """Register every family's chosen model (end of a benchmark); ``models:/`` URIs of those registered.
+    A family without a usable model is skipped with a warning: the benchmark's results stand anyway."""
+    from core.inference import saved_labels
+    from search.use import chosen, open_benchmark
+
+    bench = open_benchmark(storage, name)
+    uris = []
+    for arch in bench.families:
+        try:
+            pick = chosen(bench, arch, Path(output_dir) / name)
+            version = register(pick, tracking_uri, Path(output_dir) / name / "mlartifacts", *saved_labels(pick.model_dir))
+            uris.append(f"models:/{version.name}/{version.version}")
+        except Exception as exc:  # noqa: BLE001 - registering is a convenience, never a failed benchmark
+            log.warning("%s: chosen model not registered in MLflow (%s)", arch, str(exc).splitlines()[0][:300])
+    return uris
