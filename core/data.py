@@ -28,49 +28,15 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from core.errors import UsageError
+from core.settings import DATA_ENV, DataSettings  # noqa: F401 - re-exported: settings are light
 
 log = logging.getLogger(__name__)
 
-DATA_ENV = "TEXTBENCH_DATA"
 SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json"}
 COMPRESSIONS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "valid", "dev"), "test": ("test",)}
 DROP_LIMIT = 0.05  # a split may lose at most this share of rows (no text, no label) without --drop-invalid
 MODEL_COLUMNS = ["input_ids", "attention_mask", "labels"]
-
-
-@dataclass
-class DataSettings:
-    """Which data, how it is split and tokenized. Maps one-to-one to CLI options."""
-
-    dataset: str = "imdb"  # hub id, or a local folder (train/validation|valid|dev/test files) or one file
-    data_dir: str | None = None  # local mirror root: DIR/<dataset>/ and DIR/<tokenizer>/ are tried first
-    text_column: str = "text"  # a column, or "a,b": several joined by a space
-    label_column: str = "label"
-    no_header: bool = False  # CSV/TSV without a header row: columns are given as 0-based numbers
-    drop_invalid: bool = False  # allow dropping more than DROP_LIMIT of a split (no text, no label)
-    tokenizer: str = "bert-base-cased"  # hub id or local folder
-    max_length: int = 128
-    validation_fraction: float = 0.1  # carved from train, stratified, seeded (unless a validation file is given)
-    test_fraction: float = 0.2  # only used when the dataset has no test split
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None  # caps validation and test
-    seed: int = 42
-    cache_dir: str = "runs/cache"
-
-    def __post_init__(self):
-        if self.max_length <= 0:
-            raise UsageError(f"--max-length must be positive, got {self.max_length}")
-        if not 0 < self.validation_fraction < 1:
-            raise UsageError(f"--validation-fraction must be in (0, 1), got {self.validation_fraction}")
-        if not 0 < self.test_fraction < 1:
-            raise UsageError(f"--test-fraction must be in (0, 1), got {self.test_fraction}")
-        for name in ("max_train_samples", "max_eval_samples"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        if self.data_dir is None:
-            self.data_dir = os.environ.get(DATA_ENV) or None
 
 
 @dataclass

@@ -15,7 +15,7 @@ from transformers import set_seed
 
 from core.data import DataSettings, prepare
 from core.models import build_model, count_parameters
-from core.training import TrainSettings, evaluate_split, fit, set_threads
+from core.training import TrainSettings, check_device, evaluate_split, fit, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ def train_once(arch: str, params: dict, data_settings: DataSettings, settings: T
                *, seed: int = 42, threads: int | None = None) -> dict:
     """Train ``arch`` with ``params`` under ``settings``; write outputs to ``out_dir``; return metrics."""
     set_threads(threads)
+    check_device(settings)
     data = prepare(data_settings)  # validates the data before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     set_seed(seed)

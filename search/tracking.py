@@ -9,6 +9,7 @@ is reported once, after which tracking is switched off and marked broken in the 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import math
 import os
@@ -23,6 +24,7 @@ from transformers import TrainerCallback
 from core.errors import UsageError
 from core.urls import redact
 from search.runner import claim_lock, count_trials
+from search.settings import default_tracking_uri, scheme  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -45,27 +47,28 @@ def runs_table_path(experiment_id: str) -> str:
     return f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
-def default_tracking_uri(output_dir: str | Path) -> str:
-    return f"sqlite:///{Path(output_dir) / 'mlflow.db'}"
-
-
-def _unusable(uri: str, exc: Exception) -> UsageError:
-    return UsageError(f"MLflow tracking at {redact(uri)} is not usable ({_first_line(exc)}): start the server, "
-                      "fix --tracking-uri / MLFLOW_TRACKING_URI, or pass --no-mlflow")
+# MLflow waits 20 s for a locked SQLite file (busy_timeout); with many workers a write can still
+# time out once. Such a write is retried rather than switching tracking off.
+LOCKED_RETRIES = 3
 
 
 def check_tracking(uri: str) -> None:
-    """A tracking server answers (one quick request, nothing created); local stores are checked when
-    they are created, since opening one creates it."""
-    if not uri.startswith(("http:", "https:")):
+    """Before any data is read: a tracking server (or database server) must answer. A file store
+    (sqlite, a folder) is checked by creating it, after the data (nothing written before)."""
+    if scheme(uri) in (None, "file", "sqlite"):
         return
     from mlflow.tracking import MlflowClient
 
     try:
         with _quick_http():
-            MlflowClient(tracking_uri=uri).get_experiment_by_name("textbench-connectivity-check")
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any client/transport error means the same to the user
         raise _unusable(uri, exc) from None
+
+
+def _unusable(uri: str, exc: Exception) -> UsageError:
+    return UsageError(f"MLflow tracking at {redact(uri)} is not usable ({_first_line(exc)}): start the server, "
+                      "fix --tracking-uri / MLFLOW_TRACKING_URI, or pass --no-mlflow")
 
 
 def _ms(moment: datetime | float | None) -> int | None:
@@ -93,12 +96,13 @@ class MlflowTracker:
         from mlflow.tracking import MlflowClient
 
         self.uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri)
         self.study_params = study_params  # arch -> params logged on the parent run
         self.broken: str | None = None
         self.parent: dict[str, str] = {}  # study name -> parent run id
         self.child: dict[tuple[str, int], str] = {}  # (study name, trial number) -> run id
-        self.experiment_id = self._experiment(experiment, artifact_root)
+        with _store_lock(tracking_uri):
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+            self.experiment_id = self._experiment(experiment, artifact_root)
 
     # ------------------------------------------------------------ plumbing
 
@@ -120,15 +124,22 @@ class MlflowTracker:
             raise _unusable(self.uri, exc) from None
 
     def _call(self, what: str, fn, *args, **kwargs):
-        """Run one client call; on the first failure report it once and stop tracking."""
-        if self.broken:
-            return None
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001
-            self.broken = f"{what}: {_first_line(exc)}"
-            log.error("MLflow tracking failed (%s); trials go on in Optuna, tracking is off from now on", self.broken)
-            return None
+        """Run one client call; on the first failure report it once and stop tracking (a SQLite file
+        that stays locked past MLflow's own wait is retried first)."""
+        for attempt in range(LOCKED_RETRIES + 1):
+            if self.broken:
+                return None
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001
+                if "database is locked" in str(exc) and attempt < LOCKED_RETRIES:
+                    log.info("MLflow store busy (%s); retrying", what)
+                    time.sleep(1 + attempt)
+                    continue
+                self.broken = f"{what}: {_first_line(exc)}"
+                log.error("MLflow tracking failed (%s); trials go on in Optuna, tracking is off from now on",
+                          self.broken)
+        return None
 
     def log_metrics(self, run_id: str | None, metrics: dict, step: int = 0) -> None:
         from mlflow.entities import Metric
@@ -342,6 +353,23 @@ def trial_run_name(arch: str, number: int, pruned: bool = False, step: int | Non
 def _param_value(value) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """One process at a time opens a SQLite tracking store: MLflow creates a new file's tables on
+    first use, and processes that do it at once fail ("table runs already exists")."""
+    head, sep, path = uri.partition(":///")
+    if scheme(uri) != "sqlite" or not sep or not path:
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

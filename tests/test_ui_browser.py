@@ -21,9 +21,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-import optuna
 import pytest
-from helpers import run_cli, search_args, stop_process_tree
+from helpers import default_storage, load_study, open_storage, run_cli, search_args, stop_process_tree
 from optuna.trial import TrialState
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -65,7 +64,7 @@ def finished(tiny_data_dir, tmp_path_factory):
     args.remove("--no-baseline")
     result = run_cli(*args, "--top-k", "1", timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
-    study = optuna.load_study(study_name="tiny-cnn", storage=f"sqlite:///{out / 'optuna.db'}")
+    study = load_study("tiny-cnn", default_storage(out))
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     assert pruned, "the seeded tiny benchmark no longer prunes a trial: raise --trials"
     link = re.search(r"then (/#/experiments/\S+)\)", result.stdout)
@@ -82,7 +81,7 @@ def servers(finished, tmp_path_factory):
     commands = {
         "mlflow": [str(BIN / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{out / 'mlflow.db'}",
                    "--host", "127.0.0.1", "--port", str(mlflow_port)],
-        "dashboard": [str(BIN / "optuna-dashboard"), f"sqlite:///{out / 'optuna.db'}", "--artifact-dir",
+        "dashboard": [str(BIN / "optuna-dashboard"), default_storage(out), "--artifact-dir",
                       str(out / "artifacts"), "--host", "127.0.0.1", "--port", str(dashboard_port)],
     }
     procs = [subprocess.Popen(cmd, stdout=open(logs / f"{name}.log", "w"), stderr=subprocess.STDOUT)
@@ -158,7 +157,7 @@ def test_optuna_dashboard_names_the_objective_and_matches_the_report(finished, s
     assert "Objective 0" not in body
     browser.save_screenshot(str(tmp_path / "dashboard-study.png"))
 
-    report = collect.importance_frame(collect.load_benchmark(f"sqlite:///{out / 'optuna.db'}", "tiny"))
+    report = collect.importance_frame(collect.load_benchmark(open_storage(default_storage(out)), "tiny"))
     expected = dict(zip(report["param"], report["importance"], strict=True))
     with urllib.request.urlopen(f"{dashboard_url}/api/studies/{study_id}/param_importances", timeout=60) as r:
         shown = {p["name"]: p["importance"] for p in json.load(r)["param_importances"][0]}
