@@ -9,7 +9,9 @@ the existing version.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -43,7 +45,6 @@ def _signature(label_names: list[str]):
 def register(chosen, tracking_uri: str, artifact_root: Path, label_names: list[str], max_length: int):
     """Log ``chosen``'s model as a pyfunc and register it as a version of ``chosen.registered_name``;
     returns the model version (the existing one when this very model is already registered)."""
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     name = chosen.registered_name
@@ -59,8 +60,35 @@ def register(chosen, tracking_uri: str, artifact_root: Path, label_names: list[s
     for version in versions:
         if all(version.tags.get(k) == v for k, v in identity.items()):
             return version
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    with _fluent_uris(tracking_uri):
+        return _log_and_register(client, chosen, tracking_uri, artifact_root, label_names, max_length, identity)
+
+
+@contextlib.contextmanager
+def _fluent_uris(uri: str):
+    """Point MLflow's fluent API at ``uri`` for the block. ``mlflow.set_tracking_uri``/``set_registry_uri``
+    also write MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI into os.environ, where every later subprocess
+    (and any later benchmark in the same process) would inherit them: restore both afterwards."""
+    import mlflow
+
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _log_and_register(client, chosen, tracking_uri: str, artifact_root: Path, label_names: list[str], max_length: int,
+                      identity: dict):
+    import mlflow
+
+    name = chosen.registered_name
     experiment = client.get_experiment_by_name(chosen.benchmark)
     if experiment is None:
         location = None

@@ -212,6 +212,7 @@ def cli_env(**extra: str) -> dict:
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), **extra}
     env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("MLFLOW_REGISTRY_URI", None)
     return env
 
 

@@ -198,7 +198,7 @@ CASES: dict[str, Case] = {
     "train-eval-steps-over-max-steps": Case(("--eval-steps", "50"), ("--eval-steps (50) exceeds --max-steps (20)",),
                                             command="train"),
     # ---- report
-    "report-no-storage": Case((), ("no Optuna storage at", "--output-dir"), command="report", subprocess=True),
+    "report-no-storage": Case((), ("no study storage at", "--output-dir"), command="report", subprocess=True),
     "report-unknown-name": Case(("--name", "other"), ("no study of benchmark 'other'", "benchmarks there: bad"),
                                 prepare=lambda tmp, out, data: _finished_run(out, data), command="report"),
 }

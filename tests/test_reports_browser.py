@@ -66,7 +66,7 @@ def test_report_loads_all_images_without_console_errors(tmp_path, browser):
     logs = browser.get_log("browser")
 
     assert state == "complete"
-    assert len(images) == 8
+    assert len(images) == page.read_text().count("<img ") >= 8  # every figure the page holds
     assert [alt for alt, complete, width in images if not (complete and width > 0)] == []
     assert scripts == 0 and heading == f"textbench report: {HOSTILE}"
     assert [entry for entry in logs if entry["level"] in ("SEVERE", "ERROR")] == []

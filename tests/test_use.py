@@ -59,6 +59,8 @@ def expected_choice(out: Path, arch: str) -> tuple[int, dict, float]:
     the seed with the best validation accuracy (ties: lower seed)."""
     by_trial: dict[int, list[dict]] = {}
     for r in records(out, arch):
+        if r["rank"] is None:  # the course notes' reference, re-trained beside the top-k, is never chosen
+            continue
         by_trial.setdefault(r["trial_number"], []).append(r)
     means = {n: sum(r["validation_accuracy"] for r in rs) / len(rs) for n, rs in by_trial.items()}
     rank = {n: rs[0]["rank"] for n, rs in by_trial.items()}
