@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import time
@@ -139,8 +140,8 @@ def report_parser() -> argparse.ArgumentParser:
     return p
 
 
-def add_benchmark_options(p: argparse.ArgumentParser, arch_help: str) -> None:
-    p.add_argument("--name", required=True, help="benchmark name")
+def add_benchmark_options(p: argparse.ArgumentParser, arch_help: str, name_required: bool = True) -> None:
+    p.add_argument("--name", required=name_required, help="benchmark name")
     p.add_argument("--arch", default=None, help=arch_help)
     p.add_argument("--output-dir", default="runs", help="the benchmark's --output-dir (default: runs)")
     p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///OUTPUT_DIR/optuna.db)")
@@ -156,7 +157,10 @@ def predict_parser() -> argparse.ArgumentParser:
         prog="benchmark.py predict",
         description="Predict labels and class probabilities with a benchmark's chosen model (its own tokenizer, "
                     "max length and label names). With a label column in --input, also print the accuracy.")
-    add_benchmark_options(p, USE_ARCH)
+    add_benchmark_options(p, USE_ARCH, name_required=False)
+    p.add_argument("--model", default=None,
+                   help="a saved model folder instead of a benchmark's chosen model (e.g. train's "
+                        "OUTPUT_DIR/train-ARCH/model, a models/ folder, an export)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", nargs="+", help="one or more texts")
     source.add_argument("--input", help="a .csv, .jsonl or .parquet file with a text column")
@@ -239,8 +243,21 @@ def parse_archs(text: str) -> list[str]:
 
 
 def configure_logging(verbose: bool) -> None:
+    """Quiet by default: our own INFO lines and bars, no library chatter or warnings a user cannot act
+    on (each silenced narrowly, the reason beside it); ``--verbose`` shows everything."""
+    import warnings
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if not verbose:
+        # MLflow sets its own logger's level when imported (INFO: "Creating initial MLflow database tables",
+        # "Successfully registered model") and draws a bar per artifact download while registering a model.
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # --fix pins values with Optuna's PartialFixedSampler, "experimental" since Optuna 2.4 and stable in use.
+        warnings.filterwarnings("ignore", message="PartialFixedSampler is experimental")
+        # torch's Conv1d with padding='same' and an even filter_size pads one side more (a copy of the
+        # input each step): intended, the search space includes even sizes.
+        warnings.filterwarnings("ignore", message=".*padding='same' with even kernel.*")
         import datasets
         import transformers
 
@@ -253,10 +270,6 @@ def configure_logging(verbose: bool) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         for noisy in ("httpx", "urllib3", "filelock", "alembic", "mlflow"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*pin_memory.*")
-    warnings.filterwarnings("ignore", message=".*padding='same' with even kernel.*")
 
 
 # ---------------------------------------------------------------- commands
@@ -275,6 +288,8 @@ def cmd_train(argv: list[str]) -> int:
                          seed=args.seed, threads=args.threads)
     print(json.dumps(metrics, indent=2))
     print(f"wrote {out_dir}/metrics.json, curves.csv, curves.png")
+    print(f"model (label names in config.json): {out_dir / 'model'}")
+    print(f"use it: python benchmark.py predict --model {shlex.quote(str(out_dir / 'model'))} --text \"a text to classify\"")
     return 0
 
 
@@ -480,9 +495,15 @@ def cmd_predict(argv: list[str]) -> int:
     check_output(args.output)
     column = args.text_column if args.input else "text"
     frame = read_texts(args.input, column) if args.input else pd.DataFrame({"text": args.text})
-    chosen = _chosen(args)
-    print(f"model: {chosen.describe()}", file=sys.stderr)
-    model = Classifier.load(chosen.model_dir)
+    if (args.name is None) == (args.model is None):
+        raise UsageError("predict needs exactly one of --name NAME (a benchmark's chosen model) and --model DIR (a saved model folder)")
+    if args.model is not None:
+        print(f"model: {args.model}", file=sys.stderr)
+        model = Classifier.load(args.model)
+    else:
+        chosen = _chosen(args)
+        print(f"model: {chosen.describe()}", file=sys.stderr)
+        model = Classifier.load(chosen.model_dir)
     texts = frame[column].fillna("").astype(str).tolist()  # an empty cell is an empty text
     predicted = model.predict(texts, args.batch_size, progress=len(texts) > 10 * args.batch_size)
     out = pd.concat([frame.reset_index(drop=True), predicted.rename(columns={"label": "prediction"})], axis=1)
@@ -503,8 +524,6 @@ def cmd_predict(argv: list[str]) -> int:
 def cmd_export(argv: list[str]) -> int:
     args = export_parser().parse_args(argv)
     configure_logging(args.verbose)
-    import shlex
-
     from core.export import export_folder
     from core.inference import saved_labels
     from reports.card import model_card
