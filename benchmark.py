@@ -101,6 +101,9 @@ def search_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, help="stop each study after this many seconds")
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                    help="pin a search-space parameter, e.g. --fix num_layers=1 (repeatable)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="do not start each study with the course notes' configuration (trial 0, also re-trained "
+                        "in the final stage to measure what tuning bought)")
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///OUTPUT_DIR/mlflow.db)")
     p.add_argument("--no-mlflow", action="store_true", help="turn MLflow tracking off")
@@ -280,8 +283,10 @@ def cmd_train(argv: list[str]) -> int:
     configure_logging(args.verbose)
     from core.models import SEED_CONFIGS, coerce_params
     from core.single_run import train_once
+    from search.fixed import parse_fixed
 
-    params = {**SEED_CONFIGS[args.arch], "learning_rate": 1e-3, **coerce_params(args.arch, args.overrides)}
+    searched = parse_fixed(args.arch, args.overrides, option="--set")  # typed, checked against the space
+    params = {**SEED_CONFIGS[args.arch], "learning_rate": 1e-3, **coerce_params(args.arch, args.overrides), **searched}
     lr = params.pop("learning_rate")
     out_dir = Path(args.output_dir) / f"train-{args.arch}"
     metrics = train_once(args.arch, params, data_settings(args), train_settings(args, lr), out_dir,
@@ -299,7 +304,7 @@ def search_settings(args, progress: bool = True) -> SearchSettings:  # noqa: F82
     return SearchSettings(
         archs=parse_archs(args.arch), trials=args.trials, name=args.name or default_name(args.dataset),
         output_dir=args.output_dir, storage=args.storage, seed=args.seed, sampler=args.sampler, pruner=args.pruner,
-        timeout=args.timeout, fix=args.fix, top_k=args.top_k, final_seeds=args.final_seeds,
+        timeout=args.timeout, fix=args.fix, reference=not args.no_reference, top_k=args.top_k, final_seeds=args.final_seeds,
         tracking_uri=args.tracking_uri, mlflow=not args.no_mlflow, progress=progress,
     )
 
@@ -450,6 +455,7 @@ def cmd_search(argv: list[str]) -> int:
     for row in rows if tracking is not None else []:
         if row["arch"] in studies:  # the chosen configuration on each study's parent run, as in the report
             tracking.chosen_config(studies[row["arch"]], row)
+    print_tuning_gains(bench, studies, tracking)
     if tracking is not None:
         state = f"BROKEN ({tracking.broken})" if tracking.broken else "ok"
         print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}]")
@@ -465,12 +471,32 @@ def cmd_search(argv: list[str]) -> int:
     return 0
 
 
+def print_tuning_gains(bench, studies: dict, tracking) -> None:
+    """What tuning bought over the course notes' settings: printed, and on each study's MLflow parent run
+    (``reports.tuning``: the same frame as tuning.csv and the report)."""
+    from reports import collect, tuning
+
+    gains = tuning.for_benchmark(collect.load_benchmark(bench.storage, bench.search.name))
+    if gains.empty:
+        return
+    print("\nwhat tuning bought over the course notes' settings (test accuracy; gain = chosen - notes, paired on "
+          "the same test examples, Holm-adjusted p):")
+    print(tuning.format_table(gains))
+    print(tuning.sentence(gains))
+    for _, row in gains.iterrows():
+        if tracking is not None and row["family"] in studies:
+            tracking.tuning_gain(studies[row["family"]], row)
+
+
 def cmd_report(argv: list[str]) -> int:
     args = report_parser().parse_args(argv)
     configure_logging(args.verbose)
     from reports import build_report
 
     storage = args.storage or f"sqlite:///{Path(args.output_dir) / 'optuna.db'}"
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():  # opening would create it
+        raise UsageError(f"no Optuna storage at {storage[len('sqlite:///'):]}: pass the --output-dir (or --storage) "
+                         "the benchmark ran with")
     path = build_report(storage, args.name, Path(args.output_dir) / args.name)
     print(f"report: {path}")
     return 0

@@ -48,8 +48,8 @@ def train_once(arch: str, params: dict, data_settings: DataSettings, settings: T
                *, seed: int = 42, threads: int | None = None) -> dict:
     """Train ``arch`` with ``params`` under ``settings``; write outputs to ``out_dir``; return metrics."""
     set_threads(threads)
+    data = prepare(data_settings)  # bad data fails here, before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = prepare(data_settings)
     set_seed(seed)
     model = build_model(arch, vocab_size=len(data.tokenizer), num_labels=data.num_labels,
                         pad_token_id=data.tokenizer.pad_token_id, **params)

@@ -228,17 +228,21 @@ def best_frame(bench: Benchmark, k: int | None = None) -> pd.DataFrame:
 
 
 def final_frame(bench: Benchmark) -> pd.DataFrame:
-    """One row per final-stage run (config rank x seed); empty when the final stage did not run."""
+    """One row per final-stage run (config rank x seed); empty when the final stage did not run.
+
+    ``reference`` marks the course notes' configuration; outside the top-k its ``rank`` is NaN."""
     rows = []
     for family in bench.families:
         for result in bench.attrs(family).get("final_results") or []:
             row = {c: result.get(c) for c in FINAL_COLUMNS}
             row["family"] = family
             row["params"] = dict(result.get("params") or {})
+            row["reference"] = bool(result.get("reference"))
             rows.append(row)
-    df = pd.DataFrame(rows, columns=list(FINAL_COLUMNS))
+    df = pd.DataFrame(rows, columns=[*FINAL_COLUMNS, "reference"])
     numeric = [c for c in FINAL_COLUMNS if c not in ("family", "params")]
     df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce")
+    df["reference"] = df["reference"].astype(bool)
     return df.sort_values(["family", "rank", "seed"], kind="stable").reset_index(drop=True)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from reports import collect, figures, stats
+from reports import collect, figures, stats, tuning
 from reports.collect import Benchmark
 
 logger = logging.getLogger(__name__)
@@ -166,19 +166,59 @@ def _pairs_table(pairs: pd.DataFrame) -> dict[str, Any] | None:
 def _final_tables(final: pd.DataFrame) -> dict[str, Any] | None:
     if final.empty:
         return None
+    chosen = set(map(tuple, stats.choose(final)[["family", "rank"]].drop_duplicates().to_numpy()))
+    notes = set(zip(final.loc[final["reference"], "family"], final.loc[final["reference"], "trial_number"], strict=True))
+    final = final.assign(rank=final["rank"].fillna(0))  # rank 0: the course notes' reference outside the top-k
     summary = stats.summarize(final, by=["family", "rank"])
     val = stats.summarize(final, by=["family", "rank"], value="validation_accuracy")
     trial = final.groupby(["family", "rank"])["trial_number"].first().reset_index()
     merged = summary.merge(val[["family", "rank", "mean"]].rename(columns={"mean": "val"}), on=["family", "rank"])
     merged = merged.merge(trial, on=["family", "rank"])
-    chosen = set(map(tuple, stats.choose(final)[["family", "rank"]].drop_duplicates().to_numpy()))
     is_chosen = [(f, r) in chosen for f, r in zip(merged["family"], merged["rank"], strict=True)]
-    per_rank = pd.DataFrame({"family": merged["family"], "rank": merged["rank"], "trial": merged["trial_number"],
+    trial = [f"{int(n)} {NOTES_MARK}" if (f, n) in notes else n for f, n in zip(merged["family"],
+                                                                              merged["trial_number"], strict=True)]
+    rank = ["–" if r == 0 else r for r in merged["rank"]]
+    per_rank = pd.DataFrame({"family": merged["family"], "rank": rank, "trial": trial,
                              "mean validation": merged["val"], "mean test": merged["mean"], "std": merged["std"],
                              "seeds": merged["n"], "95% CI (test)": merged.apply(_ci, axis=1),
                              "chosen": is_chosen})
     fmt = {"mean validation": stats.fmt_acc, "mean test": stats.fmt_acc, "std": stats.fmt_acc}
     return {"per_rank": table(per_rank, fmt, highlight=is_chosen)}
+
+
+NOTES_MARK = "(course notes)"  # marks the course notes' reference configuration in the tables
+
+
+def _tuning_table(gains: pd.DataFrame) -> dict[str, Any] | None:
+    """What tuning bought, per family: the same numbers as ``tuning.csv`` and the terminal."""
+    if gains.empty:
+        return None
+
+    def ci(lo: float, hi: float, fmt: Callable[[float], str]) -> str:
+        return "n/a" if math.isnan(lo) else f"{fmt(lo)} to {fmt(hi)}"
+
+    shown = pd.DataFrame({
+        "family": gains["family"], "notes trial": gains["reference_trial"],
+        "notes validation (search)": gains["reference_validation"].map(stats.fmt_acc),
+        "notes mean test": gains["reference_mean"].map(stats.fmt_acc),
+        "notes 95% CI": [ci(lo, hi, stats.fmt_acc) for lo, hi in zip(gains["reference_ci_low"],
+                                                                     gains["reference_ci_high"], strict=True)],
+        "chosen trial": gains["chosen_trial"], "chosen mean test": gains["chosen_mean"].map(stats.fmt_acc),
+        "chosen 95% CI": [ci(lo, hi, stats.fmt_acc) for lo, hi in zip(gains["chosen_ci_low"],
+                                                                      gains["chosen_ci_high"], strict=True)],
+        "seeds": gains["seeds"], "gain (points)": gains["gain"].map(tuning.points),
+        "gain 95% CI (points)": [ci(lo, hi, tuning.points) for lo, hi in zip(gains["gain_ci_low"],
+                                                                             gains["gain_ci_high"], strict=True)],
+        "method": gains["method"], "p": gains["p_value"].map(stats.fmt_p),
+        "Holm-adjusted p": gains["p_holm"].map(stats.fmt_p),
+        "trials until one beat the notes (validation)": [
+            f"none of {int(m)}" if pd.isna(n) else int(n)
+            for n, m in zip(gains["trials_to_beat"], gains["trials_searched"], strict=True)]})
+    return table(shown, highlight=(gains["significant"] & (gains["gain"] > 0)).to_numpy())
+
+
+def _reference_numbers(bench: Benchmark) -> set[tuple[str, float]]:
+    return {(f, float(t.number)) for f in bench.families for t in bench.trials(f) if t.user_attrs.get("reference")}
 
 
 def _best_table(bench: Benchmark, final: pd.DataFrame) -> dict[str, Any] | None:
@@ -189,7 +229,10 @@ def _best_table(bench: Benchmark, final: pd.DataFrame) -> dict[str, Any] | None:
     chosen = stats.choose(final)
     picked = set(zip(chosen["family"], chosen["trial_number"].astype(float), strict=True))
     flags = [(f, float(n)) in picked for f, n in zip(best["family"], best["number"], strict=True)]
-    shown = pd.DataFrame({"family": best["family"], "rank": best["rank"], "trial": best["number"],
+    notes = _reference_numbers(bench)
+    trial = [f"{n} {NOTES_MARK}" if (f, float(n)) in notes else n for f, n in zip(best["family"], best["number"],
+                                                                                    strict=True)]
+    shown = pd.DataFrame({"family": best["family"], "rank": best["rank"], "trial": trial,
                           "validation accuracy": best["value"], "parameters": best["n_params"],
                           "best step": best["best_step"], "hyperparameters": best["params"].map(_kv),
                           "chosen for test": flags})
@@ -254,8 +297,9 @@ def _rerun_commands(bench: Benchmark, final: pd.DataFrame) -> list[str]:
     return commands
 
 
-def build_context(bench: Benchmark) -> dict[str, Any]:
-    """Everything the template needs, as plain strings, lists and dicts."""
+def build_context(bench: Benchmark, gains: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Everything the template needs, as plain strings, lists and dicts (``gains``: ``tuning.for_benchmark``,
+    computed here when not given)."""
     palette = figures.family_palette(bench.families)
     trials, final, baseline = collect.trials_frame(bench), collect.final_frame(bench), bench.baseline
     settings, counts = collect.settings_frame(bench), collect.counts_frame(bench)
@@ -263,6 +307,7 @@ def build_context(bench: Benchmark) -> dict[str, Any]:
     no_done = "No completed trials: nothing to draw."
     versions = collect.versions_frame(bench)
     preds, labels = collect.final_predictions(bench), collect.test_labels(bench)
+    gains = tuning.gains(trials, final, preds, labels) if gains is None else gains
     order = stats.ranking(final, baseline, preds, labels)
     pairs = stats.pairwise(final, baseline, preds, labels) if not final.empty else pd.DataFrame()
     chance = _chance_rate(order, labels)
@@ -279,7 +324,9 @@ def build_context(bench: Benchmark) -> dict[str, Any]:
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "optuna_version": optuna.__version__,
         "sections": SECTIONS,
-        "verdict": stats.verdict_parts(trials, final, baseline, preds, labels, pairs=pairs if len(pairs) else None),
+        "verdict": [*stats.verdict_parts(trials, final, baseline, preds, labels, pairs=pairs if len(pairs) else None),
+                    *filter(None, [tuning.sentence(gains)])],
+        "tuning": _tuning_table(gains),
         "leaderboard": _leaderboard(trials, order),
         "pairs": _pairs_table(pairs),
         "paired": bool(len(pairs)) and (pairs["method"] == "paired bootstrap").any(),
@@ -342,12 +389,15 @@ def render(context: dict[str, Any]) -> str:
 
 
 def build_report(storage: str | optuna.storages.BaseStorage, name: str, out_dir: str | Path) -> Path:
-    """Write ``out_dir/report.html`` and ``out_dir/trials.csv`` for benchmark ``name``; return the HTML path."""
+    """Write ``out_dir/report.html``, ``out_dir/trials.csv`` and ``out_dir/tuning.csv`` (what tuning bought
+    per family) for benchmark ``name``; return the HTML path."""
+    bench = collect.load_benchmark(storage, name)  # an unknown name fails before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    bench = collect.load_benchmark(storage, name)
     trials_with_choice(collect.trials_frame(bench), collect.final_frame(bench)).to_csv(out / "trials.csv", index=False)
+    gains = tuning.for_benchmark(bench)
+    gains.to_csv(out / "tuning.csv", index=False)
     page = out / "report.html"
-    page.write_text(render(build_context(bench)), encoding="utf-8")
+    page.write_text(render(build_context(bench, gains)), encoding="utf-8")
     logger.info("report written to %s", page)
     return page

@@ -209,6 +209,7 @@ def choose(final: pd.DataFrame) -> pd.DataFrame:
     """Final-stage rows of each family's chosen rank: best mean validation accuracy, ties to rank 1."""
     if final.empty:
         return final.copy()
+    final = final[final["rank"].notna()]  # the course notes' reference outside the top-k is not a candidate
     means = final.groupby(["family", "rank"])["validation_accuracy"].mean().rename("val").reset_index()
     means = means.sort_values(["family", "val", "rank"], ascending=[True, False, True], kind="stable")
     picked = means.drop_duplicates("family")[["family", "rank"]]

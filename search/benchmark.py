@@ -26,6 +26,7 @@ from core.training import TrainSettings
 from core.urls import redact
 from search import fixed as fixing
 from search.objective import Objective
+from search.reference import enqueue_reference
 from search.runner import count_trials, run_study
 from search.study import (
     PRUNERS,
@@ -61,6 +62,7 @@ class SearchSettings:
     pruner: str = "margin"
     timeout: float | None = None  # seconds per study
     fix: list[str] = field(default_factory=list)
+    reference: bool = True  # the course notes' configuration as trial 0 and in the final stage
     top_k: int = 3
     final_seeds: int = 3
     tracking_uri: str | None = None  # default $MLFLOW_TRACKING_URI, else sqlite:///<output_dir>/mlflow.db
@@ -118,6 +120,7 @@ class Benchmark:
             "sampler": s.sampler,
             "pruner": s.pruner,
             "fixed": self.fixed[arch],
+            "reference": s.reference,
             "target_trials": s.trials,
             "top_k": s.top_k,
             "final_seeds": s.final_seeds,
@@ -220,6 +223,8 @@ def run_family(bench: Benchmark, arch: str) -> optuna.Study:
     if tracker(bench) is not None:
         study.set_user_attr("mlflow_experiment_id", tracker(bench).experiment_id)
     callbacks = [hook.trial_finished for hook in bench.hooks]
+    if s.reference:
+        enqueue_reference(study, arch, bench.fixed[arch], s.trials)
     interrupted = False
     try:
         run_study(study, objective, s.trials, timeout=s.timeout, callbacks=callbacks, progress=s.progress)

@@ -1,4 +1,5 @@
-"""The final stage: re-train each family's top-k configurations with several seeds, test once.
+"""The final stage: re-train each family's top-k configurations (and the course notes' reference)
+with several seeds, test once.
 
 Search ranks by validation accuracy, and one run per configuration is one draw from the seed
 lottery. Before a winner is declared, the best configurations are trained again under the same
@@ -29,6 +30,8 @@ from core.inference import save_model
 from core.models import build_model, count_parameters
 from core.training import fit
 from search.objective import trial_seed
+from search.reference import ATTR as REFERENCE
+from search.reference import is_reference, reference_trial
 from search.runner import WORKER, claim_lock
 from spaces import split_params
 
@@ -150,14 +153,20 @@ def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: boo
     seeds = final_seeds(s.seed, s.final_seeds)
     if not top and not share:
         log.warning("%s: no completed trial, nothing to evaluate on test", study.study_name)
+    # The course notes' configuration is re-trained with the same seeds (unless it is in the top-k
+    # already), so that what tuning bought is measured on the same test examples; rank None.
+    ref = reference_trial(study)
+    configs = top + ([ref] if ref is not None and ref.number not in rank else [])
+    keep = {t.number for t in configs}
 
-    runs = [(t, seed) for t in top for seed in seeds]
+    runs = [(t, seed) for t in configs for seed in seeds]
     labels = predictions.pack(bench.data.splits["test"]["labels"])
     if runs and study.user_attrs.get("test_labels") != labels:
         study.set_user_attr("test_labels", labels)
 
     def train(trial, seed) -> None:
-        record = train_final(bench, arch, trial, seed, s.run_dir / "checkpoints") | {"rank": rank[trial.number]}
+        record = train_final(bench, arch, trial, seed, s.run_dir / "checkpoints") | {
+            "rank": rank.get(trial.number), REFERENCE: is_reference(trial)}
         study.set_user_attr(RECORD + _key(trial.number, seed), record)
         if tracker is not None:
             tracker.final_run(study, record)
@@ -170,9 +179,9 @@ def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: boo
     missing = [(t, seed) for t, seed in runs if (t.number, seed) not in done]
     for trial, seed in tqdm(missing, desc=f"{study.study_name} final", unit="run", disable=not s.progress or not missing):
         train(trial, seed)
-    # Keep the records that still belong to the current top-k (a resumed search may change it).
-    records = [dict(r, rank=rank[r["trial_number"]]) for r in stored_records(study.user_attrs).values()
-               if r["trial_number"] in rank and r["seed"] in seeds]
-    study.set_user_attr("final_results", sorted(records, key=lambda r: (r["rank"], r["seed"])))
+    # Keep the records that still belong to the current top-k or the reference (a resumed search may change it).
+    records = [dict(r, rank=rank.get(r["trial_number"]), **{REFERENCE: ref is not None and r["trial_number"] == ref.number})
+               for r in stored_records(study.user_attrs).values() if r["trial_number"] in keep and r["seed"] in seeds]
+    study.set_user_attr("final_results", sorted(records, key=lambda r: (r["rank"] is None, r["rank"] or 0, r["seed"])))
     keep_best_seed_models(s.run_dir, arch, records)
     return records

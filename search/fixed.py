@@ -24,37 +24,43 @@ def distributions(arch: str) -> dict[str, optuna.distributions.BaseDistribution]
     return dict(trial.distributions)
 
 
-def _parse(arch: str, name: str, text: str, dist) -> object:
+def _parse(name: str, text: str, dist, option: str) -> object:
+    value = None
     try:
         if isinstance(dist, IntDistribution):
-            return int(text)
-        if isinstance(dist, FloatDistribution):
-            return float(text)
+            value = int(text)
+        elif isinstance(dist, FloatDistribution):
+            value = float(text)
     except ValueError:
         kind = "an integer" if isinstance(dist, IntDistribution) else "a number"
-        raise UsageError(f"--fix {name}={text}: {name} must be {kind}") from None
+        raise UsageError(f"{option} {name}={text}: {name} must be {kind}") from None
+    if value is not None:
+        if dist.low > 0 and not value > 0:  # sizes, counts, rates: 0 or less cannot build or train
+            raise UsageError(f"{option} {name}={text}: {name} must be positive (searched: {dist.low:g}..{dist.high:g})")
+        return value
     if isinstance(dist, CategoricalDistribution):
         for choice in dist.choices:
             if str(choice) == text:
                 return choice
-        raise UsageError(f"--fix {name}={text}: {name} must be one of {', '.join(map(str, dist.choices))}")
-    raise UsageError(f"--fix {name}: unsupported distribution {dist!r}")
+        raise UsageError(f"{option} {name}={text}: {name} must be one of {', '.join(map(str, dist.choices))}")
+    raise UsageError(f"{option} {name}: unsupported distribution {dist!r}")
 
 
-def parse_fixed(arch: str, pairs: list[str]) -> dict:
+def parse_fixed(arch: str, pairs: list[str], option: str = "--fix") -> dict:
     """``["num_layers=1", ...]`` -> ``{"num_layers": 1}`` for the params ``arch`` has.
 
     A name no family has is an error; a name only other families have is skipped, so one
-    ``--fix learning_rate=1e-3 --fix num_filters=100`` can serve ``--arch both``.
+    ``--fix learning_rate=1e-3 --fix num_filters=100`` can serve ``--arch both``. ``train --set``
+    uses the same parser (``option="--set"``), so its values obey the same space.
     """
     dists = distributions(arch)
     fixed = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or not name or not text:
-            raise UsageError(f"--fix {pair!r}: expected name=value, e.g. --fix learning_rate=0.001")
+            raise UsageError(f"{option} {pair!r}: expected name=value, e.g. {option} learning_rate=0.001")
         if name in dists:
-            fixed[name] = _parse(arch, name, text, dists[name])
+            fixed[name] = _parse(name, text, dists[name], option)
     return fixed
 
 

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 ROLE, STUDY, TRIAL, ARCH = "textbench.role", "optuna.study", "optuna.trial_number", "textbench.arch"
 PARENT = "mlflow.parentRunId"
+REFERENCE = "reference"  # tag of the runs of the course notes' configuration, as its trial's user attr
 TRAINING_SETTINGS = ("max_steps", "eval_steps", "batch_size", "patience", "precision", "max_length", "tokenizer", "fingerprint")
 STEP_METRICS = ("loss", "learning_rate", "grad_norm", "eval_loss", "eval_accuracy")
 # The connectivity check makes one short attempt: MLflow's defaults (7 retries with backoff, 120 s
@@ -173,9 +174,12 @@ class MlflowTracker:
         parent = self.parent.get(study)
         if parent is None:
             return
+        tags = {PARENT: parent, ROLE: "trial", STUDY: study, TRIAL: str(trial.number),
+                ARCH: trial.study.user_attrs.get("arch", "")}
+        if trial.user_attrs.get(REFERENCE):
+            tags[REFERENCE] = "true"  # the course notes' configuration (search/reference.py)
         run = self._call("create trial run", self.client.create_run, self.experiment_id, run_name=f"trial-{trial.number}",
-                         tags={PARENT: parent, ROLE: "trial", STUDY: study, TRIAL: str(trial.number),
-                               ARCH: trial.study.user_attrs.get("arch", "")})
+                         tags=tags)
         if run is None:
             return
         self.child[(study, trial.number)] = run.info.run_id
@@ -232,7 +236,8 @@ class MlflowTracker:
         run = self._call("create final run", self.client.create_run, self.experiment_id,
                          run_name=f"final-trial-{record['trial_number']}-seed-{record['seed']}",
                          tags={PARENT: parent, ROLE: "final", STUDY: study.study_name,
-                               TRIAL: str(record["trial_number"]), ARCH: record["arch"], "final": "true"})
+                               TRIAL: str(record["trial_number"]), ARCH: record["arch"], "final": "true",
+                               **({REFERENCE: "true"} if record.get(REFERENCE) else {})})
         if run is None:
             return
         self._log_params(run.info.run_id, {**record["params"], "seed": record["seed"], "rank": record["rank"]})
@@ -256,6 +261,23 @@ class MlflowTracker:
             "chosen_test_ci_high": row.get("test_ci_high"),
             "chosen_test_seeds": row.get("seeds") or None,
         })
+
+    def tuning_gain(self, study: optuna.Study, row) -> None:
+        """What tuning bought (``reports.tuning``) on the study's parent run: the course notes' reference,
+        the gain of the chosen configuration over it (accuracy fraction) and its paired CI and p-values."""
+        run_id = self.parent.get(study.study_name)
+        if run_id is None:
+            return
+        names = {"reference_trial": "reference_trial", "reference_validation": "reference_validation_accuracy",
+                 "reference_mean": "reference_test_mean", "reference_ci_low": "reference_test_ci_low",
+                 "reference_ci_high": "reference_test_ci_high", "gain": "tuning_gain",
+                 "gain_ci_low": "tuning_gain_ci_low", "gain_ci_high": "tuning_gain_ci_high",
+                 "p_value": "tuning_gain_p", "p_holm": "tuning_gain_p_holm",
+                 "trials_to_beat": "trials_to_beat_reference"}
+        import pandas as pd
+
+        self.log_metrics(run_id, {metric: None if pd.isna(row[key]) else float(row[key])
+                                  for key, metric in names.items()})
 
     def baseline_run(self, benchmark: str, record: dict) -> None:
         """The linear baseline as its own top-level run of the benchmark's experiment."""

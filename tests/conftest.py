@@ -1,5 +1,5 @@
 """Shared fixtures. Tests never touch the network: the Hugging Face libraries are forced offline and
-every cache (HF_HOME included) lives in a temporary folder that is removed at the end of the session.
+every cache (HF_HOME included) lives in a temporary folder that is removed when the process exits.
 
 Fixtures (see also ``tests/helpers.py`` for builders of other datasets):
 - ``tiny_data_dir`` (session): folder with ``train.parquet`` (400 rows), ``test.parquet`` (100 rows),
@@ -15,6 +15,7 @@ Fixtures (see also ``tests/helpers.py`` for builders of other datasets):
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -46,8 +47,13 @@ from helpers import build_tokenizer, data_settings, make_dataset  # noqa: E402
 DATA_ENV = "TEXTBENCH_DATA"
 
 
-def pytest_sessionfinish(session, exitstatus):
-    shutil.rmtree(_HF_HOME, ignore_errors=True)
+def _remove_hf_home(pid: int = os.getpid()) -> None:
+    if os.getpid() == pid:  # not in forked children (mutmut, xdist): the folder is the process's
+        shutil.rmtree(_HF_HOME, ignore_errors=True)
+
+
+# At exit, not at session end: a process may run several sessions (mutmut does) with one HF_HOME.
+atexit.register(_remove_hf_home)
 
 
 @pytest.fixture(scope="session")

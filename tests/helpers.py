@@ -285,6 +285,18 @@ def runs_by_role(runs: list, role: str) -> list:
     return [r for r in runs if r.data.tags.get("textbench.role") == role]
 
 
+def skip_unless_ci(reason: str) -> None:
+    """Skip a test whose service (PostgreSQL, Chromium) is missing here; under ``CI=true`` fail
+    instead: on CI a missing service is a broken setup, not a reason to read green."""
+    import os
+
+    import pytest
+
+    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+        pytest.fail(f"{reason} (CI=true: a missing service fails the run)", pytrace=False)
+    pytest.skip(reason)
+
+
 def postgres_admin_url() -> str:
     import os
 

@@ -397,24 +397,56 @@ def test_data_dir_defaults_to_the_environment(mirror, tmp_path, monkeypatch):
     assert prepare(settings).source == str((mirror / "imdb").resolve())
 
 
-def test_hub_is_unreachable_offline():
+@pytest.fixture
+def black_hole(monkeypatch):
+    """The network as a firewall that drops packets: a connection attempt hangs until its timeout
+    (30 s without one), then fails. HF_HUB_OFFLINE is unset so the reachability check really runs;
+    the Hugging Face libraries, configured at import, stay offline. Returns the timeouts used."""
+    import socket
+
+    used = []
+
+    def connect(address, timeout=None, *args, **kwargs):
+        used.append(timeout)
+        time.sleep(min(timeout, 30) if timeout else 30)
+        raise TimeoutError(f"{address} did not answer")
+
+    monkeypatch.setattr(socket, "create_connection", connect)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    return used
+
+
+def test_hub_is_unreachable_offline(monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("HF_HUB_OFFLINE=1 must not touch the network")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert hub_reachable() is False
 
 
-def test_hub_dataset_offline_fails_fast(mirror, tmp_path):
+def test_hub_unreachable_is_found_within_the_timeout(black_hole):
+    start = time.perf_counter()
+    assert hub_reachable(timeout=0.5) is False
+    assert time.perf_counter() - start < 3 and black_hole == [0.5]
+
+
+def test_hub_dataset_offline_fails_fast(mirror, tmp_path, black_hole):
     settings = DataSettings(dataset="imdb", tokenizer="tiny-tok", cache_dir=str(tmp_path / "c"))
     assert settings.data_dir is None
     start = time.perf_counter()
     message = usage_error(settings)
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 15 and black_hole  # the default 3 s timeout, not 30 s or retries
     assert "'imdb'" in message and DATA_ENV in message and "--dataset PATH" in message
 
 
-def test_hub_tokenizer_offline_fails_fast(mirror, tmp_path):
+def test_hub_tokenizer_offline_fails_fast(mirror, tmp_path, black_hole):
     settings = DataSettings(dataset=str(mirror / "imdb"), tokenizer="bert-base-cased", cache_dir=str(tmp_path / "c"))
     start = time.perf_counter()
     message = usage_error(settings)
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 15 and black_hole
     assert "'bert-base-cased'" in message and DATA_ENV in message and "--tokenizer PATH" in message
 
 

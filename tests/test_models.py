@@ -184,7 +184,23 @@ def test_build_model_uses_the_given_values():
     cnn = build_model("cnn", vocab_size=30, num_labels=2, pad_token_id=0, num_filters=9, filter_size=2)
     assert isinstance(cnn, SimpleCNN) and isinstance(cnn.config, CNNConfig)
     assert cnn.convolution.kernel_size == (2,) and cnn.output_layer.in_features == 9
-    assert count_parameters(cnn) == sum(p.numel() for p in cnn.parameters())
+
+
+def test_count_parameters_by_hand():
+    # CNN: embedding 30x64, conv 9 filters x 64 channels x width 2 + 9 biases, linear 9x2 + 2.
+    cnn = build_model("cnn", vocab_size=30, num_labels=2, pad_token_id=0, num_filters=9, filter_size=2)
+    assert count_parameters(cnn) == 30 * 64 + (9 * 64 * 2 + 9) + (9 * 2 + 2) == 3101
+    # RNN, 2 layers, both directions: per direction W_ih (7 x input), W_hh 7x7, two 7-biases;
+    # layer 1 reads the 5-dim embedding, layer 2 the 14-dim outputs of layer 1; linear 14x4 + 4.
+    rnn = build_model("rnn", vocab_size=123, num_labels=4, pad_token_id=3, embedding_dim=5, hidden_size=7,
+                      num_layers=2, bidirectional=True)
+    assert count_parameters(rnn) == 123 * 5 + 2 * (35 + 49 + 14) + 2 * (98 + 49 + 14) + (14 * 4 + 4) == 1193
+    # LSTM: four gates, so four times the RNN's weights and biases.
+    lstm = build_model("lstm", vocab_size=10, num_labels=2, pad_token_id=0, embedding_dim=3, hidden_size=2)
+    assert count_parameters(lstm) == 10 * 3 + 4 * (2 * 3 + 2 * 2 + 2 + 2) + (2 * 2 + 2) == 92
+    # Frozen weights are not trainable parameters.
+    cnn.embeddings.weight.requires_grad_(False)
+    assert count_parameters(cnn) == 3101 - 30 * 64
 
 
 @pytest.mark.parametrize("arch", sorted(MODELS))
@@ -203,3 +219,28 @@ def test_build_model_rejects_unknown_parameter(arch):
 def test_build_model_rejects_unknown_arch():
     with pytest.raises(KeyError):
         build_model("transformer", vocab_size=VOCAB, num_labels=2, pad_token_id=PAD)
+
+
+def test_coerce_params_types_values_like_the_family_config():
+    from core.errors import UsageError
+    from core.models import coerce_params
+
+    got = coerce_params("cnn", ["num_filters=100", "learning_rate=3e-3", "filter_size=5"])
+    assert got == {"num_filters": 100, "learning_rate": 0.003, "filter_size": 5}
+    assert type(got["num_filters"]) is int and type(got["learning_rate"]) is float
+    assert coerce_params("rnn", ["nonlinearity=relu", "bidirectional=true"]) == {"nonlinearity": "relu",
+                                                                                 "bidirectional": True}
+    assert coerce_params("gru", ["bidirectional=0", "hidden_size=7"]) == {"bidirectional": False, "hidden_size": 7}
+    assert coerce_params("lstm", ["bidirectional=FALSE"]) == {"bidirectional": False}
+    assert coerce_params("lstm", ["bidirectional=1"]) == {"bidirectional": True}
+    assert coerce_params("lstm", []) == {}
+    for pairs, fragment in ((["dropout=0.1"], "NAME one of embedding_dim, filter_size, num_filters, learning_rate"),
+                            (["num_filters"], "expected NAME=VALUE"),
+                            (["num_filters=1.5"], "num_filters must be of type int"),
+                            (["learning_rate=fast"], "learning_rate must be of type float")):
+        with pytest.raises(UsageError, match=fragment):
+            coerce_params("cnn", pairs)
+    with pytest.raises(UsageError, match="bidirectional must be of type bool"):
+        coerce_params("rnn", ["bidirectional=maybe"])
+    with pytest.raises(UsageError, match="expected NAME=VALUE"):
+        coerce_params("rnn", ["num_filters=8"])  # a CNN parameter is not an RNN's

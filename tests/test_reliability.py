@@ -8,7 +8,8 @@
 - a trial whose loss becomes NaN is a FAIL with the reason, and the study goes on.
 
 The PostgreSQL tests create a throwaway database each and drop it afterwards; they are skipped
-when the server (``$TEXTBENCH_TEST_POSTGRES``, default postgres@127.0.0.1:5432/test) is down.
+when the server (``$TEXTBENCH_TEST_POSTGRES``, default postgres@127.0.0.1:5432/test) is down,
+and fail instead under ``CI=true``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from helpers import (
     run_cli,
     runs_by_role,
     search_args,
+    skip_unless_ci,
     start_cli,
     stop_process_tree,
 )
@@ -46,7 +48,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 def pg_url():
     reason = postgres_unreachable_reason()
     if reason:
-        pytest.skip(reason)
+        skip_unless_ci(reason)
     url = create_postgres_database("textbench_reliability")
     try:
         yield url
@@ -143,12 +145,16 @@ def test_two_workers_share_one_study_and_stop_at_the_exact_target(pg_url, tiny_d
     runs = mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", "tiny")
     assert_mlflow_mirrors(study, runs)
 
-    # The final stage (3 configurations x 2 seeds) was split between them, each run done once.
+    # The final stage (3 configurations x 2 seeds, + the course notes' reference trial 0 unless it is
+    # in the top 3) was split between them, each run done once.
     finals = study.user_attrs["final_results"]
-    assert sorted((r["rank"], r["seed"]) for r in finals) == sorted((rank, seed) for rank in (1, 2, 3)
+    ranked = [r for r in finals if r["rank"] is not None]
+    assert sorted((r["rank"], r["seed"]) for r in ranked) == sorted((rank, seed) for rank in (1, 2, 3)
                                                                     for seed in {r["seed"] for r in finals})
-    assert len(finals) == 6 and {r["worker"] for r in finals} == workers
-    assert len(runs_by_role(runs, "final")) == 6
+    notes = [r for r in finals if r["rank"] is None]
+    assert len(notes) in (0, 2) and all(r["trial_number"] == 0 and r["reference"] for r in notes)
+    assert len(finals) == 6 + len(notes) and {r["worker"] for r in finals} == workers
+    assert len(runs_by_role(runs, "final")) == len(finals)
 
 
 def test_bad_input_with_workers_is_one_error_line_and_no_helper_is_left(pg_url, tiny_data_dir, tmp_path):
@@ -266,6 +272,9 @@ def test_sigint_fails_the_running_trial_exits_130_and_the_rerun_completes(tiny_d
     assert again.returncode == 0, again.stderr[-3000:]
     study = optuna.load_study(study_name="tiny-cnn", storage=storage_url)
     assert len(finished(study)) == target and len(study.trials) == target + 1
+    # the interrupted trial 0 was the course notes' reference: the rerun enqueues it again (issue 18)
+    assert [t.number for t in study.trials if t.user_attrs.get("reference")] == [0, 1]
+    assert study.trials[1].params == study.trials[0].params and study.trials[1].state in FINISHED
     runs = mlflow_runs(tracking, "tiny")
     assert_mlflow_mirrors(study, runs)
     assert [r.info.status for r in runs_by_role(runs, "study")] == ["FINISHED"]

@@ -198,6 +198,27 @@ def test_median_pruner_waits_for_a_fifth_of_the_budget_and_three_complete_trials
     assert isinstance(make_pruner("hyperband", max_steps=600, eval_steps=100), optuna.pruners.HyperbandPruner)
 
 
+def test_count_trials_counts_each_state_and_run_trial_names_the_worker():
+    from search.runner import WORKER, Counts, run_trial
+
+    study = optuna.create_study(direction="maximize")
+    frozen, interrupted = run_trial(study, study.ask(), lambda trial: 0.5)
+    assert frozen.state == TrialState.COMPLETE and not interrupted
+    assert frozen.user_attrs["worker"] == WORKER
+
+    def prune(trial):
+        raise optuna.TrialPruned()
+
+    def fail(trial):
+        raise RuntimeError("boom")
+
+    run_trial(study, study.ask(), prune)
+    run_trial(study, study.ask(), fail)
+    study.ask()  # asked, not told: running
+    assert count_trials(study) == Counts(complete=1, pruned=1, failed=1, running=1)
+    assert count_trials(study).finished == 2
+
+
 def test_summary_shows_steps_trained_per_family_and_flags_a_thin_search():
     from search.benchmark import format_summary, summary_rows
 

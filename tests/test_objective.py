@@ -1,0 +1,130 @@
+"""search.objective on the tiny data, in process: real trials trained by the real Trainer.
+
+- a trial is reproducible from (study seed, trial number), whatever ran before it;
+- the saved ``ARCH-best`` model is the best trial's, at its best checkpoint;
+- a trial that falls below the median is really pruned (stopped early, told PRUNED, not saved).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+from transformers import AutoModelForSequenceClassification, TrainerCallback
+
+from core.data import ArrayRows, PaddingCollator
+from core.training import TrainSettings
+from search.objective import Objective
+from search.runner import run_study
+from search.study import make_pruner
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+SETTINGS = TrainSettings(max_steps=30, eval_steps=10, batch_size=16, patience=0)
+CNN = {"embedding_dim": 16, "filter_size": 3, "num_filters": 8}
+
+
+def _study(pruner=None) -> optuna.Study:
+    return optuna.create_study(direction="maximize", pruner=pruner or optuna.pruners.NopPruner(),
+                               sampler=optuna.samplers.RandomSampler(seed=0))
+
+
+def _scramble_global_rngs(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+    torch.rand(seed % 7 + 1)
+
+
+def _one_trial(tiny_data, tmp_path, study_seed: int, rng_noise: int):
+    study = _study()
+    study.enqueue_trial({**CNN, "learning_rate": 3e-3})
+    _scramble_global_rngs(rng_noise)  # what ran before must not matter
+    run_study(study, Objective("cnn", tiny_data, SETTINGS, study_seed, tmp_path / f"w{rng_noise}"), 1,
+              progress=False)
+    trial = study.trials[0]
+    assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("fail_reason")
+    return trial
+
+
+def test_a_trial_is_reproducible_from_the_study_seed_and_its_number(tiny_data, tmp_path):
+    first = _one_trial(tiny_data, tmp_path, study_seed=7, rng_noise=1)
+    again = _one_trial(tiny_data, tmp_path, study_seed=7, rng_noise=2)
+    other = _one_trial(tiny_data, tmp_path, study_seed=8, rng_noise=1)
+    assert first.user_attrs["seed"] == again.user_attrs["seed"] != other.user_attrs["seed"]
+    losses = [[row.get("loss") for row in t.user_attrs["curves"]] for t in (first, again, other)]
+    assert losses[0] == losses[1]  # bit for bit: same initial weights, same batches
+    assert first.intermediate_values == again.intermediate_values
+    assert losses[0] != losses[2]  # and the seed does matter
+
+
+class Sabotage(TrainerCallback):
+    """Make the model predict class 0 for everything from the first step: validation accuracy is
+    the majority share (0.5 on the balanced tiny validation split) at every evaluation."""
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        with torch.no_grad():
+            model.output_layer.weight.zero_()
+            model.output_layer.bias.copy_(torch.tensor([10.0, -10.0]))
+
+
+class SabotageTrials:
+    """An Objective hook that sabotages the trials whose numbers are given."""
+
+    def __init__(self, numbers: set[int]):
+        self.numbers = numbers
+
+    def trial_started(self, trial, params):
+        pass
+
+    def trial_callbacks(self, trial):
+        return [Sabotage()] if trial.number in self.numbers else []
+
+
+@pytest.fixture(scope="module")
+def pruned_study(tiny_data, tmp_path_factory):
+    """Four real trials under the CLI's median pruner: 0 and 1 learn, 2 is sabotaged and completes
+    (fewer than 3 trials had completed before it), 3 is sabotaged and pruned (3 had)."""
+    work = tmp_path_factory.mktemp("objective")
+    study = _study(make_pruner("median", max_steps=SETTINGS.max_steps, eval_steps=SETTINGS.eval_steps))
+    for lr in (1e-2, 3e-3, 1e-2, 1e-2):
+        study.enqueue_trial({**CNN, "learning_rate": lr})
+    objective = Objective("cnn", tiny_data, SETTINGS, 42, work / "checkpoints", hooks=[SabotageTrials({2, 3})],
+                          best_model_dir=work / "cnn-best")
+    run_study(study, objective, 4, progress=False)
+    return study, work / "cnn-best"
+
+
+def test_a_trial_below_the_median_is_pruned_early(pruned_study):
+    study, _ = pruned_study
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE] * 3 + [TrialState.PRUNED], [t.user_attrs for t in study.trials]
+    pruned = study.trials[3]
+    warmup = SETTINGS.max_steps // 5  # the median pruner waits for a fifth of the budget
+    first_eval = next(s for s in range(SETTINGS.eval_steps, SETTINGS.max_steps + 1, SETTINGS.eval_steps)
+                      if s >= warmup)
+    assert pruned.user_attrs["steps_trained"] == first_eval < SETTINGS.max_steps
+    assert list(pruned.intermediate_values) == [first_eval]
+    assert pruned.intermediate_values[first_eval] == 0.5
+
+
+def test_the_saved_best_model_is_the_best_trials_best_checkpoint(pruned_study, tiny_data):
+    study, best_dir = pruned_study
+    assert study.trials[2].value == 0.5 < study.best_value  # the last complete trial is not the best
+    assert (best_dir / "TRIAL").read_text() == str(study.best_trial.number)
+    model = AutoModelForSequenceClassification.from_pretrained(best_dir).eval()
+    assert validation_accuracy(model, tiny_data) == study.best_value  # its weights, restored to its best checkpoint
+
+
+def validation_accuracy(model, data) -> float:
+    """Accuracy on the validation split by hand (argmax of the logits), not through the Trainer."""
+    rows = ArrayRows(data.splits["validation"])
+    batch = PaddingCollator(data.tokenizer)([rows[i] for i in range(len(rows))])
+    labels = batch.pop("labels")
+    with torch.no_grad():
+        predicted = model(**batch).logits.argmax(dim=1)
+    return (predicted == labels).sum().item() / len(labels)
