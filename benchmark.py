@@ -419,6 +419,11 @@ def cmd_search(argv: list[str]) -> int:
             workers.abort()
         raise
     log.info("data: %s", {k: v for k, v in bench.data.describe().items() if k != "labels"})
+    from search.overall import Overall
+
+    bench.overall = Overall(families=search.archs, trials=search.trials, final_runs=search.top_k * search.final_seeds,
+                            baseline=not args.no_baseline, max_steps=args.max_steps,
+                            train_rows=len(bench.data.splits["train"]), workers=args.workers)
     try:
         if workers is not None:
             workers.go()
@@ -437,6 +442,8 @@ def cmd_search(argv: list[str]) -> int:
         if not args.no_baseline:
             from search.baseline import run_baseline  # scikit-learn's models: imported when used
 
+            bench.overall.phase = "baseline"
+            log.info("%s", bench.overall.line())
             baseline = run_baseline(bench, studies, tracker(bench))
     except KeyboardInterrupt:
         if workers is not None:

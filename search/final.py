@@ -177,8 +177,23 @@ def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: boo
         return []
     done = stored_records(study.user_attrs)
     missing = [(t, seed) for t, seed in runs if (t.number, seed) not in done]
-    for trial, seed in tqdm(missing, desc=f"{study.study_name} final", unit="run", disable=not s.progress or not missing):
+    overall = getattr(bench, "overall", None)
+    if overall is not None:
+        overall.phase = f"final stage {arch}"
+        overall.final_planned[arch] = len(runs)
+        overall.final_done[arch] = len(runs) - len(missing)
+
+    def describe() -> str:
+        return f"{study.study_name} final" + (f" {overall.line()}" if overall is not None else "")
+
+    bar = tqdm(missing, desc=describe(), unit="run", disable=not s.progress or not missing)
+    for trial, seed in bar:
         train(trial, seed)
+        if overall is not None:
+            record = stored_records(study.user_attrs).get((trial.number, seed), {})
+            overall.measured(record.get("steps_trained", 0), record.get("wall_seconds", 0), trial=False, complete=True)
+            overall.final_done[arch] += 1
+            bar.set_description(describe())
     # Keep the records that still belong to the current top-k or the reference (a resumed search may change it).
     records = [dict(r, rank=rank.get(r["trial_number"]), **{REFERENCE: ref is not None and r["trial_number"] == ref.number})
                for r in stored_records(study.user_attrs).values() if r["trial_number"] in keep and r["seed"] in seeds]
