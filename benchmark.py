@@ -7,7 +7,9 @@
     python benchmark.py export --name imdb --to imdb-model  # folder for transformers.pipeline + model card
     python benchmark.py rerun --name imdb --arch cnn --trial 7  # reproduce a recorded trial
 
-Thin by design: parse, validate into settings dataclasses, call search/ and reports/.
+Thin by design: parse, validate into settings dataclasses, call search/ and reports/. Everything
+that needs no data is checked before torch, transformers, Optuna or MLflow are imported, so a bad
+flag costs a fraction of a second; each command imports what it runs after that.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import os
 import shlex
 import signal
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -36,12 +37,19 @@ SUBCOMMANDS = ("train", "report", "predict", "export", "rerun")
 def add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="imdb",
-                   help="hub id, or a local folder with train.*/test.* or a single .parquet/.csv/.jsonl (default: imdb)")
+                   help="hub id, or a local folder with train/validation (or valid, dev)/test files, or one "
+                        ".parquet/.csv/.tsv/.jsonl/.json file, optionally .gz/.bz2/.xz (default: imdb)")
     g.add_argument("--data-dir", default=None,
                    help="local mirror: DIR/<dataset>/ and DIR/<tokenizer>/ are used before the hub "
                         "(default: $TEXTBENCH_DATA)")
-    g.add_argument("--text-column", default="text", help="text column name (default: text)")
+    g.add_argument("--text-column", default="text",
+                   help="text column name, or a comma list of columns joined by a space (default: text)")
     g.add_argument("--label-column", default="label", help="label column name; ints or strings (default: label)")
+    g.add_argument("--no-header", action="store_true",
+                   help="CSV/TSV files have no header row: give --text-column/--label-column as 0-based numbers")
+    g.add_argument("--drop-invalid", action="store_true",
+                   help="drop rows without a label or with an empty text even when they are more than 5%% of a "
+                        "split (they are always counted in the log and the report)")
     g.add_argument("--tokenizer", default="bert-base-cased", help="hub id or local folder (default: bert-base-cased)")
     g.add_argument("--max-length", type=int, default=128, help="tokens per text after truncation (default: 128)")
     g.add_argument("--validation-fraction", type=float, default=0.1,
@@ -63,6 +71,15 @@ def add_budget_options(p: argparse.ArgumentParser) -> None:
                    help="mixed precision on a GPU: bf16 (or fp16 on older GPUs); fp32 on CPU (default: fp32)")
 
 
+def add_storage_options(p: argparse.ArgumentParser) -> None:
+    """Where results live: the same options on the main command and on ``report``."""
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage: a journal file (PATH.journal), sqlite:///PATH or postgresql://USER@HOST/DB "
+                        "(default: OUTPUT_DIR/optuna.journal; an earlier version's OUTPUT_DIR/optuna.db if only it exists)")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///OUTPUT_DIR/mlflow.db)")
+
+
 def add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", default="runs", help="where studies, models, reports go (default: runs)")
     p.add_argument("--seed", type=int, default=42, help="seed of the split, the sampler and the trials (default: 42)")
@@ -74,8 +91,8 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
 
 
 def search_parser() -> argparse.ArgumentParser:
-    from core.models import MODELS
     from search.fixed import describe_spaces
+    from spaces import SPACES
 
     p = argparse.ArgumentParser(
         prog="benchmark.py",
@@ -87,25 +104,24 @@ def search_parser() -> argparse.ArgumentParser:
         epilog="search spaces (pin any with --fix name=value):\n" + describe_spaces(),
     )
     p.add_argument("--arch", default="both",
-                   help=f"'both' (cnn,rnn), 'all', or a comma list of: {', '.join(MODELS)} (default: both)")
+                   help=f"'both' (cnn,rnn), 'all', or a comma list of: {', '.join(SPACES)} (default: both)")
     p.add_argument("--trials", type=int, default=50, help="finished trials per family (default: 50)")
     p.add_argument("--name", default=None, help="benchmark name: studies are NAME-ARCH (default: dataset name)")
-    p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///OUTPUT_DIR/optuna.db)")
+    add_storage_options(p)
     p.add_argument("--sampler", default="tpe", choices=["tpe", "random", "qmc", "cmaes"], help="(default: tpe)")
     p.add_argument("--pruner", default="margin", choices=["margin", "median", "hyperband", "none"],
                    help="margin (default): median pruning beyond 2 binomial standard errors of validation accuracy; "
                         "median: Optuna's MedianPruner; hyperband; none")
-    p.add_argument("--workers", type=int, default=1,
-                   help="local worker processes sharing the studies; needs a server --storage such as "
-                        "postgresql://USER@HOST/DB (default: 1)")
+    p.add_argument("--workers", default="auto",
+                   help="local worker processes sharing the studies, one torch thread each: 'auto' = one per "
+                        "usable core, bounded by memory (one on a sqlite:/// storage); 1 = a single process "
+                        "(default: auto)")
     p.add_argument("--timeout", type=float, default=None, help="stop each study after this many seconds")
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                    help="pin a search-space parameter, e.g. --fix num_layers=1 (repeatable)")
     p.add_argument("--no-reference", action="store_true",
                    help="do not start each study with the course notes' configuration (trial 0, also re-trained "
                         "in the final stage to measure what tuning bought)")
-    p.add_argument("--tracking-uri", default=None,
-                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///OUTPUT_DIR/mlflow.db)")
     p.add_argument("--no-mlflow", action="store_true", help="turn MLflow tracking off")
     p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF + logistic regression baseline")
     p.add_argument("--top-k", type=int, default=3, help="configurations per family re-run for the final test (default: 3)")
@@ -117,7 +133,7 @@ def search_parser() -> argparse.ArgumentParser:
 
 
 def train_parser() -> argparse.ArgumentParser:
-    from core.models import MODELS, SEED_CONFIGS
+    from core.families import SEED_CONFIGS
 
     seeds = "; ".join(f"{a}: " + ", ".join(f"{k}={v}" for k, v in c.items()) for a, c in SEED_CONFIGS.items())
     p = argparse.ArgumentParser(
@@ -125,7 +141,7 @@ def train_parser() -> argparse.ArgumentParser:
         description="One training run of a family with the course notes' configuration, evaluated once on test. "
                     f"Defaults: {seeds}; learning_rate=0.001.",
     )
-    p.add_argument("--arch", required=True, choices=list(MODELS), help="model family")
+    p.add_argument("--arch", required=True, choices=list(SEED_CONFIGS), help="model family")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="overrides",
                    help="override a model parameter or learning_rate, e.g. --set num_filters=100 (repeatable)")
     add_data_options(p)
@@ -137,9 +153,9 @@ def train_parser() -> argparse.ArgumentParser:
 def report_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="benchmark.py report", description="Rebuild a benchmark's HTML report from storage.")
     p.add_argument("--name", required=True, help="benchmark name")
-    p.add_argument("--output-dir", default="runs", help="(default: runs)")
-    p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///OUTPUT_DIR/optuna.db)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--output-dir", default="runs", help="where the benchmark's outputs are (default: runs)")
+    add_storage_options(p)
+    p.add_argument("-v", "--verbose", action="store_true", help="show library logs")
     return p
 
 
@@ -147,7 +163,9 @@ def add_benchmark_options(p: argparse.ArgumentParser, arch_help: str, name_requi
     p.add_argument("--name", required=name_required, help="benchmark name")
     p.add_argument("--arch", default=None, help=arch_help)
     p.add_argument("--output-dir", default="runs", help="the benchmark's --output-dir (default: runs)")
-    p.add_argument("--storage", default=None, help="Optuna storage URL (default: sqlite:///OUTPUT_DIR/optuna.db)")
+    p.add_argument("--storage", default=None,
+                   help="the benchmark's --storage (default: OUTPUT_DIR/optuna.journal, or an earlier version's "
+                        "OUTPUT_DIR/optuna.db)")
     p.add_argument("-v", "--verbose", action="store_true")
 
 
@@ -210,10 +228,11 @@ def rerun_parser() -> argparse.ArgumentParser:
 
 
 def data_settings(args) -> DataSettings:  # noqa: F821
-    from core.data import DataSettings
+    from core.settings import DataSettings
 
     return DataSettings(
         dataset=args.dataset, data_dir=args.data_dir, text_column=args.text_column, label_column=args.label_column,
+        no_header=args.no_header, drop_invalid=args.drop_invalid,
         tokenizer=args.tokenizer, max_length=args.max_length, validation_fraction=args.validation_fraction,
         test_fraction=args.test_fraction, max_train_samples=args.max_train_samples,
         max_eval_samples=args.max_eval_samples, seed=args.seed, cache_dir=str(Path(args.output_dir) / "cache"),
@@ -221,7 +240,7 @@ def data_settings(args) -> DataSettings:  # noqa: F821
 
 
 def train_settings(args, learning_rate: float = 1e-3) -> TrainSettings:  # noqa: F821
-    from core.training import TrainSettings
+    from core.settings import TrainSettings
 
     return TrainSettings(max_steps=args.max_steps, eval_steps=args.eval_steps, batch_size=args.batch_size,
                          patience=args.patience, learning_rate=learning_rate, precision=args.precision)
@@ -236,43 +255,13 @@ def default_name(dataset: str) -> str:
 
 
 def parse_archs(text: str) -> list[str]:
-    from core.models import MODELS
+    from spaces import SPACES
 
     if text == "both":
         return ["cnn", "rnn"]
     if text == "all":
-        return list(MODELS)
+        return list(SPACES)
     return [a.strip() for a in text.split(",") if a.strip()]
-
-
-def configure_logging(verbose: bool) -> None:
-    """Quiet by default: our own INFO lines and bars, no library chatter or warnings a user cannot act
-    on (each silenced narrowly, the reason beside it); ``--verbose`` shows everything."""
-    import warnings
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    if not verbose:
-        # MLflow sets its own logger's level when imported (INFO: "Creating initial MLflow database tables",
-        # "Successfully registered model") and draws a bar per artifact download while registering a model.
-        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        # --fix pins values with Optuna's PartialFixedSampler, "experimental" since Optuna 2.4 and stable in use.
-        warnings.filterwarnings("ignore", message="PartialFixedSampler is experimental")
-        # torch's Conv1d with padding='same' and an even filter_size pads one side more (a copy of the
-        # input each step): intended, the search space includes even sizes.
-        warnings.filterwarnings("ignore", message=".*padding='same' with even kernel.*")
-        import datasets
-        import transformers
-
-        datasets.disable_progress_bars()
-        datasets.logging.set_verbosity_error()
-        transformers.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        for noisy in ("httpx", "urllib3", "filelock", "alembic", "mlflow"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 # ---------------------------------------------------------------- commands
@@ -280,6 +269,7 @@ def configure_logging(verbose: bool) -> None:
 
 def cmd_train(argv: list[str]) -> int:
     args = train_parser().parse_args(argv)
+    data, train = data_settings(args), train_settings(args)
     configure_logging(args.verbose)
     from core.models import SEED_CONFIGS, coerce_params
     from core.single_run import train_once
@@ -287,10 +277,9 @@ def cmd_train(argv: list[str]) -> int:
 
     searched = parse_fixed(args.arch, args.overrides, option="--set")  # typed, checked against the space
     params = {**SEED_CONFIGS[args.arch], "learning_rate": 1e-3, **coerce_params(args.arch, args.overrides), **searched}
-    lr = params.pop("learning_rate")
+    train = train_settings(args, params.pop("learning_rate"))
     out_dir = Path(args.output_dir) / f"train-{args.arch}"
-    metrics = train_once(args.arch, params, data_settings(args), train_settings(args, lr), out_dir,
-                         seed=args.seed, threads=args.threads)
+    metrics = train_once(args.arch, params, data, train, out_dir, seed=args.seed, threads=args.threads)
     print(json.dumps(metrics, indent=2))
     print(f"wrote {out_dir}/metrics.json, curves.csv, curves.png")
     print(f"model (label names in config.json): {out_dir / 'model'}")
@@ -299,7 +288,7 @@ def cmd_train(argv: list[str]) -> int:
 
 
 def search_settings(args, progress: bool = True) -> SearchSettings:  # noqa: F821
-    from search.benchmark import SearchSettings
+    from search.settings import SearchSettings
 
     return SearchSettings(
         archs=parse_archs(args.arch), trials=args.trials, name=args.name or default_name(args.dataset),
@@ -309,111 +298,27 @@ def search_settings(args, progress: bool = True) -> SearchSettings:  # noqa: F82
     )
 
 
-def worker_main(argv: list[str], index: int, threads: int, ready, parent: int) -> None:
-    """One of the ``--workers N`` helper processes: import while the parent validates and prepares
-    the data, then (once it says go) run the same studies and share their final stage. The parent
-    trains too, runs what the helpers left of the final stage, the baseline and the report."""
-    args = search_parser().parse_args(argv)
-    configure_logging(args.verbose)
-    signal.signal(signal.SIGTERM, _sigterm)
-    try:
-        from core.training import set_threads
-        from search.benchmark import run, setup, tracker
-        from search.final import run_final
-
-        set_threads(threads)
-        while not ready.wait(1.0):
-            if os.getppid() != parent:  # the parent died before saying go
-                sys.exit(1)
-        bench = setup(search_settings(args, progress=False), data_settings(args), train_settings(args))
-        for arch, study in run(bench).items():
-            run_final(bench, study, arch, tracker(bench), share=True)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except UsageError as exc:
-        print(f"error: worker {index}: {exc}", file=sys.stderr)
-        sys.exit(2)
-
-
-class Workers:
-    """The ``--workers N`` helpers beside the parent process: started first, so that their imports
-    overlap the parent's data preparation, and told to go once the parent's setup has succeeded (the
-    tokenization cache is then warm and bad input has been reported once, by the parent)."""
-
-    def __init__(self, argv: list[str], n: int, threads: int):
-        import multiprocessing
-
-        from search.final import RUN_ID_ENV
-
-        os.environ[RUN_ID_ENV] = f"{os.getpid()}-{time.time_ns()}"  # inherited: final-stage claims of this run
-        context = multiprocessing.get_context("spawn")
-        self.ready = context.Event()
-        self.procs = [context.Process(target=worker_main, args=(argv, i, threads, self.ready, os.getpid()),
-                                      name=f"worker-{i}") for i in range(1, n)]
-        for proc in self.procs:
-            proc.start()
-        log.info("%d worker processes started besides this one (torch threads per worker: %d)", n - 1, threads)
-
-    def go(self) -> None:
-        self.ready.set()
-
-    def abort(self) -> None:
-        """Stop helpers that never got going (the parent's setup failed): no output from them."""
-        for proc in self.procs:
-            proc.kill()
-            proc.join()
-
-    def interrupt(self) -> None:
-        for proc in self.procs:
-            if proc.is_alive():
-                os.kill(proc.pid, signal.SIGINT)
-        for proc in self.procs:
-            proc.join()
-
-    def join(self) -> tuple[int, str]:
-        """Wait for the helpers: (exit code of the worst one, what went wrong with which, or "").
-        Ctrl-C while waiting reaches the caller, which interrupts them."""
-        for proc in self.procs:
-            proc.join()
-        codes = [p.exitcode for p in self.procs]
-        if any(codes):
-            problem = ", ".join(f"{p.name} (pid {p.pid}) {_describe_exit(p.exitcode)}" for p in self.procs if p.exitcode)
-            return (130 if 130 in codes else 2 if set(codes) == {2} else 1), problem
-        return 0, ""
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return {130: "was interrupted", 2: "stopped on bad input"}.get(code, f"exited with code {code}")
-
-
 def cmd_search(argv: list[str]) -> int:
     args = search_parser().parse_args(argv)
-    configure_logging(args.verbose)
+    search, data, train = search_settings(args), data_settings(args), train_settings(args)
+    from search.workers import gpu_ids, pin_device, worker_count
+
+    n_workers = worker_count(args.workers, search)
+
+    gpus = gpu_ids()
+    pin_device(0, gpus)  # this process is worker 0; before anything starts CUDA
+    configure_logging(args.verbose)  # the heavy imports start here
     from core.training import set_threads
     from core.urls import redact
-    from search.benchmark import (
-        format_summary,
-        refuse_workers_on_sqlite,
-        run,
-        setup,
-        summary_rows,
-        tracker,
-    )
+    from search.benchmark import format_summary, run, setup, summary_rows, tracker
     from search.final import run_final
+    from search.workers import Workers
 
-    search = search_settings(args)
-    if args.workers < 1:
-        raise UsageError(f"--workers must be 1 or more, got {args.workers}")
-    refuse_workers_on_sqlite(search.storage, args.workers)
     set_threads(args.threads)
-    workers = Workers(argv, args.workers, args.threads) if args.workers > 1 else None
+    log.info("workers: %d (--workers %s), storage: %s", n_workers, args.workers, redact(search.storage))
+    workers = Workers((search, data, train), n_workers, args.threads, gpus, args.verbose) if n_workers > 1 else None
     try:
-        bench = setup(search, data_settings(args), train_settings(args))
+        bench = setup(search, data, train)
     except BaseException:
         if workers is not None:
             workers.abort()
@@ -423,11 +328,11 @@ def cmd_search(argv: list[str]) -> int:
 
     bench.overall = Overall(families=search.archs, trials=search.trials, final_runs=search.top_k * search.final_seeds,
                             baseline=not args.no_baseline, max_steps=args.max_steps,
-                            train_rows=len(bench.data.splits["train"]), workers=args.workers)
+                            train_rows=len(bench.data.splits["train"]), workers=n_workers)
     try:
         if workers is not None:
             workers.go()
-        studies = run(bench)  # with --workers, this process is worker 0
+        studies = run(bench)  # with helpers, this process is worker 0
         if workers is not None:
             for arch, study in studies.items():  # the final stage, split with the helpers
                 run_final(bench, study, arch, tracker(bench), share=True)
@@ -465,16 +370,24 @@ def cmd_search(argv: list[str]) -> int:
     print_tuning_gains(bench, studies, tracking)
     if tracking is not None:
         state = f"BROKEN ({tracking.broken})" if tracking.broken else "ok"
-        print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}]")
+        from search.tracking import runs_table_path
+
+        local = not tracking.uri.startswith(("http", "databricks"))  # a server has its own UI
+        ui = f"mlflow ui --backend-store-uri {shlex.quote(redact(tracking.uri))}, then " if local else ""
+        print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}] "
+              f"(runs table: {ui}{runs_table_path(tracking.experiment_id)})")
         if not tracking.broken:
             from search.registry import register_models
 
             uris = register_models(search.storage, search.name, search.output_dir, tracking.uri)
             print(f"MLflow Model Registry: {', '.join(uris) or 'nothing registered'}")
-    print(f"Optuna: {redact(search.storage)} (optuna-dashboard {redact(search.storage)})")
+    from search.benchmark import artifact_dir
+
+    print(f"Optuna: {redact(search.storage)} (optuna-dashboard {shlex.quote(redact(search.storage))} "
+          f"--artifact-dir {shlex.quote(str(artifact_dir(search)))})")
     from reports import build_report
 
-    print(f"report: {build_report(search.storage, search.name, search.run_dir)}")
+    print(f"report: {build_report(bench.storage, search.name, search.run_dir)}")
     return 0
 
 
@@ -497,23 +410,39 @@ def print_tuning_gains(bench, studies: dict, tracking) -> None:
 
 def cmd_report(argv: list[str]) -> int:
     args = report_parser().parse_args(argv)
+    from search.settings import check_storage_url, check_tracking_uri, is_journal, resolve_storage
+
+    storage = resolve_storage(args.storage, args.output_dir)
+    check_storage_url(storage)
+    if is_journal(storage) and not Path(storage).is_file():  # reading must not create an empty store
+        raise UsageError(f"no study storage at {storage}: pass the --output-dir (or --storage) of the benchmark run")
+    if args.tracking_uri:  # accepted so the main command's options can be copied; the report reads Optuna
+        check_tracking_uri(args.tracking_uri)
+    if not args.name or any(c in args.name for c in "/\\"):
+        raise UsageError(f"--name {args.name!r} must be a plain name (no slashes)")
     configure_logging(args.verbose)
     from reports import build_report
+    from search.study import make_storage
 
-    storage = args.storage or f"sqlite:///{Path(args.output_dir) / 'optuna.db'}"
     if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():  # opening would create it
         raise UsageError(f"no Optuna storage at {storage[len('sqlite:///'):]}: pass the --output-dir (or --storage) "
                          "the benchmark ran with")
-    path = build_report(storage, args.name, Path(args.output_dir) / args.name)
+    path = build_report(make_storage(storage), args.name, Path(args.output_dir) / args.name)
     print(f"report: {path}")
     return 0
 
 
+def configure_logging(verbose: bool) -> None:
+    from core.logs import configure_logging
+
+    configure_logging(verbose)
+
+
 def _chosen(args):
+    from search.settings import resolve_storage
     from search.use import resolve
 
-    storage = args.storage or f"sqlite:///{Path(args.output_dir) / 'optuna.db'}"
-    return resolve(storage, args.name, args.output_dir, args.arch)
+    return resolve(resolve_storage(args.storage, args.output_dir), args.name, args.output_dir, args.arch)
 
 
 def cmd_predict(argv: list[str]) -> int:
@@ -586,7 +515,9 @@ def cmd_rerun(argv: list[str]) -> int:
 
     if args.arch is None:
         raise UsageError("rerun needs --arch: the family of the trial")
-    storage = args.storage or f"sqlite:///{Path(args.output_dir) / 'optuna.db'}"
+    from search.settings import resolve_storage
+
+    storage = resolve_storage(args.storage, args.output_dir)
     result = rerun(storage, args.name, args.output_dir, args.arch, args.trial, seed=args.seed, save=args.save,
                    threads=args.threads)
     print(format_rerun(result))
@@ -597,11 +528,14 @@ def _sigterm(signum, frame):
     raise KeyboardInterrupt
 
 
+COMMANDS = {"train": cmd_train, "report": cmd_report, "predict": cmd_predict, "export": cmd_export,
+            "rerun": cmd_rerun}  # anything else is the flagship search
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGTERM, _sigterm)
-    command = {"train": cmd_train, "report": cmd_report, "predict": cmd_predict, "export": cmd_export,
-               "rerun": cmd_rerun}.get(argv[0] if argv else "", None)
+    command = COMMANDS.get(argv[0] if argv else "", None)
     try:
         if command is not None:
             return command(argv[1:])

@@ -8,11 +8,15 @@ content hash, the tokenizer's identity and ``max_length``.
 
 from __future__ import annotations
 
+import bz2
 import contextlib
+import gzip
 import hashlib
 import json
 import logging
+import lzma
 import os
+import re
 import shutil
 import socket
 from dataclasses import asdict, dataclass, field
@@ -24,51 +28,22 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from core.errors import UsageError
+from core.settings import DATA_ENV, DataSettings  # noqa: F401 - re-exported: settings are light
 
 log = logging.getLogger(__name__)
 
-DATA_ENV = "TEXTBENCH_DATA"
-SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
+SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json"}
+COMPRESSIONS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "valid", "dev"), "test": ("test",)}
+DROP_LIMIT = 0.05  # a split may lose at most this share of rows (no text, no label) without --drop-invalid
 MODEL_COLUMNS = ["input_ids", "attention_mask", "labels"]
-
-
-@dataclass
-class DataSettings:
-    """Which data, how it is split and tokenized. Maps one-to-one to CLI options."""
-
-    dataset: str = "imdb"  # hub id, or a local folder (train.*/test.*) or file (.parquet/.csv/.jsonl)
-    data_dir: str | None = None  # local mirror root: DIR/<dataset>/ and DIR/<tokenizer>/ are tried first
-    text_column: str = "text"
-    label_column: str = "label"
-    tokenizer: str = "bert-base-cased"  # hub id or local folder
-    max_length: int = 128
-    validation_fraction: float = 0.1  # carved from train, stratified, seeded
-    test_fraction: float = 0.2  # only used when the dataset has no test split
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None  # caps validation and test
-    seed: int = 42
-    cache_dir: str = "runs/cache"
-
-    def __post_init__(self):
-        if self.max_length <= 0:
-            raise UsageError(f"--max-length must be positive, got {self.max_length}")
-        if not 0 < self.validation_fraction < 1:
-            raise UsageError(f"--validation-fraction must be in (0, 1), got {self.validation_fraction}")
-        if not 0 < self.test_fraction < 1:
-            raise UsageError(f"--test-fraction must be in (0, 1), got {self.test_fraction}")
-        for name in ("max_train_samples", "max_eval_samples"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        if self.data_dir is None:
-            self.data_dir = os.environ.get(DATA_ENV) or None
 
 
 @dataclass
 class PreparedData:
     """Tokenized train/validation/test splits plus what the rest of the harness needs to know."""
 
-    splits: datasets.DatasetDict
+    splits: datasets.DatasetDict | None  # None until ``tokenize``
     tokenizer: object
     label_names: list[str]
     fingerprint: str  # content hash of the selected rows of all three splits
@@ -76,6 +51,9 @@ class PreparedData:
     tokenizer_source: str
     cache_hit: bool = False
     sizes: dict = field(default_factory=dict)
+    origin: dict = field(default_factory=dict)  # split -> the file it came from, or how it was carved
+    dropped: dict = field(default_factory=dict)  # split -> {"no label": n, "empty text": m}, splits with drops
+    frames: dict | None = None  # the split DataFrames between ``load`` and ``tokenize``
     max_length: int | None = None  # tokens per text after truncation (saved with every model)
 
     @property
@@ -90,6 +68,8 @@ class PreparedData:
             "tokenizer": self.tokenizer_source,
             "labels": self.label_names,
             **{f"{name}_size": n for name, n in self.sizes.items()},
+            **{f"{name}_from": text for name, text in self.origin.items()},
+            "dropped_rows": self.dropped,
         }
 
 
@@ -128,72 +108,291 @@ def _offline_error(kind: str, name: str, data_dir: str | None) -> UsageError:
 # ---------------------------------------------------------------- raw data
 
 
-def _read_file(path: Path) -> pd.DataFrame:
-    kind = SUFFIXES.get(path.suffix.lower())
+def _kind(path: Path) -> str | None:
+    """The reader for a file name (compressed files by their inner suffix: reviews.csv.gz is csv)."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSIONS:
+        suffixes = suffixes[:-1]
+    return SUFFIXES.get(suffixes[-1]) if suffixes else None
+
+
+def _open_text(path: Path, encoding: str = "utf-8-sig"):
+    opener = COMPRESSIONS.get(path.suffix.lower(), open)
+    return opener(path, "rt", encoding=encoding, newline="")
+
+
+def _read_file(path: Path, settings: DataSettings | None = None) -> pd.DataFrame:
+    """A file as a DataFrame of its raw values; parser errors become one line with the file's name."""
+    kind, no_header = _kind(path), settings is not None and settings.no_header
     if kind is None:
-        raise UsageError(f"unsupported file type '{path.name}': use .parquet, .csv or .jsonl")
+        raise UsageError(f"unsupported file type '{path.name}': use .parquet, .csv, .tsv, .jsonl or .json "
+                         f"(optionally compressed: {', '.join(COMPRESSIONS)})")
     try:
         if kind == "parquet":
-            return pd.read_parquet(path)
-        if kind == "csv":
-            return pd.read_csv(path)
-        return pd.read_json(path, lines=path.suffix.lower() == ".jsonl")
+            df = pd.read_parquet(path)
+        elif kind in ("csv", "tsv"):
+            df = _read_delimited(path, "\t" if kind == "tsv" else ",", no_header)
+        elif kind == "jsonl":
+            df = _read_jsonl(path)
+        else:
+            df = _read_json(path)
+    except UsageError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any parser error becomes one clear line
-        reason = str(exc).splitlines()[0] if str(exc).strip() else ""
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise UsageError(f"cannot read {path}: {exc.__class__.__name__}: {reason}: "
-                         "check that it is a valid .parquet/.csv/.jsonl file") from exc
+                         f"check that it is a valid .{kind} file") from exc
+    if no_header:  # columns are 0-based positions, whatever the format
+        df.columns = range(df.shape[1])
+    return df
 
 
-def _find_split(folder: Path, split: str) -> Path | None:
-    for suffix in SUFFIXES:
-        if (folder / f"{split}{suffix}").exists():
-            return folder / f"{split}{suffix}"
-    return None
+def _read_delimited(path: Path, sep: str, no_header: bool) -> pd.DataFrame:
+    """CSV/TSV as strings, exactly as written: no "NA" -> NaN, no "1" -> 1.0; a BOM is dropped, quoted
+    newlines are kept; a non-UTF-8 file is read as cp1252 (with a warning); a .csv separated by
+    ';', tab or '|' is detected when commas give one column."""
+    kwargs = {"sep": sep, "header": None if no_header else "infer", "dtype": str, "keep_default_na": False,
+              "na_filter": False}
+    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+        try:
+            with _open_text(path, encoding) as handle:
+                sample = handle.read(64 * 1024)
+            df = pd.read_csv(path, encoding=encoding, **kwargs)
+            break
+        except UnicodeDecodeError:
+            log.warning("%s is not %s text: trying the next encoding", path.name, encoding)
+    if df.shape[1] == 1 and sep == ",":
+        first = sample.splitlines()[0] if sample else ""
+        for other in (";", "\t", "|"):
+            if other in first:
+                log.warning("%s is separated by %r, not commas: read it so", path.name, other)
+                return pd.read_csv(path, encoding=encoding, **(kwargs | {"sep": other}))
+    return df
 
 
-def load_raw(settings: DataSettings) -> tuple[dict[str, pd.DataFrame], str]:
-    """Raw splits as DataFrames with columns ``text`` and ``label`` (``test`` may be missing)."""
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    """JSON Lines, one object per line; an error names the line (pandas gives a byte offset)."""
+    records = []
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"cannot read {path}: line {number} is not valid JSON ({exc.msg}, column "
+                                 f"{exc.colno}): fix or delete that line") from None
+            if not isinstance(record, dict):
+                raise UsageError(f"cannot read {path}: line {number} is a JSON {type(record).__name__}, not an "
+                                 "object: write one {\"text\": ..., \"label\": ...} object per line")
+            records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def _read_json(path: Path) -> pd.DataFrame:
+    """A .json file: an array of objects, an object of columns, {"data": [...]}, or JSON Lines."""
+    with _open_text(path) as handle:
+        text = handle.read()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":  # more than one value: JSON Lines under a .json name
+            return _read_jsonl(path)
+        raise UsageError(f"cannot read {path}: line {exc.lineno} is not valid JSON ({exc.msg}, column "
+                         f"{exc.colno}): fix the file") from None
+    if isinstance(value, dict):
+        lists = [v for v in value.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
+        if len(lists) == 1:
+            value = lists[0]
+        elif all(isinstance(v, list) for v in value.values()):
+            return pd.DataFrame(value)
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return pd.DataFrame.from_records(value)
+    raise UsageError(f"cannot read {path}: expected an array of objects (one per example) or JSON Lines")
+
+
+def _split_files(folder: Path) -> dict[str, list[Path]]:
+    """Each split's files in a folder (or its data/ subfolder, the Hub's layout): train.csv, dev.tsv,
+    validation.jsonl, test.parquet, or shards such as train-00000-of-00002.parquet."""
+    found: dict[str, list[Path]] = {}
+    for where in (folder, folder / "data"):
+        files = sorted(p for p in where.iterdir() if p.is_file() and _kind(p)) if where.is_dir() else []
+        for split, names in SPLIT_NAMES.items():
+            for path in files:
+                stem = path.name.split(".")[0].lower()
+                if any(stem == n or stem.startswith((f"{n}-", f"{n}_")) for n in names):
+                    found.setdefault(split, []).append(path)
+        if found:
+            break
+    for split, paths in found.items():
+        names = {p.name.split(".")[0].lower().split("-")[0].split("_")[0] for p in paths}
+        kinds = {_kind(p) for p in paths}
+        if len(names) > 1 or len(kinds) > 1:
+            raise UsageError(f"{folder} has several {split} files ({', '.join(p.name for p in paths)}): "
+                             "keep one per split")
+    return found
+
+
+def load_raw(settings: DataSettings) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Raw splits as DataFrames with columns ``text`` and ``label`` (``validation``/``test`` may be
+    missing), and what happened on the way: source, which file each split came from, rows dropped."""
     local = _mirror(settings.dataset, settings.data_dir)
     if local is not None:
         if local.is_dir():
-            files = {s: _find_split(local, s) for s in ("train", "test")}
-            if files["train"] is None:
-                raise UsageError(f"no train.parquet/.csv/.jsonl in {local}: add one or pass the file itself")
-            frames = {s: _read_file(p) for s, p in files.items() if p is not None}
+            files = _split_files(local)
+            if "train" not in files:
+                raise UsageError(f"no train file (train.parquet/.csv/.tsv/.jsonl) in {local}: "
+                                 "add one or pass the file itself")
+            raw = {s: pd.concat([_read_file(p, settings) for p in paths], ignore_index=True)
+                   for s, paths in files.items()}
+            origin = {s: ", ".join(p.name for p in paths) for s, paths in files.items()}
         else:
-            frames = {"train": _read_file(local)}
+            raw, origin = {"train": _read_file(local, settings)}, {"train": local.name}
         source = str(local.resolve())
     elif (
         settings.dataset.startswith(("/", ".", "~"))
         or settings.dataset.count("/") > 1
-        or Path(settings.dataset).suffix in SUFFIXES
+        or _kind(Path(settings.dataset)) is not None
     ):  # a path, not a hub id ("name" or "owner/name")
         raise UsageError(f"dataset path '{settings.dataset}' does not exist: check the path")
     else:
         if not hub_reachable():
             raise _offline_error("dataset", settings.dataset, settings.data_dir)
         loaded = datasets.load_dataset(settings.dataset)
-        frames = {s: loaded[s].to_pandas() for s in ("train", "test") if s in loaded}
+        raw, origin = {}, {}
+        for split, names in SPLIT_NAMES.items():
+            name = next((n for n in names if n in loaded), None)
+            if name is not None:
+                raw[split], origin[split] = loaded[name].to_pandas(), f"hub split {name!r}"
+        if "train" not in raw:
+            raise UsageError(f"hub dataset {settings.dataset!r} has no train split (splits: {', '.join(loaded)})")
         source = settings.dataset
-    return {s: _select_columns(df, settings, s) for s, df in frames.items()}, source
+    frames, dropped = {}, {}
+    for split, df in raw.items():
+        selected = _select_columns(df, settings, split)
+        if selected is None:  # an unlabelled test file (GLUE's test.tsv): carve a labelled one instead
+            log.warning("%s has no labels: the test split is carved from train instead", origin[split])
+            origin[split] = f"carved from train ({origin[split]} has no labels)"
+            continue
+        frames[split], dropped[split] = selected
+    _check_dropped(dropped, {s: len(df) for s, df in raw.items()}, origin, settings.drop_invalid)
+    info = {"source": source, "origin": origin, "dropped": {s: d for s, d in dropped.items() if any(d.values())}}
+    return frames, info
 
 
-def _select_columns(df: pd.DataFrame, settings: DataSettings, split: str) -> pd.DataFrame:
-    missing = [c for c in (settings.text_column, settings.label_column) if c not in df.columns]
+def _columns(df: pd.DataFrame, spec: str, option: str, settings: DataSettings, split: str) -> list:
+    """The columns ``spec`` names: a column, a comma list of columns, or (--no-header) 0-based numbers."""
+    parts = [spec] if spec in df.columns else [p.strip() for p in str(spec).split(",")]
+    if settings.no_header:
+        if not all(p.isdigit() for p in parts):
+            raise UsageError(f"with --no-header, {option} takes 0-based column numbers (e.g. {option} 1), "
+                             f"got {spec!r}")
+        parts = [int(p) for p in parts]
+    else:
+        parts = [_column_named(df, p) for p in parts]
+    missing = [p for p in parts if p not in df.columns]
     if missing:
+        if settings.no_header:
+            raise UsageError(f"{split} split has {df.shape[1]} columns, so column {missing[0]} does not exist: "
+                             f"pass {option} with a number from 0 to {df.shape[1] - 1}")
+        hint = " (no header row? pass --no-header with 0-based column numbers)" if _looks_headerless(df) else ""
         raise UsageError(
             f"{split} split has no column {missing[0]!r} (columns: {', '.join(map(str, df.columns))}): "
-            f"pass --text-column/--label-column"
+            f"pass --text-column/--label-column{hint}"
         )
-    out = df[[settings.text_column, settings.label_column]].rename(
-        columns={settings.text_column: "text", settings.label_column: "label"}
-    )
-    out = out.dropna().reset_index(drop=True)
-    out["text"] = out["text"].astype(str)
+    return parts
+
+
+def _column_named(df: pd.DataFrame, name: str):
+    """``name`` itself, or the one column that differs from it only by case or surrounding spaces
+    (a header " Text" or "Review" answers --text-column text / review)."""
+    if name in df.columns:
+        return name
+    close = [c for c in df.columns if str(c).strip().lower() == name.strip().lower()]
+    return close[0] if len(close) == 1 else name
+
+
+def _looks_headerless(df: pd.DataFrame) -> bool:
+    """True when a column name is a long sentence or a number: the header row is probably data."""
+    return any(len(str(c)) > 40 or str(c).strip().lstrip("-").replace(".", "", 1).isdigit() for c in df.columns)
+
+
+def _text(df: pd.DataFrame, columns: list) -> pd.Series:
+    """The text of each row: one column as it is, or several joined by a space (empty parts skipped)."""
+    parts = [df[c].map(lambda v: "" if _missing(v) else str(v)) for c in columns]
+    if len(parts) == 1:
+        return parts[0].astype(object)
+    return pd.Series([" ".join(p for p in row if p.strip()) for row in zip(*parts, strict=True)],
+                     index=df.index, dtype=object)
+
+
+def _missing(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # lists, arrays: present
+        return False
+
+
+WHOLE = re.compile(r"[+-]?\d+(\.0*)?")
+
+
+def label_value(value):
+    """One label as the value it means: whole numbers as ints ("1", 1.0 -> 1), other strings stripped."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return int(value) if float(value).is_integer() else float(value)
+    text = str(value).strip()
+    return int(float(text)) if WHOLE.fullmatch(text) else text
+
+
+def _select_columns(df: pd.DataFrame, settings: DataSettings, split: str):
+    """(text/label frame, rows dropped by reason), or None for a test file without labels."""
+    texts = _text(df, _columns(df, settings.text_column, "--text-column", settings, split))
+    if split == "test" and not settings.no_header and settings.label_column not in df.columns:
+        return None
+    labels = _columns(df, settings.label_column, "--label-column", settings, split)
+    if len(labels) != 1:
+        raise UsageError(f"--label-column takes one column, got {settings.label_column!r}")
+    label_column = labels[0]
+    no_label = df[label_column].map(_missing).to_numpy(dtype=bool)
+    if split == "test" and len(df) and no_label.all():
+        return None
+    empty_text = ~no_label & texts.map(_missing).to_numpy(dtype=bool)
+    keep = ~(no_label | empty_text)
+    labels = df[label_column][keep]
+    mapping = {value: label_value(value) for value in pd.unique(labels)}
+    out = pd.DataFrame({"text": texts[keep].astype(str), "label": labels.map(mapping)}).reset_index(drop=True)
     if out.empty:
         fix = "add rows, or delete the file to carve a test split from train" if split == "test" else "add rows"
         raise UsageError(f"{split} split is empty (no rows with both text and label): {fix}")
-    return out
+    return out, {"no label": int(no_label.sum()), "empty text": int(empty_text.sum())}
+
+
+def _describe_drops(dropped: dict[str, int]) -> str:
+    return " and ".join(f"{n} {'without a label' if why == 'no label' else 'with an empty text'}"
+                        for why, n in dropped.items() if n)
+
+
+def _check_dropped(dropped: dict, totals: dict, origin: dict, allow: bool) -> None:
+    """Refuse to drop more than DROP_LIMIT of a split without --drop-invalid; say what was dropped."""
+    for split, counts in dropped.items():
+        n = sum(counts.values())
+        if n > DROP_LIMIT * totals[split] and not allow:
+            raise UsageError(
+                f"{split} split ({origin[split]}): {n} of {totals[split]} rows ({n / totals[split]:.1%}) are unusable, "
+                f"{_describe_drops(counts)}; more than {DROP_LIMIT:.0%} of a split is not dropped silently: "
+                "fix the data or the --text-column/--label-column, or pass --drop-invalid to drop them"
+            )
+    parts = [f"{split} {_describe_drops(c)} of {totals[split]}" for split, c in dropped.items() if any(c.values())]
+    if parts:
+        log.warning("dropped rows: %s", "; ".join(parts))
 
 
 # ---------------------------------------------------------------- splitting
@@ -231,15 +430,18 @@ def encode_labels(frames: dict[str, pd.DataFrame]) -> list[str]:
 
 
 def split_frames(frames: dict[str, pd.DataFrame], settings: DataSettings) -> dict[str, pd.DataFrame]:
-    """train/validation/test: test from the data or carved off, validation always from train."""
+    """train/validation/test: test and validation from the data when given, else carved off train."""
     train = frames["train"]
     if "test" in frames:
         test = frames["test"]
     else:
         n_test = max(train["label"].nunique(), round(settings.test_fraction * len(train)))
         test, train = _stratified_take(train, n_test, settings.seed)
-    n_val = max(train["label"].nunique(), round(settings.validation_fraction * len(train)))
-    validation, train = _stratified_take(train, n_val, settings.seed + 1)
+    if "validation" in frames:
+        validation = frames["validation"]
+    else:
+        n_val = max(train["label"].nunique(), round(settings.validation_fraction * len(train)))
+        validation, train = _stratified_take(train, n_val, settings.seed + 1)
     if settings.max_train_samples:
         train, _ = _stratified_take(train, settings.max_train_samples, settings.seed + 2)
     if settings.max_eval_samples:
@@ -317,23 +519,41 @@ def _tokenize(frames: dict[str, pd.DataFrame], tokenizer, max_length: int) -> da
     return datasets.DatasetDict(out)
 
 
-def prepare(settings: DataSettings) -> PreparedData:
-    """Load, split and tokenize (or fetch the tokenized splits from the on-disk cache)."""
-    frames, source = load_raw(settings)
+def load(settings: DataSettings) -> PreparedData:
+    """Load, check and split the data and load the tokenizer, writing nothing: bad input fails here,
+    before any store, folder or cache entry exists. ``tokenize`` does the rest."""
+    frames, info = load_raw(settings)
     label_names = encode_labels(frames)
+    origin = dict(info["origin"])
+    carved = {"test": f"{settings.test_fraction:g} of train", "validation": f"{settings.validation_fraction:g} of "
+              "train" + ("" if "test" in frames else " after the test split")}
+    for split, share in carved.items():
+        if split not in frames:
+            reason = origin.get(split, "").partition("(")[2].rstrip(")")
+            origin[split] = f"carved from train ({share}, stratified, seeded{'; ' + reason if reason else ''})"
     frames = split_frames(frames, settings)
     tokenizer, tokenizer_source = load_tokenizer(settings)
     content = {name: frame_hash(df) for name, df in frames.items()}
     fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
-    key_parts = {"data": fingerprint, "tokenizer": tokenizer_fingerprint(tokenizer), "max_length": settings.max_length}
+    return PreparedData(splits=None, tokenizer=tokenizer, label_names=label_names, fingerprint=fingerprint,
+                        source=info["source"], tokenizer_source=tokenizer_source,
+                        sizes={name: len(df) for name, df in frames.items()},
+                        origin={s: origin[s] for s in ("train", "validation", "test")},
+                        dropped=info["dropped"], frames=frames, max_length=settings.max_length)
+
+
+def tokenize(data: PreparedData, settings: DataSettings) -> PreparedData:
+    """Fill ``data.splits``: from the on-disk cache, or tokenized now and cached."""
+    key_parts = {"data": data.fingerprint, "tokenizer": tokenizer_fingerprint(data.tokenizer),
+                 "max_length": settings.max_length}
     key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:16]
     cache = Path(settings.cache_dir) / "tokenized" / key
     if (cache / "dataset_dict.json").exists():
         splits, hit = datasets.load_from_disk(str(cache)), True
         log.info("tokenized splits loaded from cache %s", cache)
     else:
-        log.info("tokenizing %s rows (cached afterwards in %s)", sum(map(len, frames.values())), cache)
-        splits, hit = _tokenize(frames, tokenizer, settings.max_length), False
+        log.info("tokenizing %s rows (cached afterwards in %s)", sum(map(len, data.frames.values())), cache)
+        splits, hit = _tokenize(data.frames, data.tokenizer, settings.max_length), False
         tmp = cache.with_name(f"{key}.tmp-{os.getpid()}")
         splits.save_to_disk(str(tmp))
         (tmp / "key.json").write_text(json.dumps(key_parts | {"settings": asdict(settings)}, indent=1))
@@ -342,18 +562,14 @@ def prepare(settings: DataSettings) -> PreparedData:
         except OSError:  # another worker won the race; its copy is identical
             shutil.rmtree(tmp, ignore_errors=True)
         splits = datasets.load_from_disk(str(cache)) if cache.exists() else splits
-    sizes = {name: len(ds) for name, ds in splits.items()}
-    return PreparedData(
-        splits=splits,
-        tokenizer=tokenizer,
-        label_names=label_names,
-        fingerprint=fingerprint,
-        source=source,
-        tokenizer_source=tokenizer_source,
-        cache_hit=hit,
-        sizes=sizes,
-        max_length=settings.max_length,
-    )
+    data.splits, data.cache_hit, data.frames = splits, hit, None
+    data.sizes = {name: len(ds) for name, ds in splits.items()}
+    return data
+
+
+def prepare(settings: DataSettings) -> PreparedData:
+    """Load, split and tokenize (or fetch the tokenized splits from the on-disk cache)."""
+    return tokenize(load(settings), settings)
 
 
 def label_counts(splits: datasets.DatasetDict) -> dict[str, list[int]]:

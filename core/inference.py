@@ -127,6 +127,12 @@ def read_texts(path: str | Path, text_column: str) -> pd.DataFrame:
                          "pass --text-column")
     if frame.empty:
         raise UsageError(f"{path} has no rows: nothing to predict")
+    for column in frame.columns:  # CSV cells are read as text; passed-through numbers stay numbers
+        if column != text_column:
+            try:
+                frame[column] = pd.to_numeric(frame[column])
+            except (ValueError, TypeError):
+                pass
     return frame
 
 
@@ -148,10 +154,11 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
 
 
 def _as_label(value) -> str:
-    """A label value as the text ``encode_labels`` made of it (1.0 read from a CSV with blanks is 1)."""
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        value = int(value)
-    return str(value)
+    """A label value as the text ``encode_labels`` made of it (1.0 read from a CSV with blanks is 1,
+    " pos" is pos), as the training data was read."""
+    from core.data import label_value
+
+    return str(label_value(value))
 
 
 def accuracy(true_labels: Sequence, predicted: Sequence[str], label_names: Sequence[str]) -> tuple[float, int]:

@@ -14,6 +14,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from core.families import SEED_CONFIGS  # noqa: F401 - re-exported
+
 
 class _TextClassifier(PreTrainedModel):
     """Shared tail: embedding in, logits out, cross-entropy when labels are given."""
@@ -171,15 +173,6 @@ MODELS: dict[str, tuple[type[PretrainedConfig], type[PreTrainedModel]]] = {
     "gru": (GRUConfig, SimpleGRU),
     "lstm": (LSTMConfig, SimpleLSTM),
 }
-
-# The course notes' configurations: the reference point for every search.
-SEED_CONFIGS: dict[str, dict] = {
-    "cnn": {"embedding_dim": 64, "filter_size": 3, "num_filters": 10},
-    "rnn": {"embedding_dim": 64, "hidden_size": 96, "num_layers": 1, "nonlinearity": "tanh"},
-    "gru": {"embedding_dim": 64, "hidden_size": 96, "num_layers": 1},  # the RNN's sizes, gated cells
-    "lstm": {"embedding_dim": 64, "hidden_size": 96, "num_layers": 1},
-}
-
 
 def register(name: str, config_class, model_class, seed_config: dict) -> None:
     """Add a family: the CLI, the search and the report pick it up from here."""

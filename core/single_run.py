@@ -16,7 +16,7 @@ from transformers import set_seed
 from core.data import DataSettings, prepare
 from core.inference import save_model
 from core.models import build_model, count_parameters
-from core.training import TrainSettings, evaluate_split, fit, set_threads
+from core.training import TrainSettings, check_device, evaluate_split, fit, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ def train_once(arch: str, params: dict, data_settings: DataSettings, settings: T
                *, seed: int = 42, threads: int | None = None) -> dict:
     """Train ``arch`` with ``params`` under ``settings``; write outputs to ``out_dir``; return metrics."""
     set_threads(threads)
-    data = prepare(data_settings)  # bad data fails here, before anything is written
+    check_device(settings)
+    data = prepare(data_settings)  # validates the data before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     set_seed(seed)
     model = build_model(arch, vocab_size=len(data.tokenizer), num_labels=data.num_labels,

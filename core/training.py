@@ -31,51 +31,16 @@ from transformers import (
 
 from core.data import ArrayRows, PaddingCollator
 from core.errors import UsageError
+from core.settings import PRECISIONS, TrainSettings  # noqa: F401 - re-exported: settings are light
 
 METRIC_PATH = Path(__file__).parent / "metrics" / "accuracy"
 _accuracy = None
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
-@dataclass
-class TrainSettings:
-    """The training budget. Identical for every trial and every family of a benchmark."""
-
-    max_steps: int = 2500
-    eval_steps: int = 500  # evaluate (and log) every this many optimizer steps
-    batch_size: int = 8
-    eval_batch_size: int = 256
-    learning_rate: float = 1e-3  # the searches override it per trial
-    patience: int = 5  # evaluations without improvement before early stopping; 0 disables
-    logging_steps: int | None = None  # default: eval_steps
-    precision: str = "fp32"  # fp32, or mixed precision: bf16 (GPU or CPU), fp16 (GPU)
-
-    def __post_init__(self):
-        for name in ("max_steps", "eval_steps", "batch_size", "eval_batch_size"):
-            if getattr(self, name) <= 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if self.eval_steps > self.max_steps:
-            raise UsageError(f"--eval-steps ({self.eval_steps}) exceeds --max-steps ({self.max_steps}): lower it")
-        if self.patience < 0:
-            raise UsageError(f"--patience must be 0 or more, got {self.patience}")
-        if not self.learning_rate > 0:
-            raise UsageError(f"learning rate must be positive, got {self.learning_rate}")
-        if self.precision not in PRECISIONS:
-            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.precision == "fp16" and not torch.cuda.is_available():
-            raise UsageError("--precision fp16 needs a CUDA GPU and none is visible: use fp32 (or bf16)")
-        if self.logging_steps is None:
-            self.logging_steps = self.eval_steps
-
-    def budget(self) -> dict:
-        """What must be equal across families for a fair comparison."""
-        return {
-            "max_steps": self.max_steps,
-            "eval_steps": self.eval_steps,
-            "batch_size": self.batch_size,
-            "patience": self.patience,
-            "precision": self.precision,
-        }
+def check_device(settings: TrainSettings) -> None:
+    """What ``TrainSettings`` cannot check without torch: fp16 needs a CUDA GPU."""
+    if settings.precision == "fp16" and not torch.cuda.is_available():
+        raise UsageError("--precision fp16 needs a CUDA GPU and none is visible: use fp32 (or bf16)")
 
 
 def compute_accuracy(eval_pred) -> dict:

@@ -178,6 +178,8 @@ def study_totals(storage: str, name: str, arch: str = "cnn") -> dict:
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if "://" not in storage:  # the CLI's default journal file
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
     study = optuna.load_study(study_name=f"{name}-{arch}", storage=storage)
     trials = study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]

@@ -131,7 +131,7 @@ def measure(profile: Profile, work: Path) -> list[dict]:
     args = cli_args(out, arch=arch, trials=trials, train_samples=profile.train_samples,
                     eval_samples=profile.eval_samples,
                     extra=("--name", "perf-flagship", "--threads", "1", "--no-baseline", *budget))
-    flagship = cli_study(args, f"sqlite:///{out / 'optuna.db'}", "perf-flagship", label="flagship", arch=arch)
+    flagship = cli_study(args, str(out / "optuna.journal"), "perf-flagship", label="flagship", arch=arch)
     flagship_wall = flagship["wall_s"]
     flagship_test = accuracy_on_test(out / "perf-flagship" / "models" / f"{arch}-best", profile)
     print(f"  flagship: {flagship_wall:.0f} s, best validation accuracy {flagship['best_value']:.4f}, "

@@ -95,11 +95,11 @@ def measure(profile: Profile, work: Path) -> list[dict]:
     out.mkdir(parents=True)
     cold = startup_once(out, profile.startup_train_samples)
     shutil.rmtree(out / "imdb", ignore_errors=True)  # keep only the cache: a new study, warm tokenization
-    (out / "optuna.db").unlink(missing_ok=True)
+    (out / "optuna.journal").unlink(missing_ok=True)
     warm_runs = []
     for _ in range(max(2, profile.repeats)):
         shutil.rmtree(out / "imdb", ignore_errors=True)
-        (out / "optuna.db").unlink(missing_ok=True)
+        (out / "optuna.journal").unlink(missing_ok=True)
         warm_runs.append(startup_once(out, profile.startup_train_samples))
     warm = sorted(warm_runs, key=lambda m: m["first_step"])[len(warm_runs) // 2]
     floor = import_floor()

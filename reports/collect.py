@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,7 @@ from core.urls import redact
 
 logger = logging.getLogger(__name__)
 
+CURVES_FILE = "curves.csv"  # a trial's curves in the study's artifact store (search.objective.CURVES_FILE)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 CURVE_METRICS = ("loss", "eval_loss", "eval_accuracy")
 TRIAL_ATTRS = ("best_step", "steps_trained", "wall_seconds", "n_params", "seed",
@@ -176,10 +179,29 @@ def _best_trial(bench: Benchmark, family: str) -> FrozenTrial | None:
     return max(done, key=lambda t: (t.value, -t.number)) if done else None
 
 
-def _curve_rows(family: str, t: FrozenTrial) -> list[dict[str, Any]]:
+def trial_curves(bench: Benchmark, family: str, t: FrozenTrial) -> list[dict[str, Any]]:
+    """The trial's ``curves.csv`` in the study's Optuna artifact store, or the older ``curves`` attr."""
+    if t.user_attrs.get("curves"):
+        return t.user_attrs["curves"]
+    folder = bench.attrs(family).get("artifact_dir")
+    if not folder or not Path(folder).is_dir():
+        return []
+    store = optuna.artifacts.FileSystemArtifactStore(folder)
+    for meta in optuna.artifacts.get_all_artifact_meta(t, storage=bench.studies[family]._storage):
+        if meta.filename == CURVES_FILE:
+            try:
+                with store.open_reader(meta.artifact_id) as handle:
+                    frame = pd.read_csv(handle, float_precision="round_trip")  # the logged floats, exactly
+            except optuna.artifacts.exceptions.ArtifactNotFound:
+                return []
+            return [{k: v for k, v in row.items() if pd.notna(v)} for row in frame.to_dict("records")]
+    return []
+
+
+def _curve_rows(bench: Benchmark, family: str, t: FrozenTrial) -> list[dict[str, Any]]:
     """Curves logged by the trainer, or the reported intermediate accuracies when there are none."""
     rows = []
-    for point in t.user_attrs.get("curves") or []:
+    for point in trial_curves(bench, family, t):
         step = point.get("step")
         for metric in CURVE_METRICS:
             if step is not None and point.get(metric) is not None:
@@ -205,7 +227,7 @@ def curves_frame(bench: Benchmark, which: str = "best") -> pd.DataFrame:
         else:
             chosen = list(bench.trials(family))
         for t in chosen:
-            rows.extend(_curve_rows(family, t))
+            rows.extend(_curve_rows(bench, family, t))
     return pd.DataFrame(rows, columns=["family", "number", "step", "metric", "value"])
 
 
@@ -286,7 +308,9 @@ def final_curves_frame(bench: Benchmark) -> pd.DataFrame:
 
 
 def importance_frame(bench: Benchmark) -> pd.DataFrame:
-    """fANOVA importance per family and parameter; a family that cannot be scored gets one ``note`` row.
+    """Importance per family and parameter, computed as optuna-dashboard computes it (PED-ANOVA on
+    the completed trials, the best decile against all), so the report and the dashboard agree; a
+    family that cannot be scored gets one ``note`` row.
 
     Importance needs at least two completed trials and a parameter that varied; anything else
     (including an evaluator error) becomes a note rather than a crash, since the report must render.
@@ -303,8 +327,7 @@ def importance_frame(bench: Benchmark) -> pd.DataFrame:
             note = "no hyperparameter varied across completed trials"
         else:
             try:
-                evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-                scores = optuna.importance.get_param_importances(study, evaluator=evaluator)
+                scores = dashboard_importances(study)
                 rows.extend({"family": family, "param": p, "importance": float(v), "note": ""}
                             for p, v in scores.items())
             except Exception as exc:  # noqa: BLE001 - any evaluator failure is a note on the page
@@ -312,6 +335,17 @@ def importance_frame(bench: Benchmark) -> pd.DataFrame:
         if note:
             rows.append({"family": family, "param": None, "importance": np.nan, "note": note})
     return pd.DataFrame(rows, columns=["family", "param", "importance", "note"])
+
+
+def dashboard_importances(study: optuna.Study) -> dict[str, float]:
+    """optuna-dashboard 0.21's evaluator and target (``_importance.py``): PED-ANOVA, deterministic
+    (no seed), on the negated value when maximizing, since PED-ANOVA rewards low targets."""
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes the importances")
+        return optuna.importance.get_param_importances(
+            study, target=(lambda t: -t.values[0]) if maximize else (lambda t: t.values[0]),
+            evaluator=optuna.importance.PedAnovaImportanceEvaluator())
 
 
 THIN_FRACTION = 0.2  # a family whose completed trials are fewer than this share of its finished ones

@@ -371,7 +371,7 @@ def cost_scatter(trials: pd.DataFrame, palette: dict[str, Any] | None = None) ->
 
 @styled
 def importance_bars(importance: pd.DataFrame, palette: dict[str, Any] | None = None) -> Figure:
-    """fANOVA importance per family (one axis each, params sorted by importance)."""
+    """PED-ANOVA importance per family (one axis each, params sorted by importance)."""
     scored = importance[importance["importance"].notna()]
     palette = _palette(scored, palette)
     order = _order(scored, palette)

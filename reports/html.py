@@ -106,7 +106,23 @@ def _budget_sentence(bench: Benchmark, has_final: bool) -> str:
             f"({', '.join(map(str, labels))}), tokenizer {s.get('tokenizer', '?')}, max length "
             f"{s.get('max_length', '?')}. Search and ranking use validation only; the test split is used once, "
             f"to evaluate the top {s.get('top_k', '?')} configurations per family with "
-            f"{s.get('final_seeds', '?')} seeds" + ("." if has_final else " (not run yet for this benchmark)."))
+            f"{s.get('final_seeds', '?')} seeds" + ("." if has_final else " (not run yet for this benchmark).")
+            + _data_sentence(raw))
+
+
+def _data_sentence(raw: dict) -> str:
+    """Where each split came from and which rows were dropped (nothing is changed silently)."""
+    origin = [f"{split}: {raw[f'{split}_from']}" for split in ("train", "validation", "test")
+              if raw.get(f"{split}_from")]
+    text = f" Splits: {'; '.join(origin)}." if origin else ""
+    if "dropped_rows" not in raw:
+        return text
+    dropped = raw.get("dropped_rows") or {}
+    if not dropped:
+        return text + " No row was dropped."
+    parts = [f"{split}: " + ", ".join(f"{n} {'without a label' if why == 'no label' else 'with an empty text'}"
+                                      for why, n in counts.items() if n) for split, counts in dropped.items()]
+    return text + f" Rows dropped before splitting: {'; '.join(parts)}."
 
 
 def _settings_table(settings: pd.DataFrame) -> dict[str, Any]:

@@ -19,83 +19,31 @@ from pathlib import Path
 
 import optuna
 
-from core.data import DataSettings, PreparedData, prepare
+from core.data import DataSettings, PreparedData, load, tokenize
 from core.errors import UsageError
-from core.models import MODELS
-from core.training import TrainSettings
+from core.training import TrainSettings, check_device
 from core.urls import redact
 from search import fixed as fixing
 from search.objective import Objective
 from search.overall import Overall, measure_trial
 from search.reference import enqueue_reference
 from search.runner import count_trials, run_study
+from search.settings import SearchSettings, is_journal, is_server_storage, is_sqlite
 from search.study import (
-    PRUNERS,
-    SAMPLERS,
     check_resumable,
-    is_sqlite,
     make_pruner,
     make_sampler,
     make_storage,
     open_study,
     stale_trial_handler,
 )
-from search.tracking import MlflowTracker, default_tracking_uri
+from search.tracking import MlflowTracker, check_tracking
 
 log = logging.getLogger(__name__)
 
 THIN_FRACTION = 0.2  # fewer completed trials than this share of the finished ones: as reports.collect
 PACKAGES = ("textbench", "torch", "transformers", "datasets", "evaluate", "accelerate", "optuna", "mlflow",
             "pandas", "scikit-learn")
-
-
-@dataclass
-class SearchSettings:
-    """What to search and how. Maps one-to-one to the flagship command's options."""
-
-    archs: list[str] = field(default_factory=lambda: ["cnn", "rnn"])
-    trials: int = 50
-    name: str = "imdb"
-    output_dir: str = "runs"
-    storage: str | None = None  # default sqlite:///<output_dir>/optuna.db
-    seed: int = 42
-    sampler: str = "tpe"
-    pruner: str = "margin"
-    timeout: float | None = None  # seconds per study
-    fix: list[str] = field(default_factory=list)
-    reference: bool = True  # the course notes' configuration as trial 0 and in the final stage
-    top_k: int = 3
-    final_seeds: int = 3
-    tracking_uri: str | None = None  # default $MLFLOW_TRACKING_URI, else sqlite:///<output_dir>/mlflow.db
-    mlflow: bool = True
-    progress: bool = True
-
-    def __post_init__(self):
-        unknown = [a for a in self.archs if a not in MODELS]
-        if unknown or not self.archs:
-            raise UsageError(f"unknown architecture {unknown[0] if unknown else ''!r}: use one of "
-                             f"{', '.join(MODELS)}, 'both' or 'all'")
-        if self.trials <= 0:
-            raise UsageError(f"--trials must be positive, got {self.trials}")
-        if self.sampler not in SAMPLERS:
-            raise UsageError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
-        if self.pruner not in PRUNERS:
-            raise UsageError(f"unknown pruner {self.pruner!r}: use one of {', '.join(PRUNERS)}")
-        if self.top_k <= 0 or self.final_seeds < 0:
-            raise UsageError("--top-k must be positive and --final-seeds 0 or more")
-        if not self.name or any(c in self.name for c in "/\\") or self.name.startswith("."):
-            raise UsageError(f"--name {self.name!r} must be a plain name (no slashes), e.g. imdb-small")
-        if self.timeout is not None and self.timeout <= 0:
-            raise UsageError(f"--timeout must be positive seconds, got {self.timeout}")
-        if self.storage is None:
-            self.storage = f"sqlite:///{Path(self.output_dir) / 'optuna.db'}"
-        if self.tracking_uri is None:
-            self.tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(self.output_dir)
-        fixing.check_known(self.archs, self.fix)
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.output_dir) / self.name
 
 
 @dataclass
@@ -147,31 +95,51 @@ def hardware() -> str:
 
 
 def check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"output folder {folder} is not writable ({exc.strerror}): pass a writable --output-dir") from None
+    """The folder can be created (or written) by this user; it is not created here."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder {folder} is not writable ({existing} is not a writable folder): "
+                         "pass a writable --output-dir")
+
+
+def _new_file_store(url: str) -> bool:
+    """True for a journal or SQLite storage whose file does not exist yet: nothing to resume in it, and
+    opening it would create the file."""
+    if is_journal(url):
+        return not Path(url).exists()
+    database = url.split(":///", 1)[1] if is_sqlite(url) and ":///" in url else ""
+    return bool(database) and not Path(database).exists()
 
 
 def setup(search: SearchSettings, data_settings: DataSettings, train: TrainSettings) -> Benchmark:
-    """Validate, open the storage, load and tokenize the data once. Nothing is written to the
-    storage here, so a failure leaves no partial study behind."""
+    """Validate everything, then create: storage, MLflow experiment, tokenization cache. Every check
+    that needs no data comes before the data is read (a server must answer first); bad input (data,
+    settings, a study that cannot be resumed, an unreachable server) fails before anything is
+    written, so it leaves no store, folder or cache entry behind."""
     check_writable(search.run_dir)
+    check_device(train)
     fixed = {arch: fixing.parse_fixed(arch, search.fix) for arch in search.archs}
-    storage = make_storage(search.storage)
-    data = prepare(data_settings)
+    storage = make_storage(search.storage) if is_server_storage(search.storage) else None
+    if search.mlflow:
+        check_tracking(search.tracking_uri)
+    data = load(data_settings)
+    if storage is None and not _new_file_store(search.storage):  # an existing file: check it can resume
+        storage = make_storage(search.storage)
     bench = Benchmark(search=search, data_settings=data_settings, train=train, data=data, storage=storage, fixed=fixed)
-    for arch in search.archs:  # all families, before any of them runs a trial
-        check_resumable(storage, search.name, arch, bench.study_settings(arch))
+    if storage is not None:
+        for arch in search.archs:  # all families, before any of them runs a trial
+            check_resumable(storage, search.name, arch, bench.study_settings(arch))
+    # validated: from here on, things are created
+    bench.storage = storage or make_storage(search.storage)
     if search.mlflow:
         params = {arch: mlflow_params(bench, arch) for arch in search.archs}
         tracking = MlflowTracker(search.tracking_uri, search.name, search.run_dir / "mlartifacts", params)
         bench.hooks.append(tracking)
-        if stale_trial_handler(storage) is not None:
-            stale_trial_handler(storage).listeners.append(tracking.trial_died)
+        if stale_trial_handler(bench.storage) is not None:
+            stale_trial_handler(bench.storage).listeners.append(tracking.trial_died)
+    tokenize(data, data_settings)
     # The Trainer runs gc.collect() at the start of every train(): without this it walks the ~0.5 M
     # objects of the imported libraries each trial (0.24 s here); frozen, they are left out of it.
     gc.freeze()
@@ -219,7 +187,9 @@ def run_family(bench: Benchmark, arch: str) -> optuna.Study:
     objective = Objective(
         arch=arch, data=bench.data, settings=bench.train, study_seed=s.seed,
         work_dir=s.run_dir / "checkpoints", hooks=bench.hooks, best_model_dir=best_model_dir,
+        artifact_dir=artifact_dir(s),
     )
+    study.set_user_attr("artifact_dir", str(artifact_dir(s)))
     for hook in bench.hooks:
         hook.study_started(study)
     if tracker(bench) is not None:
@@ -252,6 +222,11 @@ def run_family(bench: Benchmark, arch: str) -> optuna.Study:
         for hook in bench.hooks:
             hook.study_ended(study, interrupted=interrupted)
     return study
+
+
+def artifact_dir(search: SearchSettings) -> Path:
+    """Optuna's artifact store, beside the default study storage: ``optuna-dashboard --artifact-dir``."""
+    return (Path(search.output_dir) / "artifacts").resolve()
 
 
 def run(bench: Benchmark) -> dict[str, optuna.Study]:
@@ -349,11 +324,3 @@ def format_summary(rows: list[dict]) -> str:
 
 def _fmt(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def refuse_workers_on_sqlite(storage_url: str, workers: int) -> None:
-    if workers > 1 and is_sqlite(storage_url):
-        raise UsageError(
-            "--workers > 1 needs a server storage: SQLite locks the whole file on every write, so parallel "
-            "workers stall and fail; use --storage postgresql://USER@HOST/DB"
-        )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,7 @@ def keep_best_seed_models(run_dir: Path, arch: str, records: list[dict]) -> None
 
 def train_final(bench, arch: str, trial: optuna.trial.FrozenTrial, seed: int, work_dir: Path) -> dict:
     """One re-training of a configuration with one seed, evaluated once on the test split."""
+    started_at = time.time()
     model_params, training_params = split_params(trial.params)
     set_seed(seed)
     data = bench.data
@@ -103,6 +105,8 @@ def train_final(bench, arch: str, trial: optuna.trial.FrozenTrial, seed: int, wo
         "worker": WORKER,
         "test_predictions": predictions.pack(np.asarray(logits).argmax(axis=-1)),
         "curves": result.curves,
+        "started_at": started_at,
+        "ended_at": time.time(),
     }
 
 
@@ -166,7 +170,7 @@ def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: boo
 
     def train(trial, seed) -> None:
         record = train_final(bench, arch, trial, seed, s.run_dir / "checkpoints") | {
-            "rank": rank.get(trial.number), REFERENCE: is_reference(trial)}
+            "rank": rank.get(trial.number), REFERENCE: is_reference(trial), "seed_index": seeds.index(seed)}
         study.set_user_attr(RECORD + _key(trial.number, seed), record)
         if tracker is not None:
             tracker.final_run(study, record)

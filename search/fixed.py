@@ -1,49 +1,86 @@
 """``--fix name=value``: pin search-space parameters without editing code.
 
-Values are parsed with the type of the parameter's Optuna distribution (and categorical values
-must be one of its choices), then pinned with Optuna's ``PartialFixedSampler`` so they still
-appear in every trial's params. A number outside the searched range is allowed on purpose
-(Optuna warns): pinning is how a user tries a value the space does not cover.
+Values are parsed with the type of the parameter's distribution (and categorical values must be
+one of its choices), then pinned with Optuna's ``PartialFixedSampler`` so they still appear in
+every trial's params. A number outside the searched range is allowed on purpose (Optuna warns):
+pinning is how a user tries a value the space does not cover.
+
+The parameters are read by running a family's ``suggest`` on a recording stand-in for a trial, so
+that the command line checks ``--fix`` (and prints the spaces in ``--help``) without importing Optuna.
 """
 
 from __future__ import annotations
 
-import optuna
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from dataclasses import dataclass
 
 from core.errors import UsageError
 from spaces import SPACES
 
 
-def distributions(arch: str) -> dict[str, optuna.distributions.BaseDistribution]:
-    """The parameters a family's space suggests, found by running it on a throwaway trial."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    trial = study.ask()
-    SPACES[arch](trial)
-    return dict(trial.distributions)
+@dataclass(frozen=True)
+class Param:
+    """One suggested parameter: kind "int", "float" or "categorical", its range or choices."""
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple = ()
 
 
-def _parse(name: str, text: str, dist, option: str) -> object:
+class _Recorder:
+    """Stands in for ``optuna.Trial`` in a space's ``suggest``: records each parameter it asks for."""
+
+    def __init__(self):
+        self.params: dict[str, Param] = {}
+
+    def suggest_int(self, name, low, high, *, step=1, log=False):
+        self.params[name] = Param("int", low, high, log)
+        return low
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        self.params[name] = Param("float", low, high, log)
+        return low
+
+    def suggest_categorical(self, name, choices):
+        self.params[name] = Param("categorical", choices=tuple(choices))
+        return choices[0]
+
+
+def parameters(arch: str) -> dict[str, Param]:
+    """The parameters a family's space suggests, in the order it suggests them."""
+    recorder = _Recorder()
+    SPACES[arch](recorder)
+    return recorder.params
+
+
+def distributions(arch: str) -> dict:
+    """The same parameters as Optuna distributions."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    kinds = {"int": IntDistribution, "float": FloatDistribution}
+    return {name: CategoricalDistribution(p.choices) if p.kind == "categorical"
+            else kinds[p.kind](p.low, p.high, log=p.log) for name, p in parameters(arch).items()}
+
+
+def _parse(name: str, text: str, param: Param, option: str) -> object:
     value = None
     try:
-        if isinstance(dist, IntDistribution):
+        if param.kind == "int":
             value = int(text)
-        elif isinstance(dist, FloatDistribution):
+        elif param.kind == "float":
             value = float(text)
     except ValueError:
-        kind = "an integer" if isinstance(dist, IntDistribution) else "a number"
+        kind = "an integer" if param.kind == "int" else "a number"
         raise UsageError(f"{option} {name}={text}: {name} must be {kind}") from None
     if value is not None:
-        if dist.low > 0 and not value > 0:  # sizes, counts, rates: 0 or less cannot build or train
-            raise UsageError(f"{option} {name}={text}: {name} must be positive (searched: {dist.low:g}..{dist.high:g})")
+        if param.low > 0 and not value > 0:  # sizes, counts, rates: 0 or less cannot build or train
+            raise UsageError(f"{option} {name}={text}: {name} must be positive (searched: {param.low:g}..{param.high:g})")
         return value
-    if isinstance(dist, CategoricalDistribution):
-        for choice in dist.choices:
-            if str(choice) == text:
-                return choice
-        raise UsageError(f"{option} {name}={text}: {name} must be one of {', '.join(map(str, dist.choices))}")
-    raise UsageError(f"{option} {name}: unsupported distribution {dist!r}")
+    for choice in param.choices:
+        if str(choice) == text:
+            return choice
+    raise UsageError(f"{option} {name}={text}: {name} must be one of {', '.join(map(str, param.choices))}")
 
 
 def parse_fixed(arch: str, pairs: list[str], option: str = "--fix") -> dict:
@@ -53,24 +90,26 @@ def parse_fixed(arch: str, pairs: list[str], option: str = "--fix") -> dict:
     ``--fix learning_rate=1e-3 --fix num_filters=100`` can serve ``--arch both``. ``train --set``
     uses the same parser (``option="--set"``), so its values obey the same space.
     """
-    dists = distributions(arch)
+    params = parameters(arch)
     fixed = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or not name or not text:
             raise UsageError(f"{option} {pair!r}: expected name=value, e.g. {option} learning_rate=0.001")
-        if name in dists:
-            fixed[name] = _parse(name, text, dists[name], option)
+        if name in params:
+            fixed[name] = _parse(name, text, params[name], option)
     return fixed
 
 
 def check_known(archs: list[str], pairs: list[str]) -> None:
-    """Refuse a ``--fix`` name that none of the chosen families searches."""
-    known = {name for arch in archs for name in distributions(arch)}
+    """Refuse a ``--fix`` name that none of the chosen families searches, or a value it cannot take."""
+    known = {name for arch in archs for name in parameters(arch)}
     for pair in pairs:
         name = pair.partition("=")[0]
         if name not in known:
             raise UsageError(f"--fix {name}: no such parameter in {', '.join(archs)} (known: {', '.join(sorted(known))})")
+    for arch in archs:
+        parse_fixed(arch, pairs)
 
 
 def describe_spaces() -> str:
@@ -78,10 +117,10 @@ def describe_spaces() -> str:
     lines = []
     for arch in SPACES:
         items = []
-        for name, dist in distributions(arch).items():
-            if isinstance(dist, CategoricalDistribution):
-                items.append(f"{name} in {{{', '.join(map(str, dist.choices))}}}")
+        for name, p in parameters(arch).items():
+            if p.kind == "categorical":
+                items.append(f"{name} in {{{', '.join(map(str, p.choices))}}}")
             else:
-                items.append(f"{name} {dist.low:g}..{dist.high:g}{' (log)' if dist.log else ''}")
+                items.append(f"{name} {p.low:g}..{p.high:g}{' (log)' if p.log else ''}")
         lines.append(f"  {arch}: " + "; ".join(items))
     return "\n".join(lines)

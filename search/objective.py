@@ -11,11 +11,13 @@ import gc
 import hashlib
 import logging
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
+import pandas as pd
 from transformers import TrainerCallback, set_seed
 
 from core.inference import save_model
@@ -24,6 +26,7 @@ from core.training import NonFiniteLossError, TrainSettings, fit
 from spaces import SPACES, split_params
 
 log = logging.getLogger(__name__)
+CURVES_FILE = "curves.csv"  # each trial's learning curves, in the study's artifact store
 
 
 def trial_seed(study_seed: int, trial_number: int) -> int:
@@ -70,6 +73,7 @@ class Objective:
     work_dir: Path
     hooks: list = field(default_factory=list)  # objects with trial_started(trial, params), trial_callbacks(trial)
     best_model_dir: Path | None = None  # where the study's best model so far is saved
+    artifact_dir: Path | None = None  # Optuna artifact store for each trial's curves.csv (else a user attr)
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = SPACES[self.arch](trial)
@@ -110,14 +114,10 @@ class Objective:
             trial.set_user_attr("wall_seconds", round(time.perf_counter() - start, 3))
             shutil.rmtree(output_dir, ignore_errors=True)
 
-        attrs = {
-            "best_step": result.best_step,
-            "steps_trained": result.steps_trained,
-            "curves": result.curves,
-            **result.final_values(),
-        }
+        attrs = {"best_step": result.best_step, "steps_trained": result.steps_trained, **result.final_values()}
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
+        self._store_curves(trial, result.curves)
         if result.best_accuracy is None:
             raise RuntimeError("no evaluation happened: lower --eval-steps below --max-steps")
         if pruning.pruned_at is not None:
@@ -126,6 +126,21 @@ class Objective:
             raise optuna.TrialPruned(f"pruned at step {pruning.pruned_at}")
         self._keep_if_best(trial, result)
         return float(result.best_accuracy)
+
+    def _store_curves(self, trial: optuna.Trial, curves: list[dict]) -> None:
+        """The learning curves as a trial artifact (optuna-dashboard shows a CSV as a table; a long
+        user attribute overflows its trial pane), or as the ``curves`` attr without an artifact store."""
+        if self.artifact_dir is None:
+            trial.set_user_attr("curves", curves)
+            return
+        if not curves:
+            return
+        Path(self.artifact_dir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / CURVES_FILE
+            pd.DataFrame(curves).to_csv(path, index=False)
+            optuna.artifacts.upload_artifact(artifact_store=optuna.artifacts.FileSystemArtifactStore(self.artifact_dir),
+                                             file_path=str(path), study_or_trial=trial)
 
     def _keep_if_best(self, trial: optuna.Trial, result) -> None:
         """Save the restored best model when this trial beats every finished one of the study."""

@@ -24,6 +24,7 @@ from core.errors import UsageError
 from core.inference import save_model
 from core.models import build_model
 from core.training import TrainSettings, fit
+from reports import collect
 from search.final import final_model_dir, stored_records, train_final
 from search.objective import trial_seed
 from search.use import open_benchmark
@@ -149,7 +150,8 @@ def rerun(storage: str, name: str, output_dir: str | Path, arch: str, trial_numb
                 result.saved = target
             return result
         used_seed, fitted = rerun_search_trial(data, train, arch, int(attrs["settings"]["seed"]), trial, Path(tmp))
-        recorded_curve = {(r["step"], k): r[k] for r in trial.user_attrs.get("curves") or [] for k in CURVE_KEYS if k in r}
+        recorded_curve = {(r["step"], k): r[k] for r in collect.trial_curves(bench, arch, trial)
+                          for k in CURVE_KEYS if k in r}
         recorded_curve |= {(step, "eval_accuracy"): v for step, v in trial.intermediate_values.items()}
         obtained_curve = {(r["step"], k): r[k] for r in fitted.curves for k in CURVE_KEYS if k in r}
         key = "validation_accuracy" if trial.state == TrialState.COMPLETE else "validation_accuracy_at_prune"

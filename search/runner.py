@@ -2,13 +2,15 @@
 
 ``study.optimize(n_trials=...)`` counts trials per process, so resumed runs and concurrent
 workers overshoot. Here each worker claims a trial only while finished + running trials are
-below the target, under a study-wide lock on server storages (a PostgreSQL advisory lock),
+below the target, under a study-wide lock (a PostgreSQL advisory lock, or ``flock`` on a file
+beside a journal storage),
 and keeps watching while other workers' trials run, in case one dies and its trial is retried.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -56,13 +58,22 @@ def count_trials(study: optuna.Study) -> Counts:
 
 @contextlib.contextmanager
 def claim_lock(study: optuna.Study):
-    """Serialise "count, then ask" across processes and machines sharing a PostgreSQL storage."""
+    """Serialise "count, then ask" across processes sharing a journal file or a PostgreSQL storage."""
     storage = study._storage
+    key = int(hashlib.sha256(study.study_name.encode()).hexdigest()[:15], 16)
+    lock_path = getattr(storage, "lock_path", None)
+    if lock_path is not None:  # search.study.JournalStorage: a file lock, released by the kernel if we die
+        with open(lock_path(f"claim-{key:x}"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
     engine = getattr(getattr(storage, "_backend", storage), "engine", None)
     if engine is None or engine.dialect.name != "postgresql":
         yield
         return
-    key = int(hashlib.sha256(study.study_name.encode()).hexdigest()[:15], 16)
     from sqlalchemy import text
 
     with engine.connect() as conn:
@@ -130,15 +141,17 @@ def run_study(study: optuna.Study, objective, target: int, *, timeout: float | N
             if timeout is not None and time.monotonic() - start > timeout:
                 log.warning("%s: --timeout reached with %d/%d trials finished", study.study_name, counts.finished, target)
                 break
-            _fail_stale(study)
             trial = None
-            with claim_lock(study):
+            with claim_lock(study):  # one worker at a time fails a stale trial and enqueues its retry
+                _fail_stale(study)
                 counts = count_trials(study)
                 if counts.finished < target and counts.finished + counts.running < target:
                     with warnings.catch_warnings():
                         warnings.filterwarnings("ignore", message="Heartbeat of storage")
                         trial = study.ask()
             if counts.finished >= target:
+                bar.n = target  # also when another worker finished the last trial
+                bar.set_postfix(_postfix(study, counts), refresh=True)
                 break
             if trial is None:  # other workers hold the remaining trials: watch for crashes
                 time.sleep(POLL_SECONDS)

@@ -1,33 +1,43 @@
 """Storage, sampler and pruner; create a study or resume it when its settings still match.
 
 One study per (benchmark name, family), named ``{name}-{arch}``, all in one storage so that
-``optuna-dashboard sqlite:///runs/optuna.db`` shows every benchmark.
+``optuna-dashboard runs/optuna.journal`` shows every benchmark.
+
+The default storage is an Optuna journal file: an append-only log that several local processes
+share safely without a server (SQLite locks the whole file on each write and makes parallel
+workers wait and fail). Optuna's journal storage has no heartbeats, so ``JournalStorage`` here adds
+them (a file per running trial, touched every ``HEARTBEAT_SECONDS``): a killed worker's trial is
+failed and retried exactly as on PostgreSQL, which stays the storage for several machines.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from pathlib import Path
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from core.errors import UsageError
 from core.urls import redact
 from search.pruners import DEFAULT_K, NoiseMarginPruner
+from search.settings import PRUNERS, SAMPLERS, check_storage_url, is_journal, is_sqlite  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
-SAMPLERS = ("tpe", "random", "qmc", "cmaes")
-PRUNERS = ("margin", "median", "hyperband", "none")
 # A worker that stops beating for GRACE seconds is taken for dead: its trial is FAILed and retried.
 HEARTBEAT_SECONDS = int(os.environ.get("TEXTBENCH_HEARTBEAT_SECONDS", "20"))
 GRACE_SECONDS = 3 * HEARTBEAT_SECONDS
 
+METRIC_NAME = "validation_accuracy"  # what a trial's value is
 # Settings that define what a study measures: resuming with other values would mix results.
 IDENTITY_KEYS = (
     "dataset", "fingerprint", "tokenizer", "max_length", "max_steps", "eval_steps", "batch_size",
@@ -75,12 +85,61 @@ def make_pruner(name: str, *, max_steps: int, eval_steps: int, n_validation: int
     raise UsageError(f"unknown pruner {name!r}: use one of {', '.join(PRUNERS)}")
 
 
-def is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite")
+class JournalStorage(optuna.storages.JournalStorage, BaseHeartbeat):
+    """A journal file storage with heartbeats: ``PATH.d/beat-TRIAL_ID`` is touched while the trial
+    runs; a RUNNING trial whose file is older than the grace period lost its worker. ``PATH.d`` also
+    holds the runner's claim locks (``lock_path``)."""
+
+    def __init__(self, path: str, heartbeat_interval: int, grace_period: int, stale_trial_callback):
+        # Optuna's own write lock (a symlink): optuna-dashboard and plain Optuna scripts use the same one.
+        super().__init__(JournalFileBackend(path))
+        self.path = self.url = path  # url: what reports show, as RDBStorage.url
+        self.folder = Path(path + ".d")
+        self.folder.mkdir(exist_ok=True)
+        self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
+        self.heartbeat_stale_trial_callback = stale_trial_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        self._beat(trial_id).touch()
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now, stale = time.time(), []
+        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            beat = self._beat(trial._trial_id)
+            try:
+                last = beat.stat().st_mtime
+            except FileNotFoundError:  # asked but never beat: count from its start
+                last = trial.datetime_start.timestamp() if trial.datetime_start else now
+            if now - last > self.grace_period:
+                stale.append(trial._trial_id)
+        return stale
+
+    def set_trial_state_values(self, trial_id, state, values=None) -> bool:
+        changed = super().set_trial_state_values(trial_id, state, values)
+        if state.is_finished():
+            self._beat(trial_id).unlink(missing_ok=True)
+        return changed
+
+    def _beat(self, trial_id: int) -> Path:
+        return self.folder / f"beat-{trial_id}"
+
+    def lock_path(self, name: str) -> Path:
+        """A lock file for ``name`` (e.g. a study's claim lock), beside the journal."""
+        return self.folder / f"{name}.lock"
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self):
+        return self.heartbeat_stale_trial_callback
 
 
 def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage; heartbeats (crash detection) and retries on server databases."""
+    """A journal file (the default) or an RDB storage; heartbeats (crash detection) on both,
+    except SQLite (a single process: no other worker to notice a crash)."""
+    check_storage_url(url)
+    if is_journal(url):
+        return _journal(url)
     try:
         parsed = make_url(url)
         parsed.port  # noqa: B018 - a non-numeric port only fails here
@@ -112,6 +171,14 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
     except Exception as exc:  # noqa: BLE001 - driver errors vary; the user needs one line
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise UsageError(f"cannot open storage {redact(url)}: {reason[:200]}: check that the server runs and the URL") from None
+
+
+def _journal(path: str) -> JournalStorage:
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(str(Path(path)), HEARTBEAT_SECONDS, GRACE_SECONDS, StaleTrialHandler())
+    except OSError as exc:
+        raise UsageError(f"cannot create the journal {path}: {exc.strerror}: pick a writable --storage") from None
 
 
 class StaleTrialHandler:
@@ -158,6 +225,10 @@ def open_study(storage, benchmark: str, arch: str, *, sampler, pruner, attrs: di
     study = optuna.create_study(
         storage=storage, study_name=name, direction="maximize", sampler=sampler, pruner=pruner, load_if_exists=True
     )
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, still there in 5.0
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if study.metric_names != [METRIC_NAME]:
+            study.set_metric_names([METRIC_NAME])  # optuna-dashboard's name for the objective
     for key, value in attrs.items():
         study.set_user_attr(key, value)
     return study

@@ -9,10 +9,12 @@ is reported once, after which tracking is switched off and marked broken in the 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import math
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -22,6 +24,7 @@ from transformers import TrainerCallback
 from core.errors import UsageError
 from core.urls import redact
 from search.runner import claim_lock, count_trials
+from search.settings import default_tracking_uri, scheme  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +36,46 @@ STEP_METRICS = ("loss", "learning_rate", "grad_norm", "eval_loss", "eval_accurac
 # The connectivity check makes one short attempt: MLflow's defaults (7 retries with backoff, 120 s
 # timeout) keep a command pointed at a dead server waiting for about four minutes.
 QUICK_CHECK_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+# MLflow 3's UI opens an experiment on its GenAI overview (traces) unless this tag says otherwise.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
-def default_tracking_uri(output_dir: str | Path) -> str:
-    return f"sqlite:///{Path(output_dir) / 'mlflow.db'}"
+def runs_table_path(experiment_id: str) -> str:
+    """Where the MLflow UI shows an experiment's runs table. MLflow 3.17's UI ignores the experiment
+    kind tag: it lands on the GenAI overview unless the browser's GenAI/Model training switch (or
+    this URL's ``workflowType``) says model training."""
+    return f"/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+# MLflow waits 20 s for a locked SQLite file (busy_timeout); with many workers a write can still
+# time out once. Such a write is retried rather than switching tracking off.
+LOCKED_RETRIES = 3
+
+
+def check_tracking(uri: str) -> None:
+    """Before any data is read: a tracking server (or database server) must answer. A file store
+    (sqlite, a folder) is checked by creating it, after the data (nothing written before)."""
+    if scheme(uri) in (None, "file", "sqlite"):
+        return
+    from mlflow.tracking import MlflowClient
+
+    try:
+        with _quick_http():
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any client/transport error means the same to the user
+        raise _unusable(uri, exc) from None
+
+
+def _unusable(uri: str, exc: Exception) -> UsageError:
+    return UsageError(f"MLflow tracking at {redact(uri)} is not usable ({_first_line(exc)}): start the server, "
+                      "fix --tracking-uri / MLFLOW_TRACKING_URI, or pass --no-mlflow")
+
+
+def _ms(moment: datetime | float | None) -> int | None:
+    """Milliseconds since the epoch (MLflow's start/end times) of a datetime or epoch seconds."""
+    if moment is None:
+        return None
+    return int((moment.timestamp() if isinstance(moment, datetime) else moment) * 1000)
 
 
 class _MetricsCallback(TrainerCallback):
@@ -57,12 +96,13 @@ class MlflowTracker:
         from mlflow.tracking import MlflowClient
 
         self.uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri)
         self.study_params = study_params  # arch -> params logged on the parent run
         self.broken: str | None = None
         self.parent: dict[str, str] = {}  # study name -> parent run id
         self.child: dict[tuple[str, int], str] = {}  # (study name, trial number) -> run id
-        self.experiment_id = self._experiment(experiment, artifact_root)
+        with _store_lock(tracking_uri):
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+            self.experiment_id = self._experiment(experiment, artifact_root)
 
     # ------------------------------------------------------------ plumbing
 
@@ -72,28 +112,34 @@ class MlflowTracker:
             with _quick_http():
                 found = self.client.get_experiment_by_name(name)
             if found is not None:
+                if found.tags.get(EXPERIMENT_KIND[0]) is None:
+                    self.client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
                 return found.experiment_id
             location = None
             if not self.uri.startswith(("http", "databricks")):
                 artifact_root.mkdir(parents=True, exist_ok=True)
                 location = artifact_root.resolve().as_uri()
-            return self.client.create_experiment(name, artifact_location=location)
+            return self.client.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
         except Exception as exc:  # noqa: BLE001 - any client/transport error means the same to the user
-            raise UsageError(
-                f"MLflow tracking at {redact(self.uri)} is not usable ({_first_line(exc)}): start the server, "
-                "fix --tracking-uri / MLFLOW_TRACKING_URI, or pass --no-mlflow"
-            ) from None
+            raise _unusable(self.uri, exc) from None
 
     def _call(self, what: str, fn, *args, **kwargs):
-        """Run one client call; on the first failure report it once and stop tracking."""
-        if self.broken:
-            return None
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001
-            self.broken = f"{what}: {_first_line(exc)}"
-            log.error("MLflow tracking failed (%s); trials go on in Optuna, tracking is off from now on", self.broken)
-            return None
+        """Run one client call; on the first failure report it once and stop tracking (a SQLite file
+        that stays locked past MLflow's own wait is retried first)."""
+        for attempt in range(LOCKED_RETRIES + 1):
+            if self.broken:
+                return None
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001
+                if "database is locked" in str(exc) and attempt < LOCKED_RETRIES:
+                    log.info("MLflow store busy (%s); retrying", what)
+                    time.sleep(1 + attempt)
+                    continue
+                self.broken = f"{what}: {_first_line(exc)}"
+                log.error("MLflow tracking failed (%s); trials go on in Optuna, tracking is off from now on",
+                          self.broken)
+        return None
 
     def log_metrics(self, run_id: str | None, metrics: dict, step: int = 0) -> None:
         from mlflow.entities import Metric
@@ -174,12 +220,12 @@ class MlflowTracker:
         parent = self.parent.get(study)
         if parent is None:
             return
-        tags = {PARENT: parent, ROLE: "trial", STUDY: study, TRIAL: str(trial.number),
-                ARCH: trial.study.user_attrs.get("arch", "")}
+        arch = trial.study.user_attrs.get("arch", "")
+        tags = {PARENT: parent, ROLE: "trial", STUDY: study, TRIAL: str(trial.number), ARCH: arch}
         if trial.user_attrs.get(REFERENCE):
             tags[REFERENCE] = "true"  # the course notes' configuration (search/reference.py)
-        run = self._call("create trial run", self.client.create_run, self.experiment_id, run_name=f"trial-{trial.number}",
-                         tags=tags)
+        run = self._call("create trial run", self.client.create_run, self.experiment_id,
+                         run_name=trial_run_name(arch, trial.number), start_time=_ms(trial.datetime_start), tags=tags)
         if run is None:
             return
         self.child[(study, trial.number)] = run.info.run_id
@@ -213,7 +259,11 @@ class MlflowTracker:
         status = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "FINISHED"}.get(frozen.state, "FAILED")
         if attrs.get("fail_reason") == "interrupted":
             status = "KILLED"
-        self._call("close trial run", self.client.set_terminated, run_id, status)
+        if frozen.state == TrialState.PRUNED:  # the runs table shows it without opening the run
+            name = trial_run_name(study.user_attrs.get("arch", ""), frozen.number, pruned=True, step=frozen.last_step)
+            self._call("name pruned run", self.client.update_run, run_id, name=name)
+        self._call("close trial run", self.client.set_terminated, run_id, status,
+                   end_time=_ms(frozen.datetime_complete))
 
     def trial_died(self, study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
         """Close the run of a trial whose worker died (found through the trial's tags)."""
@@ -234,7 +284,8 @@ class MlflowTracker:
         if parent is None:
             return
         run = self._call("create final run", self.client.create_run, self.experiment_id,
-                         run_name=f"final-trial-{record['trial_number']}-seed-{record['seed']}",
+                         run_name=f"{record['arch']}-{record['trial_number']} final s{record.get('seed_index', 0) + 1}",
+                         start_time=_ms(record.get("started_at")),
                          tags={PARENT: parent, ROLE: "final", STUDY: study.study_name,
                                TRIAL: str(record["trial_number"]), ARCH: record["arch"], "final": "true",
                                **({REFERENCE: "true"} if record.get(REFERENCE) else {})})
@@ -243,8 +294,8 @@ class MlflowTracker:
         self._log_params(run.info.run_id, {**record["params"], "seed": record["seed"], "rank": record["rank"]})
         self.log_metrics(run.info.run_id, {k: record.get(k) for k in (
             "test_accuracy", "test_loss", "validation_accuracy", "best_step", "steps_trained", "wall_seconds")})
-        self._call("close final run", self.client.set_terminated, run.info.run_id, "FINISHED")
-
+        self._call("close final run", self.client.set_terminated, run.info.run_id, "FINISHED",
+                   end_time=_ms(record.get("ended_at")))
 
     def chosen_config(self, study: optuna.Study, row: dict) -> None:
         """The study's answer on its parent run: best validation in the search, and the chosen
@@ -281,7 +332,9 @@ class MlflowTracker:
 
     def baseline_run(self, benchmark: str, record: dict) -> None:
         """The linear baseline as its own top-level run of the benchmark's experiment."""
+        now = time.time()  # called as the fit ends: it began fit_seconds ago
         run = self._call("create baseline run", self.client.create_run, self.experiment_id, run_name=record["name"],
+                         start_time=_ms(now - record.get("fit_seconds", 0)),
                          tags={ROLE: "baseline", ARCH: record["name"], "benchmark": benchmark})
         if run is None:
             return
@@ -289,12 +342,34 @@ class MlflowTracker:
                                                                  "max_length") if k in record})
         self.log_metrics(run.info.run_id, {k: record.get(k) for k in (
             "validation_accuracy", "test_accuracy", "fit_seconds")})
-        self._call("close baseline run", self.client.set_terminated, run.info.run_id, "FINISHED")
+        self._call("close baseline run", self.client.set_terminated, run.info.run_id, "FINISHED", end_time=_ms(now))
+
+
+def trial_run_name(arch: str, number: int, pruned: bool = False, step: int | None = None) -> str:
+    """Short enough for the runs table: ``cnn-7``, ``cnn-7 pruned@200`` (pruned at step 200)."""
+    return f"{arch}-{number}" + (" pruned" if pruned else "") + (f"@{step}" if pruned and step is not None else "")
 
 
 def _param_value(value) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """One process at a time opens a SQLite tracking store: MLflow creates a new file's tables on
+    first use, and processes that do it at once fail ("table runs already exists")."""
+    head, sep, path = uri.partition(":///")
+    if scheme(uri) != "sqlite" or not sep or not path:
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

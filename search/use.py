@@ -107,9 +107,18 @@ def winner(bench: collect.Benchmark) -> str:
 
 
 def open_benchmark(storage: str, name: str) -> collect.Benchmark:
-    """The benchmark's studies; a missing SQLite file is an error here, not a new empty database."""
+    """The benchmark's studies; a missing SQLite or journal file is an error here, not a new empty store."""
     from sqlalchemy.engine import make_url
 
+    from search.settings import check_storage_url, is_journal
+
+    check_storage_url(storage)
+    if is_journal(storage):
+        if not Path(storage).is_file():
+            raise UsageError(f"no benchmark storage at {storage}: pass the benchmark's --output-dir (or --storage)")
+        from search.study import make_storage
+
+        return collect.load_benchmark(make_storage(storage), name)
     if storage.startswith("sqlite"):
         database = make_url(storage).database
         if database and database != ":memory:" and not Path(database).is_file():

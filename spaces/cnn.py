@@ -11,7 +11,12 @@ Sizes act multiplicatively on capacity and cost, so they are searched on a log s
 kernels (2-5 tokens, i.e. n-grams) and 100+ filters are what works for sentence CNNs (Kim 2014).
 """
 
-import optuna
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the type only: naming the families must not import Optuna
+    import optuna
 
 
 def suggest(trial: optuna.Trial) -> dict:

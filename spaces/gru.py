@@ -8,7 +8,12 @@
 | learning_rate  | 1e-4 .. 1e-2     | log   | 1e-3      |
 """
 
-import optuna
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the type only: naming the families must not import Optuna
+    import optuna
 
 
 def suggest(trial: optuna.Trial) -> dict:

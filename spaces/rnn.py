@@ -11,7 +11,12 @@
 Plain RNNs train unstably: deeper than 3 layers or above 1e-2 they mostly diverge.
 """
 
-import optuna
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the type only: naming the families must not import Optuna
+    import optuna
 
 
 def suggest(trial: optuna.Trial) -> dict:

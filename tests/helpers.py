@@ -261,13 +261,42 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error: ")]
 
 
-def study_names(storage_url: str) -> set[str]:
-    """Study names in an Optuna storage; empty (and nothing created) for a missing SQLite file."""
+def default_storage(out: Path) -> str:
+    """Where a CLI run with ``--output-dir out`` and no ``--storage`` keeps its studies."""
+    return str(Path(out) / "optuna.journal")
+
+
+def open_storage(storage: str):
+    """An Optuna storage for a URL or a journal file path, opened with Optuna's own classes (not the
+    harness's): what a user's script or optuna-dashboard would see."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if "://" in storage:
+        return optuna.storages.get_storage(storage)
+    return optuna.storages.JournalStorage(JournalFileBackend(storage))
+
+
+def storage_missing(storage: str) -> bool:
+    if storage.startswith("sqlite:///"):
+        return not Path(storage[len("sqlite:///"):]).exists()
+    return "://" not in storage and not Path(storage).exists()
+
+
+def study_names(storage: str) -> set[str]:
+    """Study names in an Optuna storage (URL or journal file); empty (and nothing created) for a
+    missing file."""
     import optuna
 
-    if storage_url.startswith("sqlite:///") and not Path(storage_url[len("sqlite:///"):]).exists():
+    if storage_missing(storage):
         return set()
-    return {s.study_name for s in optuna.get_all_study_summaries(storage_url, include_best_trial=False)}
+    return {s.study_name for s in optuna.get_all_study_summaries(open_storage(storage), include_best_trial=False)}
+
+
+def load_study(name: str, storage: str):
+    import optuna
+
+    return optuna.load_study(study_name=name, storage=open_storage(storage))
 
 
 def mlflow_runs(tracking_uri: str, experiment: str) -> list:

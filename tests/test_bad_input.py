@@ -21,7 +21,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from helpers import (
+    default_storage,
     error_lines,
+    load_study,
     make_frame,
     mlflow_runs,
     run_cli,
@@ -42,7 +44,7 @@ class Case:
     max_seconds: float | None = None  # wall time of the failing command (in process)
     absent: tuple[str, ...] = ()  # must not appear in stderr (e.g. a password)
     command: str = "search"  # a key of BASE_ARGS
-    writes: str = ""  # a known, not yet fixed write on this bad input: the check xfails with this reason
+    untouched: bool = False  # refused before any data or storage: no store, cache or MLflow file at all
 
 
 # ---------------------------------------------------------------- bad data builders
@@ -84,6 +86,20 @@ def label_only_in_test(tmp, out, data_dir):
     return _folder(tmp, train, test)
 
 
+def many_rows_without_label(tmp, out, data_dir):
+    train = make_frame(60, seed=1).astype({"label": object})
+    train.loc[:9, "label"] = None  # 10 of 60: more than 5%
+    return _folder(tmp, train, None, fmt="csv")
+
+
+def broken_jsonl_line(tmp, out, data_dir):
+    path = _folder(tmp, make_frame(60, seed=1), None, fmt="jsonl")[1]
+    lines = (Path(path) / "train.jsonl").read_text().splitlines()
+    lines[2] = lines[2][:-5]
+    (Path(path) / "train.jsonl").write_text("\n".join(lines) + "\n")
+    return ["--dataset", path]
+
+
 def output_dir_under_a_file(tmp, out, data_dir):
     (tmp / "a-file").write_text("not a folder")
     return ["--output-dir", str(tmp / "a-file" / "out")]
@@ -99,7 +115,7 @@ def _finished_run(out, data_dir) -> list[str]:
 
     code = benchmark.main([*search_base(data_dir, out), "--trials", "1"])
     assert code == 0
-    assert study_names(f"sqlite:///{out / 'optuna.db'}") == {f"{NAME}-cnn"}
+    assert study_names(default_storage(out)) == {f"{NAME}-cnn"}
     return []
 
 
@@ -108,10 +124,9 @@ def existing_study_with_another_budget(tmp, out, data_dir):
     return [*_finished_run(out, data_dir), "--max-steps", "30"]
 
 
-# Known writes on bad input that are not fixed yet (the search command opens its storage, or
-# tokenizes, before these checks); drop the ``writes=`` of a case once it leaves nothing behind.
-EARLY_STORAGE = "search creates optuna.db before it reads the data"
-DATA_BEFORE_TRACKING = "search caches the tokenized data before it checks the tracking server"
+def workers_on_sqlite(tmp, out, data_dir):
+    return ["--workers", "2", "--storage", f"sqlite:///{tmp / 'optuna.db'}"]
+
 
 CASES: dict[str, Case] = {
     "unknown-arch": Case(("--arch", "transformer"), ("unknown architecture 'transformer'", "use one of cnn, rnn"),
@@ -124,32 +139,47 @@ CASES: dict[str, Case] = {
                              ("nonlinearity must be one of tanh, relu",)),
     "fix-zero": Case(("--arch", "rnn", "--fix", "num_layers=0"), ("--fix num_layers=0", "must be positive")),
     "fix-without-value": Case(("--fix", "num_filters"), ("expected name=value", "--fix learning_rate=0.001")),
-    "dataset-path-missing": Case(prepare=missing_dataset, expect=("does not exist", "check the path"), writes=EARLY_STORAGE),
-    "no-text-column": Case(prepare=no_text_column, expect=("has no column 'text'", "--text-column/--label-column"), writes=EARLY_STORAGE),
-    "single-class": Case(prepare=single_class, expect=("single class", "two or more labels", "--label-column"), writes=EARLY_STORAGE),
-    "empty-test-file": Case(prepare=empty_test_file, expect=("test split is empty", "delete the file"), writes=EARLY_STORAGE),
-    "unreadable-train-file": Case(prepare=zero_byte_train_file, expect=("cannot read", "train.csv", "valid"), writes=EARLY_STORAGE),
+    "dataset-path-missing": Case(prepare=missing_dataset, expect=("does not exist", "check the path")),
+    "no-text-column": Case(prepare=no_text_column, expect=("has no column 'text'", "--text-column/--label-column")),
+    "single-class": Case(prepare=single_class, expect=("single class", "two or more labels", "--label-column")),
+    "empty-test-file": Case(prepare=empty_test_file, expect=("test split is empty", "delete the file")),
+    "unreadable-train-file": Case(prepare=zero_byte_train_file, expect=("cannot read", "train.csv", "valid")),
+    "labels-missing-above-5-percent": Case(prepare=many_rows_without_label,
+                                           expect=("10 of 60 rows", "without a label", "--drop-invalid")),
+    "jsonl-broken-line": Case(prepare=broken_jsonl_line, expect=("train.jsonl", "line 3", "fix or delete")),
+    "no-header-with-column-names": Case(("--no-header",), ("with --no-header", "0-based column numbers")),
     "test-label-not-in-train": Case(prepare=label_only_in_test,
-                                    expect=("test split has labels not in train", "consistent"), writes=EARLY_STORAGE),
+                                    expect=("test split has labels not in train", "consistent")),
     "max-length-zero": Case(("--max-length", "0"), ("--max-length must be positive", "got 0")),
     "validation-fraction-above-one": Case(("--validation-fraction", "1.5"), ("--validation-fraction must be in (0, 1)",)),
     "patience-negative": Case(("--patience", "-1"), ("--patience must be 0 or more",)),
     "eval-steps-over-max-steps": Case(("--eval-steps", "50"), ("--eval-steps (50) exceeds --max-steps (20)", "lower")),
-    "storage-url-malformed": Case(("--storage", "notaurl"), ("malformed storage URL 'notaurl'", "postgresql://")),
+    "storage-url-malformed": Case(("--storage", "notaurl"), ("--storage 'notaurl' is neither a journal file nor a URL",
+                                                              ".journal", "postgresql://"), untouched=True),
+    # URIs are checked before the data is read: with a missing dataset as well, the URI is what is reported.
+    "storage-scheme-unknown": Case(("--storage", "bogus://x"), ("Optuna cannot use scheme 'bogus'", "postgresql://"),
+                                   prepare=missing_dataset, untouched=True),
+    "tracking-scheme-unknown": Case(("--tracking-uri", "bogus://x"), ("MLflow cannot use scheme 'bogus'", "--no-mlflow"),
+                                    prepare=missing_dataset, untouched=True,
+                                    subprocess=True),
     "storage-port-not-a-number": Case(("--storage", "postgresql://u:secret@127.0.0.1:notaport/db"),
                                       ("malformed storage URL", "u:***@"), absent=("secret",)),
     "postgres-unreachable": Case(("--storage", "postgresql://postgres@127.0.0.1:1/textbench"),
                                  ("cannot open storage postgresql://postgres@127.0.0.1:1/textbench",
-                                  "check that the server runs"), max_seconds=15),
+                                  "check that the server runs"), prepare=missing_dataset, max_seconds=15,
+                                 untouched=True),
     "tracking-server-unreachable": Case(("--tracking-uri", "http://127.0.0.1:1"),
                                         ("MLflow tracking at http://127.0.0.1:1 is not usable", "--no-mlflow"),
-                                        max_seconds=15, writes=DATA_BEFORE_TRACKING),
+                                        prepare=missing_dataset, max_seconds=15, untouched=True),
     "output-dir-not-writable": Case(prepare=output_dir_under_a_file, expect=("is not writable", "--output-dir")),
     "resume-with-other-settings": Case(prepare=existing_study_with_another_budget,
                                        expect=(f"benchmark '{NAME}' already has study '{NAME}-cnn' with max_steps=20 "
                                                "(now 30)", "rerun with the original settings", "new --name")),
-    "workers-on-sqlite": Case(("--workers", "2"), ("SQLite", "--storage postgresql://"), subprocess=True),
-    "workers-zero": Case(("--workers", "0"), ("--workers must be 1 or more",)),
+    "workers-on-sqlite": Case(prepare=workers_on_sqlite, expect=("SQLite", "default journal file",
+                                                                  "--storage postgresql://"), subprocess=True),
+    "workers-zero": Case(("--workers", "0"), ("--workers must be 1 or more",), untouched=True),
+    "workers-not-a-number": Case(("--workers", "two"), ("--workers must be 'auto' or a number", "'two'"),
+                                 untouched=True),
     "name-with-slash": Case(("--name", "a/b"), ("must be a plain name",)),
     # ---- train: --set is checked against the family's search space before any work
     "train-set-not-a-choice": Case(("--arch", "rnn", "--set", "nonlinearity=sigmoid"),
@@ -202,23 +232,15 @@ def _clean_process_state(monkeypatch):
     signal.signal(signal.SIGTERM, handler)  # benchmark.main installs its own
 
 
-def _files(out: Path) -> dict:
-    """Every file under ``out`` with its size (SQLite files are compared by their content below).
-    Empty folders are not counted: the search command still creates its run folder early."""
-    if not out.exists():
-        return {}
-    return {str(p.relative_to(out)): None if p.suffix == ".db" else p.stat().st_size
-            for p in sorted(out.rglob("*")) if p.is_file()}
-
-
 def _state(out: Path) -> dict:
-    """What a failed command must not change: files, studies with their trials, MLflow runs."""
-    import optuna
-
-    storage = f"sqlite:///{out / 'optuna.db'}"
-    studies = {name: len(optuna.load_study(study_name=name, storage=storage).trials) for name in study_names(storage)}
+    """What a failed command must not change: studies with their trials, MLflow runs, and the output
+    folder itself (no new or changed file or folder: no store, no cache entry, no empty folder)."""
+    files = sorted((str(p.relative_to(out)), p.is_dir() or p.stat().st_size, p.is_dir() or p.stat().st_mtime_ns)
+                   for p in out.rglob("*")) if out.exists() else None
+    storage = default_storage(out)
+    studies = {name: len(load_study(name, storage).trials) for name in study_names(storage)}
     runs = {(r.info.run_id, r.info.status) for r in mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", NAME)}
-    return {"files": _files(out), "studies": studies, "runs": runs}
+    return {"studies": studies, "runs": runs, "files": files}
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
@@ -251,13 +273,11 @@ def test_bad_input_is_one_error_line_exit_2_and_leaves_nothing(case: Case, tmp_p
         assert fragment not in stderr
     if case.max_seconds is not None:
         assert elapsed < case.max_seconds, f"took {elapsed:.1f} s"
-    after = _state(out)
-    assert {k: after[k] for k in ("studies", "runs")} == {k: before[k] for k in ("studies", "runs")}
-    if case.writes and after["files"] != before["files"]:
-        pytest.xfail(case.writes)
-    assert after["files"] == before["files"]  # nothing written
-    assert not any(name.startswith(NAME) for name in study_names(f"sqlite:///{out / 'optuna.db'}")
+    assert _state(out) == before  # no new study, trial, MLflow run, file or folder
+    assert not any(name.startswith(NAME) for name in study_names(default_storage(out))
                    if name not in before["studies"])
+    if case.untouched:
+        assert not any((out / name).exists() for name in ("optuna.journal", "optuna.db", "mlflow.db", "cache"))
 
 
 def test_an_invalid_choice_is_argparse_usage_and_exit_2(tmp_path, tiny_data_dir):
@@ -269,3 +289,52 @@ def test_an_invalid_choice_is_argparse_usage_and_exit_2(tmp_path, tiny_data_dir)
     assert "tpe" in last and "Traceback" not in result.stderr
     assert result.stderr.startswith("usage: benchmark.py")
     assert not (tmp_path / "out").exists()
+
+
+HEAVY = ("torch", "transformers", "optuna", "mlflow", "datasets", "pandas", "sklearn")
+FAST = {  # refused from the command line alone
+    "trials-zero": ("--trials", "0"),
+    "unknown-arch": ("--arch", "transformer"),
+    "fix-unknown-parameter": ("--fix", "dropout=0.1"),
+    "fix-not-an-integer": ("--arch", "rnn", "--fix", "num_layers=two"),
+    "eval-steps-over-max-steps": ("--eval-steps", "50"),
+    "max-length-zero": ("--max-length", "0"),
+    "storage-scheme-unknown": ("--storage", "bogus://x"),
+    "tracking-scheme-unknown": ("--tracking-uri", "bogus://x"),
+    "workers-not-a-number": ("--workers", "two"),
+    "workers-on-sqlite": ("--workers", "2", "--storage", "sqlite:///never-made.db"),
+    "name-with-slash": ("--name", "a/b"),
+}
+PROBE = ("import sys, benchmark\n"
+         "code = benchmark.main(sys.argv[1:])\n"
+         "print(' '.join(m for m in {heavy!r} if m in sys.modules))\n"
+         "sys.exit(code)\n")
+
+
+@pytest.mark.parametrize("flags", FAST.values(), ids=FAST.keys())
+def test_a_bad_flag_is_refused_before_any_heavy_import(flags, tmp_path, tiny_data_dir):
+    """In a fresh interpreter: exit 2 with one error line, and torch, transformers, Optuna, MLflow
+    (and the data libraries) were never imported."""
+    import subprocess
+    import sys
+
+    from helpers import ROOT, cli_env
+
+    argv = [*search_base(tiny_data_dir, tmp_path / "out"), *flags]
+    result = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *argv], cwd=ROOT, env=cli_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(error_lines(result.stderr)) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stdout.strip() == "", f"imported before refusing: {result.stdout.strip()}"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_flag_costs_under_a_second_and_a_half(tmp_path, tiny_data_dir):
+    """The whole command, interpreter start included (best of three: the machine may be busy)."""
+    times = []
+    for _ in range(3):
+        start = time.monotonic()
+        result = run_cli(*search_base(tiny_data_dir, tmp_path / "out"), "--trials", "0", timeout=120)
+        times.append(time.monotonic() - start)
+        assert result.returncode == 2
+    assert min(times) < 1.5, times

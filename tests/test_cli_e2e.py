@@ -13,7 +13,16 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import build_tokenizer, cli_env, make_dataset, mlflow_runs, run_cli, runs_by_role
+from helpers import (
+    build_tokenizer,
+    cli_env,
+    default_storage,
+    make_dataset,
+    mlflow_runs,
+    open_storage,
+    run_cli,
+    runs_by_role,
+)
 from optuna.trial import TrialState
 
 pytestmark = pytest.mark.slow
@@ -45,14 +54,14 @@ def run(string_label_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e")
     result = run_cli(*args(string_label_data, out), env=cli_env())
     assert result.returncode == 0, result.stderr[-3000:]
-    storage = f"sqlite:///{out / 'optuna.db'}"
-    studies = {arch: optuna.load_study(study_name=f"{NAME}-{arch}", storage=storage) for arch in FAMILIES}
+    storage = default_storage(out)
+    studies = {arch: optuna.load_study(study_name=f"{NAME}-{arch}", storage=open_storage(storage)) for arch in FAMILIES}
     return out, studies, mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", NAME)
 
 
 def test_arch_all_searches_every_family_to_the_target(run):
     out, studies, _ = run
-    names = {s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{out / 'optuna.db'}")}
+    names = {s.study_name for s in optuna.get_all_study_summaries(open_storage(default_storage(out)))}
     assert names == {f"{NAME}-{arch}" for arch in FAMILIES}
     for arch, study in studies.items():
         assert len([t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 2, arch
@@ -136,9 +145,9 @@ def test_a_resumed_final_stage_trains_only_the_missing_seed(run, string_label_da
     before = {arch: study.user_attrs["final_results"] for arch, study in studies.items()}
     result = run_cli(*args(string_label_data, copy, final_seeds=2), env=cli_env())
     assert result.returncode == 0, result.stderr[-3000:]
-    storage = f"sqlite:///{copy / 'optuna.db'}"
+    storage = default_storage(copy)
     for arch in FAMILIES:
-        study = optuna.load_study(study_name=f"{NAME}-{arch}", storage=storage)
+        study = optuna.load_study(study_name=f"{NAME}-{arch}", storage=open_storage(storage))
         assert len(study.trials) == 2  # no new search trial
         records = study.user_attrs["final_results"]
         assert len(records) == 2

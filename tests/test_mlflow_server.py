@@ -16,7 +16,15 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import mlflow_runs, run_cli, runs_by_role, search_args, stop_process_tree
+from helpers import (
+    default_storage,
+    mlflow_runs,
+    open_storage,
+    run_cli,
+    runs_by_role,
+    search_args,
+    stop_process_tree,
+)
 from optuna.trial import TrialState
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -90,7 +98,7 @@ def check_mirror(url: str, storage: str, per_family: int) -> list:
     assert len(children) == 2 * per_family
     parent_of = {r.info.run_id: r.data.tags["optuna.study"] for r in parents}
     for name in ("tiny-cnn", "tiny-rnn"):
-        study = optuna.load_study(study_name=name, storage=storage)
+        study = optuna.load_study(study_name=name, storage=open_storage(storage))
         assert len(study.trials) == per_family and all(t.state.is_finished() for t in study.trials)
         mine = [r for r in children if r.data.tags["optuna.study"] == name]
         assert sorted(int(r.data.tags["optuna.trial_number"]) for r in mine) == list(range(per_family))
@@ -113,14 +121,14 @@ def check_mirror(url: str, storage: str, per_family: int) -> list:
 
 
 def test_a_search_against_a_server_mirrors_optuna_run_for_run(server, first):
-    check_mirror(server, f"sqlite:///{first / 'optuna.db'}", per_family=3)
+    check_mirror(server, default_storage(first), per_family=3)
 
 
 def test_a_resumed_search_adds_exactly_the_new_trials(server, first, tiny_data_dir):
     before = {r.info.run_id for r in runs_by_role(mlflow_runs(server, "tiny"), "trial")}
     result = run_cli(*both_args(tiny_data_dir, first, 4, server), timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    children = check_mirror(server, f"sqlite:///{first / 'optuna.db'}", per_family=4)
+    children = check_mirror(server, default_storage(first), per_family=4)
     new = [r for r in children if r.info.run_id not in before]
     assert sorted((r.data.tags["optuna.study"], r.data.tags["optuna.trial_number"]) for r in new) == [
         ("tiny-cnn", "3"), ("tiny-rnn", "3")]

@@ -16,8 +16,10 @@ import pandas as pd
 import pytest
 from helpers import (
     create_postgres_database,
+    default_storage,
     drop_postgres_database,
     mlflow_runs,
+    open_storage,
     postgres_unreachable_reason,
     run_cli,
     runs_by_role,
@@ -248,7 +250,7 @@ def test_without_predictions_the_gain_falls_back_to_welch_and_a_chosen_reference
 
 
 def load(storage: str, name: str) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=storage)
+    return optuna.load_study(study_name=name, storage=open_storage(storage))
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +265,7 @@ def both_run(tiny_data_dir, tmp_path_factory):
 
 def test_trial_0_of_each_study_is_the_reference_with_its_mlflow_tag(both_run):
     out, _, _ = both_run
-    storage = f"sqlite:///{out / 'optuna.db'}"
+    storage = default_storage(out)
     runs = runs_by_role(mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", "tiny"), "trial")
     for arch in ("cnn", "rnn"):
         study = load(storage, f"tiny-{arch}")
@@ -277,7 +279,7 @@ def test_trial_0_of_each_study_is_the_reference_with_its_mlflow_tag(both_run):
 
 def test_the_final_stage_trains_the_reference_with_the_same_seeds(both_run):
     out, _, _ = both_run
-    storage = f"sqlite:///{out / 'optuna.db'}"
+    storage = default_storage(out)
     for arch in ("cnn", "rnn"):
         records = load(storage, f"tiny-{arch}").user_attrs["final_results"]
         reference = [r for r in records if r["reference"]]
@@ -292,7 +294,7 @@ def test_the_gain_is_the_same_in_the_csv_terminal_report_and_mlflow(both_run):
     import re
 
     out, _, result = both_run
-    storage = f"sqlite:///{out / 'optuna.db'}"
+    storage = default_storage(out)
     csv = pd.read_csv(out / "tiny" / "tuning.csv").set_index("family")
     page = html.unescape(re.sub(r"<[^>]+>", " ", (out / "tiny" / "report.html").read_text()))
     page = re.sub(r"\s+", " ", page)
@@ -337,13 +339,13 @@ def test_a_resume_does_not_add_the_reference_twice(both_run, tmp_path):
     result = run_cli(*more, "--no-mlflow")
     assert result.returncode == 0, result.stderr[-3000:]
     for arch in ("cnn", "rnn"):
-        study = load(f"sqlite:///{out / 'optuna.db'}", f"tiny-{arch}")
+        study = load(default_storage(out), f"tiny-{arch}")
         assert len(study.trials) == 4
         assert [t.number for t in study.trials if t.user_attrs.get("reference")] == [0]
 
 
 def test_fix_overrides_it_and_no_reference_turns_it_off(tiny_data_dir, tmp_path):
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    storage = default_storage(tmp_path)
     pinned = run_cli(*search_args(tiny_data_dir, tmp_path, trials=2, max_steps=20, name="pin",
                                   extra=["--fix", "learning_rate=0.003"]))
     assert pinned.returncode == 0, pinned.stderr[-3000:]

@@ -1,15 +1,17 @@
 """Reliability of the search layer against real services and real signals.
 
-- several workers on one PostgreSQL study reach the exact target, and MLflow mirrors Optuna;
+- several workers on one study reach the exact target, and MLflow mirrors Optuna, on the default
+  journal file and on PostgreSQL;
 - a worker killed with SIGKILL mid-trial: its trial is FAILed after the heartbeat grace period
   and retried by another worker, the target is still met exactly, the CLI names the dead worker;
 - Ctrl-C (SIGINT) of a single-process run: exit 130, the running trial FAIL "interrupted", its
   MLflow run KILLED, and the same command resumes to the target;
 - a trial whose loss becomes NaN is a FAIL with the reason, and the study goes on.
 
-The PostgreSQL tests create a throwaway database each and drop it afterwards; they are skipped
-when the server (``$TEXTBENCH_TEST_POSTGRES``, default postgres@127.0.0.1:5432/test) is down,
-and fail instead under ``CI=true``.
+Tests with several workers run on both shared stores (``shared``). The PostgreSQL variants create
+a throwaway database each and drop it afterwards; they are skipped when the server
+(``$TEXTBENCH_TEST_POSTGRES``, default postgres@127.0.0.1:5432/test) is down, and fail instead under
+``CI=true``.
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ from helpers import (
     cli_env,
     cli_output,
     create_postgres_database,
+    default_storage,
     drop_postgres_database,
     error_lines,
+    load_study,
     mlflow_runs,
+    open_storage,
     postgres_unreachable_reason,
     run_cli,
     runs_by_role,
@@ -36,6 +41,7 @@ from helpers import (
     skip_unless_ci,
     start_cli,
     stop_process_tree,
+    study_names,
 )
 from optuna.trial import TrialState
 
@@ -54,6 +60,16 @@ def pg_url():
         yield url
     finally:
         drop_postgres_database(url)
+
+
+@pytest.fixture(params=["journal", "postgres"])
+def shared(request, tmp_path):
+    """(CLI args, storage) of a store that several workers share: the default journal file under
+    ``tmp_path / "out"`` (no --storage), or a throwaway PostgreSQL database."""
+    if request.param == "journal":
+        yield [], default_storage(tmp_path / "out")
+    else:
+        yield ["--storage", request.getfixturevalue("pg_url")], request.getfixturevalue("pg_url")
 
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -110,13 +126,14 @@ def assert_mlflow_mirrors(study: optuna.Study, runs: list) -> None:
 
 
 @pytest.mark.slow  # 70 s on 2 idle cores (2 min busy): five processes import torch + transformers
-def test_four_workers_on_postgres_reach_the_exact_target(pg_url, tiny_data_dir, tmp_path):
+def test_four_workers_reach_the_exact_target(shared, tiny_data_dir, tmp_path):
+    store_args, storage = shared
     out = tmp_path / "out"
-    args = search_args(tiny_data_dir, out, arch="cnn", trials=8, extra=["--workers", "4", "--storage", pg_url])
+    args = search_args(tiny_data_dir, out, arch="cnn", trials=8, extra=["--workers", "4", *store_args])
     result = run_cli(*args, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
 
-    study = optuna.load_study(study_name="tiny-cnn", storage=pg_url)
+    study = load_study("tiny-cnn", storage)
     trials = study.trials
     assert len(trials) == 8 and len(finished(study)) == 8  # exactly the target: no overshoot, no failure
     assert sorted(t.number for t in trials) == list(range(8))
@@ -130,15 +147,16 @@ def test_four_workers_on_postgres_reach_the_exact_target(pg_url, tiny_data_dir, 
     assert any(line.split()[:1] == ["cnn"] for line in summary)  # the family's row
 
 
-def test_two_workers_share_one_study_and_stop_at_the_exact_target(pg_url, tiny_data_dir, tmp_path):
+def test_two_workers_share_one_study_and_stop_at_the_exact_target(shared, tiny_data_dir, tmp_path):
+    store_args, storage = shared
     out = tmp_path / "out"
     args = search_args(tiny_data_dir, out, arch="cnn", trials=8, max_steps=1000, eval_steps=100,
-                       extra=["--workers", "2", "--storage", pg_url, "--pruner", "none", "--patience", "0",
+                       extra=["--workers", "2", *store_args, "--pruner", "none", "--patience", "0",
                               "--top-k", "3", "--final-seeds", "2"])
-    result = run_cli(*args, timeout=600)
+    result = run_cli(*args, timeout=1200)  # 14 runs of 1,000 steps: minutes on a busy machine
     assert result.returncode == 0, result.stderr[-3000:]
 
-    study = optuna.load_study(study_name="tiny-cnn", storage=pg_url)
+    study = load_study("tiny-cnn", storage)
     assert len(study.trials) == 8 and len(finished(study)) == 8
     workers = {t.user_attrs["worker"] for t in study.trials}
     assert len(workers) == 2, workers  # the CLI process and its helper both trained
@@ -157,28 +175,31 @@ def test_two_workers_share_one_study_and_stop_at_the_exact_target(pg_url, tiny_d
     assert len(runs_by_role(runs, "final")) == len(finals)
 
 
-def test_bad_input_with_workers_is_one_error_line_and_no_helper_is_left(pg_url, tiny_data_dir, tmp_path):
-    args = search_args(tiny_data_dir, tmp_path / "out", extra=["--workers", "2", "--storage", pg_url,
+def test_bad_input_with_workers_is_one_error_line_and_no_helper_is_left(shared, tiny_data_dir, tmp_path):
+    store_args, storage = shared
+    args = search_args(tiny_data_dir, tmp_path / "out", extra=["--workers", "2", *store_args,
                                                                "--text-column", "review"])
     result = run_cli(*args, timeout=300)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     errors = error_lines(result.stderr)
     assert len(errors) == 1 and "no column 'review'" in errors[0], result.stderr[-3000:]
-    assert optuna.get_all_study_names(pg_url) == []  # nothing recorded
+    assert study_names(storage) == set()  # nothing recorded
 
 
 # ---------------------------------------------------------------- b. a worker killed mid-trial
 
 
 @pytest.mark.slow  # 75 s on 2 idle cores: two runs with two workers each, and the grace period
-def test_a_killed_worker_trial_is_failed_retried_and_the_target_still_met(pg_url, tiny_data_dir, tmp_path):
+def test_a_killed_worker_trial_is_failed_retried_and_the_target_still_met(shared, tiny_data_dir, tmp_path):
+    store_args, storage_url = shared
     out, logs = tmp_path / "out", tmp_path / "logs"
     target = 4
     args = search_args(tiny_data_dir, out, arch="cnn", trials=target, max_steps=300, eval_steps=10,
-                       extra=["--workers", "2", "--storage", pg_url, "--patience", "0", "--pruner", "none"])
+                       extra=["--workers", "2", *store_args, "--patience", "0", "--pruner", "none"])
     env = cli_env(TEXTBENCH_HEARTBEAT_SECONDS="2")  # grace period 6 s
-    storage = optuna.storages.RDBStorage(pg_url)  # schema made here: polling never races the CLI making it
+    out.mkdir()
+    storage = open_storage(storage_url)  # made here: polling never races the CLI making it
     proc = start_cli(*args, env=env, log_dir=logs)
     try:
         def both_training():  # both workers in the first two thirds of a trial (30 evaluations)
@@ -196,7 +217,7 @@ def test_a_killed_worker_trial_is_failed_retried_and_the_target_still_met(pg_url
     finally:
         kill_tree(proc)
 
-    study = optuna.load_study(study_name="tiny-cnn", storage=pg_url)
+    study = load_study("tiny-cnn", storage_url)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(failed) == 1 and failed[0].number in running  # the killed worker's trial, and only it
     dead = failed[0]
@@ -224,7 +245,7 @@ def test_a_killed_worker_trial_is_failed_retried_and_the_target_still_met(pg_url
     # Rerunning the same command completes nothing new and succeeds.
     again = run_cli(*args, env=env, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    study = optuna.load_study(study_name="tiny-cnn", storage=pg_url)
+    study = load_study("tiny-cnn", storage_url)
     assert len(study.trials) == target + 1 and len(finished(study)) == target
 
 
@@ -237,9 +258,9 @@ def test_sigint_fails_the_running_trial_exits_130_and_the_rerun_completes(tiny_d
     # A trial of a few seconds: long enough that SIGINT lands inside it, however slow the polling.
     args = search_args(tiny_data_dir, out, arch="cnn", trials=target, max_steps=1500, eval_steps=50,
                        extra=["--patience", "0", "--pruner", "none"])
-    storage_url = f"sqlite:///{out / 'optuna.db'}"
+    storage_url = default_storage(out)
     out.mkdir()
-    storage = optuna.storages.RDBStorage(storage_url)  # one engine: each poll takes milliseconds
+    storage = open_storage(storage_url)  # one storage object: each poll reads only what is new
     proc = start_cli(*args, log_dir=logs)
     try:
         def training():  # a trial past its first evaluation: we are inside trainer.train()
@@ -257,7 +278,7 @@ def test_sigint_fails_the_running_trial_exits_130_and_the_rerun_completes(tiny_d
     assert "Traceback" not in stderr
     resume = [line for line in stderr.splitlines() if "rerun the same command to resume" in line]
     assert len(resume) == 1 and resume[0].startswith("interrupted:") and "'tiny'" in resume[0]
-    study = optuna.load_study(study_name="tiny-cnn", storage=storage_url)
+    study = load_study("tiny-cnn", storage_url)
     trial = study.trials[number]
     assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == "interrupted"
     assert not study.get_trials(states=(TrialState.RUNNING,))
@@ -270,7 +291,7 @@ def test_sigint_fails_the_running_trial_exits_130_and_the_rerun_completes(tiny_d
 
     again = run_cli(*args, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    study = optuna.load_study(study_name="tiny-cnn", storage=storage_url)
+    study = load_study("tiny-cnn", storage_url)
     assert len(finished(study)) == target and len(study.trials) == target + 1
     # the interrupted trial 0 was the course notes' reference: the rerun enqueues it again (issue 18)
     assert [t.number for t in study.trials if t.user_attrs.get("reference")] == [0, 1]

@@ -196,3 +196,38 @@ def test_frames_of_an_empty_study_are_empty_with_columns(tmp_path):
         df = frame(bench)
         assert isinstance(df, pd.DataFrame) and df.empty and len(df.columns) >= 2, frame.__name__
     assert "at least 2 completed" in collect.importance_frame(bench)["note"].iloc[0]
+
+
+def test_importances_are_the_ones_optuna_dashboard_shows(bench):
+    """Same evaluator, target and numbers as optuna-dashboard's importance panel (its own code)."""
+    from optuna_dashboard._importance import get_param_importance_from_trials_cache
+    from optuna_dashboard._inmemory_cache import InMemoryCache
+
+    report = collect.importance_frame(bench)
+    for family, study in bench.studies.items():
+        shown = get_param_importance_from_trials_cache(InMemoryCache(), study._storage, study._study_id, 0,
+                                                       study.get_trials(deepcopy=False))
+        mine = report[report["family"] == family]
+        assert dict(zip(mine["param"], mine["importance"], strict=True)) == pytest.approx(
+            {p["name"]: p["importance"] for p in shown}, abs=1e-12)
+
+
+def test_curves_are_read_from_the_trial_artifacts(tmp_path):
+    """A trial's curves.csv in the study's artifact store (where the harness writes them) is its curve."""
+    import optuna
+
+    url, store = sqlite_storage(tmp_path / "s.db")
+    study = optuna.create_study(storage=store, study_name="art-cnn", direction="maximize")
+    for key, value in {"benchmark": "art", "arch": "cnn", "artifact_dir": str(tmp_path / "artifacts")}.items():
+        study.set_user_attr(key, value)
+    (tmp_path / "artifacts").mkdir()
+    curve = pd.DataFrame({"step": [10, 20], "loss": [0.9, 0.5], "eval_accuracy": [0.6, 0.8], "epoch": [0.1, 0.2]})
+    curve.to_csv(tmp_path / "curves.csv", index=False)
+    trial = study.ask()
+    trial.report(0.6, 10)
+    optuna.artifacts.upload_artifact(artifact_store=optuna.artifacts.FileSystemArtifactStore(tmp_path / "artifacts"),
+                                     file_path=str(tmp_path / "curves.csv"), study_or_trial=trial)
+    study.tell(trial, 0.8)
+    df = collect.curves_frame(collect.load_benchmark(url, "art"), "best")
+    assert sorted(map(tuple, df[["step", "metric", "value"]].to_numpy().tolist())) == [
+        (10, "eval_accuracy", 0.6), (10, "loss", 0.9), (20, "eval_accuracy", 0.8), (20, "loss", 0.5)]

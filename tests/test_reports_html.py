@@ -188,6 +188,17 @@ def test_chosen_configuration_is_highlighted_in_best_table(report):
         assert (cells[0], int(cells[2])) in chosen
 
 
+def test_the_data_sentence_says_where_splits_came_from_and_what_was_dropped():
+    from reports.html import _data_sentence
+
+    raw = {"train_from": "train.tsv", "validation_from": "dev.tsv", "test_from": "test.tsv",
+           "dropped_rows": {"train": {"no label": 2, "empty text": 0}, "test": {"no label": 0, "empty text": 1}}}
+    assert _data_sentence(raw) == (" Splits: train: train.tsv; validation: dev.tsv; test: test.tsv. Rows dropped "
+                                   "before splitting: train: 2 without a label; test: 1 with an empty text.")
+    assert _data_sentence({"train_from": "a.csv", "dropped_rows": {}}) == " Splits: train: a.csv. No row was dropped."
+    assert _data_sentence({}) == ""  # studies recorded before these settings existed
+
+
 def test_a_thin_search_is_flagged_with_its_counts_and_steps(tmp_path, quick_png):
     url, store = sqlite_storage(tmp_path / "s.db")
     make_study(store, "thin", "cnn", n_trials=10, pruned=(), failed=())

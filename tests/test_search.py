@@ -182,7 +182,7 @@ def test_resuming_with_a_different_budget_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("url", ["notaurl", "sqlite//x.db", "postgresql://u:secret@127.0.0.1:notaport/db",
-                                 "mysql+nodriver://x/y"])
+                                 "mysql+nodriver://x/y", "bogus://x", "runs/"])
 def test_malformed_storage_urls_are_refused_without_leaking_the_password(url):
     with pytest.raises(UsageError, match="storage") as info:
         make_storage(url)

@@ -185,7 +185,9 @@ def test_train_settings_defaults():
     ],
 )
 def test_train_settings_validation(values, fragment):
+    from core.training import check_device
+
     with pytest.raises(UsageError) as info:
-        TrainSettings(**values)
+        check_device(TrainSettings(**values))
     message = str(info.value)
     assert fragment in message and "\n" not in message

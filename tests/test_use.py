@@ -14,12 +14,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import optuna
 import pandas as pd
 import pytest
-from helpers import build_tokenizer, cli_env, error_lines, make_dataset, run_cli
+from helpers import (
+    build_tokenizer,
+    cli_env,
+    default_storage,
+    error_lines,
+    load_study,
+    make_dataset,
+    open_storage,
+    run_cli,
+)
 
 import benchmark
+from reports import collect
 
 NAME = "tiny"
 
@@ -40,7 +49,7 @@ def run(tmp_path_factory):
 
 
 def records(out: Path, arch: str) -> list[dict]:
-    study = optuna.load_study(study_name=f"{NAME}-{arch}", storage=f"sqlite:///{out / 'optuna.db'}")
+    study = load_study(f"{NAME}-{arch}", default_storage(out))
     return study.user_attrs["final_results"]
 
 
@@ -154,7 +163,7 @@ def test_export_loads_with_pipeline_in_a_fresh_process(run, tmp_path, capsys):
         assert row["negative"] == pytest.approx(want["prob_negative"], abs=1e-6)
         assert row["positive"] == pytest.approx(want["prob_positive"], abs=1e-6)
     card = (dest / "README.md").read_text()
-    settings = optuna.load_study(study_name=f"{NAME}-rnn", storage=f"sqlite:///{run['out'] / 'optuna.db'}").user_attrs
+    settings = load_study(f"{NAME}-rnn", default_storage(run['out'])).user_attrs
     assert settings["settings"]["fingerprint"] in card
     assert settings["command"] in card
     assert f"seed {best['seed']} of trial {trial}" in card
@@ -205,12 +214,13 @@ def _row(stdout: str, label: str) -> list[str]:
 def test_rerun_of_a_search_trial_is_bit_identical(run, arch, capsys):
     """Accuracies on 40 validation texts can coincide by chance; the validation losses cannot."""
     trial, _, _ = expected_choice(run["out"], arch)
-    study = optuna.load_study(study_name=f"{NAME}-{arch}", storage=f"sqlite:///{run['out'] / 'optuna.db'}")
+    study = load_study(f"{NAME}-{arch}", default_storage(run['out']))
     recorded = study.trials[trial]
     assert benchmark.main(use_args(run, "rerun", "--arch", arch, "--trial", str(trial))) == 0
     out = capsys.readouterr().out
     assert _row(out, "validation accuracy ") == [repr(recorded.value), repr(recorded.value), "identical"]
-    losses = [(r["step"], r["eval_loss"]) for r in recorded.user_attrs["curves"] if "eval_loss" in r]
+    bench = collect.load_benchmark(open_storage(default_storage(run['out'])), NAME)
+    losses = [(r["step"], r["eval_loss"]) for r in collect.trial_curves(bench, arch, recorded) if "eval_loss" in r]
     assert len(losses) == len(recorded.intermediate_values) >= 2
     for step, value in losses:
         assert _row(out, f"  validation loss at step {step} ") == [repr(value), repr(value), "identical"]

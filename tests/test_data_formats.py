@@ -1,0 +1,221 @@
+"""core.data on the files users have: .tsv/.json/compressed, GLUE-style split names, header-less CSVs,
+joined text columns, messy CSVs (BOM, quoted newlines, "NA" texts, other separators and encodings),
+and rows without text or label: counted, reported, refused above 5% of a split unless allowed."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+
+import pandas as pd
+import pytest
+from helpers import data_settings, make_frame, write_frame
+
+from core.data import load, load_raw, prepare
+from core.errors import UsageError
+
+
+def error_of(settings) -> str:
+    with pytest.raises(UsageError) as info:
+        load(settings)
+    message = str(info.value)
+    assert message and "\n" not in message, message
+    return message
+
+
+def gappy_csv(path, n=300, no_label=25, empty_text=15, seed=3):
+    """A CSV of ``n`` rows: the first ``no_label`` have an empty label, the next ``empty_text`` an empty
+    (or blank) text; labels are 0/1 written as "0"/"1"."""
+    df = make_frame(n, seed=seed).astype({"label": object})
+    df.loc[: no_label - 1, "label"] = ""
+    df.loc[no_label: no_label + empty_text - 1, "text"] = ["", "   "] * (empty_text // 2) + [""] * (empty_text % 2)
+    df.to_csv(path, index=False)
+    return path
+
+
+# ---------------------------------------------------------------- dropped rows
+
+
+def test_dropping_more_than_5_percent_is_refused_with_the_counts(tmp_path, tiny_tokenizer_dir):
+    path = gappy_csv(tmp_path / "gappy.csv")
+    message = error_of(data_settings(path, tiny_tokenizer_dir, tmp_path / "cache"))
+    assert "40 of 300 rows (13.3%)" in message
+    assert "25 without a label" in message and "15 with an empty text" in message
+    assert "--drop-invalid" in message
+    assert not (tmp_path / "cache").exists()
+
+
+def test_drop_invalid_drops_counts_and_says_so_once(tmp_path, tiny_tokenizer_dir, caplog):
+    path = gappy_csv(tmp_path / "gappy.csv")
+    settings = data_settings(path, tiny_tokenizer_dir, tmp_path / "cache", drop_invalid=True)
+    with caplog.at_level(logging.WARNING, logger="core.data"):
+        data = prepare(settings)
+    assert sum(data.sizes.values()) == 260
+    assert data.describe()["dropped_rows"] == {"train": {"no label": 25, "empty text": 15}}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "25 without a label" in warnings[0] and "15 with an empty text" in warnings[0] and "300" in warnings[0]
+    assert data.label_names == ["0", "1"]  # never "0.0", "1.0"
+
+
+@pytest.mark.parametrize(("bad", "refused"), [(15, False), (16, True)])
+def test_the_limit_is_5_percent_of_a_split(tmp_path, tiny_tokenizer_dir, bad, refused):
+    path = gappy_csv(tmp_path / "gappy.csv", no_label=bad, empty_text=0)
+    settings = data_settings(path, tiny_tokenizer_dir, tmp_path / "cache")
+    if refused:
+        assert f"{bad} of 300 rows" in error_of(settings)
+    else:
+        assert load(settings).dropped == {"train": {"no label": 15, "empty text": 0}}
+
+
+def test_a_clean_dataset_drops_nothing(tiny_data):
+    assert tiny_data.describe()["dropped_rows"] == {}
+
+
+# ---------------------------------------------------------------- labels
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_whole_number_labels_stay_integers_with_missing_values(tmp_path, tiny_tokenizer_dir, fmt):
+    df = make_frame(100, seed=4).astype({"label": "float64"})
+    df.loc[:2, "label"] = None  # a float column in pandas: 0.0, 1.0, NaN
+    path = write_frame(df, tmp_path / f"labels.{fmt}")
+    data = load(data_settings(path, tiny_tokenizer_dir, tmp_path / "cache"))
+    assert data.label_names == ["0", "1"]
+    assert sum(data.sizes.values()) == 97
+
+
+def test_string_labels_lose_surrounding_whitespace(tmp_path, tiny_tokenizer_dir):
+    df = make_frame(100, seed=5, string_labels=True)
+    df["label"] = [f" {v}" if i % 3 == 0 else f"{v}\t" if i % 3 == 1 else v for i, v in enumerate(df["label"])]
+    path = write_frame(df, tmp_path / "spaced.csv")
+    frames, _ = load_raw(data_settings(path, tiny_tokenizer_dir, tmp_path))
+    assert sorted(frames["train"]["label"].unique()) == ["negative", "positive"]
+
+
+# ---------------------------------------------------------------- formats
+
+
+def test_tsv_reads_like_csv(tmp_path, tiny_tokenizer_dir):
+    train, test = make_frame(120, seed=6), make_frame(40, seed=7)
+    (tmp_path / "tsv").mkdir()
+    for name, df in (("train", train), ("test", test)):
+        df.to_csv(tmp_path / "tsv" / f"{name}.tsv", sep="\t", index=False)
+    frames, info = load_raw(data_settings(tmp_path / "tsv", tiny_tokenizer_dir, tmp_path))
+    assert frames["train"]["text"].tolist() == train["text"].tolist()
+    assert frames["test"]["label"].tolist() == test["label"].tolist()
+    assert info["origin"] == {"train": "train.tsv", "test": "test.tsv"}
+
+
+@pytest.mark.parametrize("name", ["validation", "valid", "dev"])
+def test_a_given_validation_split_is_used_not_carved(tmp_path, tiny_tokenizer_dir, name):
+    train, dev, test = make_frame(200, seed=8), make_frame(30, seed=9), make_frame(50, seed=10)
+    folder = tmp_path / "glue"
+    for split, df in (("train", train), (name, dev), ("test", test)):
+        write_frame(df, folder / f"{split}.csv")
+    data = load(data_settings(folder, tiny_tokenizer_dir, tmp_path, validation_fraction=0.3))
+    assert data.sizes == {"train": 200, "validation": 30, "test": 50}
+    assert set(data.frames["validation"]["text"]) == set(dev["text"])
+    assert set(data.frames["train"]["text"]) == set(train["text"])
+    described = data.describe()
+    assert described["validation_from"] == f"{name}.csv" and described["test_from"] == "test.csv"
+
+
+def test_carved_splits_say_so(tiny_data):
+    described = tiny_data.describe()
+    assert described["validation_from"].startswith("carved from train (0.1 of train")
+    assert described["test_from"] == "test.parquet"
+
+
+def test_an_unlabelled_test_file_is_replaced_by_a_carved_split(tmp_path, tiny_tokenizer_dir, caplog):
+    """GLUE's test.tsv has no label column: it cannot score anything, so a labelled test split is carved."""
+    folder = tmp_path / "sst"
+    train, dev = make_frame(200, seed=11), make_frame(30, seed=12)
+    folder.mkdir()
+    for split, df in (("train", train), ("dev", dev), ("test", make_frame(40, seed=13).drop(columns="label"))):
+        df.to_csv(folder / f"{split}.tsv", sep="\t", index=False)
+    with caplog.at_level(logging.WARNING, logger="core.data"):
+        data = load(data_settings(folder, tiny_tokenizer_dir, tmp_path, test_fraction=0.2))
+    assert data.sizes == {"train": 160, "validation": 30, "test": 40}
+    assert set(data.frames["test"]["text"]) <= set(train["text"])
+    assert "test.tsv has no labels" in data.describe()["test_from"]
+    assert any("test.tsv has no labels" in r.getMessage() for r in caplog.records)
+
+
+def test_no_header_with_column_numbers_and_joined_text(tmp_path, tiny_tokenizer_dir):
+    df = make_frame(120, seed=14)
+    headerless = pd.DataFrame({"label": df["label"], "title": [f"title {i}" for i in range(120)], "body": df["text"]})
+    path = tmp_path / "plain.csv"
+    headerless.to_csv(path, index=False, header=False)
+    settings = data_settings(path, tiny_tokenizer_dir, tmp_path, no_header=True, text_column="1,2", label_column="0")
+    frames, _ = load_raw(settings)
+    assert frames["train"]["text"].tolist() == [f"title {i} {t}" for i, t in enumerate(df["text"])]
+    assert frames["train"]["label"].tolist() == df["label"].tolist()
+
+    message = error_of(data_settings(path, tiny_tokenizer_dir, tmp_path, text_column="text"))
+    assert "--no-header" in message  # the first row was taken for a header: say what to do
+    message = error_of(data_settings(path, tiny_tokenizer_dir, tmp_path, no_header=True))
+    assert "0-based column numbers" in message
+    message = error_of(data_settings(path, tiny_tokenizer_dir, tmp_path, no_header=True, text_column="5",
+                                     label_column="0"))
+    assert "3 columns" in message and "from 0 to 2" in message
+
+
+def test_joined_columns_by_name_skip_empty_parts(tmp_path, tiny_tokenizer_dir):
+    df = pd.DataFrame({"title": ["Great", "", "Bad"] * 20, "body": ["fun film", "awful film", None] * 20,
+                       "label": [1, 0, 0] * 20})
+    path = write_frame(df, tmp_path / "joined.parquet")
+    frames, _ = load_raw(data_settings(path, tiny_tokenizer_dir, tmp_path, text_column="title,body"))
+    assert frames["train"]["text"].tolist()[:3] == ["Great fun film", "awful film", "Bad"]
+
+
+def test_a_broken_jsonl_line_is_named_by_its_number(tmp_path, tiny_tokenizer_dir):
+    lines = [json.dumps({"text": f"text {i}", "label": i % 2}) for i in range(10)]
+    lines[6] = '{"text": "unterminated, "label": 1}'
+    path = tmp_path / "broken.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    message = error_of(data_settings(path, tiny_tokenizer_dir, tmp_path))
+    assert "line 7" in message and "broken.jsonl" in message
+
+
+def test_json_array_json_lines_and_a_bom(tmp_path, tiny_tokenizer_dir):
+    df = make_frame(60, seed=15)
+    records = df.to_dict("records")
+    (tmp_path / "array.json").write_text(json.dumps(records))
+    (tmp_path / "lines.json").write_text("\n".join(json.dumps(r) for r in records))
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + "\n".join(json.dumps(r) for r in records).encode())
+    for name in ("array.json", "lines.json", "bom.jsonl"):
+        frames, _ = load_raw(data_settings(tmp_path / name, tiny_tokenizer_dir, tmp_path))
+        assert frames["train"]["text"].tolist() == df["text"].tolist(), name
+
+
+def test_a_messy_csv_is_read_as_written(tmp_path, tiny_tokenizer_dir):
+    """BOM, a quoted newline, texts that pandas would take for missing values, CRLF line ends."""
+    rows = [("NA", 0), ("null", 1), ('He said ""great""', 1), ("line one\nline two", 0)] * 15
+    body = "text,label\r\n" + "".join(f'"{t}",{label}\r\n' for t, label in rows)
+    path = tmp_path / "messy.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    frames, info = load_raw(data_settings(path, tiny_tokenizer_dir, tmp_path))
+    assert frames["train"]["text"].tolist()[:4] == ["NA", "null", 'He said "great"', "line one\nline two"]
+    assert info["dropped"] == {}
+
+
+def test_compressed_semicolon_and_cp1252_files(tmp_path, tiny_tokenizer_dir):
+    df = make_frame(60, seed=16)
+    with gzip.open(tmp_path / "reviews.csv.gz", "wt", encoding="utf-8") as handle:
+        df.to_csv(handle, index=False)
+    df.to_csv(tmp_path / "semi.csv", sep=";", index=False)
+    accented = df.assign(text=df["text"] + " café – “quoted”")
+    accented.to_csv(tmp_path / "windows.csv", index=False, encoding="cp1252")
+    for name, expected in (("reviews.csv.gz", df), ("semi.csv", df), ("windows.csv", accented)):
+        frames, _ = load_raw(data_settings(tmp_path / name, tiny_tokenizer_dir, tmp_path))
+        assert frames["train"]["text"].tolist() == expected["text"].tolist(), name
+
+
+def test_column_names_match_despite_case_and_spaces(tmp_path, tiny_tokenizer_dir):
+    df = make_frame(60, seed=17).rename(columns={"text": " Review ", "label": "Sentiment"})
+    path = write_frame(df, tmp_path / "kaggle.csv")
+    frames, _ = load_raw(data_settings(path, tiny_tokenizer_dir, tmp_path, text_column="review",
+                                       label_column="sentiment"))
+    assert frames["train"]["text"].tolist() == df[" Review "].tolist()
