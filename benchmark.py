@@ -68,7 +68,8 @@ def add_budget_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--patience", type=int, default=5,
                    help="early stopping: evaluations without improvement; 0 disables (default: 5)")
     g.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="mixed precision on a GPU: bf16 (or fp16 on older GPUs); fp32 on CPU (default: fp32)")
+                   help="fp32, or the Trainer's mixed precision: bf16 (on a GPU, or autocast on a CPU) or fp16 "
+                        "(CUDA GPUs only); part of the budget (default: fp32)")
 
 
 def add_storage_options(p: argparse.ArgumentParser) -> None:
@@ -87,7 +88,7 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
                    help="torch threads per process (default: 1; these small models gain little from intra-op "
                         "threads, and 2+ threads slow them down up to 15x when another process shares the cores: "
                         "use --workers for parallelism)")
-    p.add_argument("-v", "--verbose", action="store_true", help="show library logs and progress bars")
+    p.add_argument("-v", "--verbose", action="store_true", help="show library logs, warnings and progress bars")
 
 
 def search_parser() -> argparse.ArgumentParser:
@@ -108,7 +109,8 @@ def search_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=50, help="finished trials per family (default: 50)")
     p.add_argument("--name", default=None, help="benchmark name: studies are NAME-ARCH (default: dataset name)")
     add_storage_options(p)
-    p.add_argument("--sampler", default="tpe", choices=["tpe", "random", "qmc", "cmaes"], help="(default: tpe)")
+    p.add_argument("--sampler", default="tpe", choices=["tpe", "random", "qmc", "cmaes"],
+                   help="Optuna's sampler, seeded with --seed (default: tpe)")
     p.add_argument("--pruner", default="margin", choices=["margin", "median", "hyperband", "none"],
                    help="margin (default): median pruning beyond 2 binomial standard errors of validation accuracy; "
                         "median: Optuna's MedianPruner; hyperband; none")
@@ -155,7 +157,7 @@ def report_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="benchmark name")
     p.add_argument("--output-dir", default="runs", help="where the benchmark's outputs are (default: runs)")
     add_storage_options(p)
-    p.add_argument("-v", "--verbose", action="store_true", help="show library logs")
+    p.add_argument("-v", "--verbose", action="store_true", help="show library logs, warnings and progress bars")
     return p
 
 
@@ -166,7 +168,7 @@ def add_benchmark_options(p: argparse.ArgumentParser, arch_help: str, name_requi
     p.add_argument("--storage", default=None,
                    help="the benchmark's --storage (default: OUTPUT_DIR/optuna.journal, or an earlier version's "
                         "OUTPUT_DIR/optuna.db)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="show library logs, warnings and progress bars")
 
 
 USE_ARCH = ("family whose chosen model to use (default: the winner: the family whose chosen configuration has "
@@ -530,6 +532,8 @@ def _sigterm(signum, frame):
 
 COMMANDS = {"train": cmd_train, "report": cmd_report, "predict": cmd_predict, "export": cmd_export,
             "rerun": cmd_rerun}  # anything else is the flagship search
+PARSERS = {"": search_parser, "train": train_parser, "report": report_parser, "predict": predict_parser,
+           "export": export_parser, "rerun": rerun_parser}  # docs/CLI.md is generated from these
 
 
 def main(argv: list[str] | None = None) -> int:
