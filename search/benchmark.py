@@ -202,10 +202,10 @@ def run_family(bench: Benchmark, arch: str) -> optuna.Study:
         overall = bench.overall
         overall.phase = f"search {arch} {s.archs.index(arch) + 1}/{len(s.archs)}"
         for frozen in study.get_trials(deepcopy=False):  # a resumed study: its trials are measurements too
-            measure_trial(overall, frozen)
+            measure_trial(overall, arch, frozen)
 
         def track(study, frozen):
-            measure_trial(overall, frozen)
+            measure_trial(overall, arch, frozen)
             overall.finished[arch] = count_trials(study).finished
 
         overall.finished[arch] = count_trials(study).finished

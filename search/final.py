@@ -195,7 +195,7 @@ def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: boo
         train(trial, seed)
         if overall is not None:
             record = stored_records(study.user_attrs).get((trial.number, seed), {})
-            overall.measured(record.get("steps_trained", 0), record.get("wall_seconds", 0), trial=False, complete=True)
+            overall.measured(arch, record.get("steps_trained", 0), record.get("wall_seconds", 0), trial=False, complete=True)
             overall.final_done[arch] += 1
             bar.set_description(describe())
     # Keep the records that still belong to the current top-k or the reference (a resumed search may change it).

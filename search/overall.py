@@ -3,7 +3,8 @@
 Each study's bar shows its own trials; this status (shown in the description of whichever bar is
 running) adds what comes after: the remaining families, the final stage and the baseline. The ETA
 comes from measured step rates: the steps and wall seconds of every finished trial and final run
-(evaluation included) give seconds per step; finished trials give the mean steps of a search trial
+(evaluation included) give each family's seconds per step (a family not started yet is assumed to
+run at the mean of those measured, so the ETA sharpens as each family starts); finished trials give the mean steps of a search trial
 (pruning included) and completed ones the mean steps of a final run (early stopping included). The
 baseline is estimated per training row. Before anything is measured the ETA is unknown ("ETA ?").
 """
@@ -30,36 +31,38 @@ class Overall:
     final_done: dict[str, int] = field(default_factory=dict)
     final_planned: dict[str, int] = field(default_factory=dict)  # runs of a started final stage (fewer when
     # a family completed fewer than top_k trials)
-    steps: int = 0  # measured: training steps, seconds, in trials and final runs
-    seconds: float = 0.0
+    steps: dict[str, int] = field(default_factory=dict)  # measured per family: training steps and wall
+    seconds: dict[str, float] = field(default_factory=dict)  # seconds of its trials and final runs
     trial_steps: list[int] = field(default_factory=list)  # steps of each finished trial (pruned ones too)
     complete_steps: list[int] = field(default_factory=list)  # steps of each completed trial and final run
     clock: object = time.time
 
-    def measured(self, steps: int, seconds: float, *, trial: bool, complete: bool) -> None:
-        """Record one finished trial (``trial``) or final run; ``complete``: not pruned."""
+    def measured(self, arch: str, steps: int, seconds: float, *, trial: bool, complete: bool) -> None:
+        """Record one finished trial (``trial``) or final run of ``arch``; ``complete``: not pruned."""
         if not steps or not seconds or seconds <= 0:
             return
-        self.steps += int(steps)
-        self.seconds += float(seconds)
+        self.steps[arch] = self.steps.get(arch, 0) + int(steps)
+        self.seconds[arch] = self.seconds.get(arch, 0.0) + float(seconds)
         if trial:
             self.trial_steps.append(int(steps))
         if complete:
             self.complete_steps.append(int(steps))
 
-    def remaining_steps(self) -> float:
-        per_trial = sum(self.trial_steps) / len(self.trial_steps) if self.trial_steps else self.max_steps
-        per_final = sum(self.complete_steps) / len(self.complete_steps) if self.complete_steps else self.max_steps
-        search = sum(max(self.trials - self.finished.get(a, 0), 0) for a in self.families) * per_trial
-        final = sum(max(self._final_runs(a) - self.final_done.get(a, 0), 0) for a in self.families) * per_final
-        return search + final
-
     def remaining_seconds(self) -> float | None:
-        """Seconds left for the whole benchmark, or None before any step was measured."""
+        """Seconds left for the whole benchmark, or None before any step was measured. A family runs
+        at its own measured seconds per step; one not measured yet at the mean of those measured."""
         if not self.steps:
             return None
-        training = self.remaining_steps() * (self.seconds / self.steps) / max(self.workers, 1)
-        return training + (self.baseline * self.train_rows * BASELINE_SECONDS_PER_ROW)
+        mean_rate = sum(self.seconds.values()) / sum(self.steps.values())
+        per_trial = sum(self.trial_steps) / len(self.trial_steps) if self.trial_steps else self.max_steps
+        per_final = sum(self.complete_steps) / len(self.complete_steps) if self.complete_steps else self.max_steps
+        training = 0.0
+        for a in self.families:
+            steps = (max(self.trials - self.finished.get(a, 0), 0) * per_trial
+                     + max(self._final_runs(a) - self.final_done.get(a, 0), 0) * per_final)
+            rate = self.seconds[a] / self.steps[a] if self.steps.get(a) else mean_rate
+            training += steps * rate
+        return training / max(self.workers, 1) + self.baseline * self.train_rows * BASELINE_SECONDS_PER_ROW
 
     def _final_runs(self, arch: str) -> int:
         return self.final_planned.get(arch, self.final_runs)
@@ -84,7 +87,7 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def measure_trial(overall: Overall | None, frozen) -> None:
+def measure_trial(overall: Overall | None, arch: str, frozen) -> None:
     """Feed a finished (complete or pruned) Optuna trial's steps and wall seconds to ``overall``."""
     if overall is None or not frozen.state.is_finished():
         return
@@ -93,5 +96,5 @@ def measure_trial(overall: Overall | None, frozen) -> None:
     if frozen.state not in (TrialState.COMPLETE, TrialState.PRUNED):
         return
     steps = frozen.user_attrs.get("steps_trained") or max(frozen.intermediate_values, default=0)
-    overall.measured(steps, frozen.user_attrs.get("wall_seconds") or 0, trial=True,
+    overall.measured(arch, steps, frozen.user_attrs.get("wall_seconds") or 0, trial=True,
                      complete=frozen.state == TrialState.COMPLETE)

@@ -21,7 +21,7 @@ def _measured_plan(**overrides) -> Overall:
     plan = Overall(**{"families": ["cnn", "rnn"], "trials": 10, "final_runs": 6, "baseline": False,
                       "max_steps": 1000, "train_rows": 1000, "clock": lambda: 0.0, **overrides})
     for steps, seconds, complete in ((1000, 10, True), (1000, 10, True), (500, 5, False), (500, 5, False)):
-        plan.measured(steps, seconds, trial=True, complete=complete)
+        plan.measured("cnn", steps, seconds, trial=True, complete=complete)
     plan.finished["cnn"] = 4
     return plan
 
@@ -33,6 +33,12 @@ def test_eta_covers_remaining_trials_final_stage_and_baseline():
     assert plan.remaining_seconds() == pytest.approx(240.0)
     assert _measured_plan(baseline=True).remaining_seconds() == pytest.approx(240.0 + 1000 * BASELINE_SECONDS_PER_ROW)
     assert _measured_plan(workers=2).remaining_seconds() == pytest.approx(120.0)
+    slower = _measured_plan()  # rnn measured at 0.02 s/step: each family at its own rate
+    slower.measured("rnn", 1000, 20, trial=True, complete=True)
+    slower.finished["rnn"] = 1
+    # trials now average 800 steps, final runs 1000: cnn (6 x 800 + 6 x 1000) x 0.01 = 108,
+    # rnn (9 x 800 + 6 x 1000) x 0.02 = 264.
+    assert slower.remaining_seconds() == pytest.approx(108.0 + 264.0)
     plan.finished.update(cnn=10, rnn=10)
     plan.final_done["cnn"] = 6
     plan.final_planned["rnn"] = 3  # rnn completed fewer trials than top_k: 3 runs, 1 done
