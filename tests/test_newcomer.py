@@ -114,3 +114,15 @@ def test_train_saves_label_names_and_prints_a_command_that_uses_the_model(tiny_d
     header, row = used.stdout.splitlines()[:2]
     assert header.split() == ["text", "prediction", "prob_negative", "prob_positive"]
     assert row.split()[-3] in ("negative", "positive")
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["predict", "--text", "x"], "exactly one of --name"),
+    (["predict", "--text", "x", "--model", "no/such/folder"], "no saved model in no/such/folder"),
+])
+def test_predict_needs_one_model_source(argv, expect, capsys):
+    import benchmark
+
+    assert benchmark.main(argv) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and expect in lines[0], lines
