@@ -215,6 +215,8 @@ def run_family(bench: Benchmark, arch: str) -> optuna.Study:
     try:
         run_study(study, objective, s.trials, timeout=s.timeout, callbacks=callbacks, progress=s.progress,
                   status=status)
+        if bench.overall is not None:  # with other workers, their last trials ended after this one's
+            bench.overall.finished[arch] = count_trials(study).finished
     except KeyboardInterrupt:
         interrupted = True
         raise
