@@ -126,3 +126,17 @@ def test_predict_needs_one_model_source(argv, expect, capsys):
     assert benchmark.main(argv) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and expect in lines[0], lines
+
+
+def test_importances_of_tied_trials_are_a_note_not_a_warning(recwarn):
+    """Every completed trial at the same value: PED-ANOVA's best decile is all of them, so it warns and
+    scores every parameter equal; the report says why instead."""
+    import optuna
+
+    from reports.collect import EqualImportances, dashboard_importances
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: 1.0 + 0 * t.suggest_float("x", 0, 1) + 0 * t.suggest_int("n", 1, 9), n_trials=3)
+    with pytest.raises(EqualImportances):
+        dashboard_importances(study)
+    assert not [w for w in recwarn if "same set of trials" in str(w.message)]
