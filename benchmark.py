@@ -68,7 +68,8 @@ def add_budget_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--patience", type=int, default=5,
                    help="early stopping: evaluations without improvement; 0 disables (default: 5)")
     g.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="mixed precision on a GPU: bf16 (or fp16 on older GPUs); fp32 on CPU (default: fp32)")
+                   help="fp32, or the Trainer's mixed precision: bf16 (on a GPU, or autocast on a CPU) or fp16 "
+                        "(CUDA GPUs only); part of the budget (default: fp32)")
 
 
 def add_storage_options(p: argparse.ArgumentParser) -> None:
@@ -87,7 +88,7 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
                    help="torch threads per process (default: 1; these small models gain little from intra-op "
                         "threads, and 2+ threads slow them down up to 15x when another process shares the cores: "
                         "use --workers for parallelism)")
-    p.add_argument("-v", "--verbose", action="store_true", help="show library logs and progress bars")
+    p.add_argument("-v", "--verbose", action="store_true", help="show library logs, warnings and progress bars")
 
 
 def search_parser() -> argparse.ArgumentParser:
@@ -108,7 +109,8 @@ def search_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=50, help="finished trials per family (default: 50)")
     p.add_argument("--name", default=None, help="benchmark name: studies are NAME-ARCH (default: dataset name)")
     add_storage_options(p)
-    p.add_argument("--sampler", default="tpe", choices=["tpe", "random", "qmc", "cmaes"], help="(default: tpe)")
+    p.add_argument("--sampler", default="tpe", choices=["tpe", "random", "qmc", "cmaes"],
+                   help="Optuna's sampler, seeded with --seed (default: tpe)")
     p.add_argument("--pruner", default="margin", choices=["margin", "median", "hyperband", "none"],
                    help="margin (default): median pruning beyond 2 binomial standard errors of validation accuracy; "
                         "median: Optuna's MedianPruner; hyperband; none")
@@ -155,18 +157,18 @@ def report_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="benchmark name")
     p.add_argument("--output-dir", default="runs", help="where the benchmark's outputs are (default: runs)")
     add_storage_options(p)
-    p.add_argument("-v", "--verbose", action="store_true", help="show library logs")
+    p.add_argument("-v", "--verbose", action="store_true", help="show library logs, warnings and progress bars")
     return p
 
 
-def add_benchmark_options(p: argparse.ArgumentParser, arch_help: str) -> None:
-    p.add_argument("--name", required=True, help="benchmark name")
+def add_benchmark_options(p: argparse.ArgumentParser, arch_help: str, name_required: bool = True) -> None:
+    p.add_argument("--name", required=name_required, help="benchmark name")
     p.add_argument("--arch", default=None, help=arch_help)
     p.add_argument("--output-dir", default="runs", help="the benchmark's --output-dir (default: runs)")
     p.add_argument("--storage", default=None,
                    help="the benchmark's --storage (default: OUTPUT_DIR/optuna.journal, or an earlier version's "
                         "OUTPUT_DIR/optuna.db)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="show library logs, warnings and progress bars")
 
 
 USE_ARCH = ("family whose chosen model to use (default: the winner: the family whose chosen configuration has "
@@ -178,7 +180,10 @@ def predict_parser() -> argparse.ArgumentParser:
         prog="benchmark.py predict",
         description="Predict labels and class probabilities with a benchmark's chosen model (its own tokenizer, "
                     "max length and label names). With a label column in --input, also print the accuracy.")
-    add_benchmark_options(p, USE_ARCH)
+    add_benchmark_options(p, USE_ARCH, name_required=False)
+    p.add_argument("--model", default=None,
+                   help="a saved model folder instead of a benchmark's chosen model (e.g. train's "
+                        "OUTPUT_DIR/train-ARCH/model, a models/ folder, an export)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", nargs="+", help="one or more texts")
     source.add_argument("--input", help="a .csv, .jsonl or .parquet file with a text column")
@@ -279,6 +284,8 @@ def cmd_train(argv: list[str]) -> int:
     metrics = train_once(args.arch, params, data, train, out_dir, seed=args.seed, threads=args.threads)
     print(json.dumps(metrics, indent=2))
     print(f"wrote {out_dir}/metrics.json, curves.csv, curves.png")
+    print(f"model (label names in config.json): {out_dir / 'model'}")
+    print(f"use it: python benchmark.py predict --model {shlex.quote(str(out_dir / 'model'))} --text \"a text to classify\"")
     return 0
 
 
@@ -319,6 +326,11 @@ def cmd_search(argv: list[str]) -> int:
             workers.abort()
         raise
     log.info("data: %s", {k: v for k, v in bench.data.describe().items() if k != "labels"})
+    from search.overall import Overall
+
+    bench.overall = Overall(families=search.archs, trials=search.trials, final_runs=search.top_k * search.final_seeds,
+                            baseline=not args.no_baseline, max_steps=args.max_steps,
+                            train_rows=len(bench.data.splits["train"]), workers=n_workers)
     try:
         if workers is not None:
             workers.go()
@@ -337,6 +349,8 @@ def cmd_search(argv: list[str]) -> int:
         if not args.no_baseline:
             from search.baseline import run_baseline  # scikit-learn's models: imported when used
 
+            bench.overall.phase = "baseline"
+            log.info("%s", bench.overall.line())
             baseline = run_baseline(bench, studies, tracker(bench))
     except KeyboardInterrupt:
         if workers is not None:
@@ -445,9 +459,15 @@ def cmd_predict(argv: list[str]) -> int:
     check_output(args.output)
     column = args.text_column if args.input else "text"
     frame = read_texts(args.input, column) if args.input else pd.DataFrame({"text": args.text})
-    chosen = _chosen(args)
-    print(f"model: {chosen.describe()}", file=sys.stderr)
-    model = Classifier.load(chosen.model_dir)
+    if (args.name is None) == (args.model is None):
+        raise UsageError("predict needs exactly one of --name NAME (a benchmark's chosen model) and --model DIR (a saved model folder)")
+    if args.model is not None:
+        print(f"model: {args.model}", file=sys.stderr)
+        model = Classifier.load(args.model)
+    else:
+        chosen = _chosen(args)
+        print(f"model: {chosen.describe()}", file=sys.stderr)
+        model = Classifier.load(chosen.model_dir)
     texts = frame[column].fillna("").astype(str).tolist()  # an empty cell is an empty text
     predicted = model.predict(texts, args.batch_size, progress=len(texts) > 10 * args.batch_size)
     out = pd.concat([frame.reset_index(drop=True), predicted.rename(columns={"label": "prediction"})], axis=1)
@@ -468,8 +488,6 @@ def cmd_predict(argv: list[str]) -> int:
 def cmd_export(argv: list[str]) -> int:
     args = export_parser().parse_args(argv)
     configure_logging(args.verbose)
-    import shlex
-
     from core.export import export_folder
     from core.inference import saved_labels
     from reports.card import model_card
@@ -514,6 +532,8 @@ def _sigterm(signum, frame):
 
 COMMANDS = {"train": cmd_train, "report": cmd_report, "predict": cmd_predict, "export": cmd_export,
             "rerun": cmd_rerun}  # anything else is the flagship search
+PARSERS = {"": search_parser, "train": train_parser, "report": report_parser, "predict": predict_parser,
+           "export": export_parser, "rerun": rerun_parser}  # docs/CLI.md is generated from these
 
 
 def main(argv: list[str] | None = None) -> int:

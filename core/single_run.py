@@ -14,6 +14,7 @@ import pandas as pd
 from transformers import set_seed
 
 from core.data import DataSettings, prepare
+from core.inference import save_model
 from core.models import build_model, count_parameters
 from core.training import TrainSettings, check_device, evaluate_split, fit, set_threads
 
@@ -73,6 +74,5 @@ def train_once(arch: str, params: dict, data_settings: DataSettings, settings: T
     curves = pd.DataFrame(result.curves)
     curves.to_csv(out_dir / "curves.csv", index=False)
     plot_curves(curves, f"{arch}: test accuracy {metrics['test_accuracy']:.3f}", out_dir / "curves.png")
-    result.trainer.model.save_pretrained(out_dir / "model")
-    data.tokenizer.save_pretrained(out_dir / "model")
+    save_model(result.trainer.model, data.tokenizer, out_dir / "model", data.label_names, data_settings.max_length)
     return metrics

@@ -330,6 +330,8 @@ def importance_frame(bench: Benchmark) -> pd.DataFrame:
                 scores = dashboard_importances(study)
                 rows.extend({"family": family, "param": p, "importance": float(v), "note": ""}
                             for p, v in scores.items())
+            except EqualImportances:
+                note = f"too few completed trials ({len(done)}) for the best decile to differ from the rest"
             except Exception as exc:  # noqa: BLE001 - any evaluator failure is a note on the page
                 note = f"could not be computed: {type(exc).__name__}: {exc}"
         if note:
@@ -343,9 +345,20 @@ def dashboard_importances(study: optuna.Study) -> dict[str, float]:
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes the importances")
-        return optuna.importance.get_param_importances(
-            study, target=(lambda t: -t.values[0]) if maximize else (lambda t: t.values[0]),
-            evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+        # Few trials: the best decile is every trial, and PED-ANOVA warns and returns equal scores.
+        warnings.filterwarnings("error", message="Target and region quantiles select the same set")
+        try:
+            return optuna.importance.get_param_importances(
+                study, target=(lambda t: -t.values[0]) if maximize else (lambda t: t.values[0]),
+                evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+        except Warning as warning:
+            if "select the same set" not in str(warning):
+                raise
+            raise EqualImportances(str(warning)) from None
+
+
+class EqualImportances(Exception):
+    """PED-ANOVA cannot rank the parameters: too few completed trials."""
 
 
 THIN_FRACTION = 0.2  # a family whose completed trials are fewer than this share of its finished ones

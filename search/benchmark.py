@@ -25,6 +25,7 @@ from core.training import TrainSettings, check_device
 from core.urls import redact
 from search import fixed as fixing
 from search.objective import Objective
+from search.overall import Overall, measure_trial
 from search.reference import enqueue_reference
 from search.runner import count_trials, run_study
 from search.settings import SearchSettings, is_journal, is_server_storage, is_sqlite
@@ -56,6 +57,7 @@ class Benchmark:
     storage: optuna.storages.BaseStorage
     fixed: dict[str, dict]
     hooks: list = field(default_factory=list)
+    overall: Overall | None = None  # the whole benchmark's status line (search.overall), None without progress
 
     def study_settings(self, arch: str) -> dict:
         """Study-level settings: stored on the study and compared when it is resumed."""
@@ -195,9 +197,26 @@ def run_family(bench: Benchmark, arch: str) -> optuna.Study:
     callbacks = [hook.trial_finished for hook in bench.hooks]
     if s.reference:
         enqueue_reference(study, arch, bench.fixed[arch], s.trials)
+    status = None
+    if bench.overall is not None:
+        overall = bench.overall
+        overall.phase = f"search {arch} {s.archs.index(arch) + 1}/{len(s.archs)}"
+        for frozen in study.get_trials(deepcopy=False):  # a resumed study: its trials are measurements too
+            measure_trial(overall, arch, frozen)
+
+        def track(study, frozen):
+            measure_trial(overall, arch, frozen)
+            overall.finished[arch] = count_trials(study).finished
+
+        overall.finished[arch] = count_trials(study).finished
+        callbacks.append(track)
+        status = overall.line
     interrupted = False
     try:
-        run_study(study, objective, s.trials, timeout=s.timeout, callbacks=callbacks, progress=s.progress)
+        run_study(study, objective, s.trials, timeout=s.timeout, callbacks=callbacks, progress=s.progress,
+                  status=status)
+        if bench.overall is not None:  # with other workers, their last trials ended after this one's
+            bench.overall.finished[arch] = count_trials(study).finished
     except KeyboardInterrupt:
         interrupted = True
         raise

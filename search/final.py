@@ -175,14 +175,38 @@ def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: boo
         if tracker is not None:
             tracker.final_run(study, record)
 
-    if share:
-        while (item := _claim_next(study, runs)) is not None:
-            train(*item)
-        return []
-    done = stored_records(study.user_attrs)
-    missing = [(t, seed) for t, seed in runs if (t.number, seed) not in done]
-    for trial, seed in tqdm(missing, desc=f"{study.study_name} final", unit="run", disable=not s.progress or not missing):
+    overall = getattr(bench, "overall", None)
+
+    def stored() -> int:
+        done = stored_records(study.user_attrs)
+        return sum((t.number, seed) in done for t, seed in runs)
+
+    def describe() -> str:
+        return f"{study.study_name} final" + (f" {overall.line()}" if overall is not None else "")
+
+    already = stored()
+    if overall is not None:
+        overall.phase = f"final stage {arch}"
+        overall.final_planned[arch] = len(runs)
+        overall.final_done[arch] = already
+    if share:  # claimed one at a time, so that the workers split the stage; the bar counts all of theirs
+        items = iter(lambda: _claim_next(study, runs), None)
+    else:
+        done = stored_records(study.user_attrs)
+        items = iter([(t, seed) for t, seed in runs if (t.number, seed) not in done])
+    bar = tqdm(total=len(runs), initial=already, desc=describe(), unit="run",
+               disable=not s.progress or already >= len(runs))
+    for trial, seed in items:
         train(trial, seed)
+        bar.n = stored()
+        if overall is not None:
+            record = stored_records(study.user_attrs).get((trial.number, seed), {})
+            overall.measured(arch, record.get("steps_trained", 0), record.get("wall_seconds", 0), trial=False, complete=True)
+            overall.final_done[arch] = bar.n
+        bar.set_description(describe())
+    bar.close()
+    if share:
+        return []
     # Keep the records that still belong to the current top-k or the reference (a resumed search may change it).
     records = [dict(r, rank=rank.get(r["trial_number"]), **{REFERENCE: ref is not None and r["trial_number"] == ref.number})
                for r in stored_records(study.user_attrs).values() if r["trial_number"] in keep and r["seed"] in seeds]

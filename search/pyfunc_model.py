@@ -18,7 +18,7 @@ class TextbenchClassifier(PythonModel):
         self.model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
         self.labels = [str(self.model.config.id2label[i]) for i in range(self.model.config.num_labels)]
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None):  # the hint: MLflow asks for one
         texts = model_input["text"] if isinstance(model_input, pd.DataFrame) else model_input
         texts = [str(t) for t in texts]
         probs = []

@@ -107,12 +107,19 @@ def _log_and_register(client, chosen, tracking_uri: str, artifact_root: Path, la
                                "seed": chosen.seed, "source": chosen.source})
             metrics = {"validation_accuracy": chosen.validation_accuracy, "test_accuracy": chosen.test_accuracy}
             mlflow.log_metrics({k: v for k, v in metrics.items() if v is not None})
-            with warnings.catch_warnings():  # advice about type hints and input examples, not problems
-                warnings.simplefilter("ignore", UserWarning)
+            with warnings.catch_warnings():  # the signature is given: an input example would add nothing
+                warnings.filterwarnings("ignore", message=".*An input example was not provided")
                 info = mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_CODE),
                                                artifacts={"model": str(folder)}, pip_requirements=_requirements(),
-                                               signature=_signature(label_names), registered_model_name=name)
-    version = client.get_model_version(name, str(info.registered_model_version))
+                                               signature=_signature(label_names))
+    # Registered with the client, not log_model(registered_model_name=...), which prints to stderr.
+    try:
+        client.create_registered_model(name)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    version = client.create_model_version(name, source=info.model_uri, run_id=run.info.run_id,
+                                          model_id=info.model_id)
     for key, value in identity.items():
         client.set_model_version_tag(name, version.version, key, value)
     log.info("registered %s version %s (run %s)", name, version.version, run.info.run_id)

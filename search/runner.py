@@ -124,11 +124,16 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective) -> tuple[optu
 
 
 def run_study(study: optuna.Study, objective, target: int, *, timeout: float | None = None,
-              callbacks=(), progress: bool = True) -> Counts:
-    """Run trials until ``target`` are finished (complete + pruned); returns the final counts."""
+              callbacks=(), progress: bool = True, status=None) -> Counts:
+    """Run trials until ``target`` are finished (complete + pruned); returns the final counts.
+    ``status``: a callable whose text (the whole benchmark's line) follows the study's name on its bar."""
     start = time.monotonic()
     counts = count_trials(study)
-    bar = tqdm(total=target, initial=min(counts.finished, target), desc=study.study_name, unit="trial",
+
+    def describe() -> str:
+        return f"{study.study_name} {status()}" if status is not None else study.study_name
+
+    bar = tqdm(total=target, initial=min(counts.finished, target), desc=describe(), unit="trial",
                disable=not progress, dynamic_ncols=True)
     failures = 0
     try:
@@ -159,6 +164,7 @@ def run_study(study: optuna.Study, objective, target: int, *, timeout: float | N
                 raise KeyboardInterrupt
             counts = count_trials(study)
             bar.n = min(counts.finished, target)
+            bar.set_description(describe(), refresh=False)
             bar.set_postfix(_postfix(study, counts), refresh=True)
             if failures >= MAX_CONSECUTIVE_FAILURES:
                 log.error("%s: %d trials in a row failed; stopping this study (see fail_reason)",

@@ -305,6 +305,7 @@ BAD = {
     "missing input": (lambda tmp: ["predict", "--input", str(tmp / "nope.csv")], ["does not exist"]),
     "bad output suffix": (lambda tmp: ["predict", "--text", "x", "--output", str(tmp / "o.txt")], [".csv, .jsonl"]),
     "unknown family": (lambda tmp: ["predict", "--text", "x", "--arch", "lstm"], ["no family 'lstm'"]),
+    "name and model": (lambda tmp: ["predict", "--text", "x", "--model", str(tmp / "m")], ["exactly one of"]),
     "unknown trial": (lambda tmp: ["rerun", "--arch", "cnn", "--trial", "99"], ["no trial 99"]),
     "unknown seed": (lambda tmp: ["rerun", "--arch", "cnn", "--trial", "0", "--seed", "5"], ["no final-stage run"]),
     "rerun without arch": (lambda tmp: ["rerun", "--trial", "0"], ["needs --arch"]),
