@@ -34,7 +34,8 @@ FAMILIES = ("cnn", "rnn", "gru", "lstm")  # `--arch all` today; a new family mus
 def args(data: Path, out: Path, final_seeds: int = 1) -> list[str]:
     return ["--arch", "all", "--trials", "2", "--dataset", str(data), "--tokenizer", str(data / "tokenizer"),
             "--max-length", "48", "--max-steps", "20", "--eval-steps", "10", "--batch-size", "16",
-            "--output-dir", str(out), "--name", NAME, "--top-k", "1", "--final-seeds", str(final_seeds)]
+            "--output-dir", str(out), "--name", NAME, "--top-k", "1", "--final-seeds", str(final_seeds),
+            "--no-reference"]  # the course notes' reference trial and its final runs: tests/test_reference.py
 
 
 @pytest.fixture(scope="module")
