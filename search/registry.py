@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -20,7 +19,7 @@ from core.errors import UsageError
 from core.export import export_folder
 from core.urls import redact
 from reports.card import model_card
-from search.tracking import ARCH, ROLE
+from search.tracking import ARCH, ROLE, restored_env
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +70,10 @@ def _fluent_uris(uri: str):
     (and any later benchmark in the same process) would inherit them: restore both afterwards."""
     import mlflow
 
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
+    with restored_env("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _log_and_register(client, chosen, tracking_uri: str, artifact_root: Path, label_names: list[str], max_length: int,

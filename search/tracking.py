@@ -375,8 +375,15 @@ def _store_lock(uri: str):
 @contextlib.contextmanager
 def _quick_http():
     """MLflow HTTP requests without retries and with a short timeout, for the duration of the block."""
-    saved = {key: os.environ.get(key) for key in QUICK_CHECK_ENV}
-    os.environ.update(QUICK_CHECK_ENV)
+    with restored_env(*QUICK_CHECK_ENV):
+        os.environ.update(QUICK_CHECK_ENV)
+        yield
+
+
+@contextlib.contextmanager
+def restored_env(*keys: str):
+    """Leave these environment variables as they were before the block, whatever it sets."""
+    saved = {key: os.environ.get(key) for key in keys}
     try:
         yield
     finally:

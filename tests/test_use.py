@@ -333,3 +333,17 @@ def test_bad_input_exit_code_through_the_real_cli(run):
     result = run_cli(*use_args(run, "rerun", "--arch", "cnn", "--trial", "99"), env=cli_env())
     assert result.returncode == 2
     assert error_lines(result.stderr) == [f"error: study {NAME}-cnn has no trial 99 (trials 0 to 2)"]
+
+
+def test_registering_leaves_no_mlflow_uri_in_the_environment(monkeypatch, tmp_path):
+    """mlflow.set_tracking_uri/set_registry_uri write MLFLOW_*_URI into os.environ; a later benchmark in
+    the same process (or any child process) would then register into this store instead of its own."""
+    import os
+
+    from search.registry import _fluent_uris
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    with _fluent_uris(f"sqlite:///{tmp_path / 'mlflow.db'}"):
+        assert os.environ.get("MLFLOW_REGISTRY_URI")  # what MLflow does inside the block
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
