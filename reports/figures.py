@@ -225,13 +225,17 @@ def param_scatter(params: pd.DataFrame, palette: dict[str, Any] | None = None) -
     return fig
 
 
+def _metric_panels(curves: pd.DataFrame, palette: dict[str, Any] | None):
+    """One panel per metric present in ``curves`` (loss, accuracy ...), side by side."""
+    metrics = [m for m in METRIC_TITLES if m in set(curves["metric"])]
+    fig = _figure(max(4.2 * len(metrics), 5.0), 3.8)
+    return _palette(curves, palette), metrics, fig, fig.subplots(1, len(metrics), squeeze=False)[0]
+
+
 @styled
 def learning_curves(curves: pd.DataFrame, palette: dict[str, Any] | None = None) -> Figure:
     """Training loss, validation loss and validation accuracy against step for each family's best trial."""
-    palette = _palette(curves, palette)
-    metrics = [m for m in METRIC_TITLES if m in set(curves["metric"])]
-    fig = _figure(max(4.2 * len(metrics), 5.0), 3.8)
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    palette, metrics, fig, axes = _metric_panels(curves, palette)
     handles, labels = [], []
     for family in _order(curves, palette):
         part = curves[curves["family"] == family]
@@ -277,10 +281,7 @@ def expected_max_curves(curves: pd.DataFrame, palette: dict[str, Any] | None = N
 def final_learning_curves(curves: pd.DataFrame, palette: dict[str, Any] | None = None) -> Figure:
     """Loss and accuracy against step for each family's chosen configuration: mean over the
     final-stage seeds (line) and their range (band)."""
-    palette = _palette(curves, palette)
-    metrics = [m for m in METRIC_TITLES if m in set(curves["metric"])]
-    fig = _figure(max(4.2 * len(metrics), 5.0), 3.8)
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    palette, metrics, fig, axes = _metric_panels(curves, palette)
     handles, labels = [], []
     for family in _order(curves, palette):
         part = curves[curves["family"] == family]
