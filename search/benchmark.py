@@ -58,6 +58,7 @@ class Benchmark:
     fixed: dict[str, dict]
     hooks: list = field(default_factory=list)
     overall: Overall | None = None  # the whole benchmark's status line (search.overall), None without progress
+    worker: int = 0  # which --workers process this is (0: the CLI process); each samples from its own seed
 
     def study_settings(self, arch: str) -> dict:
         """Study-level settings: stored on the study and compared when it is resumed."""
@@ -175,7 +176,7 @@ def study_attrs(bench: Benchmark, arch: str) -> dict:
 def run_family(bench: Benchmark, arch: str) -> optuna.Study:
     """Create or resume one family's study and run it to the target."""
     s = bench.search
-    sampler = make_sampler(s.sampler, s.seed, s.trials)
+    sampler = make_sampler(s.sampler, s.seed, s.trials, worker=bench.worker)
     if bench.fixed[arch]:
         sampler = optuna.samplers.PartialFixedSampler(bench.fixed[arch], sampler)
     pruner = make_pruner(s.pruner, max_steps=bench.train.max_steps, eval_steps=bench.train.eval_steps,

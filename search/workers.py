@@ -126,6 +126,7 @@ def worker_main(settings: tuple, index: int, threads: int, gpus: list[str], verb
             if os.getppid() != parent:  # the parent died before saying go
                 sys.exit(1)
         bench = setup(*settings)
+        bench.worker = index
         for arch, study in run(bench).items():
             run_final(bench, study, arch, tracker(bench), share=True)
     except KeyboardInterrupt:

@@ -160,6 +160,10 @@ def test_two_workers_share_one_study_and_stop_at_the_exact_target(shared, tiny_d
     assert len(study.trials) == 8 and len(finished(study)) == 8
     workers = {t.user_attrs["worker"] for t in study.trials}
     assert len(workers) == 2, workers  # the CLI process and its helper both trained
+    # Each worker samples from its own seed: workers seeded alike train the same random
+    # configurations twice (trials 1 and 2 were identical when they did).
+    configs = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(configs)) == len(configs), configs
     runs = mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", "tiny")
     assert_mlflow_mirrors(study, runs)
 
