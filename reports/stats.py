@@ -494,11 +494,11 @@ def crossings(curves: pd.DataFrame, baseline: dict[str, Any] | None = None) -> l
                        f"{leader} (expected best validation accuracy).")
     if baseline and baseline.get("validation_accuracy") is not None:
         b = float(baseline["validation_accuracy"])
-        name = baseline.get("name", "baseline")
+        who = f"the {baseline['name']} baseline" if baseline.get("name") else "the baseline"
         for family in final.index:
             below = at.index[at[family] < b]
             if final[family] > b and len(below):
-                out.append(f"With fewer than {int(below.max()) + 1} trials, the {name} baseline would have been "
+                out.append(f"With fewer than {int(below.max()) + 1} trials, {who} would have been "
                            f"ahead of {family} on validation.")
     return out
 

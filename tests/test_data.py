@@ -67,6 +67,7 @@ def test_local_folder_with_train_and_test(tiny_data, tiny_data_dir):
     assert tiny_data.splits["test"]["labels"] == test["label"].tolist()
     described = tiny_data.describe()
     assert described["fingerprint"] == tiny_data.fingerprint
+    assert described["dataset"] == str(tiny_data_dir.resolve()) and described["tokenizer"] == tiny_data.tokenizer_source
     assert described["train_size"] == 360 and described["labels"] == ["0", "1"]
     assert label_counts(tiny_data.splits)["validation"] == [20, 20]
 

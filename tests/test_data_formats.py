@@ -41,7 +41,7 @@ def test_dropping_more_than_5_percent_is_refused_with_the_counts(tmp_path, tiny_
     path = gappy_csv(tmp_path / "gappy.csv")
     message = error_of(data_settings(path, tiny_tokenizer_dir, tmp_path / "cache"))
     assert "40 of 300 rows (13.3%)" in message
-    assert "25 without a label" in message and "15 with an empty text" in message
+    assert "25 without a label and 15 with an empty text" in message
     assert "--drop-invalid" in message
     assert not (tmp_path / "cache").exists()
 
@@ -190,6 +190,69 @@ def test_json_array_json_lines_and_a_bom(tmp_path, tiny_tokenizer_dir):
         assert frames["train"]["text"].tolist() == df["text"].tolist(), name
 
 
+def test_json_objects_of_columns_and_a_wrapped_array(tmp_path, tiny_tokenizer_dir):
+    """The other JSON shapes exports use: {"text": [...], "label": [...]} and {"data": [...], "version": 1};
+    anything else (an array of numbers, two arrays of objects, broken JSON) is one error naming the fix."""
+    df = make_frame(40, seed=16)
+    records = df.to_dict("records")
+    shapes = {"columns.json": {"text": df["text"].tolist(), "label": df["label"].tolist()},
+              "wrapped.json": {"version": 1, "data": records, "tags": []}}
+    for name, value in shapes.items():
+        (tmp_path / name).write_text(json.dumps(value))
+        frames, _ = load_raw(data_settings(tmp_path / name, tiny_tokenizer_dir, tmp_path))
+        assert frames["train"]["text"].tolist() == df["text"].tolist(), name
+        assert frames["train"]["label"].tolist() == df["label"].tolist(), name
+    bad = {"numbers.json": "expected an array of objects", "mixed.json": "expected an array of objects",
+           "broken.json": "line 2 is not valid JSON", "two.json": "no column 'text' (columns: a, b)"}
+    texts = {"numbers.json": "[1, 2, 3]", "mixed.json": json.dumps([records[0], 5]),
+             "broken.json": '[{"text": "a", "label": 1},\n {"text": }]',
+             "two.json": json.dumps({"a": records[:20], "b": records[20:]})}  # two tables: columns a and b
+    for name, expected in bad.items():
+        (tmp_path / name).write_text(texts[name])
+        message = error_of(data_settings(tmp_path / name, tiny_tokenizer_dir, tmp_path))
+        assert expected in message, message
+        assert name in message or name == "two.json", message
+
+
+@pytest.mark.parametrize(("header", "headerless"), [
+    (["label", "text"], False), (["0", "a fine film"], True), (["-1", "bad"], True), (["1.5", "ok"], True),
+    (["x" * 40, "label"], False), (["x" * 41, "label"], True), (["1.2.3", "v"], False), (["-", "v"], False)])
+def test_a_header_row_that_looks_like_data_suggests_no_header(tmp_path, tiny_tokenizer_dir, header, headerless):
+    """A missing column in a file whose header is a number or a long sentence: the error suggests
+    --no-header; a plain header does not get that hint (40 characters is still a header)."""
+    path = tmp_path / "file.csv"
+    path.write_text(",".join(header) + "\n" + "\n".join(f"{i % 2},some text {i}" for i in range(30)) + "\n")
+    message = error_of(data_settings(path, tiny_tokenizer_dir, tmp_path, text_column="review"))
+    assert ("--no-header" in message) == headerless, message
+
+
+def test_a_file_neither_utf8_nor_cp1252_is_read_as_latin1_and_each_step_is_named(tmp_path, tiny_tokenizer_dir, caplog):
+    """0x81 and 0x9d are undefined in cp1252 and invalid UTF-8: the last resort is latin-1, and the
+    warnings say which file was not which encoding."""
+    rows = [(f"caf\xe9 number {i} \x81\x9d", i % 2) for i in range(40)]
+    path = tmp_path / "legacy.csv"
+    path.write_bytes(("text,label\n" + "".join(f"{t},{label}\n" for t, label in rows)).encode("latin-1"))
+    with caplog.at_level(logging.WARNING, logger="core.data"):
+        frames, _ = load_raw(data_settings(path, tiny_tokenizer_dir, tmp_path))
+    assert frames["train"]["text"].tolist()[:2] == [rows[0][0], rows[1][0]]
+    said = [r.getMessage() for r in caplog.records]
+    assert "legacy.csv is not utf-8-sig text: trying the next encoding" in said
+    assert "legacy.csv is not cp1252 text: trying the next encoding" in said
+
+
+def test_json_lines_skip_blank_lines_and_name_a_line_that_is_not_an_object(tmp_path, tiny_tokenizer_dir):
+    lines = [json.dumps({"text": f"text {i}", "label": i % 2}) for i in range(30)]
+    path = tmp_path / "gaps.jsonl"
+    path.write_text("\n".join(lines[:10]) + "\n\n   \n" + "\n".join(lines[10:]) + "\n")
+    frames, _ = load_raw(data_settings(path, tiny_tokenizer_dir, tmp_path))
+    assert frames["train"]["text"].tolist() == [f"text {i}" for i in range(30)]
+    lines[2] = "[1, 2]"
+    path.write_text("\n".join(lines) + "\n")
+    message = error_of(data_settings(path, tiny_tokenizer_dir, tmp_path))
+    assert "gaps.jsonl: line 3 is a JSON list, not an object" in message
+    assert 'write one {"text": ..., "label": ...} object per line' in message
+
+
 def test_a_messy_csv_is_read_as_written(tmp_path, tiny_tokenizer_dir):
     """BOM, a quoted newline, texts that pandas would take for missing values, CRLF line ends."""
     rows = [("NA", 0), ("null", 1), ('He said ""great""', 1), ("line one\nline two", 0)] * 15
@@ -208,7 +271,12 @@ def test_compressed_semicolon_and_cp1252_files(tmp_path, tiny_tokenizer_dir):
     df.to_csv(tmp_path / "semi.csv", sep=";", index=False)
     accented = df.assign(text=df["text"] + " café – “quoted”")
     accented.to_csv(tmp_path / "windows.csv", index=False, encoding="cp1252")
-    for name, expected in (("reviews.csv.gz", df), ("semi.csv", df), ("windows.csv", accented)):
+    with gzip.open(tmp_path / "semi.csv.gz", "wt", encoding="utf-8") as handle:  # sniffed through the gzip
+        df.to_csv(handle, sep=";", index=False)
+    with gzip.open(tmp_path / "lines.JSONL.GZ", "wt", encoding="utf-8") as handle:  # suffixes in any case
+        handle.write("\n".join(json.dumps(r) for r in df.to_dict("records")))
+    for name, expected in (("reviews.csv.gz", df), ("semi.csv", df), ("windows.csv", accented), ("semi.csv.gz", df),
+                           ("lines.JSONL.GZ", df)):
         frames, _ = load_raw(data_settings(tmp_path / name, tiny_tokenizer_dir, tmp_path))
         assert frames["train"]["text"].tolist() == expected["text"].tolist(), name
 

@@ -244,3 +244,33 @@ def test_coerce_params_types_values_like_the_family_config():
         coerce_params("rnn", ["bidirectional=maybe"])
     with pytest.raises(UsageError, match="expected NAME=VALUE"):
         coerce_params("rnn", ["num_filters=8"])  # a CNN parameter is not an RNN's
+
+
+class _WideConfig(CNNConfig):
+    model_type = "textbench-test-wide-cnn"
+
+    def __init__(self, **kwargs):  # its own __init__: transformers 5 lists only the attributes a class sets
+        super().__init__(**kwargs)
+
+
+class _WideCNN(SimpleCNN):
+    config_class = _WideConfig
+
+
+def test_registering_a_family_makes_it_buildable_and_loadable_by_the_auto_classes(monkeypatch, tmp_path):
+    """``register`` is how a new family plugs in: the registry tables, and transformers' Auto classes
+    (a saved model of the family loads back with ``AutoModelForSequenceClassification``). Registering
+    again (a re-imported plugin) is allowed."""
+    from core.models import register
+
+    monkeypatch.setitem(MODELS, "widecnn", MODELS["cnn"])
+    monkeypatch.setitem(SEED_CONFIGS, "widecnn", {})
+    seed = {"embedding_dim": 8, "filter_size": 3, "num_filters": 5}
+    for _ in range(2):
+        register("widecnn", _WideConfig, _WideCNN, seed)
+    assert MODELS["widecnn"] == (_WideConfig, _WideCNN) and SEED_CONFIGS["widecnn"] is seed
+    assert type(AutoConfig.for_model("textbench-test-wide-cnn")) is _WideConfig
+    model = build_model("widecnn", vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, **seed)
+    assert type(model) is _WideCNN
+    model.save_pretrained(tmp_path)
+    assert type(AutoModelForSequenceClassification.from_pretrained(tmp_path)) is _WideCNN

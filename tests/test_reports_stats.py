@@ -191,3 +191,63 @@ def test_p_value_format_never_rounds_across_the_threshold():
     assert stats.fmt_p(0.0496) == "p = 0.0496"
     assert stats.fmt_p(0.0004) == "p < 0.001"
     assert stats.fmt_diff(-0.0003) == "-0.0003"
+
+
+def test_expected_max_skips_missing_values_and_edge_budgets():
+    # best of 2 draws from {0.5, 0.7}: 0.7 unless both draws are 0.5 (1/4): 0.25 * 0.5 + 0.75 * 0.7 = 0.65
+    assert stats.expected_max([0.5, None, math.nan, 0.7], 2)[0] == pytest.approx(0.65)
+    assert stats.expected_max([0.6], 3) == (pytest.approx(0.6), pytest.approx(0.0))  # one value: it, no spread
+    assert all(math.isnan(x) for x in stats.expected_max([0.5, 0.7], 0))  # no draw, no best
+    assert all(math.isnan(x) for x in stats.expected_max([None, math.nan], 2))
+
+
+def test_expected_max_frame_counts_completed_trials_only_per_family_in_order():
+    rows = [("rnn", "COMPLETE", 0.6), ("rnn", "COMPLETE", 0.8), ("rnn", "PRUNED", 0.9), ("rnn", "FAIL", None),
+            ("cnn", "COMPLETE", 0.7), ("cnn", "RUNNING", None)]
+    trials = pd.DataFrame([{"family": f, "number": i, "state": s, "value": v} for i, (f, s, v) in enumerate(rows)])
+    curves = stats.expected_max_frame(trials)
+    assert list(curves.columns) == ["family", "n", "mean", "std"]
+    assert list(zip(curves["family"], curves["n"], strict=True)) == [("cnn", 1), ("rnn", 1), ("rnn", 2)]
+    # rnn from {0.6, 0.8} (the pruned 0.9 is not a result): n=1 mean 0.7, sd 0.1; n=2: 0.25*0.6 + 0.75*0.8
+    assert curves["mean"].tolist() == pytest.approx([0.7, 0.7, 0.75])
+    assert curves["std"].tolist() == pytest.approx([0.0, 0.1, math.sqrt(0.25 * 0.15**2 + 0.75 * 0.05**2)])
+    assert stats.expected_max_frame(trials[trials.state == "FAIL"]).columns.tolist() == ["family", "n", "mean", "std"]
+
+
+def test_crossings_need_a_strict_lead_and_name_an_unnamed_baseline_plainly():
+    curves = pd.DataFrame([{"family": f, "n": n, "mean": m, "std": 0.0}
+                           for f, ms in (("a", (0.80, 0.85, 0.90)), ("b", (0.80, 0.82, 0.84))) for n, m in enumerate(ms, 1)])
+    assert stats.crossings(curves) == []  # b equals a at n = 1: a tie is not "ahead"
+    assert stats.crossings(curves, {"validation_accuracy": 0.80}) == []  # level with the baseline is not below it
+    assert stats.crossings(curves, {"validation_accuracy": 0.845}) == [
+        "With fewer than 2 trials, the baseline would have been ahead of a on validation."]  # b never passes it
+    assert stats.crossings(curves, {"validation_accuracy": 0.84, "name": "tfidf"}) == [
+        "With fewer than 2 trials, the tfidf baseline would have been ahead of a on validation."]  # b only ties it
+
+
+def test_winners_curse_keeps_a_chosen_configuration_missing_from_the_search_table():
+    final = pd.DataFrame([{"family": "cnn", "rank": 1, "trial_number": 4, "seed": s, "validation_accuracy": v,
+                           "test_accuracy": 0.8} for s, v in enumerate((0.82, 0.84))])
+    cols = ["family", "trial_number", "search_validation", "final_validation_mean", "n", "drop"]
+    other = pd.DataFrame({"family": ["cnn"], "number": [9], "value": [0.9]})
+    curse = stats.winners_curse(other, final)
+    assert list(curse.columns) == cols and len(curse) == 1
+    assert curse["final_validation_mean"].iloc[0] == pytest.approx(0.83) and math.isnan(curse["drop"].iloc[0])
+    for empty in (stats.winners_curse(other.iloc[:0], final), stats.winners_curse(other, final.iloc[:0])):
+        assert empty.empty and list(empty.columns) == cols
+
+
+def test_validation_only_verdicts_name_every_family_and_the_numbers():
+    rows = [("cnn", 0.802), ("cnn", 0.79), ("rnn", 0.812), ("gru", None), ("lstm", None)]
+    trials = pd.DataFrame([{"family": f, "number": i, "state": "COMPLETE" if v else "FAIL", "value": v}
+                           for i, (f, v) in enumerate(rows)])
+    text = stats.verdict(trials, frame())
+    assert text == ("No final evaluation was run: ranking by validation only, rnn leads with a best validation "
+                    "accuracy of 0.812 vs 0.802 for cnn (best of each search, not a test result); gru and lstm "
+                    "completed no trial.")
+    alone = stats.verdict(trials[trials.family != "rnn"], frame())
+    assert alone == ("Only cnn completed any trial, so nothing can be compared: its best validation accuracy is "
+                     "0.802; gru and lstm completed no trial.")
+    three = stats.verdict(trials.replace({"gru": "cnn"}), frame())
+    assert three.endswith("(best of each search, not a test result); lstm completed no trial.")
+    assert stats._names(["a", "b", "c"]) == "a, b and c" and stats._names(["a"]) == "a"

@@ -46,6 +46,31 @@ def test_pruning_callback_prunes_a_bad_trial_at_the_first_step_past_warmup():
     assert good.pruned_at is None
 
 
+def test_a_trial_pruned_on_the_noise_margin_records_the_reference_and_margin():
+    """What the pruner compared against is kept on the pruned trial, so the decision can be checked:
+    the median of the finished trials at that step, and 2 standard errors of an accuracy there
+    (Agresti-Coull on 100 rows, by hand: p~ = (0.85 * 100 + 2) / 104)."""
+    from search.pruners import NoiseMarginPruner
+
+    study = optuna.create_study(direction="maximize", pruner=NoiseMarginPruner(100, n_warmup_steps=20))
+    for value in (0.9, 0.8, 0.85):
+        trial = study.ask()
+        trial.report(value, 20)
+        study.tell(trial, value)
+    bad = PruningCallback(study.ask())
+    assert _evaluate(bad, 20, 0.5).should_training_stop
+    attrs = study.trials[-1].user_attrs
+    adjusted = 87 / 104
+    assert attrs["pruned_reference"] == pytest.approx(0.85)
+    assert attrs["pruned_margin"] == pytest.approx(2 * (adjusted * (1 - adjusted) / 104) ** 0.5)
+    assert attrs["pruned_margin"] == pytest.approx(0.0725, abs=1e-4)
+
+    plain = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=0.6))
+    other = PruningCallback(plain.ask())  # a pruner without decisions: pruned, nothing to record
+    assert _evaluate(other, 20, 0.5).should_training_stop
+    assert "pruned_reference" not in plain.trials[-1].user_attrs
+
+
 def _toy(trial):
     x = trial.suggest_float("x", 0, 1)
     for step in range(1, 4):
