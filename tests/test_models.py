@@ -274,3 +274,22 @@ def test_registering_a_family_makes_it_buildable_and_loadable_by_the_auto_classe
     assert type(model) is _WideCNN
     model.save_pretrained(tmp_path)
     assert type(AutoModelForSequenceClassification.from_pretrained(tmp_path)) is _WideCNN
+
+
+@pytest.mark.parametrize("arch", sorted(MODELS))
+def test_config_defaults_are_the_course_notes_model_for_bert_base_cased(arch):
+    """A config built without arguments (a config.json that omits a field) is the course notes'
+    model for bert-base-cased's vocabulary: 28,996 word pieces, [PAD] = 0 (from its vocab.txt)."""
+    config = MODELS[arch][0]()
+    assert (config.vocab_size, config.pad_token_id) == (28996, 0)
+    notes = {k: v for k, v in SEED_CONFIGS[arch].items() if k != "nonlinearity"}
+    assert {k: getattr(config, k) for k in notes} == notes
+    assert not getattr(config, "bidirectional", False)
+
+
+def test_a_relu_rnn_uses_relu_cells():
+    relu = build_model("rnn", vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, embedding_dim=8, hidden_size=6,
+                       num_layers=1, nonlinearity="relu")
+    assert relu.rnn.nonlinearity == "relu"
+    assert build_model("rnn", vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, embedding_dim=8, hidden_size=6,
+                       num_layers=1, nonlinearity="tanh").rnn.nonlinearity == "tanh"

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -72,17 +73,31 @@ class Sabotage(TrainerCallback):
             model.output_layer.bias.copy_(torch.tensor([10.0, -10.0]))
 
 
+class Seen(TrainerCallback):
+    """Records what the Trainer of one trial was given."""
+
+    def __init__(self, record: dict):
+        self.record = record
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.record.update(seed=args.seed, output_dir=args.output_dir, config=model.config.to_dict())
+
+
 class SabotageTrials:
-    """An Objective hook that sabotages the trials whose numbers are given."""
+    """An Objective hook that sabotages the trials whose numbers are given, and records what each
+    trial started with (its sampled values) and what its Trainer got."""
 
     def __init__(self, numbers: set[int]):
         self.numbers = numbers
+        self.started: dict[int, dict] = {}
+        self.trainer: dict[int, dict] = {}
 
     def trial_started(self, trial, params):
-        pass
+        self.started[trial.number] = dict(params)
 
     def trial_callbacks(self, trial):
-        return [Sabotage()] if trial.number in self.numbers else []
+        self.trainer[trial.number] = {}
+        return [Seen(self.trainer[trial.number])] + ([Sabotage()] if trial.number in self.numbers else [])
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +108,43 @@ def pruned_study(tiny_data, tmp_path_factory):
     study = _study(make_pruner("median", max_steps=SETTINGS.max_steps, eval_steps=SETTINGS.eval_steps))
     for lr in (1e-2, 3e-3, 1e-2, 1e-2):
         study.enqueue_trial({**CNN, "learning_rate": lr})
-    objective = Objective("cnn", tiny_data, SETTINGS, 42, work / "checkpoints", hooks=[SabotageTrials({2, 3})],
+    hook = SabotageTrials({2, 3})
+    objective = Objective("cnn", tiny_data, SETTINGS, 42, work / "checkpoints", hooks=[hook],
                           best_model_dir=work / "cnn-best")
-    run_study(study, objective, 4, progress=False)
-    return study, work / "cnn-best"
+    elsewhere = tmp_path_factory.mktemp("cwd")  # the working directory: a trial must write nothing here
+    here = os.getcwd()
+    os.chdir(elsewhere)
+    try:
+        run_study(study, objective, 4, progress=False)
+    finally:
+        os.chdir(here)
+    study.set_user_attr("cwd_after", sorted(p.name for p in elsewhere.iterdir()))
+    return study, work / "cnn-best", hook
+
+
+def test_each_trial_trains_its_sampled_model_with_its_own_seed_in_the_work_dir(pruned_study, tiny_data):
+    """The sampled values reach the hooks and the model (its parameter count by hand), every trial
+    gets its own seed and the Trainer shuffles with it, checkpoints go under the work dir (removed
+    afterwards), never to the working directory."""
+    study, best_dir, hook = pruned_study
+    vocab, (e, k, f) = len(tiny_data.tokenizer), (CNN["embedding_dim"], CNN["filter_size"], CNN["num_filters"])
+    by_hand = vocab * e + (e * k * f + f) + (f * 2 + 2)  # embedding, convolution, output layer (2 labels)
+    seeds = [t.user_attrs["seed"] for t in study.trials]
+    assert len(set(seeds)) == 4
+    for trial in study.trials:
+        assert hook.started[trial.number] == trial.params
+        assert trial.user_attrs["n_params"] == by_hand
+        seen = hook.trainer[trial.number]
+        assert seen["seed"] == trial.user_attrs["seed"]
+        assert seen["output_dir"].endswith(f"cnn-trial-{trial.number}") and "checkpoints" in seen["output_dir"]
+        assert {key: seen["config"][key] for key in CNN} == CNN
+        assert seen["config"]["pad_token_id"] == tiny_data.tokenizer.pad_token_id
+    assert study.user_attrs["cwd_after"] == []
+    assert not any((best_dir.parent / "checkpoints").glob("cnn-trial-*"))
 
 
 def test_a_trial_below_the_median_is_pruned_early(pruned_study):
-    study, _ = pruned_study
+    study, _, _ = pruned_study
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE] * 3 + [TrialState.PRUNED], [t.user_attrs for t in study.trials]
     pruned = study.trials[3]
@@ -113,7 +157,7 @@ def test_a_trial_below_the_median_is_pruned_early(pruned_study):
 
 
 def test_the_saved_best_model_is_the_best_trials_best_checkpoint(pruned_study, tiny_data):
-    study, best_dir = pruned_study
+    study, best_dir, _ = pruned_study
     assert study.trials[2].value == 0.5 < study.best_value  # the last complete trial is not the best
     assert (best_dir / "TRIAL").read_text() == str(study.best_trial.number)
     model = AutoModelForSequenceClassification.from_pretrained(best_dir).eval()
@@ -128,3 +172,38 @@ def validation_accuracy(model, data) -> float:
     with torch.no_grad():
         predicted = model(**batch).logits.argmax(dim=1)
     return (predicted == labels).sum().item() / len(labels)
+
+
+class Raise(TrainerCallback):
+    def __init__(self, exc: Exception):
+        self.exc = exc
+
+    def on_step_end(self, args, state, control, **kwargs):
+        raise self.exc
+
+
+class RaiseIn:
+    def __init__(self, exc: Exception):
+        self.exc = exc
+
+    def trial_started(self, trial, params):
+        pass
+
+    def trial_callbacks(self, trial):
+        return [Raise(self.exc)]
+
+
+def test_a_failed_trial_keeps_its_reason(tiny_data, tmp_path):
+    """A non-finite loss is told in its own words; any other error with its type; the work dir is cleaned."""
+    from core.training import NonFiniteLossError
+
+    for exc, reason in ((NonFiniteLossError("loss is nan at step 1: lower the learning rate"),
+                         "loss is nan at step 1: lower the learning rate"),
+                        (RuntimeError("boom"), "RuntimeError: boom")):
+        study = _study()
+        study.enqueue_trial({**CNN, "learning_rate": 3e-3})
+        run_study(study, Objective("cnn", tiny_data, SETTINGS, 7, tmp_path / "work", hooks=[RaiseIn(exc)]), 1,
+                  progress=False)
+        trial = study.trials[0]
+        assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == reason
+        assert "wall_seconds" in trial.user_attrs and not any((tmp_path / "work").glob("*"))
