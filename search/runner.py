@@ -115,9 +115,9 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective) -> tuple[optu
             return study.tell(trial, state=TrialState.FAIL), True
         except Exception as exc:  # noqa: BLE001 - a failed trial is data, the study goes on
             state = TrialState.FAIL
-            log.warning("trial %d failed: %s", trial.number, trial.user_attrs.get("fail_reason") or repr(exc))
             if "fail_reason" not in trial.user_attrs:
                 trial.set_user_attr("fail_reason", f"{exc.__class__.__name__}: {str(exc)[:300]}")
+            log.warning("trial %d failed: %s", trial.number, trial.user_attrs["fail_reason"])
     if state == TrialState.COMPLETE:
         return study.tell(trial, value), False
     return study.tell(trial, state=state), False

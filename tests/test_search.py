@@ -287,3 +287,92 @@ def test_summary_shows_steps_trained_per_family_and_flags_a_thin_search():
     text = format_summary(list(rows.values()))
     assert "note: rnn's search was thin: 1 of 10 trials completed (9 pruned, 0 failed)" in text
     assert "cnn's search was thin" not in text
+
+
+def test_the_progress_bar_shows_the_study_the_status_and_the_counts(capsys):
+    study = optuna.create_study(direction="maximize", study_name="imdb-cnn")
+
+    def objective(trial):
+        if trial.number == 1:
+            raise optuna.TrialPruned()
+        return 0.25 * trial.number
+
+    run_study(study, objective, 3, progress=True, status=lambda: "[search cnn 1/2]")
+    err = capsys.readouterr().err
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("imdb-cnn [search cnn 1/2]") and "3/3" in last and "trial" in last
+    assert "pruned=1" in last and "failed=0" in last and "best=0.5000" in last
+    run_study(study, objective, 3, progress=True)  # already done: the bar says so at once
+    assert "imdb-cnn: 100%" in capsys.readouterr().err.replace("\r", "\n")
+
+
+def test_a_timeout_stops_the_study_and_says_how_far_it_got(caplog):
+    import time
+
+    study = optuna.create_study(direction="maximize", study_name="slow")
+
+    def objective(trial):
+        time.sleep(0.4)
+        return 0.5
+
+    with caplog.at_level("WARNING", logger="search.runner"):
+        counts = run_study(study, objective, 100, timeout=0.6, progress=False)
+    assert counts.finished == 2 == len(study.trials)  # the check comes before each new trial
+    assert "slow: --timeout reached with 2/100 trials finished" in caplog.text
+
+
+def test_a_failure_reason_names_the_error_type_cut_to_300_characters_and_is_logged(caplog):
+    study = optuna.create_study(direction="maximize")
+
+    def objective(trial):
+        raise ValueError("x" * 500)
+
+    with caplog.at_level("WARNING", logger="search.runner"):
+        run_study(study, objective, 1, progress=False)
+    assert study.trials[0].user_attrs["fail_reason"] == "ValueError: " + "x" * 300
+    assert f"trial 0 failed: ValueError: {'x' * 300}" in caplog.text
+    assert "5 trials in a row failed; stopping this study" in caplog.text
+
+
+def test_only_failures_in_a_row_stop_a_study():
+    """4 failures, a success, 4 failures...: never 5 in a row, so the study reaches its target."""
+    study = optuna.create_study(direction="maximize")
+
+    def objective(trial):
+        if trial.number % 5 != 4:
+            raise RuntimeError("flaky")
+        return 1.0
+
+    counts = run_study(study, objective, 3, progress=False)
+    assert counts.complete == 3 and counts.failed == 12
+
+
+def test_the_claim_lock_on_a_journal_is_an_exclusive_file_lock_per_study(tmp_path):
+    import fcntl
+
+    from search.runner import claim_lock
+    from search.study import make_storage
+
+    storage = make_storage(str(tmp_path / "optuna.journal"))
+    study = optuna.create_study(storage=storage, study_name="locked")
+    other = optuna.create_study(storage=storage, study_name="free")
+
+    def can_take(locks_before: set) -> bool:
+        (path,) = set((tmp_path / "optuna.journal.d").glob("claim-*.lock")) - locks_before
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return True
+
+    with claim_lock(study):
+        assert not can_take(set())  # held while inside
+        with claim_lock(other):  # another study's lock is another file
+            pass
+    mine = set((tmp_path / "optuna.journal.d").glob("claim-*.lock"))
+    assert len(mine) == 2
+    with claim_lock(study):
+        pass
+    assert all(can_take(mine - {p}) for p in mine)  # released on the way out
