@@ -110,7 +110,7 @@ def pruned_study(tiny_data, tmp_path_factory):
         study.enqueue_trial({**CNN, "learning_rate": lr})
     hook = SabotageTrials({2, 3})
     objective = Objective("cnn", tiny_data, SETTINGS, 42, work / "checkpoints", hooks=[hook],
-                          best_model_dir=work / "cnn-best")
+                          best_model_dir=work / "cnn-best", artifact_dir=work / "store" / "artifacts")
     elsewhere = tmp_path_factory.mktemp("cwd")  # the working directory: a trial must write nothing here
     here = os.getcwd()
     os.chdir(elsewhere)
@@ -207,3 +207,22 @@ def test_a_failed_trial_keeps_its_reason(tiny_data, tmp_path):
         trial = study.trials[0]
         assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == reason
         assert "wall_seconds" in trial.user_attrs and not any((tmp_path / "work").glob("*"))
+
+
+def test_each_trials_curves_are_a_csv_artifact_in_the_study_store(pruned_study):
+    """What optuna-dashboard shows in a trial's pane: curves.csv with one row per logged step."""
+    import pandas as pd
+    from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
+
+    study, best_dir, _ = pruned_study
+    store = FileSystemArtifactStore(best_dir.parent / "store" / "artifacts")
+    for trial in study.trials:
+        (meta,) = get_all_artifact_meta(trial, storage=study._storage)
+        assert meta.filename == "curves.csv"
+        path = best_dir.parent / f"curves-{trial.number}.csv"
+        download_artifact(artifact_store=store, artifact_id=meta.artifact_id, file_path=str(path))
+        curves = pd.read_csv(path)
+        assert curves.columns[0] == "step" and "eval_accuracy" in curves.columns
+        steps = curves.dropna(subset=["eval_accuracy"])["step"].tolist()
+        assert steps == sorted(trial.intermediate_values)
+        assert "curves" not in trial.user_attrs  # in the store, not in the (dashboard's) attribute list

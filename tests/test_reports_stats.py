@@ -251,3 +251,8 @@ def test_validation_only_verdicts_name_every_family_and_the_numbers():
     three = stats.verdict(trials.replace({"gru": "cnn"}), frame())
     assert three.endswith("(best of each search, not a test result); lstm completed no trial.")
     assert stats._names(["a", "b", "c"]) == "a, b and c" and stats._names(["a"]) == "a"
+
+
+def test_an_empty_ranking_still_has_its_columns():
+    assert stats.ranking(frame()).columns.tolist() == stats.RANKING_COLUMNS
+    assert stats.ranking(frame()).empty
