@@ -428,6 +428,31 @@ def test_hub_is_unreachable_offline(monkeypatch):
     assert hub_reachable() is False
 
 
+@pytest.mark.parametrize(("value", "probed"), [("", True), ("0", True), ("false", True), ("1", False), ("true", False)])
+def test_hub_offline_values_follow_huggingface(monkeypatch, value, probed):
+    """HF_HUB_OFFLINE set but empty, 0 or false means online (a probe decides); 1/true means offline."""
+    import socket
+    from contextlib import nullcontext
+
+    calls = []
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: calls.append(a) or nullcontext())
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    assert hub_reachable() is probed and bool(calls) is probed
+
+
+def test_shards_of_a_split_are_read_together_and_two_kinds_are_refused(tmp_path, tiny_tokenizer_dir):
+    df = make_frame(300, seed=21)
+    folder = tmp_path / "sharded"
+    write_frame(df.iloc[:120], folder / "train_0.parquet")
+    write_frame(df.iloc[120:240], folder / "train_1.parquet")
+    write_frame(df.iloc[240:], folder / "test.parquet")
+    frames, _ = load_raw(data_settings(folder, tiny_tokenizer_dir, tmp_path))
+    assert sorted(frames["train"]["text"]) == sorted(df["text"].iloc[:240])
+    write_frame(df.iloc[:120], folder / "train.csv")
+    with pytest.raises(UsageError, match="has several train files .*: keep one per split"):
+        load_raw(data_settings(folder, tiny_tokenizer_dir, tmp_path))
+
+
 def test_hub_unreachable_is_found_within_the_timeout(black_hole):
     start = time.perf_counter()
     assert hub_reachable(timeout=0.5) is False

@@ -153,6 +153,10 @@ def test_verdict_labels_a_family_at_chance_from_predictions():
     assert "paired on the same test examples" in text
     pairs = stats.pairwise(df, None, preds, labels)
     assert pairs["method"].tolist() == ["paired bootstrap"] and bool(pairs["significant"].iloc[0])
+    reseeded = stats.pairwise(df, None, preds, labels, seed=1)  # the seed reaches the bootstrap
+    assert reseeded["diff"].iloc[0] == pairs["diff"].iloc[0] and reseeded["ci_low"].iloc[0] != pairs["ci_low"].iloc[0]
+    unknown = stats.ranking(df)  # no predictions: chance is unknown (None), not False
+    assert unknown["at_chance"].tolist() == [None, None] and unknown["chance_p"].isna().all()
 
 
 def test_verdict_without_final_results_ranks_by_validation_only():
