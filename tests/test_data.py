@@ -474,6 +474,10 @@ def test_hub_tokenizer_offline_fails_fast(mirror, tmp_path, black_hole):
     message = usage_error(settings)
     assert time.perf_counter() - start < 15 and black_hole
     assert "'bert-base-cased'" in message and DATA_ENV in message and "--tokenizer PATH" in message
+    # with a mirror given (--data-dir) but missing the tokenizer, the message points into that mirror
+    settings = DataSettings(dataset=str(mirror / "imdb"), tokenizer="bert-base-cased", cache_dir=str(tmp_path / "c"),
+                            data_dir=str(mirror))
+    assert f"{mirror}/bert-base-cased" in usage_error(settings)
 
 
 @pytest.mark.parametrize("name", ["stanfordnlp/imdb", "rotten_tomatoes"])
