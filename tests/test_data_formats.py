@@ -124,7 +124,7 @@ def test_a_given_validation_split_is_used_not_carved(tmp_path, tiny_tokenizer_di
 
 def test_carved_splits_say_so(tiny_data):
     described = tiny_data.describe()
-    assert described["validation_from"].startswith("carved from train (0.1 of train")
+    assert described["validation_from"] == "carved from train (0.1 of train, stratified, seeded)"
     assert described["test_from"] == "test.parquet"
 
 

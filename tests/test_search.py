@@ -377,3 +377,19 @@ def test_the_claim_lock_on_a_journal_is_an_exclusive_file_lock_per_study(tmp_pat
     with claim_lock(study):
         pass
     assert all(can_take(mine - {p}) for p in mine)  # released on the way out
+
+
+def test_a_worker_claims_no_trial_while_others_hold_the_rest_and_waits_for_them(capsys):
+    """Two trials complete, a third RUNNING in another worker, target 3: this worker must not ask a
+    fourth (that would overshoot); it watches until the other one finishes, then stops."""
+    import threading
+
+    study = optuna.create_study(direction="maximize")
+    for _ in range(2):
+        study.tell(study.ask(), 0.5)
+    elsewhere = study.ask()  # held by "another worker"
+    threading.Timer(1.5, lambda: study.tell(elsewhere, 0.7)).start()
+    called = []
+    counts = run_study(study, lambda trial: called.append(trial.number) or 0.9, 3, progress=False)
+    assert called == [] and len(study.trials) == 3 and counts.finished == 3
+    assert capsys.readouterr().err == ""  # progress=False: no bar
