@@ -12,7 +12,8 @@ import benchmark
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 # Options of other tools that the README shows in their own commands: (option, the tool's name on that line).
-FOREIGN = {"--backend-store-uri": "mlflow ui", "--artifact-dir": "optuna-dashboard", "--quick": "perf/run.py"}
+FOREIGN = {"--backend-store-uri": "mlflow ui", "--artifact-dir": "optuna-dashboard", "--quick": "perf/run.py",
+           "--sample": "mutation_report.py"}
 
 
 def _make_cli():

@@ -259,8 +259,10 @@ def test_a_killed_worker_trial_is_failed_retried_and_the_target_still_met(shared
 def test_sigint_fails_the_running_trial_exits_130_and_the_rerun_completes(tiny_data_dir, tmp_path):
     out, logs = tmp_path / "out", tmp_path / "logs"
     target = 1
-    # A trial of a few seconds: long enough that SIGINT lands inside it, however slow the polling.
-    args = search_args(tiny_data_dir, out, arch="cnn", trials=target, max_steps=1500, eval_steps=50,
+    # A trial seen training from step 10 on and lasting many polling delays: SIGINT lands inside it
+    # however busy the machine is (1,500 steps with a first evaluation at 50 finished first once,
+    # under pytest -n 2).
+    args = search_args(tiny_data_dir, out, arch="cnn", trials=target, max_steps=3000, eval_steps=10,
                        extra=["--patience", "0", "--pruner", "none"])
     storage_url = default_storage(out)
     out.mkdir()

@@ -87,6 +87,8 @@ def test_choose_uses_mean_validation_never_test():
     chosen = stats.choose(df).drop_duplicates("family").set_index("family")["rank"].to_dict()
     assert chosen == {"cnn": 1, "rnn": 1}
     board = stats.leaderboard(df)
+    assert board.columns.tolist() == ["family", "rank", "trial_number", "validation_mean", "mean", "std", "n",
+                                      "ci_low", "ci_high"]
     assert board["family"].tolist() == ["rnn", "cnn"]  # ranked by the chosen configs' test means
     assert board["mean"].tolist() == pytest.approx([0.85, 0.8033333])
 

@@ -318,8 +318,9 @@ def test_a_timeout_stops_the_study_and_says_how_far_it_got(caplog):
 
     with caplog.at_level("WARNING", logger="search.runner"):
         counts = run_study(study, objective, 100, timeout=0.6, progress=False)
-    assert counts.finished == 2 == len(study.trials)  # the check comes before each new trial
-    assert "slow: --timeout reached with 2/100 trials finished" in caplog.text
+    # checked before each new trial: 2 on an idle machine, at least 1 however busy, never all 100
+    assert 1 <= counts.finished == len(study.trials) <= 3
+    assert f"slow: --timeout reached with {counts.finished}/100 trials finished" in caplog.text
 
 
 def test_a_failure_reason_names_the_error_type_cut_to_300_characters_and_is_logged(caplog):
