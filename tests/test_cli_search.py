@@ -141,6 +141,7 @@ def test_best_model_artifact_loads_with_from_pretrained(first_run):
     assert type(model).__name__ == "SimpleCNN"
 
 
+@pytest.mark.slow  # ~75 s: two more CLI runs (CI runs it)
 def test_rerun_resumes_and_a_larger_target_adds_only_new_trials(first_run, tiny_data_dir):
     out, _ = first_run
     storage = default_storage(out)

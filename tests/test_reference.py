@@ -344,6 +344,7 @@ def test_a_resume_does_not_add_the_reference_twice(both_run, tmp_path):
         assert [t.number for t in study.trials if t.user_attrs.get("reference")] == [0]
 
 
+@pytest.mark.slow  # ~90 s: three CLI runs (CI runs it)
 def test_fix_overrides_it_and_no_reference_turns_it_off(tiny_data_dir, tmp_path):
     storage = default_storage(tmp_path)
     pinned = run_cli(*search_args(tiny_data_dir, tmp_path, trials=2, max_steps=20, name="pin",

@@ -147,6 +147,7 @@ def test_four_workers_reach_the_exact_target(shared, tiny_data_dir, tmp_path):
     assert any(line.split()[:1] == ["cnn"] for line in summary)  # the family's row
 
 
+@pytest.mark.slow  # 2-3 min per store: 14 runs of 1,000 steps with two workers (CI runs it)
 def test_two_workers_share_one_study_and_stop_at_the_exact_target(shared, tiny_data_dir, tmp_path):
     store_args, storage = shared
     out = tmp_path / "out"
@@ -256,6 +257,7 @@ def test_a_killed_worker_trial_is_failed_retried_and_the_target_still_met(shared
 # ---------------------------------------------------------------- c. Ctrl-C of a single process
 
 
+@pytest.mark.slow  # ~80 s: two CLI runs, one of a 3,000-step trial (CI runs it)
 def test_sigint_fails_the_running_trial_exits_130_and_the_rerun_completes(tiny_data_dir, tmp_path):
     out, logs = tmp_path / "out", tmp_path / "logs"
     target = 1

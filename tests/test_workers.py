@@ -86,6 +86,7 @@ sys.exit(1 if tracker.broken else 0)
 """
 
 
+@pytest.mark.slow  # ~55 s: four processes import MLflow (CI runs it)
 def test_concurrent_writers_on_the_default_mlflow_store_lose_no_run(tmp_path):
     """Four processes open a new SQLite tracking store at the same moment and write 25 runs each
     (create, params, metrics, close). MLflow alone fails here: processes that create the tables at
