@@ -393,3 +393,20 @@ def stop_process_tree(proc, *, graceful: bool = True, timeout: float = 15) -> No
         except psutil.NoSuchProcess:
             pass
     proc.wait(timeout=2 * timeout)
+
+
+def sabotage_after(step: int = 0):
+    """A Trainer callback that, from step ``step`` on, forces the model to predict class 0 for
+    everything (accuracy 0.5 on balanced data): every evaluation after it is worse than anything
+    learned. Built here so that the tests that need it share one definition."""
+    import torch
+    from transformers import TrainerCallback
+
+    class SabotageAfter(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step >= step:
+                with torch.no_grad():
+                    model.output_layer.weight.zero_()
+                    model.output_layer.bias.copy_(torch.tensor([10.0, -10.0]))
+
+    return SabotageAfter()

@@ -14,6 +14,7 @@ import numpy as np
 import optuna
 import pytest
 import torch
+from helpers import sabotage_after
 from optuna.trial import TrialState
 from transformers import AutoModelForSequenceClassification, TrainerCallback
 
@@ -63,16 +64,6 @@ def test_a_trial_is_reproducible_from_the_study_seed_and_its_number(tiny_data, t
     assert losses[0] != losses[2]  # and the seed does matter
 
 
-class Sabotage(TrainerCallback):
-    """Make the model predict class 0 for everything from the first step: validation accuracy is
-    the majority share (0.5 on the balanced tiny validation split) at every evaluation."""
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        with torch.no_grad():
-            model.output_layer.weight.zero_()
-            model.output_layer.bias.copy_(torch.tensor([10.0, -10.0]))
-
-
 class Seen(TrainerCallback):
     """Records what the Trainer of one trial was given."""
 
@@ -97,7 +88,7 @@ class SabotageTrials:
 
     def trial_callbacks(self, trial):
         self.trainer[trial.number] = {}
-        return [Seen(self.trainer[trial.number])] + ([Sabotage()] if trial.number in self.numbers else [])
+        return [Seen(self.trainer[trial.number])] + ([sabotage_after(0)] if trial.number in self.numbers else [])
 
 
 @pytest.fixture(scope="module")

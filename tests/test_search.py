@@ -353,7 +353,6 @@ def test_the_claim_lock_on_a_journal_is_an_exclusive_file_lock_per_study(tmp_pat
     import fcntl
 
     from search.runner import claim_lock
-    from search.study import make_storage
 
     storage = make_storage(str(tmp_path / "optuna.journal"))
     study = optuna.create_study(storage=storage, study_name="locked")

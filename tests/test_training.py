@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import sabotage_after
 from transformers import TrainerCallback
 
 from core.errors import UsageError
@@ -26,20 +27,6 @@ def tiny_cnn(data, seed: int = 0):
                        pad_token_id=data.tokenizer.pad_token_id, embedding_dim=16, filter_size=3, num_filters=8)
 
 
-class SabotageAfter(TrainerCallback):
-    """From step ``step`` on, force the model to predict class 0 for everything (accuracy 0.5 on
-    balanced data): the evaluations after that are worse than any learned checkpoint."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step >= self.step:
-            with torch.no_grad():
-                model.output_layer.weight.zero_()
-                model.output_layer.bias.copy_(torch.tensor([10.0, -10.0]))
-
-
 class PoisonAt(TrainerCallback):
     """Put a NaN into the weights at step ``step``: the next losses are NaN."""
 
@@ -59,7 +46,7 @@ def eval_rows(result):
 def test_best_checkpoint_is_restored(tiny_data, tmp_path):
     settings = TrainSettings(max_steps=60, eval_steps=10, batch_size=8, learning_rate=1e-2, patience=0)
     output = tmp_path / "run"
-    result = fit(tiny_cnn(tiny_data), tiny_data, settings, output, seed=0, callbacks=[SabotageAfter(35)])
+    result = fit(tiny_cnn(tiny_data), tiny_data, settings, output, seed=0, callbacks=[sabotage_after(35)])
     evals = eval_rows(result)
     assert [row["step"] for row in evals] == [10, 20, 30, 40, 50, 60]
     accuracies = [row["eval_accuracy"] for row in evals]
