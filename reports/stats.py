@@ -356,9 +356,15 @@ def pairwise(final: pd.DataFrame, baseline: dict[str, Any] | None = None, predic
     return out
 
 
+def _baseline_label(name: str) -> str:
+    """``tfidf-logreg baseline``; an unnamed one (the default name) is just ``baseline``."""
+    return "baseline" if name in ("", "baseline") else f"{name} baseline"
+
+
 def _entry(row: pd.Series) -> str:
     """``cnn 0.861 (95% CI 0.85 to 0.87)``, with "at chance" when it is."""
-    what = f"{row['name']}{' baseline' if row['kind'] == 'baseline' else ''} {fmt_acc(row['mean'])}"
+    name = _baseline_label(row["name"]) if row["kind"] == "baseline" else row["name"]
+    what = f"{name} {fmt_acc(row['mean'])}"
     extra = []
     if row["kind"] == "family":
         if not math.isnan(row["ci_low"]):
@@ -378,7 +384,7 @@ def _headline(order: pd.DataFrame) -> str:
     fams, base = order[order.kind == "family"], order[order.kind == "baseline"]
     if len(base) and len(fams) and base["mean"].iloc[0] > fams["mean"].max():
         which = "the only family" if len(fams) == 1 else f"all {len(fams)} families"
-        return (f"The {base['name'].iloc[0]} baseline beats {which} on test; ranking by mean test accuracy "
+        return (f"The {_baseline_label(base['name'].iloc[0])} beats {which} on test; ranking by mean test accuracy "
                 f"of each family's chosen configuration: {listing}.")
     return f"Ranking by mean test accuracy of each family's chosen configuration: {listing}."
 
@@ -494,7 +500,7 @@ def crossings(curves: pd.DataFrame, baseline: dict[str, Any] | None = None) -> l
                        f"{leader} (expected best validation accuracy).")
     if baseline and baseline.get("validation_accuracy") is not None:
         b = float(baseline["validation_accuracy"])
-        who = f"the {baseline['name']} baseline" if baseline.get("name") else "the baseline"
+        who = "the " + _baseline_label(baseline.get("name") or "")
         for family in final.index:
             below = at.index[at[family] < b]
             if final[family] > b and len(below):

@@ -146,3 +146,13 @@ def test_baseline_on_the_edge_of_its_grid_is_flagged():
     record = {**BASELINE, "C": 10000.0, "C_grid": [0.01, 1.0, 100.0, 10000.0], "C_at_edge": True}
     assert "sits at the edge of that grid even after widening it" in _baseline_text(record)
     assert "edge" not in _baseline_text({**record, "C": 1.0, "C_at_edge": False})
+
+
+def test_an_unnamed_baseline_that_beats_every_family_is_named_once():
+    final = pd.DataFrame([{"family": "cnn", "rank": 1, "trial_number": 1, "seed": s, "validation_accuracy": 0.7,
+                           "test_accuracy": a} for s, a in enumerate((0.70, 0.72))])
+    trials = pd.DataFrame({"family": ["cnn"], "number": [1], "state": "COMPLETE", "value": 0.7})
+    text = stats.verdict(trials, final, {"test_accuracy": 0.9, "validation_accuracy": 0.9})
+    assert text.startswith("The baseline beats the only family on test; ranking by mean test accuracy of each "
+                           "family's chosen configuration: baseline 0.900, cnn 0.710")
+    assert "baseline baseline" not in text
