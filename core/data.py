@@ -139,8 +139,8 @@ def _read_file(path: Path, settings: DataSettings | None = None) -> pd.DataFrame
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser error becomes one clear line
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UsageError(f"cannot read {path}: {exc.__class__.__name__}: {reason}: "
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""  # some parsers say nothing
+        raise UsageError(f"cannot read {path}: {exc.__class__.__name__}{': ' + reason if reason else ''}: "
                          f"check that it is a valid .{kind} file") from exc
     if no_header:  # columns are 0-based positions, whatever the format
         df.columns = range(df.shape[1])

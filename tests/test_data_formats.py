@@ -122,10 +122,21 @@ def test_a_given_validation_split_is_used_not_carved(tmp_path, tiny_tokenizer_di
     assert described["validation_from"] == f"{name}.csv" and described["test_from"] == "test.csv"
 
 
-def test_carved_splits_say_so(tiny_data):
-    described = tiny_data.describe()
-    assert described["validation_from"] == "carved from train (0.1 of train, stratified, seeded)"
-    assert described["test_from"] == "test.parquet"
+def test_carved_splits_say_what_they_were_carved_from(tiny_data_dir, tiny_tokenizer_dir, tmp_path):
+    described = load(data_settings(tiny_data_dir, tiny_tokenizer_dir, tmp_path)).describe()  # not a session
+    assert described["validation_from"] == "carved from train (0.1 of train, stratified, seeded)"  # fixture:
+    assert described["test_from"] == "test.parquet"  # mutation testing attributes only a test's own calls
+
+
+def test_a_parser_error_without_a_message_still_reads_as_one_clean_line(tmp_path, tiny_tokenizer_dir, monkeypatch):
+    def silent_failure(*args, **kwargs):
+        raise ValueError()
+
+    write_frame(make_frame(50, seed=1), tmp_path / "train.parquet")
+    monkeypatch.setattr(pd, "read_parquet", silent_failure)
+    message = error_of(data_settings(tmp_path / "train.parquet", tiny_tokenizer_dir, tmp_path))
+    assert message == (f"cannot read {tmp_path / 'train.parquet'}: ValueError: check that it is a valid "
+                       ".parquet file")
 
 
 def test_an_unlabelled_test_file_is_replaced_by_a_carved_split(tmp_path, tiny_tokenizer_dir, caplog):
