@@ -71,11 +71,24 @@ def test_an_earlier_versions_sqlite_store_is_kept_as_the_default(tmp_path):
     assert SearchSettings(output_dir=str(tmp_path)).storage == str(tmp_path / "optuna.journal")
 
 
+def start_together(procs: list, go: Path, deadline: float = 300) -> None:
+    """Touch ``go`` once every process has written its ``ready-i`` file beside it (imports done), so
+    they really run at the same time however slow the machine; a process that died is reported."""
+    end = time.monotonic() + deadline
+    while sum((go.parent / f"ready-{i}").exists() for i in range(len(procs))) < len(procs):
+        dead = [p for p in procs if p.poll() is not None]
+        assert not dead, [p.communicate()[1][-2000:] for p in dead]
+        assert time.monotonic() < end, "the processes did not get ready in time"
+        time.sleep(0.05)
+    go.touch()
+
+
 WRITER = """
 import sys, time
 from pathlib import Path
 from search.tracking import MlflowTracker
 uri, go, index, runs = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+(go.parent / f"ready-{index}").touch()
 while not go.exists():  # imported: now start together
     time.sleep(0.05)
 tracker = MlflowTracker(uri, "conc", go.parent / "art", {})
@@ -96,8 +109,7 @@ def test_concurrent_writers_on_the_default_mlflow_store_lose_no_run(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, uri, str(go), str(i), str(runs)], cwd=ROOT,
                               env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(writers)]
-    time.sleep(8)  # let them import
-    go.touch()
+    start_together(procs, go)
     results = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0] * writers, [err[-2000:] for _, err in results]
     found = mlflow_runs(uri, "conc")
@@ -120,9 +132,10 @@ def slow_count(study):  # widen the window between counting and asking: only the
     time.sleep(0.2)
     return counts
 runner.count_trials = slow_count
-path, go, target = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+path, go, target, index = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 study = optuna.create_study(storage=make_storage(path), study_name="claims", load_if_exists=True,
                             sampler=optuna.samplers.RandomSampler(seed=0))
+(go.parent / f"ready-{index}").touch()
 while not go.exists():
     time.sleep(0.02)
 def objective(trial):
@@ -140,10 +153,10 @@ def test_processes_sharing_the_default_journal_stop_at_the_exact_target(tmp_path
     from optuna.storages.journal import JournalFileBackend
 
     path, go, target = str(tmp_path / "optuna.journal"), tmp_path / "go", 7
-    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, path, str(go), str(target)], cwd=ROOT, env=cli_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
-    time.sleep(5)
-    go.touch()
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, path, str(go), str(target), str(i)], cwd=ROOT,
+                              env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(3)]
+    start_together(procs, go)
     results = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in results]
     storage = optuna.storages.JournalStorage(JournalFileBackend(path))  # Optuna's own reader
