@@ -298,3 +298,46 @@ def test_column_names_match_despite_case_and_spaces(tmp_path, tiny_tokenizer_dir
     frames, _ = load_raw(data_settings(path, tiny_tokenizer_dir, tmp_path, text_column="review",
                                        label_column="sentiment"))
     assert frames["train"]["text"].tolist() == df[" Review "].tolist()
+
+
+# ---------------------------------------------------------------- a hub dataset (online users)
+
+
+def hub_dict(splits: dict[str, pd.DataFrame]):
+    import datasets
+
+    return datasets.DatasetDict({name: datasets.Dataset.from_pandas(df, preserve_index=False)
+                                 for name, df in splits.items()})
+
+
+def test_a_hub_dataset_maps_its_split_names_and_ignores_the_others(tmp_path, tiny_tokenizer_dir, monkeypatch):
+    """What ``load_dataset("imdb")`` gives online: train/test plus an unlabelled 'unsupervised' split;
+    GLUE-style sets name their validation split 'validation' or 'dev'."""
+    import datasets
+
+    import core.data
+
+    train, dev, test = make_frame(200, seed=21), make_frame(30, seed=22), make_frame(50, seed=23)
+    unsupervised = make_frame(40, seed=24).assign(label=-1)
+    asked = []
+    monkeypatch.setattr(core.data, "hub_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(datasets, "load_dataset",
+                        lambda name, *a, **k: asked.append(name) or hub_dict(
+                            {"train": train, "dev": dev, "test": test, "unsupervised": unsupervised}))
+    data = load(data_settings("someone/reviews", tiny_tokenizer_dir, tmp_path))
+    assert asked == ["someone/reviews"]
+    assert data.sizes == {"train": 200, "validation": 30, "test": 50}
+    assert data.describe()["validation_from"] == "hub split 'dev'" and data.describe()["test_from"] == "hub split 'test'"
+    assert set(data.frames["test"]["text"]) == set(test["text"])
+
+
+def test_a_hub_dataset_without_a_train_split_names_the_splits_it_has(tmp_path, tiny_tokenizer_dir, monkeypatch):
+    import datasets
+
+    import core.data
+
+    monkeypatch.setattr(core.data, "hub_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(datasets, "load_dataset",
+                        lambda *a, **k: hub_dict({"test": make_frame(20, seed=1), "extra": make_frame(20, seed=2)}))
+    assert error_of(data_settings("someone/reviews", tiny_tokenizer_dir, tmp_path)) == (
+        "hub dataset 'someone/reviews' has no train split (splits: test, extra)")
