@@ -71,6 +71,8 @@ def test_summarize_per_family_and_rank():
     assert s["mean"].tolist() == pytest.approx([0.86, 0.81])
     assert s["n"].tolist() == [3, 3]
     assert stats.summarize(df)["mean"].tolist() == pytest.approx([0.835])
+    empty = stats.summarize(df.iloc[:0])  # no final stage yet: the report's tables still have their columns
+    assert empty.empty and list(empty.columns) == ["family", "mean", "std", "n", "ci_low", "ci_high"]
 
 
 def test_summarize_clips_the_interval_to_the_accuracy_range():
@@ -172,7 +174,9 @@ def test_verdict_single_family_and_nothing_completed():
     one = stats.verdict(trials(["cnn"]), frame(("cnn", 1, 1, 0.88, [0.85, 0.86, 0.87])))
     assert one.startswith("Only one family (cnn)") and "0.860" in one
     assert "no final evaluation" in stats.verdict(trials(["cnn"]), frame())
-    assert stats.verdict(trials(["cnn", "rnn"], completed=False), frame()).startswith("No trial completed")
+    assert stats.verdict(trials(["cnn", "rnn"], completed=False), frame()) == (
+        "No trial completed in any family (6 failed, 0 pruned): nothing to compare yet, see the trial counts "
+        "and fail reasons below.")
     empty = pd.DataFrame(columns=["family", "number", "state", "value"])
     assert stats.verdict(empty, frame()).startswith("No trials have been run yet")
 

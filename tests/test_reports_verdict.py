@@ -156,3 +156,6 @@ def test_an_unnamed_baseline_that_beats_every_family_is_named_once():
     assert text.startswith("The baseline beats the only family on test; ranking by mean test accuracy of each "
                            "family's chosen configuration: baseline 0.900, cnn 0.710")
     assert "baseline baseline" not in text
+    with_baseline = stats.ranking(final, {"test_accuracy": 0.9})
+    assert list(with_baseline.columns) == list(stats.ranking(final).columns)  # its row adds no column
+    assert with_baseline.iloc[0][["kind", "n"]].tolist() == ["baseline", 1] and math.isnan(with_baseline.iloc[0]["ci_low"])
