@@ -71,7 +71,8 @@ class Seen(TrainerCallback):
         self.record = record
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        self.record.update(seed=args.seed, output_dir=args.output_dir, config=model.config.to_dict())
+        self.record.update(seed=args.seed, output_dir=args.output_dir, config=model.config.to_dict(),
+                           learning_rate=args.learning_rate)
 
 
 class SabotageTrials:
@@ -127,6 +128,7 @@ def test_each_trial_trains_its_sampled_model_with_its_own_seed_in_the_work_dir(p
         assert trial.user_attrs["n_params"] == by_hand
         seen = hook.trainer[trial.number]
         assert seen["seed"] == trial.user_attrs["seed"]
+        assert seen["learning_rate"] == trial.params["learning_rate"] != SETTINGS.learning_rate  # the sampled one
         assert seen["output_dir"].endswith(f"cnn-trial-{trial.number}") and "checkpoints" in seen["output_dir"]
         assert {key: seen["config"][key] for key in CNN} == CNN
         assert seen["config"]["pad_token_id"] == tiny_data.tokenizer.pad_token_id
