@@ -167,6 +167,7 @@ def warm_cache(out: Path, train_samples: int | None, eval_samples: int | None) -
     exactly as the CLI would (same key): timed runs start warm, and each data size is tokenized once.
     An OUT/cache that exists already (a kept --work-dir) is used as it is."""
     out.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "cache").mkdir(parents=True, exist_ok=True)  # a fresh clone has none: no dangling link
     if not (out / "cache").exists():
         (out / "cache").symlink_to(RESULTS / "cache", target_is_directory=True)
     prepared_data_at(out / "cache", train_samples, eval_samples)
