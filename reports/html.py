@@ -165,6 +165,11 @@ def _leaderboard(trials: pd.DataFrame, order: pd.DataFrame) -> dict[str, Any] | 
     return table(shown, {"best validation (not test)": stats.fmt_acc})
 
 
+def _p_column(p: pd.Series, bound: pd.Series) -> list[str]:
+    """Formatted p-values; ``≤`` where the bootstrap had no draw across zero (p is its floor)."""
+    return [stats.fmt_p(v, b) for v, b in zip(p, bound, strict=True)]
+
+
 def _pairs_table(pairs: pd.DataFrame) -> dict[str, Any] | None:
     if pairs.empty:
         return None
@@ -173,8 +178,8 @@ def _pairs_table(pairs: pd.DataFrame) -> dict[str, Any] | None:
         "difference": pairs["diff"].map(stats.fmt_diff),
         "95% CI (unadjusted)": [f"{stats.fmt_diff(lo)} to {stats.fmt_diff(hi)}" if not math.isnan(lo) else "n/a"
                                 for lo, hi in zip(pairs["ci_low"], pairs["ci_high"], strict=True)],
-        "method": pairs["method"], "p": pairs["p_value"].map(stats.fmt_p),
-        "Holm-adjusted p": pairs["p_holm"].map(stats.fmt_p), "significant (Holm, 0.05)": pairs["significant"],
+        "method": pairs["method"], "p": _p_column(pairs["p_value"], pairs["p_bound"]),
+        "Holm-adjusted p": _p_column(pairs["p_holm"], pairs["p_bound"]), "significant (Holm, 0.05)": pairs["significant"],
         "Welch p (seed means)": pairs["welch_p"].map(stats.fmt_p)})
     return table(shown, highlight=pairs["significant"].to_numpy())
 
@@ -225,8 +230,8 @@ def _tuning_table(gains: pd.DataFrame) -> dict[str, Any] | None:
         "seeds": gains["seeds"], "gain (points)": gains["gain"].map(tuning.points),
         "gain 95% CI (points)": [ci(lo, hi, tuning.points) for lo, hi in zip(gains["gain_ci_low"],
                                                                              gains["gain_ci_high"], strict=True)],
-        "method": gains["method"], "p": gains["p_value"].map(stats.fmt_p),
-        "Holm-adjusted p": gains["p_holm"].map(stats.fmt_p),
+        "method": gains["method"], "p": _p_column(gains["p_value"], gains["p_bound"]),
+        "Holm-adjusted p": _p_column(gains["p_holm"], gains["p_bound"]),
         "trials until one beat the notes (validation)": [
             f"none of {int(m)}" if pd.isna(n) else int(n)
             for n, m in zip(gains["trials_to_beat"], gains["trials_searched"], strict=True)]})

@@ -59,6 +59,7 @@ class Paired:
     n_seeds_a: int
     n_seeds_b: int
     n_examples: int
+    at_floor: bool = False  # no draw crossed zero: p is the smallest the draws can give, an upper bound
 
 
 def correct_matrix(predictions, labels) -> np.ndarray:
@@ -106,7 +107,8 @@ def paired_difference(pred_a, pred_b, labels, *, seed: int = 0, n_boot: int = N_
     low, high = np.quantile(draws, [tail, 1 - tail])
     below, above = (draws <= 0).sum(), (draws >= 0).sum()
     p = min(1.0, 2 * (min(below, above) + 1) / (n_boot + 1))
-    return Paired(float(ca.mean() - cb.mean()), float(low), float(high), float(p), sa, sb, n)
+    return Paired(float(ca.mean() - cb.mean()), float(low), float(high), float(p), sa, sb, n,
+                  at_floor=bool(min(below, above) == 0))
 
 
 def holm(p_values: Sequence[float], alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
@@ -239,9 +241,13 @@ def fmt_diff(x: float) -> str:
     return f"{x:+.4f}" if 0 < abs(x) < 0.0005 else f"{x:+.3f}"
 
 
-def fmt_p(p: float) -> str:
-    """``p < 0.001`` or three significant digits (so 0.0496 never reads as 0.05)."""
-    return "n/a" if p is None or math.isnan(p) else ("p < 0.001" if p < 0.001 else f"p = {p:.3g}")
+def fmt_p(p: float, bound: Any = False) -> str:
+    """``p < 0.001`` or three significant digits (so 0.0496 never reads as 0.05); ``p ≤ ...`` when
+    ``p`` is only a bound (a bootstrap in which no draw crossed zero cannot give a smaller p)."""
+    if p is None or math.isnan(p):
+        return "n/a"
+    bound = bound is True or (isinstance(bound, np.bool_) and bool(bound))  # a missing flag (NaN) is not a bound
+    return "p < 0.001" if p < 0.001 else f"p {'≤' if bound else '='} {p:.3g}"
 
 
 def _names(families: Sequence[str]) -> str:
@@ -311,7 +317,7 @@ def _chance_columns(preds: np.ndarray | None, labels: np.ndarray | None, ci_low:
 
 
 PAIRWISE_COLUMNS = ["a", "b", "diff", "ci_low", "ci_high", "p_value", "p_holm", "significant", "method",
-                    "welch_p", "n_seeds_a", "n_seeds_b"]
+                    "welch_p", "n_seeds_a", "n_seeds_b", "p_bound"]
 
 
 def pairwise(final: pd.DataFrame, baseline: dict[str, Any] | None = None, predictions: dict | None = None,
@@ -339,10 +345,12 @@ def pairwise(final: pd.DataFrame, baseline: dict[str, Any] | None = None, predic
             if labels is not None and preds[a] is not None and preds[b] is not None:
                 r = paired_difference(preds[a], preds[b], labels, seed=seed)
                 row = {"diff": r.diff, "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value,
-                       "method": "paired bootstrap", "n_seeds_a": r.n_seeds_a, "n_seeds_b": r.n_seeds_b}
+                       "method": "paired bootstrap", "n_seeds_a": r.n_seeds_a, "n_seeds_b": r.n_seeds_b,
+                       "p_bound": r.at_floor}
             elif welch is not None:
                 row = {"diff": welch.diff, "ci_low": welch.ci_low, "ci_high": welch.ci_high,
-                       "p_value": welch.p_value, "method": "Welch t", "n_seeds_a": welch.n_a, "n_seeds_b": welch.n_b}
+                       "p_value": welch.p_value, "method": "Welch t", "n_seeds_a": welch.n_a, "n_seeds_b": welch.n_b,
+                       "p_bound": False}
             else:
                 continue  # a family against the baseline needs predictions: one baseline number has no spread
             rows.append({"a": a, "b": b, **row, "welch_p": welch.p_value if welch else math.nan})
@@ -391,7 +399,7 @@ def _headline(order: pd.DataFrame) -> str:
 
 def _pair_sentence(r: pd.Series) -> str:
     interval = (f"unadjusted 95% CI {fmt_diff(r['ci_low'])} to {fmt_diff(r['ci_high'])}, "
-                f"Holm-adjusted {fmt_p(r['p_holm'])}"
+                f"Holm-adjusted {fmt_p(r['p_holm'], r['p_bound'])}"
                 if not math.isnan(r["p_holm"]) else "not testable")
     if r["significant"]:
         return f"{r['a']} is ahead of {r['b']} by {fmt_diff(r['diff'])} ({interval})"

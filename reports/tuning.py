@@ -22,7 +22,7 @@ from reports import stats
 COLUMNS = ["family", "reference_trial", "reference_validation", "reference_mean", "reference_ci_low",
            "reference_ci_high", "chosen_trial", "chosen_mean", "chosen_ci_low", "chosen_ci_high", "seeds",
            "gain", "gain_ci_low", "gain_ci_high", "p_value", "p_holm", "significant", "method",
-           "trials_to_beat", "trials_searched"]
+           "trials_to_beat", "trials_searched", "p_bound"]
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
 
@@ -89,7 +89,7 @@ def gains(trials: pd.DataFrame, final: pd.DataFrame, predictions: dict | None = 
             elif labels is not None and pc is not None and pr is not None:
                 p = stats.paired_difference(pc, pr, labels, seed=seed)
                 row |= {"gain": p.diff, "gain_ci_low": p.ci_low, "gain_ci_high": p.ci_high, "p_value": p.p_value,
-                        "method": "paired bootstrap"}
+                        "method": "paired bootstrap", "p_bound": p.at_floor}
             else:
                 w = stats.compare(chosen["test_accuracy"], ref["test_accuracy"])
                 row |= {"gain": w.diff, "gain_ci_low": w.ci_low, "gain_ci_high": w.ci_high, "p_value": w.p_value,
@@ -142,7 +142,7 @@ def clause(row: pd.Series) -> str:
                 f"trial{'s' if int(n) != 1 else ''} (no final stage, so no test gain)")
     if int(row["chosen_trial"]) == int(row["reference_trial"]):
         return f"for {family} the course notes' settings are themselves the chosen configuration: tuning found nothing better"
-    how = f"{_interval(row)}, Holm-adjusted {stats.fmt_p(row['p_holm'])}" if not math.isnan(row["p_holm"]) else _interval(row)
+    how = f"{_interval(row)}, Holm-adjusted {stats.fmt_p(row['p_holm'], row['p_bound'])}" if not math.isnan(row["p_holm"]) else _interval(row)
     if row["significant"] and row["gain"] > 0:
         return f"tuning gained {points(row['gain'])} points for {family} ({how}) {_after(row)}"
     if row["significant"]:
@@ -176,7 +176,7 @@ def format_table(frame: pd.DataFrame) -> str:
                                        f" ({points(r['gain_ci_low'])} to {points(r['gain_ci_high'])})"))
         beat = r["trials_to_beat"]
         beat = f"none of {int(r['trials_searched'])}" if pd.isna(beat) else str(int(beat))
-        p = "-" if math.isnan(r["p_holm"]) else stats.fmt_p(r["p_holm"]).removeprefix("p = ")
+        p = "-" if math.isnan(r["p_holm"]) else stats.fmt_p(r["p_holm"], r["p_bound"]).removeprefix("p = ").removeprefix("p ")
         lines.append(f"{r['family']:<8} {acc(r['reference_mean'], r['reference_ci_low'], r['reference_ci_high']):>22} "
                      f"{acc(r['chosen_mean'], r['chosen_ci_low'], r['chosen_ci_high']):>22} {gain:>24} {p:>10} {beat:>20}")
     return "\n".join(lines)

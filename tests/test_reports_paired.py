@@ -116,3 +116,19 @@ def test_chance_with_three_classes():
     assert rate == 0.5 and at_chance
     rng = np.random.default_rng(1)
     assert not stats.chance(with_accuracy(labels, 0.7, rng, classes=3), labels)[2]
+
+
+def test_a_p_value_at_the_bootstraps_floor_reads_as_a_bound():
+    """80% vs 70% right on 2,000 examples: no draw of 4,000 crosses zero, so p is 2 / 4,001, the smallest
+    the bootstrap can give, and the report must not print it as if it were the p-value ("p = 0.0015" after
+    Holm over 3 reads as an estimate; it is only an upper bound)."""
+    labels, rng = labels_and_truth(2000)
+    a = np.stack([with_accuracy(labels, 0.80, rng) for _ in range(3)])
+    b = np.stack([with_accuracy(labels, 0.70, rng) for _ in range(3)])
+    far = stats.paired_difference(a, b, labels, seed=1)
+    assert far.at_floor and far.p_value == pytest.approx(2 / (stats.N_BOOT + 1))
+    near = stats.paired_difference(a, np.stack([with_accuracy(labels, 0.80, rng) for _ in range(3)]), labels, seed=1)
+    assert not near.at_floor and near.p_value > 0.01
+    assert stats.fmt_p(3 * far.p_value, far.at_floor) == "p ≤ 0.0015"
+    assert stats.fmt_p(0.0015, np.bool_(True)) == "p ≤ 0.0015" and stats.fmt_p(0.0015, math.nan) == "p = 0.0015"
+    assert stats.fmt_p(far.p_value, True) == "p < 0.001"  # below 0.001 it reads as a bound anyway
