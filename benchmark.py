@@ -272,12 +272,14 @@ def parse_archs(text: str) -> list[str]:
 def cmd_train(argv: list[str]) -> int:
     args = train_parser().parse_args(argv)
     data, train = data_settings(args), train_settings(args)
+    from search.fixed import check_settable, parse_fixed
+
+    check_settable(args.arch, args.overrides)  # before logging's and the models' heavy imports: exits at once
+    searched = parse_fixed(args.arch, args.overrides, option="--set")  # typed, checked against the space
     configure_logging(args.verbose)
     from core.models import SEED_CONFIGS, coerce_params
     from core.single_run import train_once
-    from search.fixed import parse_fixed
 
-    searched = parse_fixed(args.arch, args.overrides, option="--set")  # typed, checked against the space
     params = {**SEED_CONFIGS[args.arch], "learning_rate": 1e-3, **coerce_params(args.arch, args.overrides), **searched}
     train = train_settings(args, params.pop("learning_rate"))
     out_dir = Path(args.output_dir) / f"train-{args.arch}"

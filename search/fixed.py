@@ -101,6 +101,23 @@ def parse_fixed(arch: str, pairs: list[str], option: str = "--fix") -> dict:
     return fixed
 
 
+# Model options ``train --set`` may change besides the searched ones (by a parameter that marks the family).
+EXTRA_SETTABLE = {"hidden_size": ("bidirectional",)}
+
+
+def check_settable(arch: str, pairs: list[str]) -> None:
+    """Refuse a ``train --set`` name the family cannot take: its searched parameters and, for the
+    recurrent families, ``bidirectional``."""
+    params = parameters(arch)
+    known = [*params, *(extra for marker, names in EXTRA_SETTABLE.items() if marker in params for extra in names)]
+    for pair in pairs:
+        name, _, text = pair.partition("=")
+        if name not in known:
+            raise UsageError(f"--set {pair!r}: expected NAME=VALUE with NAME one of {', '.join(known)}")
+        if name == "bidirectional" and text.lower() not in ("true", "false", "1", "0"):
+            raise UsageError(f"--set {pair}: bidirectional must be true or false")
+
+
 def check_known(archs: list[str], pairs: list[str]) -> None:
     """Refuse a ``--fix`` name that none of the chosen families searches, or a value it cannot take."""
     known = {name for arch in archs for name in parameters(arch)}

@@ -305,13 +305,20 @@ FAST = {  # refused from the command line alone
     "workers-on-sqlite": ("--workers", "2", "--storage", "sqlite:///never-made.db"),
     "name-with-slash": ("--name", "a/b"),
 }
+FAST_TRAIN = {  # train --set, checked against the family's space before anything heavy is imported
+    "train-set-not-a-choice": ("--arch", "rnn", "--set", "nonlinearity=sigmoid"),
+    "train-set-unknown-parameter": ("--arch", "cnn", "--set", "dropout=0.1"),
+    "train-set-bidirectional-cnn": ("--arch", "cnn", "--set", "bidirectional=true"),
+    "train-set-bidirectional-not-a-bool": ("--arch", "gru", "--set", "bidirectional=maybe"),
+}
 PROBE = ("import sys, benchmark\n"
          "code = benchmark.main(sys.argv[1:])\n"
          "print(' '.join(m for m in {heavy!r} if m in sys.modules))\n"
          "sys.exit(code)\n")
 
 
-@pytest.mark.parametrize("flags", FAST.values(), ids=FAST.keys())
+@pytest.mark.parametrize("flags", [*FAST.values(), *(("train", *f) for f in FAST_TRAIN.values())],
+                         ids=[*FAST, *FAST_TRAIN])
 def test_a_bad_flag_is_refused_before_any_heavy_import(flags, tmp_path, tiny_data_dir):
     """In a fresh interpreter: exit 2 with one error line, and torch, transformers, Optuna, MLflow
     (and the data libraries) were never imported."""
@@ -320,7 +327,11 @@ def test_a_bad_flag_is_refused_before_any_heavy_import(flags, tmp_path, tiny_dat
 
     from helpers import ROOT, cli_env
 
-    argv = [*search_base(tiny_data_dir, tmp_path / "out"), *flags]
+    if flags[0] == "train":
+        argv = ["train", "--dataset", str(tiny_data_dir), "--tokenizer", str(tiny_data_dir / "tokenizer"),
+                "--output-dir", str(tmp_path / "out"), *flags[1:]]
+    else:
+        argv = [*search_base(tiny_data_dir, tmp_path / "out"), *flags]
     result = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *argv], cwd=ROOT, env=cli_env(),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr[-2000:]
