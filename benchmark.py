@@ -451,18 +451,18 @@ def _chosen(args):
 
 def cmd_predict(argv: list[str]) -> int:
     args = predict_parser().parse_args(argv)
+    if args.batch_size <= 0:  # the checks that need nothing: before logging's and the model's imports
+        raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
+    if (args.name is None) == (args.model is None):
+        raise UsageError("predict needs exactly one of --name NAME (a benchmark's chosen model) and --model DIR (a saved model folder)")
     configure_logging(args.verbose)
     import pandas as pd
 
     from core.inference import Classifier, accuracy, check_output, read_texts, write_table
 
-    if args.batch_size <= 0:
-        raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
     check_output(args.output)
     column = args.text_column if args.input else "text"
     frame = read_texts(args.input, column) if args.input else pd.DataFrame({"text": args.text})
-    if (args.name is None) == (args.model is None):
-        raise UsageError("predict needs exactly one of --name NAME (a benchmark's chosen model) and --model DIR (a saved model folder)")
     if args.model is not None:
         print(f"model: {args.model}", file=sys.stderr)
         model = Classifier.load(args.model)

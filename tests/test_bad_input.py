@@ -311,14 +311,19 @@ FAST_TRAIN = {  # train --set, checked against the family's space before anythin
     "train-set-bidirectional-cnn": ("--arch", "cnn", "--set", "bidirectional=true"),
     "train-set-bidirectional-not-a-bool": ("--arch", "gru", "--set", "bidirectional=maybe"),
 }
+FAST_PREDICT = {
+    "predict-batch-size-zero": ("--batch-size", "0", "--text", "fine"),
+    "predict-neither-name-nor-model": ("--text", "fine"),
+}
 PROBE = ("import sys, benchmark\n"
          "code = benchmark.main(sys.argv[1:])\n"
          "print(' '.join(m for m in {heavy!r} if m in sys.modules))\n"
          "sys.exit(code)\n")
 
 
-@pytest.mark.parametrize("flags", [*FAST.values(), *(("train", *f) for f in FAST_TRAIN.values())],
-                         ids=[*FAST, *FAST_TRAIN])
+@pytest.mark.parametrize("flags", [*FAST.values(), *(("train", *f) for f in FAST_TRAIN.values()),
+                                   *(("predict", *f) for f in FAST_PREDICT.values())],
+                         ids=[*FAST, *FAST_TRAIN, *FAST_PREDICT])
 def test_a_bad_flag_is_refused_before_any_heavy_import(flags, tmp_path, tiny_data_dir):
     """In a fresh interpreter: exit 2 with one error line, and torch, transformers, Optuna, MLflow
     (and the data libraries) were never imported."""
@@ -327,7 +332,9 @@ def test_a_bad_flag_is_refused_before_any_heavy_import(flags, tmp_path, tiny_dat
 
     from helpers import ROOT, cli_env
 
-    if flags[0] == "train":
+    if flags[0] == "predict":
+        argv = list(flags)
+    elif flags[0] == "train":
         argv = ["train", "--dataset", str(tiny_data_dir), "--tokenizer", str(tiny_data_dir / "tokenizer"),
                 "--output-dir", str(tmp_path / "out"), *flags[1:]]
     else:
