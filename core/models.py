@@ -210,7 +210,8 @@ def coerce_params(arch: str, pairs: list[str]) -> dict:
     out = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
-        if not sep or name not in SEED_CONFIGS[arch] and name not in ("learning_rate", "bidirectional"):
+        if not sep or name not in SEED_CONFIGS[arch] and name != "learning_rate" and not (
+                name == "bidirectional" and "bidirectional" in defaults):  # a recurrent option, not the CNN's
             known = ", ".join([*SEED_CONFIGS[arch], "learning_rate"])
             raise UsageError(f"--set {pair!r}: expected NAME=VALUE with NAME one of {known}")
         kind = type(defaults.get(name))

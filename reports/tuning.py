@@ -72,7 +72,7 @@ def gains(trials: pd.DataFrame, final: pd.DataFrame, predictions: dict | None = 
         n_beat, n_search, ref_value = trials_to_beat(trials, family)
         row = dict.fromkeys(COLUMNS, math.nan) | {
             "family": family, "reference_trial": int(ref_trials["number"].iloc[-1]),
-            "reference_validation": ref_value, "chosen_trial": None, "significant": False, "method": None,
+            "reference_validation": ref_value, "chosen_trial": None, "significant": False, "method": None, "p_bound": False,
             "trials_to_beat": n_beat, "trials_searched": n_search, "seeds": 0}
         chosen = chosen_all[chosen_all["family"] == family] if len(chosen_all) else chosen_all
         ref = final[(final["family"] == family) & final["reference"]] if len(final) else final
