@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from core import predictions
+from textbench.core import predictions
 
 NAME = "tfidf-logreg"
 C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from core.errors import UsageError
-from core.settings import DATA_ENV, DataSettings  # noqa: F401 - re-exported: settings are light
+from textbench.core.errors import UsageError
+from textbench.core.settings import DATA_ENV, DataSettings
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from transformers import PretrainedConfig, PreTrainedModel
 
-from core.errors import UsageError
-from core.models import MODELS
+from textbench.core.errors import UsageError
+from textbench.core.families import Family
 
 MODULE = "modeling_textbench"
-OWN_PACKAGES = ("core", "search", "spaces", "reports")  # textbench's own: never imported by exported code
+OWN_PACKAGES = ("textbench",)  # textbench's own: never imported by exported code
 
 
 def _own_classes(cls: type, stop: type) -> list[type]:
@@ -35,9 +35,9 @@ def _own_classes(cls: type, stop: type) -> list[type]:
             and not c.__module__.startswith("transformers")]
 
 
-def modeling_source(arch: str) -> str:
-    """One self-contained module with ``arch``'s config and model classes and the imports they use."""
-    config_class, model_class = MODELS[arch]
+def modeling_source(family: Family) -> str:
+    """One self-contained module with ``family``'s config and model classes and the imports they use."""
+    config_class, model_class = family.config_class, family.model_class
     classes = list(dict.fromkeys(_own_classes(config_class, PretrainedConfig) + _own_classes(model_class, PreTrainedModel)))
     imports: list[str] = []
     for module in dict.fromkeys(sys.modules[c.__module__] for c in classes):
@@ -48,23 +48,23 @@ def modeling_source(arch: str) -> str:
                 if root.split(".")[0] not in OWN_PACKAGES:
                     imports.append(ast.get_source_segment(source, node))
     imports = sorted(dict.fromkeys(imports), key=lambda line: "__future__" not in line)  # __future__ first
-    header = (f'"""textbench {arch} model, exported: the classes of {config_class.__module__} this family needs.\n\n'
+    header = (f'"""textbench {family.name} model, exported: the classes of {config_class.__module__} this family needs.\n\n'
               'Loaded by transformers through the auto_map of config.json (trust_remote_code=True)."""\n\n')
     return header + "\n".join(imports) + "\n\n\n" + "\n\n\n".join(inspect.getsource(c).rstrip() for c in classes) + "\n"
 
 
-def export_folder(model_dir: str | Path, dest: str | Path, arch: str, files: dict[str, str] | None = None) -> Path:
+def export_folder(model_dir: str | Path, dest: str | Path, family: Family, files: dict[str, str] | None = None) -> Path:
     """Copy the saved model in ``model_dir`` to ``dest`` with its own code and an ``auto_map``; add ``files``
     (e.g. the model card README.md). ``dest`` must be new or empty; it is written whole or not at all."""
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UsageError(f"--to {dest} exists and is not an empty folder: pass a new folder")
-    config_class, model_class = MODELS[arch]
+    config_class, model_class = family.config_class, family.model_class
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("TRIAL", "*.tmp-*"))
-        (tmp / f"{MODULE}.py").write_text(modeling_source(arch))
+        (tmp / f"{MODULE}.py").write_text(modeling_source(family))
         config = json.loads((tmp / "config.json").read_text())
         config["auto_map"] = {"AutoConfig": f"{MODULE}.{config_class.__name__}",
                               "AutoModelForSequenceClassification": f"{MODULE}.{model_class.__name__}"}

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.errors import UsageError
+from textbench.core.errors import UsageError
 
 
 def save_model(model, tokenizer, folder: str | Path, label_names: Sequence[str], max_length: int | None,
@@ -62,7 +62,7 @@ class Classifier:
     def load(cls, folder: str | Path) -> Classifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        import core.models  # noqa: F401 - registers the textbench model types with the Auto classes
+        import textbench.core.models  # noqa: F401 - registers the textbench model types with the Auto classes
 
         folder = Path(folder)
         if not (folder / "config.json").exists():
@@ -114,7 +114,7 @@ def saved_labels(folder: str | Path) -> tuple[list[str], int | None]:
 
 def read_texts(path: str | Path, text_column: str) -> pd.DataFrame:
     """A .csv/.jsonl/.parquet file with a ``text_column``; one-line errors for what cannot be used."""
-    from core.data import _read_file
+    from textbench.core.data import _read_file
 
     path = Path(path)
     if not path.is_file():
@@ -156,7 +156,7 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
 def _as_label(value) -> str:
     """A label value as the text ``encode_labels`` made of it (1.0 read from a CSV with blanks is 1,
     " pos" is pos), as the training data was read."""
-    from core.data import label_value
+    from textbench.core.data import label_value
 
     return str(label_value(value))
 

@@ -14,7 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import AutoConfig, AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from core.families import SEED_CONFIGS  # noqa: F401 - re-exported
+from textbench.core.families import Family
 
 
 class _TextClassifier(PreTrainedModel):
@@ -165,63 +165,32 @@ class SimpleLSTM(_RecurrentClassifier):
     cell = nn.LSTM
 
 
-# ---------------------------------------------------------------- registry
+# ---------------------------------------------------------------- transformers' Auto classes
 
-MODELS: dict[str, tuple[type[PretrainedConfig], type[PreTrainedModel]]] = {
-    "cnn": (CNNConfig, SimpleCNN),
-    "rnn": (RNNConfig, SimpleRNN),
-    "gru": (GRUConfig, SimpleGRU),
-    "lstm": (LSTMConfig, SimpleLSTM),
-}
 
-def register(name: str, config_class, model_class, seed_config: dict) -> None:
-    """Add a family: the CLI, the search and the report pick it up from here."""
-    MODELS[name] = (config_class, model_class)
-    SEED_CONFIGS[name] = seed_config
+def register_auto(config_class: type[PretrainedConfig], model_class: type[PreTrainedModel]) -> None:
+    """Let ``AutoConfig``/``AutoModelForSequenceClassification.from_pretrained`` load this family's
+    saved models (``textbench.core.families.Family.model_class`` calls this for every family)."""
     AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
     AutoModelForSequenceClassification.register(config_class, model_class, exist_ok=True)
 
 
-for _name, (_config, _model) in list(MODELS.items()):
-    register(_name, _config, _model, SEED_CONFIGS[_name])
+for _config, _model in ((CNNConfig, SimpleCNN), (RNNConfig, SimpleRNN), (GRUConfig, SimpleGRU),
+                        (LSTMConfig, SimpleLSTM)):
+    register_auto(_config, _model)
 
 
-def build_model(arch: str, *, vocab_size: int, num_labels: int, pad_token_id: int, **params) -> PreTrainedModel:
-    """A fresh model of family ``arch`` from plain values (never from an Optuna trial)."""
-    config_class, model_class = MODELS[arch]
+def build_model(family: Family, *, vocab_size: int, num_labels: int, pad_token_id: int,
+                **params) -> PreTrainedModel:
+    """A fresh model of ``family`` from plain values (never from an Optuna trial)."""
+    config_class, model_class = family.config_class, family.model_class
     known = set(config_class().to_dict())
     unknown = sorted(set(params) - known)
     if unknown:
-        raise ValueError(f"{arch} has no parameter {unknown[0]!r}")
+        raise ValueError(f"{family.name} has no parameter {unknown[0]!r}")
     config = config_class(vocab_size=vocab_size, num_labels=num_labels, pad_token_id=pad_token_id, **params)
     return model_class(config)
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def coerce_params(arch: str, pairs: list[str]) -> dict:
-    """``["num_filters=100", "learning_rate=3e-3"]`` -> typed values, checked against the family's config."""
-    from core.errors import UsageError
-
-    config_class, _ = MODELS[arch]
-    defaults = {**config_class().to_dict(), **SEED_CONFIGS[arch], "learning_rate": 1e-3}
-    out = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep or name not in SEED_CONFIGS[arch] and name != "learning_rate" and not (
-                name == "bidirectional" and "bidirectional" in defaults):  # a recurrent option, not the CNN's
-            known = ", ".join([*SEED_CONFIGS[arch], "learning_rate"])
-            raise UsageError(f"--set {pair!r}: expected NAME=VALUE with NAME one of {known}")
-        kind = type(defaults.get(name))
-        try:
-            if kind is bool:
-                if text.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError
-                out[name] = text.lower() in ("true", "1")
-            else:
-                out[name] = kind(text) if kind in (int, float) else text
-        except ValueError:
-            raise UsageError(f"--set {name}={text}: {name} must be of type {kind.__name__}") from None
-    return out

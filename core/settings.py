@@ -1,8 +1,7 @@
 """The data and training settings: plain dataclasses validated in ``__post_init__``.
 
 Kept free of heavy imports (no torch, datasets, pandas) so that the command line rejects a bad value
-in a fraction of a second, before it loads the libraries that train. ``core.data`` and
-``core.training`` re-export them.
+in a fraction of a second, before it loads the libraries that train. 
 """
 
 from __future__ import annotations
@@ -10,7 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from core.errors import UsageError
+from textbench.core.errors import UsageError
+from textbench.core.families import NOTES_LEARNING_RATE
 
 DATA_ENV = "TEXTBENCH_DATA"
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -58,7 +58,7 @@ class TrainSettings:
     eval_steps: int = 500  # evaluate (and log) every this many optimizer steps
     batch_size: int = 8
     eval_batch_size: int = 256
-    learning_rate: float = 1e-3  # the searches override it per trial
+    learning_rate: float = NOTES_LEARNING_RATE  # each configuration brings its own
     patience: int = 5  # evaluations without improvement before early stopping; 0 disables
     logging_steps: int | None = None  # default: eval_steps
     precision: str = "fp32"  # fp32, or mixed precision: bf16 (GPU or CPU), fp16 (GPU)
@@ -79,11 +79,9 @@ class TrainSettings:
             self.logging_steps = self.eval_steps
 
     def budget(self) -> dict:
-        """What must be equal across families for a fair comparison."""
-        return {
-            "max_steps": self.max_steps,
-            "eval_steps": self.eval_steps,
-            "batch_size": self.batch_size,
-            "patience": self.patience,
-            "precision": self.precision,
-        }
+        """What must be equal across families for a fair comparison (``BUDGET_KEYS``)."""
+        return {key: getattr(self, key) for key in BUDGET_KEYS}
+
+
+# The training budget: the same for every family of a benchmark, stored on each study and compared.
+BUDGET_KEYS = ("max_steps", "eval_steps", "batch_size", "patience", "precision")

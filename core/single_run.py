@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 from pathlib import Path
 
 import pandas as pd
-from transformers import set_seed
 
-from core.data import DataSettings, prepare
-from core.inference import save_model
-from core.models import build_model, count_parameters
-from core.training import TrainSettings, check_device, evaluate_split, fit, set_threads
+from textbench.core.data import prepare
+from textbench.core.families import Family
+from textbench.core.inference import save_model
+from textbench.core.models import count_parameters
+from textbench.core.settings import DataSettings, TrainSettings
+from textbench.core.training import check_device, evaluate_split, set_threads, train_config
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +46,19 @@ def plot_curves(curves: pd.DataFrame, title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def train_once(arch: str, params: dict, data_settings: DataSettings, settings: TrainSettings, out_dir: Path,
-               *, seed: int = 42, threads: int | None = None) -> dict:
-    """Train ``arch`` with ``params`` under ``settings``; write outputs to ``out_dir``; return metrics."""
+def train_once(family: Family, params: dict, data_settings: DataSettings, settings: TrainSettings, out_dir: Path,
+               *, seed: int = 42, threads: int | None = None, report: bool = False) -> dict:
+    """Train ``family`` with ``params`` (model values and learning rate) under ``settings``; write the
+    outputs to ``out_dir``; return the metrics (with ``report``, also print them and how to use the model)."""
     set_threads(threads)
     check_device(settings)
     data = prepare(data_settings)  # validates the data before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
-    set_seed(seed)
-    model = build_model(arch, vocab_size=len(data.tokenizer), num_labels=data.num_labels,
-                        pad_token_id=data.tokenizer.pad_token_id, **params)
-    result = fit(model, data, settings, out_dir / "checkpoints", seed=seed)
+    model, result = train_config(family, params, data, settings, out_dir / "checkpoints", seed=seed)
     test = evaluate_split(result.trainer, data.splits["test"], "test")
     metrics = {
-        "arch": arch,
-        "params": {**params, "learning_rate": settings.learning_rate},
+        "arch": family.name,
+        "params": {**params, "learning_rate": params.get("learning_rate", settings.learning_rate)},
         "test_accuracy": test["test_accuracy"],
         "test_loss": test["test_loss"],
         "best_validation_accuracy": result.best_accuracy,
@@ -73,6 +73,12 @@ def train_once(arch: str, params: dict, data_settings: DataSettings, settings: T
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     curves = pd.DataFrame(result.curves)
     curves.to_csv(out_dir / "curves.csv", index=False)
-    plot_curves(curves, f"{arch}: test accuracy {metrics['test_accuracy']:.3f}", out_dir / "curves.png")
+    plot_curves(curves, f"{family.name}: test accuracy {metrics['test_accuracy']:.3f}", out_dir / "curves.png")
     save_model(result.trainer.model, data.tokenizer, out_dir / "model", data.label_names, data_settings.max_length)
+    if report:
+        model_dir = shlex.quote(str(out_dir / "model"))
+        print(json.dumps(metrics, indent=2))
+        print(f"wrote {out_dir}/metrics.json, curves.csv, curves.png")
+        print(f"model (label names in config.json): {out_dir / 'model'}")
+        print(f'use it: python benchmark.py predict --model {model_dir} --text "a text to classify"')
     return metrics

@@ -15,6 +15,7 @@ import math
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,15 +24,19 @@ import numpy as np
 import torch
 from transformers import (
     EarlyStoppingCallback,
+    PreTrainedModel,
     PrinterCallback,
     Trainer,
     TrainerCallback,
     TrainingArguments,
+    set_seed,
 )
 
-from core.data import ArrayRows, PaddingCollator
-from core.errors import UsageError
-from core.settings import PRECISIONS, TrainSettings  # noqa: F401 - re-exported: settings are light
+from textbench.core.data import ArrayRows, PaddingCollator
+from textbench.core.errors import UsageError
+from textbench.core.families import Family, split_params
+from textbench.core.models import build_model
+from textbench.core.settings import TrainSettings
 
 METRIC_PATH = Path(__file__).parent / "metrics" / "accuracy"
 _accuracy = None
@@ -187,6 +192,26 @@ def fit(model, data, settings: TrainSettings, output_dir: str | Path, *, learnin
         curves=curves.as_records(),
         trainer=trainer,
     )
+
+
+def train_config(family: Family, params: dict, data, settings: TrainSettings, output_dir: str | Path, *,
+                 seed: int, callbacks=(), before_fit: Callable[[PreTrainedModel], list] | None = None,
+                 ) -> tuple[PreTrainedModel, FitResult]:
+    """Train one configuration once: seed, build the model from plain values, fit. The objective,
+    the final stage, ``rerun`` and ``train`` all train through this, so none can drift from the others.
+
+    ``params`` holds model values and training settings (``learning_rate``; without it the budget's).
+    ``before_fit(model)`` runs between building and training (a trial records the model's size and
+    starts its tracking there) and returns more Trainer callbacks.
+    """
+    model_params, training_params = split_params(params)
+    set_seed(seed)
+    model = build_model(family, vocab_size=len(data.tokenizer), num_labels=data.num_labels,
+                        pad_token_id=data.tokenizer.pad_token_id, **model_params)
+    extra = before_fit(model) if before_fit is not None else []
+    result = fit(model, data, settings, output_dir, seed=seed, callbacks=[*callbacks, *extra],
+                 learning_rate=training_params.get("learning_rate", settings.learning_rate))
+    return model, result
 
 
 def evaluate_split(trainer: Trainer, dataset, prefix: str = "test") -> dict:

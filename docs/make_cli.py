@@ -19,7 +19,7 @@ TARGET = ROOT / "docs" / "CLI.md"
 def parsers() -> dict[str, argparse.ArgumentParser]:
     """Every command's parser: "" is the benchmark itself (no subcommand)."""
     sys.path.insert(0, str(ROOT))
-    import benchmark
+    from textbench import benchmark
 
     return {name: build() for name, build in benchmark.PARSERS.items()}
 

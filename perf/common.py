@@ -92,22 +92,23 @@ def prepared_data(profile: Profile, cache_dir: Path):
 
 
 def prepared_data_at(cache_dir: Path, train_samples: int | None, eval_samples: int | None):
-    from core.data import DataSettings, prepare
+    from textbench.core.data import prepare
+    from textbench.core.settings import DataSettings
 
     settings = DataSettings(dataset="imdb", data_dir=data_root(), max_train_samples=train_samples,
                             max_eval_samples=eval_samples, cache_dir=str(cache_dir))
     return prepare(settings)
 
 
-def seed_model(arch: str, data, seed: int = 0):
-    """The course notes' configuration of ``arch``, freshly initialised from ``seed``."""
+def seed_model(family: str, data, seed: int = 0):
+    """The course notes' configuration of ``family``, freshly initialised from ``seed``."""
     import torch
 
-    from core.models import SEED_CONFIGS, build_model
+    from textbench.core.models import build_model
 
     torch.manual_seed(seed)
-    return build_model(arch, vocab_size=len(data.tokenizer), num_labels=data.num_labels,
-                       pad_token_id=data.tokenizer.pad_token_id, **SEED_CONFIGS[arch])
+    return build_model(FAMILIES[family], vocab_size=len(data.tokenizer), num_labels=data.num_labels,
+                       pad_token_id=data.tokenizer.pad_token_id, **FAMILIES[family].notes_model_params())
 
 
 def load_average() -> float:
@@ -117,9 +118,9 @@ def load_average() -> float:
 
 
 
-def cli_args(out: Path, *, arch: str = "cnn", trials: int = 1, train_samples: int | None = None,
+def cli_args(out: Path, *, family: str = "cnn", trials: int = 1, train_samples: int | None = None,
              eval_samples: int | None = None, extra: tuple = ()) -> list[str]:
-    args = ["--arch", arch, "--trials", str(trials), "--dataset", "imdb", "--data-dir", data_root(),
+    args = ["--arch", family, "--trials", str(trials), "--dataset", "imdb", "--data-dir", data_root(),
             "--no-mlflow", "--final-seeds", "0", "--output-dir", str(out), *extra]
     if train_samples:
         args += ["--max-train-samples", str(train_samples)]
@@ -148,11 +149,11 @@ def run_cli(args: list[str], *, label: str) -> tuple[float, float, float]:
     return epoch, wall, cpu
 
 
-def cli_study(args: list[str], storage: str, name: str, *, label: str, arch: str = "cnn") -> dict:
+def cli_study(args: list[str], storage: str, name: str, *, label: str, family: str = "cnn") -> dict:
     """Run the CLI, then read its study: totals plus where the wall time went (before the first trial
     started, trials, after the last one ended)."""
     epoch, wall, cpu = run_cli(args, label=label)
-    totals = study_totals(storage, name, arch)
+    totals = study_totals(storage, name, family)
     totals["wall_s"], totals["cpu_s"] = round(wall, 1), round(cpu, 1)
     totals["cores_busy"] = round(cpu / wall, 2)  # 2 workers on 2 free cores would approach 2
     first, last = totals.pop("_first"), totals.pop("_last")
@@ -173,7 +174,7 @@ def warm_cache(out: Path, train_samples: int | None, eval_samples: int | None) -
     prepared_data_at(out / "cache", train_samples, eval_samples)
 
 
-def study_totals(storage: str, name: str, arch: str = "cnn") -> dict:
+def study_totals(storage: str, name: str, family: str = "cnn") -> dict:
     """What a finished study says: trial counts, total steps trained, best value, trial time span."""
     import optuna
     from optuna.trial import TrialState
@@ -181,7 +182,7 @@ def study_totals(storage: str, name: str, arch: str = "cnn") -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if "://" not in storage:  # the CLI's default journal file
         storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
-    study = optuna.load_study(study_name=f"{name}-{arch}", storage=storage)
+    study = optuna.load_study(study_name=f"{name}-{family}", storage=storage)
     trials = study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     starts = [t.datetime_start for t in trials if t.datetime_start]

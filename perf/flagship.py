@@ -31,10 +31,10 @@ def child(argv: list[str]) -> int:
     import transformers
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
 
-    from core.models import SEED_CONFIGS, build_model
-    from core.training import compute_accuracy
-    from search.study import make_sampler
-    from spaces import SPACES, split_params
+    from textbench.core.models import build_model
+    from textbench.core.training import compute_accuracy
+    from textbench.search.study import make_sampler
+    from textbench.spaces import split_params
 
     start = time.perf_counter()
     torch.set_num_threads(config["threads"])
@@ -48,7 +48,7 @@ def child(argv: list[str]) -> int:
         frame = frame.sample(frac=1.0, random_state=42).reset_index(drop=True)  # the notes shuffle
         raw[split] = datasets.Dataset.from_pandas(frame.iloc[:cap] if cap else frame, preserve_index=False)
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(root / "bert-base-cased"))
-    arch = config["arch"]
+    family = config["arch"]
     tokenizations = []
     holder = {}
 
@@ -57,14 +57,14 @@ def child(argv: list[str]) -> int:
                       remove_columns=["text"]).rename_column("label", "labels")
 
     def model_init(trial):
-        params = SEED_CONFIGS[arch] if trial is None else split_params(SPACES[arch](trial))[0]
+        params = FAMILIES[family].notes_model_params() if trial is None else split_params(FAMILIES[family].suggest(trial))[0]
         if trial is not None:  # tokenization inside each trial, as a notebook run per trial does it
             t0 = time.perf_counter()
             tokenized = {name: tokenize(ds) for name, ds in raw.items()}
             tokenizations.append(time.perf_counter() - t0)
             holder["trainer"].train_dataset = tokenized["train"]
             holder["trainer"].eval_dataset = tokenized["test"]
-        return build_model(arch, vocab_size=len(tokenizer), num_labels=2, pad_token_id=tokenizer.pad_token_id,
+        return build_model(FAMILIES[family], vocab_size=len(tokenizer), num_labels=2, pad_token_id=tokenizer.pad_token_id,
                            **params)
 
     with tempfile.TemporaryDirectory(prefix="perf-naive-") as tmp:
@@ -82,7 +82,7 @@ def child(argv: list[str]) -> int:
         storage = f"sqlite:///{Path(tmp) / 'naive.db'}"
         best = trainer.hyperparameter_search(
             direction="maximize", backend="optuna", n_trials=config["trials"],
-            hp_space=lambda trial: {"learning_rate": SPACES[arch](trial)["learning_rate"]},
+            hp_space=lambda trial: {"learning_rate": FAMILIES[family].suggest(trial)["learning_rate"]},
             sampler=make_sampler("tpe", config["seed"], config["trials"]), pruner=optuna.pruners.NopPruner(),
             storage=storage, study_name="naive",
         )
@@ -107,8 +107,8 @@ def accuracy_on_test(model_dir: Path, profile: Profile) -> float:
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    import core.models  # noqa: F401 - registers the families with the Auto classes
-    from core.data import ArrayRows, PaddingCollator
+    import textbench.core.models  # noqa: F401 - registers the families with the Auto classes
+    from textbench.core.data import ArrayRows, PaddingCollator
 
     data = prepared_data(profile, RESULTS / "cache")
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
@@ -126,17 +126,17 @@ def measure(profile: Profile, work: Path) -> list[dict]:
     """(e) the flagship command vs. a naive Trainer.hyperparameter_search, same trials, budget and seed."""
     out = work / "flagship"  # empty: the flagship tokenizes once, inside the timed run
     shutil.rmtree(out, ignore_errors=True)
-    arch, trials = "cnn", profile.naive_trials
+    family, trials = "cnn", profile.naive_trials
     budget = ("--max-steps", str(profile.naive_max_steps), "--eval-steps", str(profile.naive_eval_steps))
-    args = cli_args(out, arch=arch, trials=trials, train_samples=profile.train_samples,
+    args = cli_args(out, family=family, trials=trials, train_samples=profile.train_samples,
                     eval_samples=profile.eval_samples,
                     extra=("--name", "perf-flagship", "--threads", "1", "--no-baseline", *budget))
-    flagship = cli_study(args, str(out / "optuna.journal"), "perf-flagship", label="flagship", arch=arch)
+    flagship = cli_study(args, str(out / "optuna.journal"), "perf-flagship", label="flagship", family=family)
     flagship_wall = flagship["wall_s"]
-    flagship_test = accuracy_on_test(out / "perf-flagship" / "models" / f"{arch}-best", profile)
+    flagship_test = accuracy_on_test(out / "perf-flagship" / "models" / f"{family}-best", profile)
     print(f"  flagship: {flagship_wall:.0f} s, best validation accuracy {flagship['best_value']:.4f}, "
           f"its test accuracy {flagship_test:.4f}", flush=True)
-    config = {"arch": arch, "trials": trials, "train_samples": profile.train_samples,
+    config = {"arch": family, "trials": trials, "train_samples": profile.train_samples,
               "eval_samples": profile.eval_samples, "max_steps": profile.naive_max_steps,
               "eval_steps": profile.naive_eval_steps, "seed": 42, "threads": 1}
     start = time.perf_counter()

@@ -112,16 +112,16 @@ def run_variant(profile: str, variant: str, work: Path) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    archs = list(results[0]["families"])
-    head = ["workers", "wall s", "cores busy"] + [f"{a} best val" for a in archs] + \
-           [f"{a} search s" for a in archs] + [f"{a} final s (runs)" for a in archs]
+    families = list(results[0]["families"])
+    head = ["workers", "wall s", "cores busy"] + [f"{a} best val" for a in families] + \
+           [f"{a} search s" for a in families] + [f"{a} final s (runs)" for a in families]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         fam = r["families"]
         cells = [r["variant"], f"{r['wall_s']:.0f}", f"{r['cores_busy']:.2f}"]
-        cells += [f"{fam[a]['best_value']:.4f}" for a in archs]
-        cells += [f"{fam[a]['search_span_s']:.0f}" for a in archs]
-        cells += [f"{sum(fam[a]['final_run_seconds']):.0f} ({fam[a]['final_runs']})" for a in archs]
+        cells += [f"{fam[a]['best_value']:.4f}" for a in families]
+        cells += [f"{fam[a]['search_span_s']:.0f}" for a in families]
+        cells += [f"{sum(fam[a]['final_run_seconds']):.0f} ({fam[a]['final_runs']})" for a in families]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

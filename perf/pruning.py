@@ -89,10 +89,10 @@ def replay(study, pruner, n_val: int) -> dict:
     return {"steps_trained": steps, "best_value": best, "complete": len(trials) - pruned, "pruned": pruned}
 
 
-def replay_rows(arch: str, none_study, sizes: dict, n_val: int, none: dict) -> list[dict]:
+def replay_rows(family: str, none_study, sizes: dict, n_val: int, none: dict) -> list[dict]:
     import optuna
 
-    from search.pruners import NoiseMarginPruner
+    from textbench.search.pruners import NoiseMarginPruner
 
     warmup = max(1, sizes["max_steps"] // 5)
     variants = {
@@ -105,7 +105,7 @@ def replay_rows(arch: str, none_study, sizes: dict, n_val: int, none: dict) -> l
     for label, pruner in variants.items():
         r = replay(none_study, pruner, n_val)
         gap = (r["best_value"] - none["best_value"]) * 100
-        rows.append(row(f"b {arch} replay of the unpruned trials: {label}, steps vs none", r["steps_trained"],
+        rows.append(row(f"b {family} replay of the unpruned trials: {label}, steps vs none", r["steps_trained"],
                         none["steps_trained"], unit="steps", higher_is_better=False,
                         fewer_steps=round(1 - r["steps_trained"] / none["steps_trained"], 3),
                         best_gap_points=round(gap, 2), complete=r["complete"], pruned=r["pruned"]))
@@ -116,21 +116,21 @@ def measure(profile: Profile, work: Path) -> list[dict]:
     """(b) per family: steps, best validation accuracy and completed trials, default pruner vs none."""
     sizes = SIZES[profile.name]
     rows = []
-    for arch in ARCHS:
+    for family in ARCHS:
         runs, studies = {}, {}
         for pruner in (DEFAULT, "none", *sizes["extra"]):
-            out = work / "pruning" / f"{arch}-{pruner}"  # one storage per study: they may run side by side
+            out = work / "pruning" / f"{family}-{pruner}"  # one storage per study: they may run side by side
             warm_cache(out, profile.train_samples, profile.eval_samples)
             storage = f"sqlite:///{out / 'optuna.db'}"
-            args = cli_args(out, arch=arch, trials=sizes["trials"], train_samples=profile.train_samples,
+            args = cli_args(out, family=family, trials=sizes["trials"], train_samples=profile.train_samples,
                             eval_samples=profile.eval_samples,
                             extra=("--name", f"perf-{pruner}", "--pruner", pruner, "--storage", storage,
                                    "--threads", "1", "--max-steps", str(sizes["max_steps"]),
                                    "--eval-steps", str(sizes["eval_steps"]), "--no-baseline", "--seed", "42",
-                                   *(f"--fix={pin}" for pin in sizes["fix"].get(arch, ()))))
-            r = runs[pruner] = cli_study(args, storage, f"perf-{pruner}", label=f"{arch} pruner {pruner}", arch=arch)
-            studies[pruner] = study_of(storage, f"perf-{pruner}-{arch}")
-            print(f"  {arch} {pruner}: {r['steps_trained']} steps, best {r['best_value']}, {r['complete']} complete / "
+                                   *(f"--fix={pin}" for pin in sizes["fix"].get(family, ()))))
+            r = runs[pruner] = cli_study(args, storage, f"perf-{pruner}", label=f"{family} pruner {pruner}", family=family)
+            studies[pruner] = study_of(storage, f"perf-{pruner}-{family}")
+            print(f"  {family} {pruner}: {r['steps_trained']} steps, best {r['best_value']}, {r['complete']} complete / "
                   f"{r['pruned']} pruned, {r['wall_s']:.0f} s", flush=True)
         n_val = int(studies["none"].user_attrs["settings"]["validation_size"])
         se = binomial_se(runs["none"]["best_value"], n_val)
@@ -142,19 +142,19 @@ def measure(profile: Profile, work: Path) -> list[dict]:
             within = [c for c in checks if c["gap_se"] is None or c["gap_se"] <= 1]
             budget = {**sizes, "validation_rows": n_val}
             rows += [
-                row(f"b {arch} steps trained, {pruner} vs none", r["steps_trained"], none["steps_trained"],
+                row(f"b {family} steps trained, {pruner} vs none", r["steps_trained"], none["steps_trained"],
                     unit="steps", higher_is_better=False, fewer_steps=round(saved, 3), budget=budget,
                     run=r, none=none),
-                row(f"b {arch} best val accuracy, {pruner} vs none", r["best_value"], none["best_value"],
+                row(f"b {family} best val accuracy, {pruner} vs none", r["best_value"], none["best_value"],
                     target="within 1 SE" if pruner == DEFAULT else "", met=(gap >= -se) if pruner == DEFAULT else None,
                     gap_points=round(gap * 100, 2), gap_se=round(gap / se, 2), se_points=round(se * 100, 2)),
-                row(f"b {arch} completed trials, {pruner} vs none", r["complete"], none["complete"],
+                row(f"b {family} completed trials, {pruner} vs none", r["complete"], none["complete"],
                     pruned=r["pruned"], of=sizes["trials"]),
-                row(f"b {arch} pruned trials within 1 SE of the median before them ({pruner})", len(within),
+                row(f"b {family} pruned trials within 1 SE of the median before them ({pruner})", len(within),
                     len(checks), target="0" if pruner == DEFAULT else "", met=(not within) if pruner == DEFAULT else None,
                     pruned=checks),
-                row(f"b {arch} study wall time, {pruner} vs none", r["wall_s"], none["wall_s"], unit="s",
+                row(f"b {family} study wall time, {pruner} vs none", r["wall_s"], none["wall_s"], unit="s",
                     higher_is_better=False),
             ]
-        rows += replay_rows(arch, studies["none"], sizes, n_val, runs["none"])
+        rows += replay_rows(family, studies["none"], sizes, n_val, runs["none"])
     return rows

@@ -12,13 +12,12 @@ TARGET = "two workers >= 1.6x one worker"
 
 def measure(profile: Profile, work: Path) -> list[dict]:
     """(d) one worker vs. two workers (--workers 2, one torch thread each) on PostgreSQL, fixed study."""
-    from core.models import SEED_CONFIGS
 
     out = work / "scaling"
     warm_cache(out, profile.train_samples, profile.eval_samples)
     # Every parameter pinned to the course notes' values: each trial is the same work, so the wall
     # times compare workers, not the luck of which configurations a sampler drew.
-    fixed = [f"--fix={k}={v}" for k, v in {**SEED_CONFIGS["cnn"], "learning_rate": 1e-3}.items()]
+    fixed = [f"--fix={k}={v}" for k, v in {**FAMILIES["cnn"].notes_model_params(), "learning_rate": 1e-3}.items()]
     variants = {  # name -> extra CLI options (threads explicit: the CLI's default has changed before)
         "1 worker, 1 thread": ["--workers", "1", "--threads", "1"],
         "1 worker, 2 threads": ["--workers", "1", "--threads", "2"],

@@ -30,9 +30,9 @@ def child(argv: list[str]) -> int:
     mark("interpreter")
     from transformers import TrainerCallback
 
-    import benchmark  # noqa: F401 - the CLI module itself, as `python benchmark.py` imports it
-    import core.data
-    import core.training
+    import textbench.core.data
+    import textbench.core.training
+    from textbench import benchmark  # noqa: F401 - the CLI module itself, as `python benchmark.py` imports it
 
     mark("cli_imported")
 
@@ -44,7 +44,7 @@ def child(argv: list[str]) -> int:
             mark("first_step")
             os._exit(0)  # the measurement ends here: no need to finish the trial
 
-    original_prepare, original_build = core.data.prepare, core.training.build_trainer
+    original_prepare, original_build = textbench.core.data.prepare, textbench.core.training.build_trainer
 
     def timed_prepare(*args, **kwargs):
         mark("prepare_start")
@@ -56,11 +56,11 @@ def child(argv: list[str]) -> int:
         mark("trial_start")
         return original_build(*args, callbacks=[*callbacks, FirstStep()], **kwargs)
 
-    core.data.prepare = timed_prepare
-    import search.benchmark
+    textbench.core.data.prepare = timed_prepare
+    import textbench.search.benchmark
 
-    search.benchmark.prepare = timed_prepare
-    core.training.build_trainer = build_with_probe
+    textbench.search.benchmark.prepare = timed_prepare
+    textbench.core.training.build_trainer = build_with_probe
     return benchmark.main(argv)
 
 

@@ -43,8 +43,8 @@ def objective(trial) -> float:
 def worker(url: str, trials: int, ready) -> None:
     import optuna
 
-    from search.runner import run_study
-    from search.study import make_sampler, make_storage
+    from textbench.search.runner import run_study
+    from textbench.search.study import make_sampler, make_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = make_storage(url)
@@ -55,7 +55,7 @@ def worker(url: str, trials: int, ready) -> None:
 
 
 def measure(url: str, trials: int, processes: int) -> float:
-    from search.study import make_storage
+    from textbench.search.study import make_storage
 
     make_storage(url)  # schema / file made once, before the clock starts
     context = multiprocessing.get_context("spawn")

@@ -46,15 +46,16 @@ def trainer_step_timer():
     return StepTimer()
 
 
-def harness_throughput(arch: str, data, batch: int, steps: int, warmup: int) -> dict:
+def harness_throughput(family: str, data, batch: int, steps: int, warmup: int) -> dict:
     """core.training.fit exactly as a trial runs it (one evaluation, at the end), timed by callback."""
-    from core.training import TrainSettings, fit
+    from textbench.core.settings import TrainSettings
+    from textbench.core.training import fit
 
     total = warmup + steps
     settings = TrainSettings(max_steps=total, eval_steps=total, batch_size=batch, patience=0)
     timer = trainer_step_timer()
     with tempfile.TemporaryDirectory(prefix="perf-fit-") as tmp:
-        result = fit(seed_model(arch, data), data, settings, Path(tmp) / "run", seed=0, callbacks=[timer])
+        result = fit(seed_model(family, data), data, settings, Path(tmp) / "run", seed=0, callbacks=[timer])
     train_seconds = sum(dt for _, dt, _ in timer.intervals)
     wall_rate, cpu_rate = timer.rates(skip=warmup)
     return {
@@ -105,13 +106,13 @@ def fused_supported() -> bool:
         return False
 
 
-def plain_throughput(arch: str, data, batch: int, steps: int, warmup: int, *, clip: float | None) -> dict:
+def plain_throughput(family: str, data, batch: int, steps: int, warmup: int, *, clip: float | None) -> dict:
     """A plain PyTorch loop over the same model, data and padding: forward, backward, (clip), AdamW, linear
     LR decay. ``clip=1.0`` does what the Trainer does (max_grad_norm=1.0); ``None`` is the bare loop."""
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"  # where the Trainer puts the model too
-    model = seed_model(arch, data).to(device)
+    model = seed_model(family, data).to(device)
     model.train()
     fused = fused_supported()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0,
@@ -151,30 +152,30 @@ def measure(profile: Profile, work: Path) -> list[dict]:
         # steady state is what counts, not the first trial's one-off lazy imports and GC passes.
         harness_throughput("cnn", data, 8, 40, profile.warmup_steps)
         plain_throughput("cnn", data, 8, 40, profile.warmup_steps, clip=1.0)
-        for arch in ("cnn", "rnn"):
+        for family in ("cnn", "rnn"):
             for batch, steps in sorted(profile.steps.items()):
-                rows.append(throughput_row(arch, data, batch, steps, profile, threads))
+                rows.append(throughput_row(family, data, batch, steps, profile, threads))
     torch.set_num_threads(default_threads)
     return rows
 
 
-def throughput_row(arch: str, data, batch: int, steps: int, profile: Profile, threads: int) -> dict:
+def throughput_row(family: str, data, batch: int, steps: int, profile: Profile, threads: int) -> dict:
     """Best of ``repeats`` interleaved runs of each side: on a shared machine other processes only ever
     slow a run down, so the fastest run is the closest to each side's own cost (medians are kept too)."""
     runs = {"harness": [], "plain": [], "harness_cpu": [], "plain_cpu": []}
     for _ in range(profile.repeats):  # interleaved, so a noisy neighbour hits both sides
-        h = harness_throughput(arch, data, batch, steps, profile.warmup_steps)
-        p = plain_throughput(arch, data, batch, steps, profile.warmup_steps, clip=1.0)
+        h = harness_throughput(family, data, batch, steps, profile.warmup_steps)
+        p = plain_throughput(family, data, batch, steps, profile.warmup_steps, clip=1.0)
         for side, result in (("harness", h), ("plain", p)):
             runs[side].append(result["steps_per_s"])
             runs[f"{side}_cpu"].append(result["steps_per_cpu_s"])
-    bare = plain_throughput(arch, data, batch, steps, profile.warmup_steps, clip=None)
+    bare = plain_throughput(family, data, batch, steps, profile.warmup_steps, clip=None)
     best = {k: max(v) for k, v in runs.items()}
     med = {k: statistics.median(v) for k, v in runs.items()}
     ratio = best["harness"] / best["plain"]
     gated = batch == 8 and threads == 1  # the target's reading: see perf/README.md (threads)
     out = row(
-        f"a {arch} b{batch} t{threads} steps/s harness vs plain", best["harness"], best["plain"], unit="steps/s",
+        f"a {family} b{batch} t{threads} steps/s harness vs plain", best["harness"], best["plain"], unit="steps/s",
         target=">= 0.8" if batch == 8 else "", met=(ratio >= 0.8) if gated else None,
         median_ratio=med["harness"] / med["plain"], cpu_ratio=best["harness_cpu"] / best["plain_cpu"],
         ratio_vs_plain_without_clipping=best["harness"] / bare["steps_per_s"],
@@ -183,7 +184,7 @@ def throughput_row(arch: str, data, batch: int, steps: int, profile: Profile, th
         eval_and_save_s=round(h["eval_and_save_s"], 3), fit_wall_s=round(h["fit_wall_s"], 3),
         optimizer=p["optimizer"], load_average_1m=load_average(),
     )
-    print(f"  {arch} b{batch} t{threads}: harness {best['harness']:.0f}  plain {best['plain']:.0f} steps/s (best of "
+    print(f"  {family} b{batch} t{threads}: harness {best['harness']:.0f}  plain {best['plain']:.0f} steps/s (best of "
           f"{profile.repeats}) -> {ratio:.2f} (medians {out['median_ratio']:.2f}, CPU time {out['cpu_ratio']:.2f}; "
           f"plain without clipping {bare['steps_per_s']:.0f} steps/s; load {out['load_average_1m']:.1f})", flush=True)
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reports.html import build_report
+    from textbench.reports.html import build_report
 
 __all__ = ["build_report"]
 
@@ -17,7 +17,7 @@ __all__ = ["build_report"]
 def __getattr__(name: str) -> Any:
     """Import the renderer on first use: matplotlib and seaborn cost seconds the CLI's --help should not pay."""
     if name == "build_report":
-        from reports.html import build_report
+        from textbench.reports.html import build_report
 
         return build_report
     raise AttributeError(f"module 'reports' has no attribute {name!r}")

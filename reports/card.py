@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from reports.stats import fmt_acc
+from textbench.core.settings import BUDGET_KEYS
+from textbench.reports.stats import fmt_acc
 
-BUDGET = ("max_steps", "eval_steps", "batch_size", "patience", "precision", "target_trials", "sampler",
-          "pruner", "seed", "top_k", "final_seeds")
+BUDGET = (*BUDGET_KEYS, "target_trials", "sampler", "pruner", "seed", "top_k", "final_seeds")
 DATA = ("dataset", "fingerprint", "tokenizer", "max_length", "train_size", "validation_size", "test_size")
 
 
@@ -37,13 +37,13 @@ def model_card(chosen, folder_name: str, export_command: str, label_names: list[
              "configuration, the one with the best validation accuracy" if final else
              f"the search's best trial {c.trial_number} (seed {c.seed}); no final stage was run, so it has no "
              "test figure")
-    rerun = f"python benchmark.py rerun --name {c.benchmark} --arch {c.arch} --trial {c.trial_number}"
+    rerun = f"python benchmark.py rerun --name {c.benchmark} --arch {c.family} --trial {c.trial_number}"
     rerun += f" --seed {c.seed}" if final else ""
     versions = c.attrs.get("versions") or {}
     lines = [
-        f"# textbench {c.arch} text classifier (benchmark `{c.benchmark}`)",
+        f"# textbench {c.family} text classifier (benchmark `{c.benchmark}`)",
         "",
-        f"A `{c.arch}` model from a textbench benchmark. It is {which}. The chosen configuration of a family is "
+        f"A `{c.family}` model from a textbench benchmark. It is {which}. The chosen configuration of a family is "
         "the final-stage configuration with the highest mean validation accuracy over seeds; the test split "
         "selected nothing.",
         "",
@@ -61,7 +61,7 @@ def model_card(chosen, folder_name: str, export_command: str, label_names: list[
         f"registers the model type and the call works without it. `truncation=True` cuts texts to {max_length} "
         "tokens, as in training (without it long texts are read whole and predictions change).",
         "",
-        f"With textbench: `python benchmark.py predict --name {c.benchmark} --arch {c.arch} --input FILE`.",
+        f"With textbench: `python benchmark.py predict --name {c.benchmark} --arch {c.family} --input FILE`.",
         "",
         "## Labels",
         "",

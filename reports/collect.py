@@ -20,9 +20,10 @@ import pandas as pd
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from core import predictions as packed
-from core.errors import UsageError
-from core.urls import redact
+from textbench.core import predictions as packed
+from textbench.core.errors import UsageError
+from textbench.core.settings import BUDGET_KEYS
+from textbench.core.urls import redact
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +35,9 @@ TRIAL_ATTRS = ("best_step", "steps_trained", "wall_seconds", "n_params", "seed",
 FINAL_COLUMNS = ("family", "rank", "trial_number", "seed", "test_accuracy", "test_loss",
                  "validation_accuracy", "best_step", "steps_trained", "wall_seconds", "n_params", "params")
 # Settings that define the budget: they must agree between families for a fair comparison.
-BUDGET_KEYS = ("dataset", "fingerprint", "tokenizer", "max_length", "train_size", "validation_size",
-               "test_size", "labels", "max_steps", "eval_steps", "batch_size", "patience", "precision", "seed",
-               "sampler", "pruner", "target_trials", "top_k", "final_seeds")
+COMPARED_SETTINGS = ("dataset", "fingerprint", "tokenizer", "max_length", "train_size", "validation_size",
+                     "test_size", "labels", *BUDGET_KEYS, "seed", "sampler", "pruner", "target_trials", "top_k",
+                     "final_seeds")
 
 
 @dataclass
@@ -81,7 +82,7 @@ class Benchmark:
 
 
 def load_benchmark(storage: str | optuna.storages.BaseStorage, name: str) -> Benchmark:
-    """Load the studies whose user attr ``benchmark`` is ``name``, keyed by their ``arch`` attr."""
+    """Load the studies whose user attr ``benchmark`` is ``name``, keyed by their ``family`` attr."""
     url = storage if isinstance(storage, str) else getattr(storage, "url", type(storage).__name__)
     store = optuna.storages.get_storage(storage) if isinstance(storage, str) else storage
     summaries = optuna.get_all_study_summaries(store, include_best_trial=False)
@@ -92,9 +93,9 @@ def load_benchmark(storage: str | optuna.storages.BaseStorage, name: str) -> Ben
                          f"benchmarks there: {', '.join(known) or 'none'}")
     studies = {}
     for summary in mine:
-        arch = str(summary.user_attrs.get("arch") or summary.study_name.removeprefix(f"{name}-"))
-        studies[arch] = optuna.load_study(study_name=summary.study_name, storage=store)
-    ordered = {arch: studies[arch] for arch in sorted(studies)}
+        family = str(summary.user_attrs.get("arch") or summary.study_name.removeprefix(f"{name}-"))
+        studies[family] = optuna.load_study(study_name=summary.study_name, storage=store)
+    ordered = {family: studies[family] for family in sorted(studies)}
     logger.info("benchmark %s: families %s", name, ", ".join(ordered))
     return Benchmark(name=name, storage=redact(url) or "", studies=ordered)
 
@@ -409,7 +410,7 @@ def fail_reasons_frame(bench: Benchmark) -> pd.DataFrame:
 
 def settings_frame(bench: Benchmark) -> pd.DataFrame:
     """Settings as rows, one column per family, plus ``same`` (True when all families agree)."""
-    keys = list(BUDGET_KEYS)
+    keys = list(COMPARED_SETTINGS)
     keys += sorted({k for f in bench.families for k in bench.settings(f)} - set(keys))
     data = {f: [_scalar(bench.settings(f).get(k)) for k in keys] for f in bench.families}
     df = pd.DataFrame(data, index=pd.Index(keys, name="setting"))
@@ -425,7 +426,7 @@ def budget_check(bench: Benchmark) -> list[str]:
     if missing:
         problems.append(f"no settings recorded for {', '.join(missing)}: the budget cannot be checked")
     for key, row in settings[~settings["same"]].iterrows():
-        if key in BUDGET_KEYS:
+        if key in COMPARED_SETTINGS:
             values = ", ".join(f"{f}={row[f]}" for f in bench.families)
             problems.append(f"setting {key!r} differs between families: {values}")
     counts = counts_frame(bench).set_index("family")

@@ -23,7 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from reports import stats
+from textbench.reports import stats
 
 STATE_COLORS = {"complete": "#4c9a2a", "pruned": "#e69f00", "failed": "#c0392b", "running": "#999999"}
 PRUNED_COLOR = "#888888"

@@ -21,8 +21,8 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from reports import collect, figures, stats, tuning
-from reports.collect import Benchmark
+from textbench.reports import collect, figures, stats, tuning
+from textbench.reports.collect import Benchmark
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from reports import stats
+from textbench.reports import stats
 
 COLUMNS = ["family", "reference_trial", "reference_validation", "reference_mean", "reference_ci_low",
            "reference_ci_high", "chosen_trial", "chosen_mean", "chosen_ci_low", "chosen_ci_high", "seeds",
@@ -106,7 +106,7 @@ def gains(trials: pd.DataFrame, final: pd.DataFrame, predictions: dict | None = 
 
 def for_benchmark(bench) -> pd.DataFrame:
     """``gains`` of a ``collect.Benchmark``: what the CLI prints and logs, and the report shows."""
-    from reports import collect
+    from textbench.reports import collect
 
     return gains(collect.trials_frame(bench), collect.final_frame(bench), collect.final_predictions(bench),
                  collect.test_labels(bench))

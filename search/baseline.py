@@ -10,7 +10,7 @@ import logging
 
 import optuna
 
-from core.baseline import fit_baseline
+from textbench.core.baseline import fit_baseline
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +24,14 @@ def cached_baseline(studies: dict[str, optuna.Study], fingerprint: str, max_leng
     return None
 
 
-def run_baseline(bench, studies: dict[str, optuna.Study], tracker=None) -> dict:
-    """The baseline record, fitted now or found in the studies."""
-    max_length = bench.data_settings.max_length
-    record = cached_baseline(studies, bench.data.fingerprint, max_length)
+def run_baseline(studies: dict[str, optuna.Study], data, *, name: str, max_length: int, tracker=None) -> dict:
+    """The baseline record of benchmark ``name`` on the prepared ``data``, fitted now or found in the studies."""
+    record = cached_baseline(studies, data.fingerprint, max_length)
     if record is None:
         log.info("fitting the TF-IDF + logistic regression baseline")
-        record = fit_baseline(bench.data) | {"max_length": max_length}
+        record = fit_baseline(data) | {"max_length": max_length}
         if tracker is not None:
-            tracker.baseline_run(bench.search.name, record)
+            tracker.baseline_run(name, record)
     for study in studies.values():
         if study.user_attrs.get("baseline") != record:
             study.set_user_attr("baseline", record)

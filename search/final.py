@@ -18,23 +18,30 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import optuna
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
-from transformers import set_seed
 
-from core import predictions
-from core.data import ArrayRows
-from core.inference import save_model
-from core.models import build_model, count_parameters
-from core.training import fit
-from search.objective import trial_seed
-from search.reference import ATTR as REFERENCE
-from search.reference import is_reference, reference_trial
-from search.runner import WORKER, claim_lock
-from spaces import split_params
+from textbench.core import predictions
+from textbench.core.data import ArrayRows
+from textbench.core.inference import save_model
+from textbench.core.layout import best_seed, final_model_dir
+from textbench.core.models import count_parameters
+from textbench.core.settings import TrainSettings
+from textbench.core.training import train_config
+from textbench.search.objective import trial_seed
+from textbench.search.reference import ATTR as REFERENCE
+from textbench.search.reference import is_reference, reference_trial
+from textbench.search.runner import WORKER, claim_lock
+from textbench.search.settings import SearchSettings
+from textbench.spaces import get as get_family
+
+if TYPE_CHECKING:
+    from textbench.search.overall import Overall
+    from textbench.search.tracking import MlflowTracker
 
 log = logging.getLogger(__name__)
 
@@ -52,46 +59,33 @@ def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
     return sorted(complete, key=lambda t: (-t.value, t.number))[:k]
 
 
-def final_model_dir(run_dir: Path, arch: str, trial_number: int, seed: int) -> Path:
-    """Where the model of one final-stage run is kept (the best seed of each configuration is)."""
-    return Path(run_dir) / "models" / "final" / f"{arch}-trial-{trial_number}-seed-{seed}"
-
-
-def best_seed(records: list[dict]) -> dict:
-    """The record with the best validation accuracy among one configuration's seeds (ties: lower seed)."""
-    return max(records, key=lambda r: (r["validation_accuracy"], -r["seed"]))
-
-
-def keep_best_seed_models(run_dir: Path, arch: str, records: list[dict]) -> None:
-    """Delete the saved final-stage models of ``arch`` except each configuration's best seed: the
+def keep_best_seed_models(run_dir: Path, family: str, records: list[dict]) -> None:
+    """Delete the saved final-stage models of ``family`` except each configuration's best seed: the
     model that predict/export use for it (one model per configuration, not one per seed, on disk)."""
     by_trial: dict[int, list[dict]] = {}
     for record in records:
         by_trial.setdefault(record["trial_number"], []).append(record)
-    keep = {final_model_dir(run_dir, arch, n, best_seed(rs)["seed"]).name for n, rs in by_trial.items()}
+    keep = {final_model_dir(run_dir, family, n, best_seed(rs)["seed"]).name for n, rs in by_trial.items()}
     folder = Path(run_dir) / "models" / "final"
-    for path in folder.glob(f"{arch}-trial-*-seed-*") if folder.exists() else ():
+    for path in folder.glob(f"{family}-trial-*-seed-*") if folder.exists() else ():
         if path.name not in keep and ".tmp-" not in path.name:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def train_final(bench, arch: str, trial: optuna.trial.FrozenTrial, seed: int, work_dir: Path) -> dict:
-    """One re-training of a configuration with one seed, evaluated once on the test split."""
+def train_final(family: str, trial: optuna.trial.FrozenTrial, seed: int, data, train: TrainSettings,
+                run_dir: Path, work_dir: Path) -> dict:
+    """One re-training of a configuration with one seed, evaluated once on the test split; its model
+    is saved under ``run_dir`` (``final_model_dir``)."""
     started_at = time.time()
-    model_params, training_params = split_params(trial.params)
-    set_seed(seed)
-    data = bench.data
-    model = build_model(arch, vocab_size=len(data.tokenizer), num_labels=data.num_labels,
-                        pad_token_id=data.tokenizer.pad_token_id, **model_params)
-    result = fit(model, data, bench.train, work_dir / f"final-{arch}-{trial.number}-{seed}",
-                 learning_rate=training_params.get("learning_rate", bench.train.learning_rate), seed=seed)
+    model, result = train_config(get_family(family), trial.params, data, train,
+                                 work_dir / f"final-{family}-{trial.number}-{seed}", seed=seed)
     out = result.trainer.predict(ArrayRows(data.splits["test"]), metric_key_prefix="test")
     logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
     test = {k: float(v) for k, v in out.metrics.items() if isinstance(v, (int, float))}
-    save_model(result.trainer.model, data.tokenizer, final_model_dir(bench.search.run_dir, arch, trial.number, seed),
+    save_model(result.trainer.model, data.tokenizer, final_model_dir(run_dir, family, trial.number, seed),
                data.label_names, data.max_length)
     return {
-        "arch": arch,
+        "arch": family,
         "trial_number": trial.number,
         "seed": seed,
         "test_accuracy": test["test_accuracy"],
@@ -143,13 +137,15 @@ def _claim_next(study: optuna.Study, runs: list[tuple]) -> tuple | None:
     return None
 
 
-def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: bool = False) -> list[dict]:
+def run_final(study: optuna.Study, family: str, *, search: SearchSettings, data, train: TrainSettings,
+              tracker: MlflowTracker | None = None, overall: Overall | None = None,
+              share: bool = False) -> list[dict]:
     """Re-train the top-k configurations x seeds that are not stored yet; returns all records.
 
     With ``share`` (each ``--workers`` process), runs are claimed one at a time so that the workers
     split the stage; without it (the CLI process, last), whatever is still missing is run here and
     the records are assembled into ``final_results``, in rank and seed order."""
-    s = bench.search
+    s = search
     if s.final_seeds == 0:
         return []
     top = top_trials(study, s.top_k)
@@ -164,18 +160,16 @@ def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: boo
     keep = {t.number for t in configs}
 
     runs = [(t, seed) for t in configs for seed in seeds]
-    labels = predictions.pack(bench.data.splits["test"]["labels"])
+    labels = predictions.pack(data.splits["test"]["labels"])
     if runs and study.user_attrs.get("test_labels") != labels:
         study.set_user_attr("test_labels", labels)
 
-    def train(trial, seed) -> None:
-        record = train_final(bench, arch, trial, seed, s.run_dir / "checkpoints") | {
+    def train_one(trial, seed) -> None:
+        record = train_final(family, trial, seed, data, train, s.run_dir, s.run_dir / "checkpoints") | {
             "rank": rank.get(trial.number), REFERENCE: is_reference(trial), "seed_index": seeds.index(seed)}
         study.set_user_attr(RECORD + _key(trial.number, seed), record)
         if tracker is not None:
             tracker.final_run(study, record)
-
-    overall = getattr(bench, "overall", None)
 
     def stored() -> int:
         done = stored_records(study.user_attrs)
@@ -186,9 +180,9 @@ def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: boo
 
     already = stored()
     if overall is not None:
-        overall.phase = f"final stage {arch}"
-        overall.final_planned[arch] = len(runs)
-        overall.final_done[arch] = already
+        overall.phase = f"final stage {family}"
+        overall.final_planned[family] = len(runs)
+        overall.final_done[family] = already
     if share:  # claimed one at a time, so that the workers split the stage; the bar counts all of theirs
         items = iter(lambda: _claim_next(study, runs), None)
     else:
@@ -197,12 +191,12 @@ def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: boo
     bar = tqdm(total=len(runs), initial=already, desc=describe(), unit="run",
                disable=not s.progress or already >= len(runs))
     for trial, seed in items:
-        train(trial, seed)
+        train_one(trial, seed)
         bar.n = stored()
         if overall is not None:
             record = stored_records(study.user_attrs).get((trial.number, seed), {})
-            overall.measured(arch, record.get("steps_trained", 0), record.get("wall_seconds", 0), trial=False, complete=True)
-            overall.final_done[arch] = bar.n
+            overall.measured(family, record.get("steps_trained", 0), record.get("wall_seconds", 0), trial=False, complete=True)
+            overall.final_done[family] = bar.n
         bar.set_description(describe())
     bar.close()
     if share:
@@ -211,5 +205,5 @@ def run_final(bench, study: optuna.Study, arch: str, tracker=None, *, share: boo
     records = [dict(r, rank=rank.get(r["trial_number"]), **{REFERENCE: ref is not None and r["trial_number"] == ref.number})
                for r in stored_records(study.user_attrs).values() if r["trial_number"] in keep and r["seed"] in seeds]
     study.set_user_attr("final_results", sorted(records, key=lambda r: (r["rank"] is None, r["rank"] or 0, r["seed"])))
-    keep_best_seed_models(s.run_dir, arch, records)
+    keep_best_seed_models(s.run_dir, family, records)
     return records

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import UsageError
-from spaces import SPACES
+from textbench.core.errors import UsageError
+from textbench.spaces import FAMILIES
+from textbench.spaces import get as get_family
 
 
 @dataclass(frozen=True)
@@ -47,20 +48,20 @@ class _Recorder:
         return choices[0]
 
 
-def parameters(arch: str) -> dict[str, Param]:
+def parameters(family: str) -> dict[str, Param]:
     """The parameters a family's space suggests, in the order it suggests them."""
     recorder = _Recorder()
-    SPACES[arch](recorder)
+    get_family(family).suggest(recorder)
     return recorder.params
 
 
-def distributions(arch: str) -> dict:
+def distributions(family: str) -> dict:
     """The same parameters as Optuna distributions."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     kinds = {"int": IntDistribution, "float": FloatDistribution}
     return {name: CategoricalDistribution(p.choices) if p.kind == "categorical"
-            else kinds[p.kind](p.low, p.high, log=p.log) for name, p in parameters(arch).items()}
+            else kinds[p.kind](p.low, p.high, log=p.log) for name, p in parameters(family).items()}
 
 
 def _parse(name: str, text: str, param: Param, option: str) -> object:
@@ -83,14 +84,14 @@ def _parse(name: str, text: str, param: Param, option: str) -> object:
     raise UsageError(f"{option} {name}={text}: {name} must be one of {', '.join(map(str, param.choices))}")
 
 
-def parse_fixed(arch: str, pairs: list[str], option: str = "--fix") -> dict:
-    """``["num_layers=1", ...]`` -> ``{"num_layers": 1}`` for the params ``arch`` has.
+def parse_fixed(family: str, pairs: list[str], option: str = "--fix") -> dict:
+    """``["num_layers=1", ...]`` -> ``{"num_layers": 1}`` for the params ``family`` has.
 
     A name no family has is an error; a name only other families have is skipped, so one
     ``--fix learning_rate=1e-3 --fix num_filters=100`` can serve ``--arch both``. ``train --set``
     uses the same parser (``option="--set"``), so its values obey the same space.
     """
-    params = parameters(arch)
+    params = parameters(family)
     fixed = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
@@ -101,43 +102,43 @@ def parse_fixed(arch: str, pairs: list[str], option: str = "--fix") -> dict:
     return fixed
 
 
-# Model options ``train --set`` may change besides the searched ones (by a parameter that marks the family).
-EXTRA_SETTABLE = {"hidden_size": ("bidirectional",)}
-
-
-def check_settable(arch: str, pairs: list[str]) -> None:
-    """Refuse a ``train --set`` name the family cannot take: its searched parameters and, for the
-    recurrent families, ``bidirectional``."""
-    params = parameters(arch)
-    known = [*params, *(extra for marker, names in EXTRA_SETTABLE.items() if marker in params for extra in names)]
+def parse_settable(family: str, pairs: list[str]) -> dict:
+    """``train --set`` values, typed: the family's searched parameters (by its space, as ``--fix``)
+    and the model options it declares settable (``Family.settable``: true/false)."""
+    params, extra = parameters(family), get_family(family).settable
+    known = [*params, *extra]
+    values = {}
     for pair in pairs:
         name, _, text = pair.partition("=")
         if name not in known:
             raise UsageError(f"--set {pair!r}: expected NAME=VALUE with NAME one of {', '.join(known)}")
-        if name == "bidirectional" and text.lower() not in ("true", "false", "1", "0"):
-            raise UsageError(f"--set {pair}: bidirectional must be true or false")
+        if name in extra:
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise UsageError(f"--set {pair}: {name} must be true or false")
+            values[name] = text.lower() in ("true", "1")
+    return {**values, **parse_fixed(family, pairs, option="--set")}
 
 
-def check_known(archs: list[str], pairs: list[str]) -> None:
+def check_known(families: list[str], pairs: list[str]) -> None:
     """Refuse a ``--fix`` name that none of the chosen families searches, or a value it cannot take."""
-    known = {name for arch in archs for name in parameters(arch)}
+    known = {name for family in families for name in parameters(family)}
     for pair in pairs:
         name = pair.partition("=")[0]
         if name not in known:
-            raise UsageError(f"--fix {name}: no such parameter in {', '.join(archs)} (known: {', '.join(sorted(known))})")
-    for arch in archs:
-        parse_fixed(arch, pairs)
+            raise UsageError(f"--fix {name}: no such parameter in {', '.join(families)} (known: {', '.join(sorted(known))})")
+    for family in families:
+        parse_fixed(family, pairs)
 
 
 def describe_spaces() -> str:
     """One line per family listing its parameters and ranges (for --help)."""
     lines = []
-    for arch in SPACES:
+    for family in FAMILIES:
         items = []
-        for name, p in parameters(arch).items():
+        for name, p in parameters(family).items():
             if p.kind == "categorical":
                 items.append(f"{name} in {{{', '.join(map(str, p.choices))}}}")
             else:
                 items.append(f"{name} {p.low:g}..{p.high:g}{' (log)' if p.log else ''}")
-        lines.append(f"  {arch}: " + "; ".join(items))
+        lines.append(f"  {family}: " + "; ".join(items))
     return "\n".join(lines)

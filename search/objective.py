@@ -18,12 +18,13 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-from transformers import TrainerCallback, set_seed
+from transformers import TrainerCallback
 
-from core.inference import save_model
-from core.models import build_model, count_parameters
-from core.training import NonFiniteLossError, TrainSettings, fit
-from spaces import SPACES, split_params
+from textbench.core.inference import save_model
+from textbench.core.models import count_parameters
+from textbench.core.settings import TrainSettings
+from textbench.core.training import NonFiniteLossError, train_config
+from textbench.spaces import get as get_family
 
 log = logging.getLogger(__name__)
 CURVES_FILE = "curves.csv"  # each trial's learning curves, in the study's artifact store
@@ -66,7 +67,7 @@ class PruningCallback(TrainerCallback):
 class Objective:
     """Callable ``(trial) -> float`` for one family on prepared (tokenized-once) data."""
 
-    arch: str
+    family: str
     data: object  # core.data.PreparedData
     settings: TrainSettings
     study_seed: int
@@ -76,31 +77,23 @@ class Objective:
     artifact_dir: Path | None = None  # Optuna artifact store for each trial's curves.csv (else a user attr)
 
     def __call__(self, trial: optuna.Trial) -> float:
-        params = SPACES[self.arch](trial)
-        model_params, training_params = split_params(params)
+        family = get_family(self.family)
+        params = family.suggest(trial)
         seed = trial_seed(self.study_seed, trial.number)
         trial.set_user_attr("seed", seed)
-        set_seed(seed)
-        model = build_model(
-            self.arch,
-            vocab_size=len(self.data.tokenizer),
-            num_labels=self.data.num_labels,
-            pad_token_id=self.data.tokenizer.pad_token_id,
-            **model_params,
-        )
-        trial.set_user_attr("n_params", count_parameters(model))
-        for hook in self.hooks:
-            hook.trial_started(trial, params)
         pruning = PruningCallback(trial)
-        callbacks = [pruning] + [cb for hook in self.hooks for cb in hook.trial_callbacks(trial)]
-        output_dir = Path(self.work_dir) / f"{self.arch}-trial-{trial.number}"
+
+        def before_fit(model) -> list:
+            trial.set_user_attr("n_params", count_parameters(model))
+            for hook in self.hooks:
+                hook.trial_started(trial, params)
+            return [cb for hook in self.hooks for cb in hook.trial_callbacks(trial)]
+
+        output_dir = Path(self.work_dir) / f"{self.family}-trial-{trial.number}"
         start = time.perf_counter()
         try:
-            result = fit(
-                model, self.data, self.settings, output_dir,
-                learning_rate=training_params.get("learning_rate", self.settings.learning_rate),
-                seed=seed, callbacks=callbacks,
-            )
+            model, result = train_config(family, params, self.data, self.settings, output_dir, seed=seed,
+                                         callbacks=[pruning], before_fit=before_fit)
         except NonFiniteLossError as exc:
             trial.set_user_attr("fail_reason", str(exc))
             raise

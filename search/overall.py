@@ -38,12 +38,12 @@ class Overall:
     complete_steps: list[int] = field(default_factory=list)  # steps of each completed trial and final run
     clock: object = time.time
 
-    def measured(self, arch: str, steps: int, seconds: float, *, trial: bool, complete: bool) -> None:
-        """Record one finished trial (``trial``) or final run of ``arch``; ``complete``: not pruned."""
+    def measured(self, family: str, steps: int, seconds: float, *, trial: bool, complete: bool) -> None:
+        """Record one finished trial (``trial``) or final run of ``family``; ``complete``: not pruned."""
         if not steps or not seconds or seconds <= 0:
             return
-        self.steps[arch] = self.steps.get(arch, 0) + int(steps)
-        self.seconds[arch] = self.seconds.get(arch, 0.0) + float(seconds)
+        self.steps[family] = self.steps.get(family, 0) + int(steps)
+        self.seconds[family] = self.seconds.get(family, 0.0) + float(seconds)
         if trial:
             self.trial_steps.append(int(steps))
         if complete:
@@ -65,8 +65,8 @@ class Overall:
             training += steps * rate
         return training / max(self.workers, 1) + self.baseline * self.train_rows * BASELINE_SECONDS_PER_ROW
 
-    def _final_runs(self, arch: str) -> int:
-        return self.final_planned.get(arch, self.final_runs)
+    def _final_runs(self, family: str) -> int:
+        return self.final_planned.get(family, self.final_runs)
 
     def families_done(self) -> int:
         """Families whose search reached its target and whose final stage has run."""
@@ -88,7 +88,7 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def measure_trial(overall: Overall | None, arch: str, frozen) -> None:
+def measure_trial(overall: Overall | None, family: str, frozen) -> None:
     """Feed a finished (complete or pruned) Optuna trial's steps and wall seconds to ``overall``."""
     if overall is None or not frozen.state.is_finished():
         return
@@ -97,5 +97,5 @@ def measure_trial(overall: Overall | None, arch: str, frozen) -> None:
     if frozen.state not in (TrialState.COMPLETE, TrialState.PRUNED):
         return
     steps = frozen.user_attrs.get("steps_trained") or max(frozen.intermediate_values, default=0)
-    overall.measured(arch, steps, frozen.user_attrs.get("wall_seconds") or 0, trial=True,
+    overall.measured(family, steps, frozen.user_attrs.get("wall_seconds") or 0, trial=True,
                      complete=frozen.state == TrialState.COMPLETE)

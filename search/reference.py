@@ -1,6 +1,6 @@
 """The course notes' configuration as each study's first trial: the yardstick for what tuning bought.
 
-Every study starts with its family's ``SEED_CONFIGS`` entry and learning rate 1e-3, enqueued with
+Every study starts with its family's ``notes_config`` (learning rate included), enqueued with
 ``Study.enqueue_trial`` so that it is an ordinary trial (same budget, pruning, tracking) the
 sampler also learns from, marked by the user attribute ``reference``. It is enqueued under the
 study lock and only into a study without trials, so a resume or a second worker never adds it
@@ -17,22 +17,14 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from core.models import SEED_CONFIGS
-from search import fixed as fixing
-from search.runner import claim_lock
+from textbench.search import fixed as fixing
+from textbench.search.runner import claim_lock
+from textbench.spaces import get as get_family
 
 log = logging.getLogger(__name__)
 
 ATTR = "reference"  # user attr of the reference trial (and of its final-stage records)
 SKIPPED_ATTR = "reference_skipped"  # notes values the space could not take, as "name=value (why)"
-LEARNING_RATE = 1e-3  # the course notes' learning rate, for every family
-
-
-def notes_config(arch: str) -> dict:
-    """The course notes' configuration of a family, learning rate included."""
-    return {**SEED_CONFIGS[arch], "learning_rate": LEARNING_RATE}
-
-
 def _inside(dist, value) -> bool:
     if isinstance(dist, CategoricalDistribution):
         return value in dist.choices
@@ -49,12 +41,12 @@ def _describe(dist) -> str:
     return f"{dist.low:g}..{dist.high:g}"
 
 
-def reference_params(arch: str, fixed: dict) -> tuple[dict, list[str]]:
+def reference_params(family: str, fixed: dict) -> tuple[dict, list[str]]:
     """(params to enqueue, notes values left out): pinned names are left to the sampler, which pins
     them; a value outside the family's space (or a name it does not search) is left out."""
-    dists = fixing.distributions(arch)
+    dists = fixing.distributions(family)
     params, skipped = {}, []
-    for name, value in notes_config(arch).items():
+    for name, value in get_family(family).notes_config.items():
         if name in fixed:
             continue
         if name not in dists:
@@ -81,7 +73,7 @@ def needs_reference(trials: list[optuna.trial.FrozenTrial]) -> bool:
     return bool(marked) and marked[-1].user_attrs.get("fail_reason") == "interrupted"
 
 
-def enqueue_reference(study: optuna.Study, arch: str, fixed: dict, target: int) -> bool:
+def enqueue_reference(study: optuna.Study, family: str, fixed: dict, target: int) -> bool:
     """Enqueue the reference trial unless the study has (or no longer needs) one; True if enqueued.
 
     Under the study lock: with several workers exactly one of them enqueues it."""
@@ -90,12 +82,12 @@ def enqueue_reference(study: optuna.Study, arch: str, fixed: dict, target: int) 
         finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
         if finished >= target or not needs_reference(trials):
             return False
-        params, skipped = reference_params(arch, fixed)
+        params, skipped = reference_params(family, fixed)
         attrs = {ATTR: True}
         if skipped:
             attrs[SKIPPED_ATTR] = skipped
             log.warning("%s: the course notes' %s cannot be tried in the %s search space; the reference trial "
-                        "samples %s instead", study.study_name, ", ".join(skipped), arch,
+                        "samples %s instead", study.study_name, ", ".join(skipped), family,
                         "it" if len(skipped) == 1 else "them")
         study.enqueue_trial(params, user_attrs=attrs)
     return True

@@ -15,11 +15,11 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from core.errors import UsageError
-from core.export import export_folder
-from core.urls import redact
-from reports.card import model_card
-from search.tracking import ARCH, ROLE, restored_env
+from textbench.core.errors import UsageError
+from textbench.core.export import export_folder
+from textbench.core.urls import redact
+from textbench.search.tracking import ARCH, ROLE, restored_env
+from textbench.spaces import get as get_family
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,14 @@ def _signature(label_names: list[str]):
     return ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema(outputs))
 
 
-def register(chosen, tracking_uri: str, artifact_root: Path, label_names: list[str], max_length: int):
-    """Log ``chosen``'s model as a pyfunc and register it as a version of ``chosen.registered_name``;
-    returns the model version (the existing one when this very model is already registered)."""
+def register(chosen, tracking_uri: str, artifact_root: Path, label_names: list[str], max_length: int, card: str):
+    """Log ``chosen``'s model (``textbench.use.Chosen``) as a pyfunc with ``card`` as its README and
+    register it as a version of ``chosen.registered_name``; returns the model version (the existing
+    one when this very model is already registered)."""
     from mlflow.tracking import MlflowClient
 
     name = chosen.registered_name
-    identity = {"textbench.arch": chosen.arch, "textbench.trial": str(chosen.trial_number),
+    identity = {"textbench.arch": chosen.family, "textbench.trial": str(chosen.trial_number),
                 "textbench.seed": str(chosen.seed), "textbench.source": chosen.source,
                 "textbench.fingerprint": str((chosen.attrs.get("settings") or {}).get("fingerprint"))}
     try:
@@ -60,7 +61,7 @@ def register(chosen, tracking_uri: str, artifact_root: Path, label_names: list[s
         if all(version.tags.get(k) == v for k, v in identity.items()):
             return version
     with _fluent_uris(tracking_uri):
-        return _log_and_register(client, chosen, tracking_uri, artifact_root, label_names, max_length, identity)
+        return _log_and_register(client, chosen, tracking_uri, artifact_root, label_names, card, identity)
 
 
 @contextlib.contextmanager
@@ -76,7 +77,7 @@ def _fluent_uris(uri: str):
         yield
 
 
-def _log_and_register(client, chosen, tracking_uri: str, artifact_root: Path, label_names: list[str], max_length: int,
+def _log_and_register(client, chosen, tracking_uri: str, artifact_root: Path, label_names: list[str], card: str,
                       identity: dict):
     import mlflow
 
@@ -91,10 +92,9 @@ def _log_and_register(client, chosen, tracking_uri: str, artifact_root: Path, la
     else:
         experiment_id = experiment.experiment_id
     with tempfile.TemporaryDirectory(prefix="textbench-register-") as tmp:
-        card = model_card(chosen, "model", "(registered by textbench)", label_names, max_length)
-        folder = export_folder(chosen.model_dir, Path(tmp) / "model", chosen.arch, {"README.md": card})
+        folder = export_folder(chosen.model_dir, Path(tmp) / "model", get_family(chosen.family), {"README.md": card})
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-model",
-                              tags={ROLE: "model", ARCH: chosen.arch, **identity}) as run:
+                              tags={ROLE: "model", ARCH: chosen.family, **identity}) as run:
             mlflow.log_params({**{k: str(v) for k, v in chosen.params.items()}, "trial_number": chosen.trial_number,
                                "seed": chosen.seed, "source": chosen.source})
             metrics = {"validation_accuracy": chosen.validation_accuracy, "test_accuracy": chosen.test_accuracy}
@@ -116,21 +116,3 @@ def _log_and_register(client, chosen, tracking_uri: str, artifact_root: Path, la
         client.set_model_version_tag(name, version.version, key, value)
     log.info("registered %s version %s (run %s)", name, version.version, run.info.run_id)
     return client.get_model_version(name, version.version)
-
-
-def register_models(storage: str, name: str, output_dir: str | Path, tracking_uri: str) -> list[str]:
-    """Register every family's chosen model (end of a benchmark); ``models:/`` URIs of those registered.
-    A family without a usable model is skipped with a warning: the benchmark's results stand anyway."""
-    from core.inference import saved_labels
-    from search.use import chosen, open_benchmark
-
-    bench = open_benchmark(storage, name)
-    uris = []
-    for arch in bench.families:
-        try:
-            pick = chosen(bench, arch, Path(output_dir) / name)
-            version = register(pick, tracking_uri, Path(output_dir) / name / "mlartifacts", *saved_labels(pick.model_dir))
-            uris.append(f"models:/{version.name}/{version.version}")
-        except Exception as exc:  # noqa: BLE001 - registering is a convenience, never a failed benchmark
-            log.warning("%s: chosen model not registered in MLflow (%s)", arch, str(exc).splitlines()[0][:300])
-    return uris

@@ -12,10 +12,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import UsageError
-from core.urls import redact
-from search import fixed as fixing
-from spaces import SPACES
+from textbench.core.errors import UsageError
+from textbench.core.urls import redact
+from textbench.search import fixed as fixing
+from textbench.spaces import FAMILIES
 
 SAMPLERS = ("tpe", "random", "qmc", "cmaes")
 PRUNERS = ("margin", "median", "hyperband", "none")
@@ -103,11 +103,20 @@ def parse_workers(text: str) -> int | None:
     return n
 
 
+def parse_families(text: str) -> list[str]:
+    """``--arch``: 'both' (cnn, rnn), 'all' (every registered family) or a comma list."""
+    if text == "both":
+        return ["cnn", "rnn"]
+    if text == "all":
+        return list(FAMILIES)
+    return [a.strip() for a in text.split(",") if a.strip()]
+
+
 @dataclass
 class SearchSettings:
     """What to search and how. Maps one-to-one to the flagship command's options."""
 
-    archs: list[str] = field(default_factory=lambda: ["cnn", "rnn"])
+    families: list[str] = field(default_factory=lambda: ["cnn", "rnn"])
     trials: int = 50
     name: str = "imdb"
     output_dir: str = "runs"
@@ -125,10 +134,10 @@ class SearchSettings:
     progress: bool = True
 
     def __post_init__(self):
-        unknown = [a for a in self.archs if a not in SPACES]
-        if unknown or not self.archs:
-            raise UsageError(f"unknown architecture {unknown[0] if unknown else ''!r}: use one of "
-                             f"{', '.join(SPACES)}, 'both' or 'all'")
+        unknown = [a for a in self.families if a not in FAMILIES]
+        if unknown or not self.families:
+            raise UsageError(f"unknown family {unknown[0] if unknown else ''!r}: use one of "
+                             f"{', '.join(FAMILIES)}, 'both' or 'all'")
         if self.trials <= 0:
             raise UsageError(f"--trials must be positive, got {self.trials}")
         if self.sampler not in SAMPLERS:
@@ -147,7 +156,7 @@ class SearchSettings:
             self.tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(self.output_dir)
         if self.mlflow:
             check_tracking_uri(self.tracking_uri)
-        fixing.check_known(self.archs, self.fix)
+        fixing.check_known(self.families, self.fix)
 
     @property
     def run_dir(self) -> Path:

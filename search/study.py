@@ -1,6 +1,6 @@
 """Storage, sampler and pruner; create a study or resume it when its settings still match.
 
-One study per (benchmark name, family), named ``{name}-{arch}``, all in one storage so that
+One study per (benchmark name, family), named ``{name}-{family}``, all in one storage so that
 ``optuna-dashboard runs/optuna.journal`` shows every benchmark.
 
 The default storage is an Optuna journal file: an append-only log that several local processes
@@ -27,10 +27,11 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from core.errors import UsageError
-from core.urls import redact
-from search.pruners import DEFAULT_K, NoiseMarginPruner
-from search.settings import PRUNERS, SAMPLERS, check_storage_url, is_journal, is_sqlite  # noqa: F401 - re-exported
+from textbench.core.errors import UsageError
+from textbench.core.settings import BUDGET_KEYS
+from textbench.core.urls import redact
+from textbench.search.pruners import DEFAULT_K, NoiseMarginPruner
+from textbench.search.settings import PRUNERS, SAMPLERS, check_storage_url, is_journal, is_sqlite  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,11 @@ GRACE_SECONDS = 3 * HEARTBEAT_SECONDS
 
 METRIC_NAME = "validation_accuracy"  # what a trial's value is
 # Settings that define what a study measures: resuming with other values would mix results.
-IDENTITY_KEYS = (
-    "dataset", "fingerprint", "tokenizer", "max_length", "max_steps", "eval_steps", "batch_size",
-    "patience", "precision", "seed", "sampler", "pruner", "fixed",
-)
+IDENTITY_KEYS = ("dataset", "fingerprint", "tokenizer", "max_length", *BUDGET_KEYS, "seed", "sampler", "pruner", "fixed")
 
 
-def study_name(benchmark: str, arch: str) -> str:
-    return f"{benchmark}-{arch}"
+def study_name(benchmark: str, family: str) -> str:
+    return f"{benchmark}-{family}"
 
 
 def worker_seed(seed: int, worker: int) -> int:
@@ -222,9 +220,9 @@ def stale_trial_handler(storage) -> StaleTrialHandler | None:
     return handler if isinstance(handler, StaleTrialHandler) else None
 
 
-def check_resumable(storage, benchmark: str, arch: str, settings: dict) -> None:
+def check_resumable(storage, benchmark: str, family: str, settings: dict) -> None:
     """Refuse to resume a study whose identity settings differ from ``settings``."""
-    name = study_name(benchmark, arch)
+    name = study_name(benchmark, family)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     if name in existing:
         old = existing[name].user_attrs.get("settings", {})
@@ -237,10 +235,10 @@ def check_resumable(storage, benchmark: str, arch: str, settings: dict) -> None:
             )
 
 
-def open_study(storage, benchmark: str, arch: str, *, sampler, pruner, attrs: dict) -> optuna.Study:
+def open_study(storage, benchmark: str, family: str, *, sampler, pruner, attrs: dict) -> optuna.Study:
     """Create the study, or resume it if its identity settings equal ``attrs['settings']``."""
-    name = study_name(benchmark, arch)
-    check_resumable(storage, benchmark, arch, attrs["settings"])
+    name = study_name(benchmark, family)
+    check_resumable(storage, benchmark, family, attrs["settings"])
     study = optuna.create_study(
         storage=storage, study_name=name, direction="maximize", sampler=sampler, pruner=pruner, load_if_exists=True
     )

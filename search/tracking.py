@@ -21,17 +21,18 @@ import optuna
 from optuna.trial import TrialState
 from transformers import TrainerCallback
 
-from core.errors import UsageError
-from core.urls import redact
-from search.runner import claim_lock, count_trials
-from search.settings import default_tracking_uri, scheme  # noqa: F401 - re-exported
+from textbench.core.errors import UsageError
+from textbench.core.settings import BUDGET_KEYS
+from textbench.core.urls import redact
+from textbench.search.runner import claim_lock, count_trials
+from textbench.search.settings import default_tracking_uri, scheme  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
 ROLE, STUDY, TRIAL, ARCH = "textbench.role", "optuna.study", "optuna.trial_number", "textbench.arch"
 PARENT = "mlflow.parentRunId"
 REFERENCE = "reference"  # tag of the runs of the course notes' configuration, as its trial's user attr
-TRAINING_SETTINGS = ("max_steps", "eval_steps", "batch_size", "patience", "precision", "max_length", "tokenizer", "fingerprint")
+TRAINING_SETTINGS = (*BUDGET_KEYS, "max_length", "tokenizer", "fingerprint")
 STEP_METRICS = ("loss", "learning_rate", "grad_norm", "eval_loss", "eval_accuracy")
 # The connectivity check makes one short attempt: MLflow's defaults (7 retries with backoff, 120 s
 # timeout) keep a command pointed at a dead server waiting for about four minutes.
@@ -96,7 +97,7 @@ class MlflowTracker:
         from mlflow.tracking import MlflowClient
 
         self.uri = tracking_uri
-        self.study_params = study_params  # arch -> params logged on the parent run
+        self.study_params = study_params  # family -> params logged on the parent run
         self.broken: str | None = None
         self.parent: dict[str, str] = {}  # study name -> parent run id
         self.child: dict[tuple[str, int], str] = {}  # (study name, trial number) -> run id
@@ -172,13 +173,13 @@ class MlflowTracker:
                 run_id = runs[0].info.run_id
                 self._call("reopen parent", self.client.update_run, run_id, status="RUNNING")
             else:
-                arch = study.user_attrs.get("arch")
+                family = study.user_attrs.get("arch")
                 run = self._call("create parent", self.client.create_run, self.experiment_id, run_name=study.study_name,
-                                 tags={ROLE: "study", STUDY: study.study_name, ARCH: arch})
+                                 tags={ROLE: "study", STUDY: study.study_name, ARCH: family})
                 if run is None:
                     return
                 run_id = run.info.run_id
-                self._log_params(run_id, self.study_params.get(arch, {}))
+                self._log_params(run_id, self.study_params.get(family, {}))
         self.parent[study.study_name] = run_id
         self._call("tag parent", self.client.set_tag, run_id, "target_trials",
                    str(study.user_attrs.get("settings", {}).get("target_trials")))
@@ -220,12 +221,12 @@ class MlflowTracker:
         parent = self.parent.get(study)
         if parent is None:
             return
-        arch = trial.study.user_attrs.get("arch", "")
-        tags = {PARENT: parent, ROLE: "trial", STUDY: study, TRIAL: str(trial.number), ARCH: arch}
+        family = trial.study.user_attrs.get("arch", "")
+        tags = {PARENT: parent, ROLE: "trial", STUDY: study, TRIAL: str(trial.number), ARCH: family}
         if trial.user_attrs.get(REFERENCE):
             tags[REFERENCE] = "true"  # the course notes' configuration (search/reference.py)
         run = self._call("create trial run", self.client.create_run, self.experiment_id,
-                         run_name=trial_run_name(arch, trial.number), start_time=_ms(trial.datetime_start), tags=tags)
+                         run_name=trial_run_name(family, trial.number), start_time=_ms(trial.datetime_start), tags=tags)
         if run is None:
             return
         self.child[(study, trial.number)] = run.info.run_id
@@ -345,9 +346,9 @@ class MlflowTracker:
         self._call("close baseline run", self.client.set_terminated, run.info.run_id, "FINISHED", end_time=_ms(now))
 
 
-def trial_run_name(arch: str, number: int, pruned: bool = False, step: int | None = None) -> str:
+def trial_run_name(family: str, number: int, pruned: bool = False, step: int | None = None) -> str:
     """Short enough for the runs table: ``cnn-7``, ``cnn-7 pruned@200`` (pruned at step 200)."""
-    return f"{arch}-{number}" + (" pruned" if pruned else "") + (f"@{step}" if pruned and step is not None else "")
+    return f"{family}-{number}" + (" pruned" if pruned else "") + (f"@{step}" if pruned and step is not None else "")
 
 
 def _param_value(value) -> str:

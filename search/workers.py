@@ -19,11 +19,10 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
-from core.errors import UsageError
-from search.settings import is_sqlite, parse_workers
+from textbench.core.errors import UsageError
+from textbench.search.settings import is_sqlite, parse_workers
 
 log = logging.getLogger(__name__)
 
@@ -108,49 +107,23 @@ def pin_device(index: int, gpus: list[str]) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = device
 
 
-def worker_main(settings: tuple, index: int, threads: int, gpus: list[str], verbose: bool, ready, parent: int) -> None:
-    """One helper process: import while the parent prepares the data, then (once it says go) run the
-    same studies and share their final stage. The parent runs what is left, the baseline, the report."""
-    pin_device(index, gpus)
-    signal.signal(signal.SIGTERM, _sigterm)
-    try:
-        from core.logs import configure_logging
-
-        configure_logging(verbose)
-        from core.training import set_threads
-        from search.benchmark import run, setup, tracker
-        from search.final import run_final
-
-        set_threads(threads)
-        while not ready.wait(1.0):
-            if os.getppid() != parent:  # the parent died before saying go
-                sys.exit(1)
-        bench = setup(*settings)
-        bench.worker = index
-        for arch, study in run(bench).items():
-            run_final(bench, study, arch, tracker(bench), share=True)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except UsageError as exc:
-        print(f"error: worker {index}: {exc}", file=sys.stderr)
-        sys.exit(2)
-
-
 class Workers:
-    """The helpers beside the parent process (worker 0); ``settings`` are (search, data, train)."""
+    """The helpers beside the parent process (worker 0): ``n - 1`` spawned processes that each run
+    ``target(settings, index, threads, gpus, verbose, ready, parent_pid)`` (``textbench.pipeline.helper_main``);
+    ``settings`` are (search, data, train)."""
 
-    def __init__(self, settings: tuple, n: int, threads: int, gpus: list[str], verbose: bool = False):
+    def __init__(self, target, settings: tuple, n: int, threads: int, gpus: list[str], verbose: bool = False):
         import dataclasses
         import multiprocessing
 
-        from search.final import RUN_ID_ENV
+        from textbench.search.final import RUN_ID_ENV
 
         os.environ[RUN_ID_ENV] = f"{os.getpid()}-{time.time_ns()}"  # inherited: final-stage claims of this run
         search, data, train = settings
         quiet = (dataclasses.replace(search, progress=False), data, train)  # one progress bar: the parent's
         context = multiprocessing.get_context("spawn")
         self.ready = context.Event()
-        self.procs = [context.Process(target=worker_main, args=(quiet, i, threads, gpus, verbose, self.ready, os.getpid()),
+        self.procs = [context.Process(target=target, args=(quiet, i, threads, gpus, verbose, self.ready, os.getpid()),
                                       name=f"worker-{i}") for i in range(1, n)]
         for proc in self.procs:
             proc.start()
@@ -198,7 +171,3 @@ def describe_exit(code: int) -> str:
         except ValueError:
             return f"was killed by signal {-code}"
     return {130: "was interrupted", 2: "stopped on bad input"}.get(code, f"exited with code {code}")
-
-
-def _sigterm(signum, frame):
-    raise KeyboardInterrupt

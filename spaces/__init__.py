@@ -1,18 +1,32 @@
-"""One search space per model family: ``suggest(trial) -> dict`` of plain values.
+"""The family registry: one ``Family`` record per family, each built-in one beside its search space.
 
-Every key is either a model config field or a training setting (``TRAINING_PARAMS``).
+Every command, the search, the final stage, ``train``, ``rerun``, ``predict`` and ``export`` read
+``FAMILIES``; ``register`` adds a family (a user's own) to all of them at once. A search space is a
+plain function ``suggest(trial) -> dict`` whose keys are model config fields or training settings
+(``textbench.core.families.TRAINING_PARAMS``).
 """
 
-from spaces import cnn, gru, lstm, rnn
+from __future__ import annotations
 
-SPACES = {"cnn": cnn.suggest, "rnn": rnn.suggest, "gru": gru.suggest, "lstm": lstm.suggest}
+from textbench.core.errors import UsageError
+from textbench.core.families import Family
+from textbench.spaces import cnn, gru, lstm, rnn
 
-# Keys of a suggested dict that configure training rather than the model.
-TRAINING_PARAMS = ("learning_rate",)
+FAMILIES: dict[str, Family] = {}
 
 
-def split_params(params: dict) -> tuple[dict, dict]:
-    """(model params, training params) of one suggested configuration."""
-    model = {k: v for k, v in params.items() if k not in TRAINING_PARAMS}
-    training = {k: v for k, v in params.items() if k in TRAINING_PARAMS}
-    return model, training
+def register(family: Family) -> Family:
+    """Make ``family`` known to every command (a name already taken is replaced)."""
+    FAMILIES[family.name] = family
+    return family
+
+
+def get(name: str) -> Family:
+    """The registered family called ``name``, or an error listing the known ones."""
+    if name not in FAMILIES:
+        raise UsageError(f"unknown family {name!r}: use one of {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+for _module in (cnn, rnn, gru, lstm):
+    register(_module.FAMILY)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from textbench.core.families import NOTES_LEARNING_RATE, Family
+
 if TYPE_CHECKING:  # the type only: naming the families must not import Optuna
     import optuna
 
@@ -26,3 +28,12 @@ def suggest(trial: optuna.Trial) -> dict:
         "num_filters": trial.suggest_int("num_filters", 8, 256, log=True),
         "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
     }
+
+FAMILY = Family(
+    name="cnn",
+    config="textbench.core.models:CNNConfig",  # imported when first used: naming the family needs no torch
+    model="textbench.core.models:SimpleCNN",
+    suggest=suggest,
+    notes_config={"embedding_dim": 64, "filter_size": 3, "num_filters": 10, "learning_rate": NOTES_LEARNING_RATE},
+    settable=(),
+)

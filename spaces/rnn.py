@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from textbench.core.families import NOTES_LEARNING_RATE, Family
+
 if TYPE_CHECKING:  # the type only: naming the families must not import Optuna
     import optuna
 
@@ -27,3 +29,12 @@ def suggest(trial: optuna.Trial) -> dict:
         "nonlinearity": trial.suggest_categorical("nonlinearity", ["tanh", "relu"]),
         "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
     }
+
+FAMILY = Family(
+    name="rnn",
+    config="textbench.core.models:RNNConfig",  # imported when first used: naming the family needs no torch
+    model="textbench.core.models:SimpleRNN",
+    suggest=suggest,
+    notes_config={"embedding_dim": 64, "hidden_size": 96, "num_layers": 1, "nonlinearity": "tanh", "learning_rate": NOTES_LEARNING_RATE},
+    settable=("bidirectional",),
+)

@@ -81,7 +81,7 @@ def tiny_tokenizer(tiny_tokenizer_dir):
 
 @pytest.fixture(scope="session")
 def tiny_data(tiny_data_dir, tiny_tokenizer_dir, tmp_path_factory):
-    from core.data import prepare
+    from textbench.core.data import prepare
 
     cache = tmp_path_factory.mktemp("tiny-cache")
     return prepare(data_settings(tiny_data_dir, tiny_tokenizer_dir, cache, max_length=64, seed=42))

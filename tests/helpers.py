@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.data import DataSettings
+from textbench.core.settings import DataSettings
 
 # Class vocabularies: a text of class k draws ~40% of its words from CLASS_WORDS[k], the rest from
 # FILLER. Class 0 = negative, 1 = positive, 2 = neutral; classes 3+ get synthetic topic words.
@@ -247,11 +247,11 @@ def cli_output(log_dir: Path) -> tuple[str, str]:
     return (Path(log_dir) / "stdout.txt").read_text(), (Path(log_dir) / "stderr.txt").read_text()
 
 
-def search_args(data_dir: Path, out: Path, *, arch: str = "cnn", trials: int = 2, name: str = "tiny",
+def search_args(data_dir: Path, out: Path, *, family: str = "cnn", trials: int = 2, name: str = "tiny",
                 max_steps: int = 20, eval_steps: int = 10, extra: Sequence[str] = ()) -> list[str]:
     """Arguments of a lean search on the tiny data (``data_dir/tokenizer`` is its tokenizer):
     short sequences, a small budget, no final stage, no baseline."""
-    return ["--arch", arch, "--trials", str(trials), "--dataset", str(data_dir),
+    return ["--arch", family, "--trials", str(trials), "--dataset", str(data_dir),
             "--tokenizer", str(Path(data_dir) / "tokenizer"), "--max-length", "64",
             "--max-steps", str(max_steps), "--eval-steps", str(eval_steps), "--batch-size", "16",
             "--output-dir", str(out), "--name", name, "--final-seeds", "0", "--no-baseline", *extra]

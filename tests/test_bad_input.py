@@ -111,7 +111,7 @@ def missing_dataset(tmp, out, data_dir):
 
 def _finished_run(out, data_dir) -> list[str]:
     """A real one-trial benchmark named NAME in ``out``."""
-    import benchmark
+    from textbench import benchmark
 
     code = benchmark.main([*search_base(data_dir, out), "--trials", "1"])
     assert code == 0
@@ -129,7 +129,7 @@ def workers_on_sqlite(tmp, out, data_dir):
 
 
 CASES: dict[str, Case] = {
-    "unknown-arch": Case(("--arch", "transformer"), ("unknown architecture 'transformer'", "use one of cnn, rnn"),
+    "unknown-arch": Case(("--arch", "transformer"), ("unknown family 'transformer'", "use one of cnn, rnn"),
                          subprocess=True),
     "trials-zero": Case(("--trials", "0"), ("--trials must be positive", "got 0")),
     "trials-negative": Case(("--trials", "-1"), ("--trials must be positive", "got -1")),
@@ -198,14 +198,14 @@ CASES: dict[str, Case] = {
     "train-eval-steps-over-max-steps": Case(("--eval-steps", "50"), ("--eval-steps (50) exceeds --max-steps (20)",),
                                             command="train"),
     # ---- report
-    "report-no-storage": Case((), ("no study storage at", "--output-dir"), command="report", subprocess=True),
+    "report-no-storage": Case((), ("no benchmark storage at", "--output-dir"), command="report", subprocess=True),
     "report-unknown-name": Case(("--name", "other"), ("no study of benchmark 'other'", "benchmarks there: bad"),
                                 prepare=lambda tmp, out, data: _finished_run(out, data), command="report"),
 }
 
 
 def search_base(data_dir: Path, out: Path) -> list[str]:
-    return search_args(data_dir, out, arch="cnn", trials=2, name=NAME, max_steps=20, eval_steps=10)
+    return search_args(data_dir, out, family="cnn", trials=2, name=NAME, max_steps=20, eval_steps=10)
 
 
 def train_base(data_dir: Path, out: Path) -> list[str]:
@@ -245,7 +245,7 @@ def _state(out: Path) -> dict:
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_bad_input_is_one_error_line_exit_2_and_leaves_nothing(case: Case, tmp_path, capsys, tiny_data_dir):
-    import benchmark
+    from textbench import benchmark
 
     out = tmp_path / "out"
     extra = case.prepare(tmp_path, out, tiny_data_dir) if case.prepare else []

@@ -6,9 +6,9 @@ import numpy as np
 import optuna
 import pytest
 
-from core import baseline as baseline_module
-from core.baseline import fit_baseline
-from search.baseline import run_baseline
+from textbench.core import baseline as baseline_module
+from textbench.core.baseline import fit_baseline
+from textbench.search.baseline import run_baseline
 
 
 def test_fits_and_beats_chance_on_tiny_separable_data(tiny_data):
@@ -45,20 +45,13 @@ def test_reads_the_same_truncated_tokens_as_the_models(tiny_data):
     assert first == ids and len(ids) <= 64  # max_length of the tiny data
 
 
-class _Bench:
-    def __init__(self, data):
-        self.data = data
-        self.data_settings = type("S", (), {"max_length": 64})()
-        self.search = type("S", (), {"name": "b"})()
-
-
 def test_the_stage_stores_on_every_study_and_reuses_the_fit(tiny_data, monkeypatch):
-    studies = {arch: optuna.create_study(direction="maximize") for arch in ("cnn", "rnn")}
-    first = run_baseline(_Bench(tiny_data), studies)
+    studies = {family: optuna.create_study(direction="maximize") for family in ("cnn", "rnn")}
+    first = run_baseline(studies, tiny_data, name="b", max_length=64)
     assert all(s.user_attrs["baseline"] == first for s in studies.values())
 
-    monkeypatch.setattr("search.baseline.fit_baseline", lambda data: pytest.fail("refitted"))
-    assert run_baseline(_Bench(tiny_data), studies) == first  # a resumed benchmark does not refit
+    monkeypatch.setattr("textbench.search.baseline.fit_baseline", lambda data: pytest.fail("refitted"))
+    assert run_baseline(studies, tiny_data, name="b", max_length=64) == first  # a resumed benchmark does not refit
     assert np.isclose(first["test_accuracy"], studies["rnn"].user_attrs["baseline"]["test_accuracy"])
 
 

@@ -7,7 +7,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-import benchmark
+from textbench import benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

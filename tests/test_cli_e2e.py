@@ -56,17 +56,17 @@ def run(string_label_data, tmp_path_factory):
     result = run_cli(*args(string_label_data, out), env=cli_env())
     assert result.returncode == 0, result.stderr[-3000:]
     storage = default_storage(out)
-    studies = {arch: optuna.load_study(study_name=f"{NAME}-{arch}", storage=open_storage(storage)) for arch in FAMILIES}
+    studies = {family: optuna.load_study(study_name=f"{NAME}-{family}", storage=open_storage(storage)) for family in FAMILIES}
     return out, studies, mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", NAME)
 
 
 def test_arch_all_searches_every_family_to_the_target(run):
     out, studies, _ = run
     names = {s.study_name for s in optuna.get_all_study_summaries(open_storage(default_storage(out)))}
-    assert names == {f"{NAME}-{arch}" for arch in FAMILIES}
-    for arch, study in studies.items():
-        assert len([t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 2, arch
-        best = out / NAME / "models" / f"{arch}-best"
+    assert names == {f"{NAME}-{family}" for family in FAMILIES}
+    for family, study in studies.items():
+        assert len([t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 2, family
+        best = out / NAME / "models" / f"{family}-best"
         assert (best / "TRIAL").read_text() == str(study.best_trial.number)
         assert len(study.user_attrs["final_results"]) == 1
 
@@ -84,11 +84,11 @@ def test_string_labels_are_encoded_once_for_every_split(run):
 def test_mlflow_parent_final_and_baseline_runs_carry_params_and_metrics(run):
     _, studies, runs = run
     parents = {r.data.tags["optuna.study"]: r for r in runs_by_role(runs, "study")}
-    assert set(parents) == {f"{NAME}-{arch}" for arch in FAMILIES}
-    for arch, study in studies.items():
+    assert set(parents) == {f"{NAME}-{family}" for family in FAMILIES}
+    for family, study in studies.items():
         parent = parents[study.study_name]
         assert parent.info.status == "FINISHED"
-        assert parent.data.params["arch"] == arch
+        assert parent.data.params["arch"] == family
         assert (parent.data.params["max_steps"], parent.data.params["eval_steps"]) == ("20", "10")
         assert parent.data.params["batch_size"] == "16" and parent.data.params["seed"] == "42"
         assert parent.data.metrics["best_validation_accuracy"] == study.best_value
@@ -143,16 +143,16 @@ def test_a_resumed_final_stage_trains_only_the_missing_seed(run, string_label_da
     out, studies, _ = run
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    before = {arch: study.user_attrs["final_results"] for arch, study in studies.items()}
+    before = {family: study.user_attrs["final_results"] for family, study in studies.items()}
     result = run_cli(*args(string_label_data, copy, final_seeds=2), env=cli_env())
     assert result.returncode == 0, result.stderr[-3000:]
     storage = default_storage(copy)
-    for arch in FAMILIES:
-        study = optuna.load_study(study_name=f"{NAME}-{arch}", storage=open_storage(storage))
+    for family in FAMILIES:
+        study = optuna.load_study(study_name=f"{NAME}-{family}", storage=open_storage(storage))
         assert len(study.trials) == 2  # no new search trial
         records = study.user_attrs["final_results"]
         assert len(records) == 2
-        (kept,) = before[arch]
+        (kept,) = before[family]
         assert [r for r in records if r["seed"] == kept["seed"]] == [kept]  # kept as it was, wall time included
     finals = runs_by_role(mlflow_runs(f"sqlite:///{copy / 'mlflow.db'}", NAME), "final")
     assert len(finals) == 2 * len(FAMILIES)  # one new run per family, not two

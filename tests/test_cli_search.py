@@ -78,7 +78,7 @@ def test_flagship_runs_both_studies_to_the_target(first_run):
 
 
 def test_curves_are_trial_artifacts_the_report_reads(first_run):
-    from reports import collect
+    from textbench.reports import collect
 
     out, result = first_run
     bench = collect.load_benchmark(open_storage(default_storage(out)), "tiny")
@@ -129,7 +129,7 @@ def test_best_model_artifact_loads_with_from_pretrained(first_run):
     from mlflow.artifacts import download_artifacts
     from transformers import AutoModelForSequenceClassification
 
-    import core.models  # noqa: F401 - registers the model types with the Auto classes
+    import textbench.core.models  # noqa: F401 - registers the model types with the Auto classes
 
     out, _ = first_run
     client, runs = mlflow_runs(out)
@@ -177,7 +177,7 @@ def test_terminal_mlflow_csv_and_report_agree_on_the_chosen_configuration(first_
     import numpy as np
     import pandas as pd
 
-    from core import predictions
+    from textbench.core import predictions
 
     out, result = first_run
     storage = default_storage(out)
@@ -189,8 +189,8 @@ def test_terminal_mlflow_csv_and_report_agree_on_the_chosen_configuration(first_
     page = html.unescape((out / "tiny" / "report.html").read_text())
     _, runs = mlflow_runs(out)
     parents = {r.data.tags["optuna.study"]: r.data.metrics for r in runs if r.data.tags.get("textbench.role") == "study"}
-    for arch in ("cnn", "rnn"):
-        study = load_study(f"tiny-{arch}", storage)
+    for family in ("cnn", "rnn"):
+        study = load_study(f"tiny-{family}", storage)
         labels = predictions.unpack(study.user_attrs["test_labels"])
         records = study.user_attrs["final_results"]
         assert len(labels) == 100 and all(r["curves"] for r in records)
@@ -199,13 +199,13 @@ def test_terminal_mlflow_csv_and_report_agree_on_the_chosen_configuration(first_
         chosen = [r for r in records if r["rank"] == 1]  # top-k 1: the chosen one is rank 1 (not the #18 reference)
         mean = float(np.mean([r["test_accuracy"] for r in chosen]))
         trial = chosen[0]["trial_number"]
-        assert lines[arch][2] == str(trial) and lines[arch][4] == f"{mean:.4f}"
-        assert parents[f"tiny-{arch}"]["chosen_test_mean"] == mean
-        assert parents[f"tiny-{arch}"]["chosen_trial"] == trial
-        assert parents[f"tiny-{arch}"]["best_validation_accuracy"] == study.best_value
-        row = csv[(csv.family == arch) & csv.chosen_for_test]
+        assert lines[family][2] == str(trial) and lines[family][4] == f"{mean:.4f}"
+        assert parents[f"tiny-{family}"]["chosen_test_mean"] == mean
+        assert parents[f"tiny-{family}"]["chosen_trial"] == trial
+        assert parents[f"tiny-{family}"]["best_validation_accuracy"] == study.best_value
+        row = csv[(csv.family == family) & csv.chosen_for_test]
         assert row["number"].tolist() == [trial] and row["final_test_mean"].iloc[0] == mean
-        assert f"{arch} {mean:.3f}" in page  # the ranking sentence
+        assert f"{family} {mean:.3f}" in page  # the ranking sentence
     baseline = load_study("tiny-cnn", storage).user_attrs["baseline"]
     assert lines["tfidf-logreg"][4] == f"{baseline['test_accuracy']:.4f}" and "C_at_edge" in baseline
     assert "paired bootstrap" in page and "Expected best vs number of trials" in page
@@ -230,7 +230,7 @@ def test_three_classes_without_baseline(tiny_data_dir, tmp_path):
     assert "tfidf" not in result.stdout and "Ranking by mean test accuracy" in page
     import numpy as np
 
-    from core import predictions
+    from textbench.core import predictions
 
     study = load_study("tiny-cnn", default_storage(tmp_path / 'out'))
     labels = predictions.unpack(study.user_attrs["test_labels"])
@@ -283,5 +283,5 @@ def test_report_takes_the_search_commands_storage_options(first_run):
     assert result.stdout.strip().splitlines()[-1] == f"report: {page}" and page.exists()
     empty = out / "no-run-here"
     missing = cli("report", "--name", "tiny", "--output-dir", str(empty))
-    assert missing.returncode == 2 and "no study storage at" in missing.stderr
+    assert missing.returncode == 2 and "no benchmark storage at" in missing.stderr
     assert not empty.exists()

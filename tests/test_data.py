@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from helpers import data_settings, make_dataset, make_frame, split_texts, write_frame
 
-import core.data as data_module
-from core.data import (
+import textbench.core.data as data_module
+from textbench.core.data import (
     DATA_ENV,
     DataSettings,
     encode_labels,
@@ -21,7 +21,7 @@ from core.data import (
     prepare,
     split_frames,
 )
-from core.errors import UsageError
+from textbench.core.errors import UsageError
 
 
 def frames_of(settings: DataSettings) -> tuple[dict[str, pd.DataFrame], list[str]]:

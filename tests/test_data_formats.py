@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from helpers import data_settings, make_frame, write_frame
 
-from core.data import load, load_raw, prepare
-from core.errors import UsageError
+from textbench.core.data import load, load_raw, prepare
+from textbench.core.errors import UsageError
 
 
 def error_of(settings) -> str:
@@ -49,7 +49,7 @@ def test_dropping_more_than_5_percent_is_refused_with_the_counts(tmp_path, tiny_
 def test_drop_invalid_drops_counts_and_says_so_once(tmp_path, tiny_tokenizer_dir, caplog):
     path = gappy_csv(tmp_path / "gappy.csv")
     settings = data_settings(path, tiny_tokenizer_dir, tmp_path / "cache", drop_invalid=True)
-    with caplog.at_level(logging.WARNING, logger="core.data"):
+    with caplog.at_level(logging.WARNING, logger="textbench.core.data"):
         data = prepare(settings)
     assert sum(data.sizes.values()) == 260
     assert data.describe()["dropped_rows"] == {"train": {"no label": 25, "empty text": 15}}
@@ -146,7 +146,7 @@ def test_an_unlabelled_test_file_is_replaced_by_a_carved_split(tmp_path, tiny_to
     folder.mkdir()
     for split, df in (("train", train), ("dev", dev), ("test", make_frame(40, seed=13).drop(columns="label"))):
         df.to_csv(folder / f"{split}.tsv", sep="\t", index=False)
-    with caplog.at_level(logging.WARNING, logger="core.data"):
+    with caplog.at_level(logging.WARNING, logger="textbench.core.data"):
         data = load(data_settings(folder, tiny_tokenizer_dir, tmp_path, test_fraction=0.2))
     assert data.sizes == {"train": 160, "validation": 30, "test": 40}
     assert set(data.frames["test"]["text"]) <= set(train["text"])
@@ -243,7 +243,7 @@ def test_a_file_neither_utf8_nor_cp1252_is_read_as_latin1_and_each_step_is_named
     rows = [(f"caf\xe9 number {i} \x81\x9d", i % 2) for i in range(40)]
     path = tmp_path / "legacy.csv"
     path.write_bytes(("text,label\n" + "".join(f"{t},{label}\n" for t, label in rows)).encode("latin-1"))
-    with caplog.at_level(logging.WARNING, logger="core.data"):
+    with caplog.at_level(logging.WARNING, logger="textbench.core.data"):
         frames, _ = load_raw(data_settings(path, tiny_tokenizer_dir, tmp_path))
     assert frames["train"]["text"].tolist()[:2] == [rows[0][0], rows[1][0]]
     said = [r.getMessage() for r in caplog.records]
@@ -315,12 +315,12 @@ def test_a_hub_dataset_maps_its_split_names_and_ignores_the_others(tmp_path, tin
     GLUE-style sets name their validation split 'validation' or 'dev'."""
     import datasets
 
-    import core.data
+    import textbench.core.data
 
     train, dev, test = make_frame(200, seed=21), make_frame(30, seed=22), make_frame(50, seed=23)
     unsupervised = make_frame(40, seed=24).assign(label=-1)
     asked = []
-    monkeypatch.setattr(core.data, "hub_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(textbench.core.data, "hub_reachable", lambda *a, **k: True)
     monkeypatch.setattr(datasets, "load_dataset",
                         lambda name, *a, **k: asked.append(name) or hub_dict(
                             {"train": train, "dev": dev, "test": test, "unsupervised": unsupervised}))
@@ -334,9 +334,9 @@ def test_a_hub_dataset_maps_its_split_names_and_ignores_the_others(tmp_path, tin
 def test_a_hub_dataset_without_a_train_split_names_the_splits_it_has(tmp_path, tiny_tokenizer_dir, monkeypatch):
     import datasets
 
-    import core.data
+    import textbench.core.data
 
-    monkeypatch.setattr(core.data, "hub_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(textbench.core.data, "hub_reachable", lambda *a, **k: True)
     monkeypatch.setattr(datasets, "load_dataset",
                         lambda *a, **k: hub_dict({"test": make_frame(20, seed=1), "extra": make_frame(20, seed=2)}))
     assert error_of(data_settings("someone/reviews", tiny_tokenizer_dir, tmp_path)) == (

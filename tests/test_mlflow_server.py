@@ -74,7 +74,7 @@ def server(tmp_path_factory):
 
 
 def both_args(data_dir: Path, out: Path, trials: int, url: str) -> list[str]:
-    return search_args(data_dir, out, arch="both", trials=trials, max_steps=30, eval_steps=10,
+    return search_args(data_dir, out, family="both", trials=trials, max_steps=30, eval_steps=10,
                        extra=["--tracking-uri", url])
 
 

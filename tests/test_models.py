@@ -6,9 +6,8 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
-from core.models import (
-    MODELS,
-    SEED_CONFIGS,
+from textbench.core.families import Family
+from textbench.core.models import (
     CNNConfig,
     RNNConfig,
     SimpleCNN,
@@ -16,6 +15,7 @@ from core.models import (
     build_model,
     count_parameters,
 )
+from textbench.spaces import FAMILIES
 
 VOCAB = 50
 PAD = 0
@@ -23,7 +23,7 @@ PAD = 0
 # torch notes that padding="same" with an even kernel copies the input; expected, not a problem.
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 
-# (arch, params): small variants of each family, the awkward ones included.
+# (family, params): small variants of each family, the awkward ones included.
 VARIANTS = {
     "cnn": ("cnn", {"embedding_dim": 8, "filter_size": 3, "num_filters": 5}),
     "cnn-even-filter": ("cnn", {"embedding_dim": 8, "filter_size": 4, "num_filters": 5}),
@@ -44,9 +44,9 @@ VARIANTS = {
 
 
 def make(name: str, num_labels: int = 3, pad_token_id: int = PAD, seed: int = 0):
-    arch, params = VARIANTS[name]
+    family, params = VARIANTS[name]
     torch.manual_seed(seed)
-    return build_model(arch, vocab_size=VOCAB, num_labels=num_labels, pad_token_id=pad_token_id, **params).eval()
+    return build_model(FAMILIES[family], vocab_size=VOCAB, num_labels=num_labels, pad_token_id=pad_token_id, **params).eval()
 
 
 def token_ids(length: int, seed: int, low: int = 5) -> torch.Tensor:
@@ -174,76 +174,83 @@ def test_save_and_load_round_trip(name, tmp_path):
 
 
 def test_build_model_uses_the_given_values():
-    model = build_model("rnn", vocab_size=123, num_labels=4, pad_token_id=3, embedding_dim=5, hidden_size=7,
+    model = build_model(FAMILIES["rnn"], vocab_size=123, num_labels=4, pad_token_id=3, embedding_dim=5, hidden_size=7,
                         num_layers=2, bidirectional=True)
     assert isinstance(model, SimpleRNN) and isinstance(model.config, RNNConfig)
     assert model.config.num_labels == 4
     assert model.embeddings.weight.shape == (123, 5)
     assert model.rnn.num_layers == 2 and model.rnn.bidirectional and model.rnn.hidden_size == 7
     assert model.output_layer.in_features == 14 and model.output_layer.out_features == 4
-    cnn = build_model("cnn", vocab_size=30, num_labels=2, pad_token_id=0, num_filters=9, filter_size=2)
+    cnn = build_model(FAMILIES["cnn"], vocab_size=30, num_labels=2, pad_token_id=0, num_filters=9, filter_size=2)
     assert isinstance(cnn, SimpleCNN) and isinstance(cnn.config, CNNConfig)
     assert cnn.convolution.kernel_size == (2,) and cnn.output_layer.in_features == 9
 
 
 def test_count_parameters_by_hand():
     # CNN: embedding 30x64, conv 9 filters x 64 channels x width 2 + 9 biases, linear 9x2 + 2.
-    cnn = build_model("cnn", vocab_size=30, num_labels=2, pad_token_id=0, num_filters=9, filter_size=2)
+    cnn = build_model(FAMILIES["cnn"], vocab_size=30, num_labels=2, pad_token_id=0, num_filters=9, filter_size=2)
     assert count_parameters(cnn) == 30 * 64 + (9 * 64 * 2 + 9) + (9 * 2 + 2) == 3101
     # RNN, 2 layers, both directions: per direction W_ih (7 x input), W_hh 7x7, two 7-biases;
     # layer 1 reads the 5-dim embedding, layer 2 the 14-dim outputs of layer 1; linear 14x4 + 4.
-    rnn = build_model("rnn", vocab_size=123, num_labels=4, pad_token_id=3, embedding_dim=5, hidden_size=7,
+    rnn = build_model(FAMILIES["rnn"], vocab_size=123, num_labels=4, pad_token_id=3, embedding_dim=5, hidden_size=7,
                       num_layers=2, bidirectional=True)
     assert count_parameters(rnn) == 123 * 5 + 2 * (35 + 49 + 14) + 2 * (98 + 49 + 14) + (14 * 4 + 4) == 1193
     # LSTM: four gates, so four times the RNN's weights and biases.
-    lstm = build_model("lstm", vocab_size=10, num_labels=2, pad_token_id=0, embedding_dim=3, hidden_size=2)
+    lstm = build_model(FAMILIES["lstm"], vocab_size=10, num_labels=2, pad_token_id=0, embedding_dim=3, hidden_size=2)
     assert count_parameters(lstm) == 10 * 3 + 4 * (2 * 3 + 2 * 2 + 2 + 2) + (2 * 2 + 2) == 92
     # Frozen weights are not trainable parameters.
     cnn.embeddings.weight.requires_grad_(False)
     assert count_parameters(cnn) == 3101 - 30 * 64
 
 
-@pytest.mark.parametrize("arch", sorted(MODELS))
-def test_seed_configs_build(arch):
-    model = build_model(arch, vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, **SEED_CONFIGS[arch])
-    for key, value in SEED_CONFIGS[arch].items():
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_course_notes_configs_build(family):
+    model = build_model(FAMILIES[family], vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, **FAMILIES[family].notes_model_params())
+    for key, value in FAMILIES[family].notes_model_params().items():
         assert getattr(model.config, key) == value
 
 
-@pytest.mark.parametrize("arch", sorted(MODELS))
-def test_build_model_rejects_unknown_parameter(arch):
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_build_model_rejects_unknown_parameter(family):
     with pytest.raises(ValueError, match="no parameter 'hiden_size'"):
-        build_model(arch, vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, hiden_size=4)
+        build_model(FAMILIES[family], vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, hiden_size=4)
 
 
-def test_build_model_rejects_unknown_arch():
-    with pytest.raises(KeyError):
-        build_model("transformer", vocab_size=VOCAB, num_labels=2, pad_token_id=PAD)
+def test_an_unknown_family_is_refused_with_the_known_ones():
+    from textbench.core.errors import UsageError
+    from textbench.spaces import get
+
+    with pytest.raises(UsageError, match="unknown family 'nosuch': use one of cnn, rnn, gru, lstm"):
+        get("nosuch")
 
 
-def test_coerce_params_types_values_like_the_family_config():
-    from core.errors import UsageError
-    from core.models import coerce_params
+def test_train_set_values_are_typed_by_the_family_space():
+    """``train --set`` is parsed once (``search.fixed.parse_settable``): searched names by the space's
+    types, the family's extra settable options (``bidirectional``) as true/false."""
+    from textbench.core.errors import UsageError
+    from textbench.search.fixed import parse_settable
 
-    got = coerce_params("cnn", ["num_filters=100", "learning_rate=3e-3", "filter_size=5"])
+    got = parse_settable("cnn", ["num_filters=100", "learning_rate=3e-3", "filter_size=5"])
     assert got == {"num_filters": 100, "learning_rate": 0.003, "filter_size": 5}
     assert type(got["num_filters"]) is int and type(got["learning_rate"]) is float
-    assert coerce_params("rnn", ["nonlinearity=relu", "bidirectional=true"]) == {"nonlinearity": "relu",
-                                                                                 "bidirectional": True}
-    assert coerce_params("gru", ["bidirectional=0", "hidden_size=7"]) == {"bidirectional": False, "hidden_size": 7}
-    assert coerce_params("lstm", ["bidirectional=FALSE"]) == {"bidirectional": False}
-    assert coerce_params("lstm", ["bidirectional=1"]) == {"bidirectional": True}
-    assert coerce_params("lstm", []) == {}
+    assert parse_settable("rnn", ["nonlinearity=relu", "bidirectional=true"]) == {"nonlinearity": "relu",
+                                                                                  "bidirectional": True}
+    assert parse_settable("gru", ["bidirectional=0", "hidden_size=7"]) == {"bidirectional": False, "hidden_size": 7}
+    assert parse_settable("lstm", ["bidirectional=FALSE"]) == {"bidirectional": False}
+    assert parse_settable("lstm", ["bidirectional=1"]) == {"bidirectional": True}
+    assert parse_settable("lstm", []) == {}
     for pairs, fragment in ((["dropout=0.1"], "NAME one of embedding_dim, filter_size, num_filters, learning_rate"),
-                            (["num_filters"], "expected NAME=VALUE"),
-                            (["num_filters=1.5"], "num_filters must be of type int"),
-                            (["learning_rate=fast"], "learning_rate must be of type float")):
+                            (["num_filters"], "expected name=value"),
+                            (["num_filters=1.5"], "num_filters must be an integer"),
+                            (["learning_rate=fast"], "learning_rate must be a number")):
         with pytest.raises(UsageError, match=fragment):
-            coerce_params("cnn", pairs)
-    with pytest.raises(UsageError, match="bidirectional must be of type bool"):
-        coerce_params("rnn", ["bidirectional=maybe"])
+            parse_settable("cnn", pairs)
+    with pytest.raises(UsageError, match="bidirectional must be true or false"):
+        parse_settable("rnn", ["bidirectional=maybe"])
     with pytest.raises(UsageError, match="expected NAME=VALUE"):
-        coerce_params("rnn", ["num_filters=8"])  # a CNN parameter is not an RNN's
+        parse_settable("rnn", ["num_filters=8"])  # a CNN parameter is not an RNN's
+    with pytest.raises(UsageError, match="expected NAME=VALUE"):
+        parse_settable("cnn", ["bidirectional=true"])  # a recurrent option is not the CNN's
 
 
 class _WideConfig(CNNConfig):
@@ -258,38 +265,38 @@ class _WideCNN(SimpleCNN):
 
 
 def test_registering_a_family_makes_it_buildable_and_loadable_by_the_auto_classes(monkeypatch, tmp_path):
-    """``register`` is how a new family plugs in: the registry tables, and transformers' Auto classes
-    (a saved model of the family loads back with ``AutoModelForSequenceClassification``). Registering
-    again (a re-imported plugin) is allowed."""
-    from core.models import register
+    """``spaces.register`` is how a new family plugs in: one record in the one registry, and
+    transformers' Auto classes (a saved model of the family loads back with
+    ``AutoModelForSequenceClassification``). Registering again (a re-imported plugin) is allowed."""
+    from textbench import spaces
 
-    monkeypatch.setitem(MODELS, "widecnn", MODELS["cnn"])
-    monkeypatch.setitem(SEED_CONFIGS, "widecnn", {})
-    seed = {"embedding_dim": 8, "filter_size": 3, "num_filters": 5}
+    monkeypatch.setitem(spaces.FAMILIES, "widecnn", spaces.FAMILIES["cnn"])
+    notes = {"embedding_dim": 8, "filter_size": 3, "num_filters": 5, "learning_rate": 1e-3}
+    family = Family("widecnn", _WideConfig, _WideCNN, spaces.FAMILIES["cnn"].suggest, notes)
     for _ in range(2):
-        register("widecnn", _WideConfig, _WideCNN, seed)
-    assert MODELS["widecnn"] == (_WideConfig, _WideCNN) and SEED_CONFIGS["widecnn"] is seed
+        spaces.register(family)
+    assert spaces.get("widecnn") is family and family.notes_model_params() == {k: notes[k] for k in list(notes)[:3]}
+    model = build_model(family, vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, **family.notes_model_params())
     assert type(AutoConfig.for_model("textbench-test-wide-cnn")) is _WideConfig
-    model = build_model("widecnn", vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, **seed)
     assert type(model) is _WideCNN
     model.save_pretrained(tmp_path)
     assert type(AutoModelForSequenceClassification.from_pretrained(tmp_path)) is _WideCNN
 
 
-@pytest.mark.parametrize("arch", sorted(MODELS))
-def test_config_defaults_are_the_course_notes_model_for_bert_base_cased(arch):
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_config_defaults_are_the_course_notes_model_for_bert_base_cased(family):
     """A config built without arguments (a config.json that omits a field) is the course notes'
     model for bert-base-cased's vocabulary: 28,996 word pieces, [PAD] = 0 (from its vocab.txt)."""
-    config = MODELS[arch][0]()
+    config = FAMILIES[family].config_class()
     assert (config.vocab_size, config.pad_token_id) == (28996, 0)
-    notes = {k: v for k, v in SEED_CONFIGS[arch].items() if k != "nonlinearity"}
+    notes = {k: v for k, v in FAMILIES[family].notes_model_params().items() if k != "nonlinearity"}
     assert {k: getattr(config, k) for k in notes} == notes
     assert not getattr(config, "bidirectional", False)
 
 
 def test_a_relu_rnn_uses_relu_cells():
-    relu = build_model("rnn", vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, embedding_dim=8, hidden_size=6,
+    relu = build_model(FAMILIES["rnn"], vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, embedding_dim=8, hidden_size=6,
                        num_layers=1, nonlinearity="relu")
     assert relu.rnn.nonlinearity == "relu"
-    assert build_model("rnn", vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, embedding_dim=8, hidden_size=6,
+    assert build_model(FAMILIES["rnn"], vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, embedding_dim=8, hidden_size=6,
                        num_layers=1, nonlinearity="tanh").rnn.nonlinearity == "tanh"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import make_dataset, run_cli, search_args
 
-from search.overall import BASELINE_SECONDS_PER_ROW, Overall, _duration
+from textbench.search.overall import BASELINE_SECONDS_PER_ROW, Overall, _duration
 
 # ---------------------------------------------------------------- the ETA arithmetic, by hand
 
@@ -121,7 +121,7 @@ def test_train_saves_label_names_and_prints_a_command_that_uses_the_model(tiny_d
     (["predict", "--text", "x", "--model", "no/such/folder"], "no saved model in no/such/folder"),
 ])
 def test_predict_needs_one_model_source(argv, expect, capsys):
-    import benchmark
+    from textbench import benchmark
 
     assert benchmark.main(argv) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
@@ -133,7 +133,7 @@ def test_importances_of_tied_trials_are_a_note_not_a_warning(recwarn):
     scores every parameter equal; the report says why instead."""
     import optuna
 
-    from reports.collect import EqualImportances, dashboard_importances
+    from textbench.reports.collect import EqualImportances, dashboard_importances
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
     study.optimize(lambda t: 1.0 + 0 * t.suggest_float("x", 0, 1) + 0 * t.suggest_int("n", 1, 9), n_trials=3)

@@ -18,11 +18,11 @@ from helpers import sabotage_after
 from optuna.trial import TrialState
 from transformers import AutoModelForSequenceClassification, TrainerCallback
 
-from core.data import ArrayRows, PaddingCollator
-from core.training import TrainSettings
-from search.objective import Objective
-from search.runner import run_study
-from search.study import make_pruner
+from textbench.core.data import ArrayRows, PaddingCollator
+from textbench.core.settings import TrainSettings
+from textbench.search.objective import Objective
+from textbench.search.runner import run_study
+from textbench.search.study import make_pruner
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -188,7 +188,7 @@ class RaiseIn:
 
 def test_a_failed_trial_keeps_its_reason(tiny_data, tmp_path):
     """A non-finite loss is told in its own words; any other error with its type; the work dir is cleaned."""
-    from core.training import NonFiniteLossError
+    from textbench.core.training import NonFiniteLossError
 
     for exc, reason in ((NonFiniteLossError("loss is nan at step 1: lower the learning rate"),
                          "loss is nan at step 1: lower the learning rate"),

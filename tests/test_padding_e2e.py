@@ -15,8 +15,9 @@ from helpers import FILLER, NEGATIVE, POSITIVE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.data import ArrayRows, PaddingCollator, _tokenize
-from core.models import MODELS, build_model
+from textbench.core.data import ArrayRows, PaddingCollator, _tokenize
+from textbench.core.models import build_model
+from textbench.spaces import FAMILIES
 
 MAX_LENGTH = 32
 WORDS = NEGATIVE + POSITIVE + FILLER + ["zzqx", "Ünïcode", "!", "..."]  # unknown words and punctuation too
@@ -32,11 +33,11 @@ text = st.lists(st.sampled_from(WORDS), min_size=1, max_size=50).map(" ".join)
 @pytest.fixture(scope="module")
 def models(tiny_tokenizer):
     out = {}
-    for arch in MODELS:
+    for family in FAMILIES:
         torch.manual_seed(0)
-        out[arch] = build_model(arch, vocab_size=len(tiny_tokenizer), num_labels=3,
+        out[family] = build_model(FAMILIES[family], vocab_size=len(tiny_tokenizer), num_labels=3,
                                 pad_token_id=tiny_tokenizer.pad_token_id,
-                                **PARAMS.get(arch, RECURRENT)).eval()
+                                **PARAMS.get(family, RECURRENT)).eval()
     return out
 
 
@@ -55,11 +56,11 @@ def test_the_collator_pads_with_the_pad_id_and_a_zero_mask(tiny_tokenizer):
     assert batch["input_ids"][0, 3:].eq(tiny_tokenizer.pad_token_id).all()
 
 
-@pytest.mark.parametrize("arch", list(MODELS))
+@pytest.mark.parametrize("family", list(FAMILIES))
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(target=text, companions=st.lists(text, min_size=1, max_size=4), position=st.integers(0, 4))
-def test_logits_do_not_depend_on_batch_companions(arch, models, tiny_tokenizer, target, companions, position):
-    model = models[arch]
+def test_logits_do_not_depend_on_batch_companions(family, models, tiny_tokenizer, target, companions, position):
+    model = models[family]
     position = min(position, len(companions))
     texts = companions[:position] + [target] + companions[position:]
     alone, together = batches(tiny_tokenizer, [target]), batches(tiny_tokenizer, texts)
@@ -69,10 +70,10 @@ def test_logits_do_not_depend_on_batch_companions(arch, models, tiny_tokenizer, 
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("arch", list(MODELS))
-def test_a_heavily_padded_text_keeps_its_logits(arch, models, tiny_tokenizer):
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_a_heavily_padded_text_keeps_its_logits(family, models, tiny_tokenizer):
     """A deterministic worst case beside the random ones: a 3-token text padded to MAX_LENGTH."""
-    model = models[arch]
+    model = models[family]
     long = " ".join(["wonderful film"] * 40)  # truncated to MAX_LENGTH tokens
     alone, together = batches(tiny_tokenizer, ["awful"]), batches(tiny_tokenizer, [long, "awful"])
     assert together["input_ids"].shape[1] == MAX_LENGTH

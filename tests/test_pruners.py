@@ -13,9 +13,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.objective import Objective
-from search.pruners import NoiseMarginPruner, binomial_se
-from search.study import make_pruner
+from textbench.search.objective import Objective
+from textbench.search.pruners import NoiseMarginPruner, binomial_se
+from textbench.search.study import make_pruner
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -127,14 +127,14 @@ def test_no_trial_of_a_real_small_study_is_pruned_within_noise_of_the_median(tin
     """A real study (tiny data, the real objective and Trainer): every pruned trial's value at its
     pruning step is more than one standard error below the median of the trials finished before it
     that reported at that step, recomputed here from the storage, not from the pruner."""
-    from core.training import TrainSettings
+    from textbench.core.settings import TrainSettings
 
     n_val = len(tiny_data.splits["validation"])
     settings = TrainSettings(max_steps=60, eval_steps=10, batch_size=8, patience=0)
     pruner = make_pruner("margin", max_steps=settings.max_steps, eval_steps=settings.eval_steps, n_validation=n_val)
     study = optuna.create_study(direction="maximize", pruner=pruner,
                                 sampler=optuna.samplers.RandomSampler(seed=3))
-    objective = Objective(arch="cnn", data=tiny_data, settings=settings, study_seed=0, work_dir=tmp_path)
+    objective = Objective(family="cnn", data=tiny_data, settings=settings, study_seed=0, work_dir=tmp_path)
     study.optimize(objective, n_trials=7, catch=())
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     assert pruned, "the study must prune something for this test to say anything"

@@ -7,6 +7,7 @@ study, a resume, two workers on PostgreSQL, the final stage.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,38 +29,38 @@ from helpers import (
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from core import models
-from search import final as final_stage
-from search.reference import enqueue_reference, reference_params, reference_trial
-from spaces import SPACES
+from textbench import spaces
+from textbench.search import final as final_stage
+from textbench.search.reference import enqueue_reference, reference_params, reference_trial
+from textbench.spaces import FAMILIES
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-# The course notes' settings, written out here (not read from SEED_CONFIGS): the yardstick itself.
+# The course notes' settings, written out here (not read from the family records): the yardstick itself.
 NOTES = {
     "cnn": {"embedding_dim": 64, "filter_size": 3, "num_filters": 10, "learning_rate": 1e-3},
     "rnn": {"embedding_dim": 64, "hidden_size": 96, "num_layers": 1, "nonlinearity": "tanh", "learning_rate": 1e-3},
 }
 
 
-def run_trials(study: optuna.Study, arch: str, n: int, value=lambda t: 0.5) -> None:
+def run_trials(study: optuna.Study, family: str, n: int, value=lambda t: 0.5) -> None:
     for _ in range(n):
         trial = study.ask()
-        SPACES[arch](trial)
+        FAMILIES[family].suggest(trial)
         study.tell(trial, value(trial))
 
 
 # ---------------------------------------------------------------- enqueue rules
 
 
-@pytest.mark.parametrize("arch", ["cnn", "rnn"])
-def test_the_first_trial_of_a_fresh_study_is_the_course_notes_configuration(arch):
+@pytest.mark.parametrize("family", ["cnn", "rnn"])
+def test_the_first_trial_of_a_fresh_study_is_the_course_notes_configuration(family):
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
-    assert enqueue_reference(study, arch, {}, target=5)
-    run_trials(study, arch, 3)
-    assert study.trials[0].params == NOTES[arch] and study.trials[0].user_attrs["reference"] is True
+    assert enqueue_reference(study, family, {}, target=5)
+    run_trials(study, family, 3)
+    assert study.trials[0].params == NOTES[family] and study.trials[0].user_attrs["reference"] is True
     assert [t.number for t in study.trials if t.user_attrs.get("reference")] == [0]
-    assert study.trials[1].params != NOTES[arch]  # the search goes on from there
+    assert study.trials[1].params != NOTES[family]  # the search goes on from there
 
 
 def test_it_is_not_enqueued_again_on_resume_or_into_a_study_that_never_had_it():
@@ -81,7 +82,7 @@ def test_an_interrupted_reference_is_enqueued_again_a_failed_one_is_not():
     study = optuna.create_study(direction="maximize")
     enqueue_reference(study, "cnn", {}, target=5)
     trial = study.ask()
-    SPACES["cnn"](trial)
+    FAMILIES["cnn"].suggest(trial)
     trial.set_user_attr("fail_reason", "interrupted")
     study.tell(trial, state=TrialState.FAIL)
     assert enqueue_reference(study, "cnn", {}, target=5)
@@ -91,7 +92,7 @@ def test_an_interrupted_reference_is_enqueued_again_a_failed_one_is_not():
     broken = optuna.create_study(direction="maximize")
     enqueue_reference(broken, "cnn", {}, target=5)
     trial = broken.ask()
-    SPACES["cnn"](trial)
+    FAMILIES["cnn"].suggest(trial)
     trial.set_user_attr("fail_reason", "loss became nan at step 10")
     broken.tell(trial, state=TrialState.FAIL)
     assert not enqueue_reference(broken, "cnn", {}, target=5)
@@ -99,7 +100,7 @@ def test_an_interrupted_reference_is_enqueued_again_a_failed_one_is_not():
 
 
 def test_pinned_values_override_the_reference():
-    from search.fixed import parse_fixed
+    from textbench.search.fixed import parse_fixed
 
     fixed = parse_fixed("cnn", ["learning_rate=0.003", "num_filters=100"])
     sampler = optuna.samplers.PartialFixedSampler(fixed, optuna.samplers.RandomSampler(seed=0))
@@ -111,13 +112,13 @@ def test_pinned_values_override_the_reference():
 
 
 def test_a_notes_value_outside_the_space_is_left_to_the_sampler_and_said_once(monkeypatch, caplog):
-    monkeypatch.setitem(models.SEED_CONFIGS, "cnn", {"embedding_dim": 64, "filter_size": 3, "num_filters": 4,
-                                                     "dropout": 0.5})
+    notes = {"embedding_dim": 64, "filter_size": 3, "num_filters": 4, "dropout": 0.5, "learning_rate": 1e-3}
+    monkeypatch.setitem(spaces.FAMILIES, "cnn", dataclasses.replace(spaces.FAMILIES["cnn"], notes_config=notes))
     params, skipped = reference_params("cnn", {})
     assert params == {"embedding_dim": 64, "filter_size": 3, "learning_rate": 1e-3}
     assert skipped == ["num_filters=4 (outside 8..256)", "dropout=0.5 (not searched)"]
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
-    with caplog.at_level(logging.WARNING, logger="search.reference"):
+    with caplog.at_level(logging.WARNING, logger="textbench.search.reference"):
         for _ in range(3):  # three workers or resumes: one warning
             enqueue_reference(study, "cnn", {}, target=3)
         run_trials(study, "cnn", 2)
@@ -130,9 +131,10 @@ def test_a_notes_value_outside_the_space_is_left_to_the_sampler_and_said_once(mo
 # ---------------------------------------------------------------- the final stage
 
 
-def _final_bench(tmp_path, top_k: int, seeds: int = 2):
+def _final_stage(tmp_path, top_k: int, seeds: int = 2) -> dict:
+    """``run_final``'s keyword arguments for a stand-in benchmark (the training itself is faked)."""
     search = SimpleNamespace(final_seeds=seeds, top_k=top_k, seed=7, progress=False, run_dir=tmp_path)
-    return SimpleNamespace(search=search, data=SimpleNamespace(splits={"test": {"labels": [0, 1, 1]}}))
+    return {"search": search, "data": SimpleNamespace(splits={"test": {"labels": [0, 1, 1]}}), "train": None}
 
 
 def _study_with(values: dict[int, float], reference: int) -> optuna.Study:
@@ -147,16 +149,16 @@ def _study_with(values: dict[int, float], reference: int) -> optuna.Study:
 TRAINED: list[tuple[int, int]] = []  # (trial number, seed) of every stand-in training
 
 
-def _fake_train(bench, arch, trial, seed, work_dir):
+def _fake_train(family, trial, seed, data, train, run_dir, work_dir):
     TRAINED.append((trial.number, seed))
-    return {"arch": arch, "trial_number": trial.number, "seed": seed, "test_accuracy": 0.5,
+    return {"arch": family, "trial_number": trial.number, "seed": seed, "test_accuracy": 0.5,
             "validation_accuracy": trial.value, "params": dict(trial.params)}
 
 
 def test_the_final_stage_retrains_the_reference_with_the_chosen_configurations_seeds(monkeypatch, tmp_path):
     monkeypatch.setattr(final_stage, "train_final", _fake_train)
     study = _study_with({0: 0.6, 1: 0.9, 2: 0.8, 3: 0.7}, reference=0)
-    records = final_stage.run_final(_final_bench(tmp_path, top_k=2), study, "cnn")
+    records = final_stage.run_final(study, "cnn", **_final_stage(tmp_path, top_k=2))
     seeds = final_stage.final_seeds(7, 2)
     got = sorted((r["trial_number"], r["seed"], r["rank"], r["reference"]) for r in records)
     assert got == sorted([(1, s, 1, False) for s in seeds] + [(2, s, 2, False) for s in seeds]
@@ -169,7 +171,7 @@ def test_a_reference_among_the_top_k_is_trained_once_with_its_rank(monkeypatch, 
     monkeypatch.setattr(final_stage, "train_final", _fake_train)
     study = _study_with({0: 0.95, 1: 0.9, 2: 0.8}, reference=0)
     TRAINED.clear()
-    records = final_stage.run_final(_final_bench(tmp_path, top_k=2), study, "cnn")
+    records = final_stage.run_final(study, "cnn", **_final_stage(tmp_path, top_k=2))
     assert sorted(TRAINED) == sorted((n, s) for n in (0, 1) for s in final_stage.final_seeds(7, 2))
     assert sorted((r["trial_number"], r["rank"], r["reference"]) for r in records) == [
         (0, 1, True), (0, 1, True), (1, 2, False), (1, 2, False)]
@@ -189,7 +191,7 @@ def _final(rows: list[tuple]) -> pd.DataFrame:
 
 
 def test_trials_to_beat_counts_search_trials_until_one_completed_above_the_reference():
-    from reports.tuning import trials_to_beat
+    from textbench.reports.tuning import trials_to_beat
 
     trials = _trials([("cnn", 0, "COMPLETE", 0.70, True), ("cnn", 1, "COMPLETE", 0.65, None),
                       ("cnn", 2, "PRUNED", 0.90, None), ("cnn", 3, "FAIL", None, None),
@@ -202,7 +204,7 @@ def test_trials_to_beat_counts_search_trials_until_one_completed_above_the_refer
 def test_the_gain_is_the_paired_difference_of_the_chosen_and_reference_predictions():
     import numpy as np
 
-    from reports.tuning import gains, sentence
+    from textbench.reports.tuning import gains, sentence
 
     labels = np.array([0, 1] * 50)
     wrong = {("cnn", 0, 1): 40, ("cnn", 0, 2): 30, ("cnn", 2, 1): 5, ("cnn", 2, 2): 15,  # errors per run
@@ -230,7 +232,7 @@ def test_the_gain_is_the_paired_difference_of_the_chosen_and_reference_predictio
 
 
 def test_without_predictions_the_gain_falls_back_to_welch_and_a_chosen_reference_gains_nothing():
-    from reports.tuning import gains, sentence
+    from textbench.reports.tuning import gains, sentence
 
     final = _final([("cnn", 1, 0, 1, 0.8, True), ("cnn", 1, 0, 2, 0.7, True), ("cnn", 2, 3, 1, 0.6, False),
                     ("cnn", 2, 3, 2, 0.65, False)])
@@ -256,7 +258,7 @@ def load(storage: str, name: str) -> optuna.Study:
 @pytest.fixture(scope="module")
 def both_run(tiny_data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref")
-    args = search_args(tiny_data_dir, out, arch="both", trials=3, max_steps=30,
+    args = search_args(tiny_data_dir, out, family="both", trials=3, max_steps=30,
                        extra=["--final-seeds", "2", "--top-k", "1"])
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -267,12 +269,12 @@ def test_trial_0_of_each_study_is_the_reference_with_its_mlflow_tag(both_run):
     out, _, _ = both_run
     storage = default_storage(out)
     runs = runs_by_role(mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", "tiny"), "trial")
-    for arch in ("cnn", "rnn"):
-        study = load(storage, f"tiny-{arch}")
+    for family in ("cnn", "rnn"):
+        study = load(storage, f"tiny-{family}")
         first = study.trials[0]
-        assert first.params == NOTES[arch] and first.user_attrs["reference"] is True
+        assert first.params == NOTES[family] and first.user_attrs["reference"] is True
         assert [t.number for t in study.trials if t.user_attrs.get("reference")] == [0]
-        tagged = [r for r in runs if r.data.tags.get("optuna.study") == f"tiny-{arch}"
+        tagged = [r for r in runs if r.data.tags.get("optuna.study") == f"tiny-{family}"
                   and r.data.tags.get("reference") == "true"]
         assert [r.data.tags["optuna.trial_number"] for r in tagged] == ["0"]
 
@@ -280,13 +282,13 @@ def test_trial_0_of_each_study_is_the_reference_with_its_mlflow_tag(both_run):
 def test_the_final_stage_trains_the_reference_with_the_same_seeds(both_run):
     out, _, _ = both_run
     storage = default_storage(out)
-    for arch in ("cnn", "rnn"):
-        records = load(storage, f"tiny-{arch}").user_attrs["final_results"]
+    for family in ("cnn", "rnn"):
+        records = load(storage, f"tiny-{family}").user_attrs["final_results"]
         reference = [r for r in records if r["reference"]]
         chosen = [r for r in records if r["rank"] == 1]
         assert {r["trial_number"] for r in reference} == {0}
         assert sorted(r["seed"] for r in reference) == sorted(r["seed"] for r in chosen) and len(chosen) == 2
-        assert all(r["params"] == NOTES[arch] and 0 <= r["test_accuracy"] <= 1 for r in reference)
+        assert all(r["params"] == NOTES[family] and 0 <= r["test_accuracy"] <= 1 for r in reference)
 
 
 def test_the_gain_is_the_same_in_the_csv_terminal_report_and_mlflow(both_run):
@@ -301,13 +303,13 @@ def test_the_gain_is_the_same_in_the_csv_terminal_report_and_mlflow(both_run):
     parents = {r.data.tags["optuna.study"]: r for r in
                runs_by_role(mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", "tiny"), "study")}
     assert sorted(csv.index) == ["cnn", "rnn"]
-    for arch in ("cnn", "rnn"):
-        study = load(storage, f"tiny-{arch}")
+    for family in ("cnn", "rnn"):
+        study = load(storage, f"tiny-{family}")
         records = study.user_attrs["final_results"]
         # independent: chosen = rank 1 (top-k 1), reference = trial 0; the gain is the difference of means
         chosen = [r["test_accuracy"] for r in records if r["rank"] == 1]
         notes = [r["test_accuracy"] for r in records if r["trial_number"] == 0]
-        row = csv.loc[arch]
+        row = csv.loc[family]
         assert row["gain"] == pytest.approx(sum(chosen) / len(chosen) - sum(notes) / len(notes), abs=1e-9)
         assert row["reference_mean"] == pytest.approx(sum(notes) / len(notes))
         assert row["reference_validation"] == study.trials[0].value and row["seeds"] == 2
@@ -317,13 +319,13 @@ def test_the_gain_is_the_same_in_the_csv_terminal_report_and_mlflow(both_run):
         assert (None if pd.isna(row["trials_to_beat"]) else int(row["trials_to_beat"])) == beat
         gain = f"{100 * row['gain']:+.1f}"
         ci = f"{100 * row['gain_ci_low']:+.1f} to {100 * row['gain_ci_high']:+.1f}"
-        table_row = re.search(rf"\b{arch} 0 {row['reference_validation']:.3f} .*? {re.escape(f'{gain} {ci}')} paired "
+        table_row = re.search(rf"\b{family} 0 {row['reference_validation']:.3f} .*? {re.escape(f'{gain} {ci}')} paired "
                               "bootstrap", page)
-        assert table_row, (arch, gain, ci)  # the report's table
-        terminal = [line for line in result.stdout.splitlines() if line.startswith(arch) and f"{gain} ({ci})" in line]
+        assert table_row, (family, gain, ci)  # the report's table
+        terminal = [line for line in result.stdout.splitlines() if line.startswith(family) and f"{gain} ({ci})" in line]
         assert len(terminal) == 1  # the terminal's table
         assert f"{gain} points" in page and f"{gain} points" in result.stdout  # the verdict sentence, both places
-        metrics = parents[f"tiny-{arch}"].data.metrics
+        metrics = parents[f"tiny-{family}"].data.metrics
         assert metrics["tuning_gain"] == pytest.approx(row["gain"]) and metrics["tuning_gain_p_holm"] == pytest.approx(
             row["p_holm"])
 
@@ -338,8 +340,8 @@ def test_a_resume_does_not_add_the_reference_twice(both_run, tmp_path):
     more[more.index("--output-dir") + 1] = str(out)
     result = run_cli(*more, "--no-mlflow")
     assert result.returncode == 0, result.stderr[-3000:]
-    for arch in ("cnn", "rnn"):
-        study = load(default_storage(out), f"tiny-{arch}")
+    for family in ("cnn", "rnn"):
+        study = load(default_storage(out), f"tiny-{family}")
         assert len(study.trials) == 4
         assert [t.number for t in study.trials if t.user_attrs.get("reference")] == [0]
 
@@ -366,15 +368,15 @@ def test_two_workers_on_postgres_enqueue_the_reference_once(tiny_data_dir, tmp_p
         pytest.skip(reason)
     url = create_postgres_database("textbench_reference")
     try:
-        args = search_args(tiny_data_dir, tmp_path, arch="both", trials=4, max_steps=20,
+        args = search_args(tiny_data_dir, tmp_path, family="both", trials=4, max_steps=20,
                            extra=["--workers", "2", "--storage", url])
         result = run_cli(*args, timeout=900)
         assert result.returncode == 0, result.stderr[-3000:]
-        for arch in ("cnn", "rnn"):
-            study = load(url, f"tiny-{arch}")
+        for family in ("cnn", "rnn"):
+            study = load(url, f"tiny-{family}")
             assert len(study.trials) == 4
             assert [t.number for t in study.trials if t.user_attrs.get("reference")] == [0]
-            assert study.trials[0].params == NOTES[arch]
+            assert study.trials[0].params == NOTES[family]
     finally:
         drop_postgres_database(url)
 
@@ -385,8 +387,8 @@ def test_workers_racing_on_a_fresh_postgres_study_enqueue_it_once(monkeypatch):
     import threading
     import time
 
-    from search import reference
-    from search.study import make_storage
+    from textbench.search import reference
+    from textbench.search.study import make_storage
 
     reason = postgres_unreachable_reason()
     if reason:

@@ -129,7 +129,7 @@ def assert_mlflow_mirrors(study: optuna.Study, runs: list) -> None:
 def test_four_workers_reach_the_exact_target(shared, tiny_data_dir, tmp_path):
     store_args, storage = shared
     out = tmp_path / "out"
-    args = search_args(tiny_data_dir, out, arch="cnn", trials=8, extra=["--workers", "4", *store_args])
+    args = search_args(tiny_data_dir, out, family="cnn", trials=8, extra=["--workers", "4", *store_args])
     result = run_cli(*args, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -151,7 +151,7 @@ def test_four_workers_reach_the_exact_target(shared, tiny_data_dir, tmp_path):
 def test_two_workers_share_one_study_and_stop_at_the_exact_target(shared, tiny_data_dir, tmp_path):
     store_args, storage = shared
     out = tmp_path / "out"
-    args = search_args(tiny_data_dir, out, arch="cnn", trials=8, max_steps=1000, eval_steps=100,
+    args = search_args(tiny_data_dir, out, family="cnn", trials=8, max_steps=1000, eval_steps=100,
                        extra=["--workers", "2", *store_args, "--pruner", "none", "--patience", "0",
                               "--top-k", "3", "--final-seeds", "2"])
     result = run_cli(*args, timeout=1200)  # 14 runs of 1,000 steps: minutes on a busy machine
@@ -200,7 +200,7 @@ def test_a_killed_worker_trial_is_failed_retried_and_the_target_still_met(shared
     store_args, storage_url = shared
     out, logs = tmp_path / "out", tmp_path / "logs"
     target = 4
-    args = search_args(tiny_data_dir, out, arch="cnn", trials=target, max_steps=300, eval_steps=10,
+    args = search_args(tiny_data_dir, out, family="cnn", trials=target, max_steps=300, eval_steps=10,
                        extra=["--workers", "2", *store_args, "--patience", "0", "--pruner", "none"])
     env = cli_env(TEXTBENCH_HEARTBEAT_SECONDS="2")  # grace period 6 s
     out.mkdir()
@@ -264,7 +264,7 @@ def test_sigint_fails_the_running_trial_exits_130_and_the_rerun_completes(tiny_d
     # A trial seen training from step 10 on and lasting many polling delays: SIGINT lands inside it
     # however busy the machine is (1,500 steps with a first evaluation at 50 finished first once,
     # under pytest -n 2).
-    args = search_args(tiny_data_dir, out, arch="cnn", trials=target, max_steps=3000, eval_steps=10,
+    args = search_args(tiny_data_dir, out, family="cnn", trials=target, max_steps=3000, eval_steps=10,
                        extra=["--patience", "0", "--pruner", "none"])
     storage_url = default_storage(out)
     out.mkdir()
@@ -314,18 +314,18 @@ def test_sigint_fails_the_running_trial_exits_130_and_the_rerun_completes(tiny_d
 
 @pytest.mark.filterwarnings("ignore:Fixed parameter learning_rate:UserWarning")
 def test_a_nan_loss_trial_fails_with_its_reason_and_the_study_goes_on(tiny_data, tmp_path):
-    from core.training import TrainSettings
-    from search.objective import Objective
-    from search.runner import run_study
-    from search.study import make_sampler
-    from search.tracking import MlflowTracker
+    from textbench.core.settings import TrainSettings
+    from textbench.search.objective import Objective
+    from textbench.search.runner import run_study
+    from textbench.search.study import make_sampler
+    from textbench.search.tracking import MlflowTracker
 
     study = optuna.create_study(direction="maximize", study_name="nan-cnn", sampler=make_sampler("tpe", 0, 3))
     study.set_user_attr("arch", "cnn")
     study.enqueue_trial({"learning_rate": 1e30})  # far out of the space: the weights overflow at once
     tracker = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "nan", tmp_path / "art", {"cnn": {}})
     tracker.study_started(study)
-    objective = Objective(arch="cnn", data=tiny_data, settings=TrainSettings(max_steps=20, eval_steps=10,
+    objective = Objective(family="cnn", data=tiny_data, settings=TrainSettings(max_steps=20, eval_steps=10,
                                                                              batch_size=16, patience=0),
                           study_seed=0, work_dir=tmp_path / "work", hooks=[tracker])
     counts = run_study(study, objective, 2, callbacks=[tracker.trial_finished], progress=False)

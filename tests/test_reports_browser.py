@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import skip_unless_ci
 
-from reports import build_report
+from textbench.reports import build_report
 
 try:
     from tests.test_reports_fixtures import make_study, sqlite_storage
@@ -53,8 +53,8 @@ def browser(tmp_path):
 
 def test_report_loads_all_images_without_console_errors(tmp_path, browser):
     url, store = sqlite_storage(tmp_path / "s.db")
-    for arch in ("cnn", "rnn"):  # a hostile benchmark name and label: they must stay text
-        make_study(store, HOSTILE, arch, n_trials=8, labels=[HOSTILE, "pos"])
+    for family in ("cnn", "rnn"):  # a hostile benchmark name and label: they must stay text
+        make_study(store, HOSTILE, family, n_trials=8, labels=[HOSTILE, "pos"])
     page = build_report(url, HOSTILE, tmp_path / "out")
 
     browser.get(page.as_uri())

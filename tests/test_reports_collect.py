@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from core.errors import UsageError
-from reports import collect
+from textbench.core.errors import UsageError
+from textbench.reports import collect
 
 try:
     from tests.test_reports_fixtures import make_benchmark, make_study, sqlite_storage

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from reports import collect, figures, stats
+from textbench.reports import collect, figures, stats
 
 try:
     from tests.test_reports_fixtures import make_benchmark, sqlite_storage

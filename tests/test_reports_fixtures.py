@@ -15,7 +15,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from core import predictions as packed
+from textbench.core import predictions as packed
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -30,10 +30,10 @@ def fixture_labels() -> np.ndarray:
     return np.array([0] * 330 + [1] * 270)
 
 
-def predictions_with(accuracy: float, rng: np.random.Generator, arch: str) -> np.ndarray:
+def predictions_with(accuracy: float, rng: np.random.Generator, family: str) -> np.ndarray:
     """Predictions right on ``accuracy`` of the fixture's examples; "dummy" always says the majority class."""
     labels = fixture_labels()
-    if arch == "dummy":
+    if family == "dummy":
         return np.zeros_like(labels)
     wrong = rng.choice(len(labels), int(round((1 - accuracy) * len(labels))), replace=False)
     out = labels.copy()
@@ -62,25 +62,25 @@ def settings(n_trials: int, **overrides: Any) -> dict[str, Any]:
     return {**base, **overrides}
 
 
-def suggest(trial: optuna.Trial, arch: str) -> dict[str, Any]:
+def suggest(trial: optuna.Trial, family: str) -> dict[str, Any]:
     """Search spaces shaped like the real ones (cnn; rnn-like for everything else)."""
     params = {"embedding_dim": trial.suggest_int("embedding_dim", 32, 256, log=True),
               "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)}
-    if arch == "cnn":
+    if family == "cnn":
         params["filter_size"] = trial.suggest_int("filter_size", 2, 7)
         params["num_filters"] = trial.suggest_int("num_filters", 32, 256, step=32)
     else:
         params["hidden_size"] = trial.suggest_int("hidden_size", 32, 256, log=True)
         params["num_layers"] = trial.suggest_int("num_layers", 1, 3)
-        if arch == "rnn":
+        if family == "rnn":
             params["nonlinearity"] = trial.suggest_categorical("nonlinearity", ["tanh", "relu"])
     return params
 
 
-def _quality(arch: str, params: dict[str, Any], rng: np.random.Generator) -> float:
+def _quality(family: str, params: dict[str, Any], rng: np.random.Generator) -> float:
     lr_penalty = 0.04 * (math.log10(params["learning_rate"]) + 2.5) ** 2
     size_bonus = 0.01 * math.log2(params["embedding_dim"] / 32) / 3
-    return float(np.clip(QUALITY.get(arch, 0.8) - lr_penalty + size_bonus + rng.normal(0, 0.006), 0.5, 0.99))
+    return float(np.clip(QUALITY.get(family, 0.8) - lr_penalty + size_bonus + rng.normal(0, 0.006), 0.5, 0.99))
 
 
 def _curve(target: float, n_evals: int, eval_steps: int) -> list[dict[str, float]]:
@@ -92,7 +92,7 @@ def _curve(target: float, n_evals: int, eval_steps: int) -> list[dict[str, float
     return rows
 
 
-def make_study(storage: str | optuna.storages.BaseStorage, bench: str, arch: str, n_trials: int = 12, *, rng_seed: int = 0,
+def make_study(storage: str | optuna.storages.BaseStorage, bench: str, family: str, n_trials: int = 12, *, rng_seed: int = 0,
                pruned: tuple[int, ...] = (3, 7), failed: tuple[int, ...] = (5,), final: bool = True,
                baseline: dict[str, Any] | None = BASELINE, labels: list[str] | None = None,
                n_seeds: int = 3, predictions: bool = False, **setting_overrides: Any) -> optuna.Study:
@@ -101,27 +101,27 @@ def make_study(storage: str | optuna.storages.BaseStorage, bench: str, arch: str
     The trials are asked and told in memory, then the study is copied into ``storage`` in a few
     transactions: ask/report/tell straight into SQLite costs one fsync each (seconds per study).
     """
-    name = f"{bench}-{arch}"
+    name = f"{bench}-{family}"
     memory = optuna.storages.InMemoryStorage()
     _fill(optuna.create_study(storage=memory, study_name=name, direction="maximize",
                               sampler=optuna.samplers.RandomSampler(seed=rng_seed)),
-          storage, bench, arch, n_trials, rng_seed=rng_seed, pruned=pruned, failed=failed, final=final,
+          storage, bench, family, n_trials, rng_seed=rng_seed, pruned=pruned, failed=failed, final=final,
           baseline=baseline, labels=labels, n_seeds=n_seeds, predictions=predictions, **setting_overrides)
     optuna.copy_study(from_study_name=name, from_storage=memory, to_storage=storage)
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def _fill(study: optuna.Study, storage: str | optuna.storages.BaseStorage, bench: str, arch: str, n_trials: int, *, rng_seed: int,
+def _fill(study: optuna.Study, storage: str | optuna.storages.BaseStorage, bench: str, family: str, n_trials: int, *, rng_seed: int,
           pruned: tuple[int, ...], failed: tuple[int, ...], final: bool, baseline: dict[str, Any] | None,
           labels: list[str] | None, n_seeds: int, predictions: bool = False, **setting_overrides: Any) -> None:
-    rng = np.random.default_rng(rng_seed + sum(map(ord, arch)))
+    rng = np.random.default_rng(rng_seed + sum(map(ord, family)))
     s = settings(n_trials, **setting_overrides)
     if labels is not None:
         s["labels"] = labels
     study.set_user_attr("benchmark", bench)
-    study.set_user_attr("arch", arch)
+    study.set_user_attr("arch", family)
     study.set_user_attr("settings", s)
-    study.set_user_attr("command", f"python benchmark.py --arch {arch} --trials {n_trials} --name {bench}")
+    study.set_user_attr("command", f"python benchmark.py --arch {family} --trials {n_trials} --name {bench}")
     study.set_user_attr("versions", {"optuna": optuna.__version__, "torch": "2.5.1", "transformers": "5.0.0"})
     study.set_user_attr("hardware", "cpu: test machine")
     study.set_user_attr("storage", storage if isinstance(storage, str) else storage.url)
@@ -136,8 +136,8 @@ def _fill(study: optuna.Study, storage: str | optuna.storages.BaseStorage, bench
     n_evals = s["max_steps"] // s["eval_steps"]
     for i in range(n_trials):
         trial = study.ask()
-        params = suggest(trial, arch)
-        target = _quality(arch, params, rng)
+        params = suggest(trial, family)
+        target = _quality(family, params, rng)
         trial.set_user_attr("seed", 1000 * s["seed"] + trial.number)
         if i in failed:
             trial.set_user_attr("fail_reason", "CUDA out of memory <b>x</b>")
@@ -160,18 +160,18 @@ def _fill(study: optuna.Study, storage: str | optuna.storages.BaseStorage, bench
         else:
             study.tell(trial, best["eval_accuracy"])
     if final:
-        study.set_user_attr("final_results", final_results(study, arch, s["top_k"], n_seeds, rng, predictions))
+        study.set_user_attr("final_results", final_results(study, family, s["top_k"], n_seeds, rng, predictions))
         if predictions:
             study.set_user_attr("test_labels", packed.pack(fixture_labels()))
 
 
-def final_results(study: optuna.Study, arch: str, top_k: int, n_seeds: int,
+def final_results(study: optuna.Study, family: str, top_k: int, n_seeds: int,
                   rng: np.random.Generator, predictions: bool = False) -> list[dict[str, Any]]:
     done = sorted((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: -t.value)
     rows = []
     for rank, t in enumerate(done[:top_k], start=1):
         for seed in range(n_seeds):
-            rows.append({"arch": arch, "rank": rank, "trial_number": t.number, "seed": seed,
+            rows.append({"arch": family, "rank": rank, "trial_number": t.number, "seed": seed,
                          "test_accuracy": t.value - 0.01 + rng.normal(0, 0.004),
                          "test_loss": 0.35 + rng.normal(0, 0.01),
                          "validation_accuracy": t.value - 0.003 + rng.normal(0, 0.003),
@@ -179,15 +179,15 @@ def final_results(study: optuna.Study, arch: str, top_k: int, n_seeds: int,
                          "wall_seconds": t.user_attrs["wall_seconds"], "n_params": t.user_attrs["n_params"],
                          "params": dict(t.params), "curves": t.user_attrs["curves"]})
             if predictions:
-                preds = predictions_with(rows[-1]["test_accuracy"], rng, arch)
+                preds = predictions_with(rows[-1]["test_accuracy"], rng, family)
                 rows[-1]["test_predictions"] = packed.pack(preds)
                 rows[-1]["test_accuracy"] = float((preds == fixture_labels()).mean())
     return rows
 
 
-def make_benchmark(storage: str | optuna.storages.BaseStorage, bench: str = "demo", archs: tuple[str, ...] = ("cnn", "rnn"),
+def make_benchmark(storage: str | optuna.storages.BaseStorage, bench: str = "demo", families: tuple[str, ...] = ("cnn", "rnn"),
                    **kwargs: Any) -> dict[str, optuna.Study]:
-    return {arch: make_study(storage, bench, arch, **kwargs) for arch in archs}
+    return {family: make_study(storage, bench, family, **kwargs) for family in families}
 
 
 def test_fixture_follows_contract(tmp_path):

@@ -9,8 +9,8 @@ import optuna
 import pandas as pd
 import pytest
 
-from reports import build_report, figures
-from reports.html import SECTIONS, cell
+from textbench.reports import build_report, figures
+from textbench.reports.html import SECTIONS, cell
 
 try:
     from tests.test_reports_fixtures import make_benchmark, make_study, sqlite_storage
@@ -28,9 +28,9 @@ def quick_png(monkeypatch):
     monkeypatch.setattr(figures, "to_png", lambda fig: ONE_PIXEL_PNG)
 
 
-def build(tmp_path, name, archs=("cnn", "rnn"), **kwargs):
+def build(tmp_path, name, families=("cnn", "rnn"), **kwargs):
     url, store = sqlite_storage(tmp_path / "studies.db")
-    make_benchmark(store, name, archs, **kwargs)
+    make_benchmark(store, name, families, **kwargs)
     page = build_report(url, name, tmp_path / "report")
     return url, page, page.read_text(encoding="utf-8")
 
@@ -111,8 +111,8 @@ def test_trials_csv_beside_the_html(report):
 
 def test_storage_text_is_escaped(tmp_path, quick_png):
     url, store = sqlite_storage(tmp_path / "s.db")
-    for arch in ("cnn", "<b>rnn</b> $x$"):
-        make_study(store, HOSTILE, arch, n_trials=6, labels=[HOSTILE, "pos & neg"])
+    for family in ("cnn", "<b>rnn</b> $x$"):
+        make_study(store, HOSTILE, family, n_trials=6, labels=[HOSTILE, "pos & neg"])
     text = build_report(url, HOSTILE, tmp_path / "out").read_text()
     assert "<script" not in text.lower() and "<b>rnn</b>" not in text and "<b>x</b>" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
@@ -131,7 +131,7 @@ def test_zero_completed_trials(tmp_path, quick_png):
 
 
 def test_single_family(tmp_path, quick_png):
-    _, _, text = build(tmp_path, "solo", archs=("cnn",), n_trials=6)
+    _, _, text = build(tmp_path, "solo", families=("cnn",), n_trials=6)
     assert_every_section(text)
     assert verdict_of(text).startswith("Ranking by mean test accuracy of each family's chosen configuration: cnn ")
     assert text.count("<img ") == 9
@@ -162,7 +162,7 @@ def test_unequal_budgets_are_flagged_loudly(tmp_path, quick_png):
 
 
 def test_five_families(tmp_path, quick_png):
-    _, _, text = build(tmp_path, "many", archs=("cnn", "gru", "lstm", "rnn", "tiny"), n_trials=5,
+    _, _, text = build(tmp_path, "many", families=("cnn", "gru", "lstm", "rnn", "tiny"), n_trials=5,
                        pruned=(3,), failed=())
     assert_every_section(text)
     assert text.count("<img ") == 9 and "could not be drawn" not in text
@@ -189,7 +189,7 @@ def test_chosen_configuration_is_highlighted_in_best_table(report):
 
 
 def test_the_data_sentence_says_where_splits_came_from_and_what_was_dropped():
-    from reports.html import _data_sentence
+    from textbench.reports.html import _data_sentence
 
     raw = {"train_from": "train.tsv", "validation_from": "dev.tsv", "test_from": "test.tsv",
            "dropped_rows": {"train": {"no label": 2, "empty text": 0}, "test": {"no label": 0, "empty text": 1}}}

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from core import predictions
-from reports import stats
+from textbench.core import predictions
+from textbench.reports import stats
 
 
 def labels_and_truth(n, seed=0, classes=2):

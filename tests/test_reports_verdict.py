@@ -9,8 +9,8 @@ import optuna
 import pandas as pd
 import pytest
 
-from reports import build_report, collect, figures, stats
-from search.benchmark import format_summary, summary_rows
+from textbench.reports import build_report, collect, figures, stats
+from textbench.reports.summary import format_summary, summary_rows
 
 try:
     from tests.test_reports_fixtures import BASELINE, fixture_labels, make_benchmark, sqlite_storage
@@ -141,7 +141,7 @@ def test_ranking_without_a_baseline_or_predictions():
 
 
 def test_baseline_on_the_edge_of_its_grid_is_flagged():
-    from reports.html import _baseline_text
+    from textbench.reports.html import _baseline_text
 
     record = {**BASELINE, "C": 10000.0, "C_grid": [0.01, 1.0, 100.0, 10000.0], "C_at_edge": True}
     assert "sits at the edge of that grid even after widening it" in _baseline_text(record)

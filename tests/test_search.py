@@ -8,13 +8,14 @@ import torch
 from optuna.trial import TrialState
 from transformers import TrainerControl, TrainerState
 
-from core.errors import UsageError
-from core.models import build_model
-from search.fixed import check_known, parse_fixed
-from search.objective import PruningCallback, trial_seed
-from search.runner import count_trials, run_study
-from search.study import make_pruner, make_sampler, make_storage, open_study
-from spaces import SPACES, split_params
+from textbench.core.errors import UsageError
+from textbench.core.families import split_params
+from textbench.core.models import build_model
+from textbench.search.fixed import check_known, parse_fixed
+from textbench.search.objective import PruningCallback, trial_seed
+from textbench.search.runner import count_trials, run_study
+from textbench.search.study import make_pruner, make_sampler, make_storage, open_study
+from textbench.spaces import FAMILIES
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -50,7 +51,7 @@ def test_a_trial_pruned_on_the_noise_margin_records_the_reference_and_margin():
     """What the pruner compared against is kept on the pruned trial, so the decision can be checked:
     the median of the finished trials at that step, and 2 standard errors of an accuracy there
     (Agresti-Coull on 100 rows, by hand: p~ = (0.85 * 100 + 2) / 104)."""
-    from search.pruners import NoiseMarginPruner
+    from textbench.search.pruners import NoiseMarginPruner
 
     study = optuna.create_study(direction="maximize", pruner=NoiseMarginPruner(100, n_warmup_steps=20))
     for value in (0.9, 0.8, 0.85):
@@ -140,32 +141,29 @@ def test_trial_seeds_are_reproducible_and_distinct():
     assert trial_seed(42, 0) != trial_seed(43, 0)
 
 
-@pytest.mark.parametrize("arch", list(SPACES))
-def test_every_suggested_configuration_builds_and_runs(arch):
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_suggested_configuration_builds_and_runs(family):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     ids = torch.randint(1, 50, (3, 12))
     mask = torch.ones_like(ids)
     mask[0, 7:] = 0
     for _ in range(25):
         trial = study.ask()
-        model_params, training = split_params(SPACES[arch](trial))
+        model_params, training = split_params(FAMILIES[family].suggest(trial))
         assert 1e-4 <= training["learning_rate"] <= 1e-2
-        model = build_model(arch, vocab_size=50, num_labels=2, pad_token_id=0, **model_params)
+        model = build_model(FAMILIES[family], vocab_size=50, num_labels=2, pad_token_id=0, **model_params)
         out = model(input_ids=ids, attention_mask=mask, labels=torch.tensor([0, 1, 0]))
         assert out.logits.shape == (3, 2) and torch.isfinite(out.loss)
         study.tell(trial, 0.5)
 
 
 def test_spaces_contain_the_course_notes_configuration():
-    from core.models import SEED_CONFIGS
-    from search.fixed import distributions
+    from textbench.search.fixed import distributions
 
-    for arch, config in SEED_CONFIGS.items():
-        if arch not in SPACES:
-            continue
-        dists = distributions(arch)
-        for name, value in {**config, "learning_rate": 1e-3}.items():
-            assert dists[name]._contains(dists[name].to_internal_repr(value)), (arch, name, value)
+    for family, record in FAMILIES.items():
+        dists = distributions(family)
+        for name, value in record.notes_config.items():
+            assert dists[name]._contains(dists[name].to_internal_repr(value)), (family, name, value)
 
 
 def test_fix_parses_typed_values_and_refuses_bad_ones():
@@ -187,7 +185,7 @@ def test_pinned_values_are_used_by_every_trial():
                                 sampler=optuna.samplers.PartialFixedSampler(fixed, make_sampler("tpe", 0, 8)))
     for _ in range(6):
         trial = study.ask()
-        SPACES["cnn"](trial)
+        FAMILIES["cnn"].suggest(trial)
         study.tell(trial, 0.5)
     assert {t.params["filter_size"] for t in study.trials} == {3}
     assert {t.params["learning_rate"] for t in study.trials} == {0.001}
@@ -226,7 +224,7 @@ def test_each_worker_samples_its_own_configurations_and_worker_0_keeps_the_seed(
         for i in range(n):
             study.sampler = samplers[i % workers]
             trial = study.ask()
-            params = SPACES["cnn"](trial)
+            params = FAMILIES["cnn"].suggest(trial)
             study.tell(trial, 0.5)
             out.append(tuple(sorted(params.items())))
         return out
@@ -251,7 +249,7 @@ def test_median_pruner_waits_for_a_fifth_of_the_budget_and_three_complete_trials
 
 
 def test_count_trials_counts_each_state_and_run_trial_names_the_worker():
-    from search.runner import WORKER, Counts, run_trial
+    from textbench.search.runner import WORKER, Counts, run_trial
 
     study = optuna.create_study(direction="maximize")
     frozen, interrupted = run_trial(study, study.ask(), lambda trial: 0.5)
@@ -272,11 +270,11 @@ def test_count_trials_counts_each_state_and_run_trial_names_the_worker():
 
 
 def test_summary_shows_steps_trained_per_family_and_flags_a_thin_search():
-    from search.benchmark import format_summary, summary_rows
+    from textbench.reports.summary import format_summary, summary_rows
 
     studies = {}
-    for arch, n_pruned in (("cnn", 1), ("rnn", 9)):
-        study = studies[arch] = optuna.create_study(direction="maximize")
+    for family, n_pruned in (("cnn", 1), ("rnn", 9)):
+        study = studies[family] = optuna.create_study(direction="maximize")
         for i in range(10):
             trial = study.ask()
             pruned = i >= 10 - n_pruned
@@ -316,7 +314,7 @@ def test_a_timeout_stops_the_study_and_says_how_far_it_got(caplog):
         time.sleep(0.4)
         return 0.5
 
-    with caplog.at_level("WARNING", logger="search.runner"):
+    with caplog.at_level("WARNING", logger="textbench.search.runner"):
         counts = run_study(study, objective, 100, timeout=0.6, progress=False)
     # checked before each new trial: 2 on an idle machine, at least 1 however busy, never all 100
     assert 1 <= counts.finished == len(study.trials) <= 3
@@ -329,7 +327,7 @@ def test_a_failure_reason_names_the_error_type_cut_to_300_characters_and_is_logg
     def objective(trial):
         raise ValueError("x" * 500)
 
-    with caplog.at_level("WARNING", logger="search.runner"):
+    with caplog.at_level("WARNING", logger="textbench.search.runner"):
         run_study(study, objective, 1, progress=False)
     assert study.trials[0].user_attrs["fail_reason"] == "ValueError: " + "x" * 300
     assert f"trial 0 failed: ValueError: {'x' * 300}" in caplog.messages  # the whole line, nothing around it
@@ -352,7 +350,7 @@ def test_only_failures_in_a_row_stop_a_study():
 def test_the_claim_lock_on_a_journal_is_an_exclusive_file_lock_per_study(tmp_path):
     import fcntl
 
-    from search.runner import claim_lock
+    from textbench.search.runner import claim_lock
 
     storage = make_storage(str(tmp_path / "optuna.journal"))
     study = optuna.create_study(storage=storage, study_name="locked")

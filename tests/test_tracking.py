@@ -10,7 +10,7 @@ import pytest
 from helpers import mlflow_runs
 from optuna.trial import TrialState
 
-from search.tracking import MlflowTracker
+from textbench.search.tracking import MlflowTracker
 
 
 def ms(moment) -> int:

@@ -8,9 +8,9 @@ import torch
 from helpers import sabotage_after
 from transformers import TrainerCallback
 
-from core.errors import UsageError
-from core.models import build_model
-from core.training import (
+from textbench.core.errors import UsageError
+from textbench.core.models import build_model
+from textbench.core.training import (
     METRIC_PATH,
     CurveCallback,
     NonFiniteLossError,
@@ -23,7 +23,7 @@ from core.training import (
 
 def tiny_cnn(data, seed: int = 0):
     torch.manual_seed(seed)
-    return build_model("cnn", vocab_size=len(data.tokenizer), num_labels=data.num_labels,
+    return build_model(FAMILIES["cnn"], vocab_size=len(data.tokenizer), num_labels=data.num_labels,
                        pad_token_id=data.tokenizer.pad_token_id, embedding_dim=16, filter_size=3, num_filters=8)
 
 
@@ -172,7 +172,7 @@ def test_train_settings_defaults():
     ],
 )
 def test_train_settings_validation(values, fragment):
-    from core.training import check_device
+    from textbench.core.training import check_device
 
     with pytest.raises(UsageError) as info:
         check_device(TrainSettings(**values))

@@ -59,7 +59,7 @@ def wait_for(url: str, timeout: float = 240) -> None:
 def finished(tiny_data_dir, tmp_path_factory):
     """A finished 8-trial CNN benchmark with its final stage and baseline (seeded: 3 trials are pruned)."""
     out = tmp_path_factory.mktemp("ui")
-    args = search_args(tiny_data_dir, out, arch="cnn", trials=8, max_steps=40, eval_steps=10)
+    args = search_args(tiny_data_dir, out, family="cnn", trials=8, max_steps=40, eval_steps=10)
     args[args.index("--final-seeds") + 1] = "1"
     args.remove("--no-baseline")
     result = run_cli(*args, "--top-k", "1", timeout=1200)
@@ -147,7 +147,7 @@ def test_mlflow_runs_table_shows_the_pruned_trial(finished, servers, browser, tm
 
 
 def test_optuna_dashboard_names_the_objective_and_matches_the_report(finished, servers, browser, tmp_path):
-    from reports import collect
+    from textbench.reports import collect
 
     out, study, _, _ = finished
     _, dashboard_url = servers

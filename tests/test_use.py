@@ -27,8 +27,8 @@ from helpers import (
     run_cli,
 )
 
-import benchmark
-from reports import collect
+from textbench import benchmark
+from textbench.reports import collect
 
 NAME = "tiny"
 
@@ -48,17 +48,17 @@ def run(tmp_path_factory):
     return {"out": out, "data": data, "stdout": result.stdout}
 
 
-def records(out: Path, arch: str) -> list[dict]:
-    study = load_study(f"{NAME}-{arch}", default_storage(out))
+def records(out: Path, family: str) -> list[dict]:
+    study = load_study(f"{NAME}-{family}", default_storage(out))
     return study.user_attrs["final_results"]
 
 
-def expected_choice(out: Path, arch: str) -> tuple[int, dict, float]:
+def expected_choice(out: Path, family: str) -> tuple[int, dict, float]:
     """(chosen trial, its best-validation seed's record, the configuration's mean validation), read
     straight from the final-stage records: best mean validation over seeds (ties: better rank), then
     the seed with the best validation accuracy (ties: lower seed)."""
     by_trial: dict[int, list[dict]] = {}
-    for r in records(out, arch):
+    for r in records(out, family):
         if r["rank"] is None:  # the course notes' reference, re-trained beside the top-k, is never chosen
             continue
         by_trial.setdefault(r["trial_number"], []).append(r)
@@ -76,13 +76,13 @@ def use_args(run, *args: str) -> list[str]:
 # ---------------------------------------------------------------- predict
 
 
-@pytest.mark.parametrize("arch", ["cnn", "rnn"])
-def test_predict_on_the_test_file_reproduces_the_final_stage_test_accuracy(run, arch, tmp_path, capsys):
+@pytest.mark.parametrize("family", ["cnn", "rnn"])
+def test_predict_on_the_test_file_reproduces_the_final_stage_test_accuracy(run, family, tmp_path, capsys):
     """The test split here is test.parquet whole: predicting it with the exported model's seed must give
     exactly the accuracy the final stage's Trainer measured for that seed."""
-    _, best, _ = expected_choice(run["out"], arch)
+    _, best, _ = expected_choice(run["out"], family)
     output = tmp_path / "pred.csv"
-    code = benchmark.main(use_args(run, "predict", "--arch", arch, "--input", str(run["data"] / "test.parquet"),
+    code = benchmark.main(use_args(run, "predict", "--arch", family, "--input", str(run["data"] / "test.parquet"),
                                    "--output", str(output)))
     stdout = capsys.readouterr().out
     assert code == 0
@@ -99,7 +99,7 @@ def test_predict_on_the_test_file_reproduces_the_final_stage_test_accuracy(run, 
 
 
 def test_predict_without_arch_uses_the_family_with_the_best_final_validation_mean(run, capsys):
-    means = {arch: expected_choice(run["out"], arch)[2] for arch in ("cnn", "rnn")}
+    means = {family: expected_choice(run["out"], family)[2] for family in ("cnn", "rnn")}
     winner = max(sorted(means), key=means.get)
     trial, best, _ = expected_choice(run["out"], winner)
     code = benchmark.main(use_args(run, "predict", "--text", "brilliant superb film", "awful dull mess"))
@@ -146,7 +146,7 @@ def fresh_env(tmp_path: Path) -> dict:
 
 
 def test_export_loads_with_pipeline_in_a_fresh_process(run, tmp_path, capsys):
-    from core.inference import Classifier
+    from textbench.core.inference import Classifier
 
     trial, best, _ = expected_choice(run["out"], "rnn")
     dest = tmp_path / "export"
@@ -187,7 +187,7 @@ print(json.dumps(model.predict(pd.DataFrame({"text": sys.argv[3:]})).to_dict("li
 
 
 def test_benchmark_registers_each_chosen_model_and_models_uri_predicts(run, tmp_path, capsys):
-    from core.inference import Classifier
+    from textbench.core.inference import Classifier
 
     assert "models:/textbench-tiny-cnn/1" in run["stdout"] and "models:/textbench-tiny-rnn/1" in run["stdout"]
     texts = ["brilliant superb gripping film", "awful dull boring mess"]
@@ -212,17 +212,17 @@ def _row(stdout: str, label: str) -> list[str]:
     return next(line for line in stdout.splitlines() if line.startswith(label)).split()[-3:]
 
 
-@pytest.mark.parametrize("arch", ["cnn", "rnn"])
-def test_rerun_of_a_search_trial_is_bit_identical(run, arch, capsys):
+@pytest.mark.parametrize("family", ["cnn", "rnn"])
+def test_rerun_of_a_search_trial_is_bit_identical(run, family, capsys):
     """Accuracies on 40 validation texts can coincide by chance; the validation losses cannot."""
-    trial, _, _ = expected_choice(run["out"], arch)
-    study = load_study(f"{NAME}-{arch}", default_storage(run['out']))
+    trial, _, _ = expected_choice(run["out"], family)
+    study = load_study(f"{NAME}-{family}", default_storage(run['out']))
     recorded = study.trials[trial]
-    assert benchmark.main(use_args(run, "rerun", "--arch", arch, "--trial", str(trial))) == 0
+    assert benchmark.main(use_args(run, "rerun", "--arch", family, "--trial", str(trial))) == 0
     out = capsys.readouterr().out
     assert _row(out, "validation accuracy ") == [repr(recorded.value), repr(recorded.value), "identical"]
     bench = collect.load_benchmark(open_storage(default_storage(run['out'])), NAME)
-    losses = [(r["step"], r["eval_loss"]) for r in collect.trial_curves(bench, arch, recorded) if "eval_loss" in r]
+    losses = [(r["step"], r["eval_loss"]) for r in collect.trial_curves(bench, family, recorded) if "eval_loss" in r]
     assert len(losses) == len(recorded.intermediate_values) >= 2
     for step, value in losses:
         assert _row(out, f"  validation loss at step {step} ") == [repr(value), repr(value), "identical"]
@@ -242,9 +242,9 @@ def test_rerun_of_a_final_stage_run_reproduces_validation_and_test(run, capsys):
 
 def test_report_gives_the_rerun_command_of_each_chosen_configuration(run):
     page = (run["out"] / NAME / "report.html").read_text()
-    for arch in ("cnn", "rnn"):
-        trial, _, _ = expected_choice(run["out"], arch)
-        assert f"python benchmark.py rerun --name {NAME} --arch {arch} --trial {trial}" in page
+    for family in ("cnn", "rnn"):
+        trial, _, _ = expected_choice(run["out"], family)
+        assert f"python benchmark.py rerun --name {NAME} --arch {family} --trial {trial}" in page
 
 
 def test_a_missing_or_outdated_model_is_named_and_rerun_save_restores_it(run, tmp_path, capsys):
@@ -340,7 +340,7 @@ def test_registering_leaves_no_mlflow_uri_in_the_environment(monkeypatch, tmp_pa
     the same process (or any child process) would then register into this store instead of its own."""
     import os
 
-    from search.registry import _fluent_uris
+    from textbench.search.registry import _fluent_uris
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from helpers import ROOT, cli_env, mlflow_runs
 
-from core.errors import UsageError
+from textbench.core.errors import UsageError
 
 GIB = 2**30
 
@@ -28,13 +29,13 @@ GIB = 2**30
     (16, 128 * GIB, 2, 50, 8),
 ])
 def test_auto_workers_is_one_per_core_bounded_by_memory_gpus_and_trials(cores, memory, gpus, trials, expected):
-    from search.workers import auto_workers
+    from textbench.search.workers import auto_workers
 
     assert auto_workers(trials, cores=cores, memory=memory, gpus=gpus) == expected
 
 
 def test_each_worker_sees_one_gpu_round_robin(monkeypatch):
-    from search.workers import device_for, gpu_ids, pin_device
+    from textbench.search.workers import device_for, gpu_ids, pin_device
 
     assert [device_for(i, ["0", "1"]) for i in range(5)] == ["0", "1", "0", "1", "0"]
     assert device_for(3, []) is None
@@ -49,8 +50,8 @@ def test_each_worker_sees_one_gpu_round_robin(monkeypatch):
 
 
 def test_sqlite_storage_runs_one_worker_and_refuses_more(tmp_path):
-    from search.settings import SearchSettings
-    from search.workers import worker_count
+    from textbench.search.settings import SearchSettings
+    from textbench.search.workers import worker_count
 
     sqlite = SearchSettings(storage=f"sqlite:///{tmp_path / 'o.db'}", output_dir=str(tmp_path))
     assert worker_count("auto", sqlite) == 1
@@ -63,7 +64,7 @@ def test_sqlite_storage_runs_one_worker_and_refuses_more(tmp_path):
 
 
 def test_an_earlier_versions_sqlite_store_is_kept_as_the_default(tmp_path):
-    from search.settings import SearchSettings
+    from textbench.search.settings import SearchSettings
 
     (tmp_path / "optuna.db").write_bytes(b"")
     assert SearchSettings(output_dir=str(tmp_path)).storage == f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -86,7 +87,7 @@ def start_together(procs: list, go: Path, deadline: float = 300) -> None:
 WRITER = """
 import sys, time
 from pathlib import Path
-from search.tracking import MlflowTracker
+from textbench.search.tracking import MlflowTracker
 uri, go, index, runs = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 (go.parent / f"ready-{index}").touch()
 while not go.exists():  # imported: now start together
@@ -123,8 +124,8 @@ CLAIMER = """
 import sys, time
 from pathlib import Path
 import optuna
-import search.runner as runner
-from search.study import make_storage
+import textbench.search.runner as runner
+from textbench.search.study import make_storage
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 count = runner.count_trials
 def slow_count(study):  # widen the window between counting and asking: only the claim lock closes it
@@ -174,7 +175,7 @@ def test_the_journal_fails_and_retries_a_trial_whose_worker_stopped_beating(tmp_
     import optuna
     from optuna.trial import TrialState
 
-    from search.study import JournalStorage, StaleTrialHandler
+    from textbench.search.study import JournalStorage, StaleTrialHandler
 
     handler = StaleTrialHandler()
     told = []

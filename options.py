@@ -1,0 +1,148 @@
+"""The command line's options, made from the settings dataclasses: each option's default, type and
+choices are read from its field, so they are written once (``core.settings``, ``search.settings``)
+and ``args`` maps one-to-one onto the settings (``settings_from``).
+
+Light by design: the settings and the family registry need no torch, so ``--help`` and a bad flag
+cost a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from textbench.core.settings import PRECISIONS, DataSettings, TrainSettings
+from textbench.search.settings import PRUNERS, SAMPLERS, SearchSettings
+
+WHERE = "where studies, models, reports go"
+VERBOSE = "show library logs, warnings and progress bars"
+TRACKING = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///OUTPUT_DIR/mlflow.db)"
+STORAGE = ("Optuna storage: a journal file (PATH.journal), sqlite:///PATH or postgresql://USER@HOST/DB "
+           "(default: OUTPUT_DIR/optuna.journal; an earlier version's OUTPUT_DIR/optuna.db if only it exists)")
+
+
+def default_of(cls: type, name: str):
+    spec = cls.__dataclass_fields__[name]
+    return spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+
+
+def setting(group, cls: type, name: str, help: str, *, flag: str | None = None, shown: object = None,
+            **kwargs) -> None:
+    """``--name`` for field ``name`` of ``cls``: its default and type from the field; a False bool is a
+    switch, a True one a ``flag`` that turns it off; ``shown`` replaces the default in the help (False:
+    none shown)."""
+    default = default_of(cls, name)
+    flag = flag or "--" + name.replace("_", "-")
+    if isinstance(default, bool):
+        action = "store_false" if default else "store_true"
+        group.add_argument(flag, dest=name, action=action, help=help, **kwargs)
+        return
+    if default is not None and "action" not in kwargs and "type" not in kwargs:
+        kwargs["type"] = type(default)
+    shown = default if shown is None else shown
+    text = f"{help} (default: {shown})" if shown not in (None, False) else help
+    group.add_argument(flag, dest=name, default=default, help=text, **kwargs)
+
+
+def settings_from(cls: type, args: argparse.Namespace, **overrides):
+    """``cls`` from the parsed options that are its fields (plus ``overrides``)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{**{k: v for k, v in vars(args).items() if k in names}, **overrides})
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    D = DataSettings
+    setting(g, D, "dataset", "hub id, or a local folder with train/validation (or valid, dev)/test files, or one "
+            ".parquet/.csv/.tsv/.jsonl/.json file, optionally .gz/.bz2/.xz")
+    setting(g, D, "data_dir", "local mirror: DIR/<dataset>/ and DIR/<tokenizer>/ are used before the hub",
+            shown="$TEXTBENCH_DATA")
+    setting(g, D, "text_column", "text column name, or a comma list of columns joined by a space")
+    setting(g, D, "label_column", "label column name; ints or strings")
+    setting(g, D, "no_header", "CSV/TSV files have no header row: give --text-column/--label-column as 0-based "
+            "numbers")
+    setting(g, D, "drop_invalid", "drop rows without a label or with an empty text even when they are more than "
+            "5%% of a split (they are always counted in the log and the report)")
+    setting(g, D, "tokenizer", "hub id or local folder")
+    setting(g, D, "max_length", "tokens per text after truncation")
+    setting(g, D, "validation_fraction", "share of train held out for early stopping and selection")
+    setting(g, D, "test_fraction", "share held out as test when the dataset has no test split")
+    setting(g, D, "max_train_samples", "cap the training split (quick runs)", type=int)
+    setting(g, D, "max_eval_samples", "cap the validation and test splits", type=int)
+
+
+def add_budget_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training budget (the same for every family)")
+    T = TrainSettings
+    setting(g, T, "max_steps", "optimizer steps per run")
+    setting(g, T, "eval_steps", "evaluate on validation every N steps")
+    setting(g, T, "batch_size", "training batch size")
+    setting(g, T, "patience", "early stopping: evaluations without improvement; 0 disables")
+    setting(g, T, "precision", "fp32, or the Trainer's mixed precision: bf16 (on a GPU, or autocast on a CPU) or "
+            "fp16 (CUDA GPUs only); part of the budget", choices=PRECISIONS)
+
+
+def add_storage_options(p: argparse.ArgumentParser) -> None:
+    """Where results live: the same options on the main command and on ``report``."""
+    p.add_argument("--storage", default=None, help=STORAGE)
+    p.add_argument("--tracking-uri", default=None, help=TRACKING)
+
+
+def add_common_options(p: argparse.ArgumentParser) -> None:
+    setting(p, SearchSettings, "output_dir", WHERE)
+    setting(p, SearchSettings, "seed", "seed of the split, the sampler and the trials")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads per process (default: 1; these small models gain little from intra-op "
+                        "threads, and 2+ threads slow them down up to 15x when another process shares the "
+                        "cores: use --workers for parallelism)")
+    p.add_argument("-v", "--verbose", action="store_true", help=VERBOSE)
+
+
+def search_parser(description: str, epilog: str) -> argparse.ArgumentParser:
+    from textbench.spaces import FAMILIES
+
+    p = argparse.ArgumentParser(prog="benchmark.py", description=description, epilog=epilog,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    S = SearchSettings
+    p.add_argument("--arch", default="both", metavar="FAMILIES",
+                   help=f"'both' (cnn,rnn), 'all', or a comma list of: {', '.join(FAMILIES)} (default: both)")
+    setting(p, S, "trials", "finished trials per family")
+    p.add_argument("--name", default=None, help="benchmark name: studies are NAME-FAMILY (default: dataset name)")
+    add_storage_options(p)
+    setting(p, S, "sampler", "Optuna's sampler, seeded with --seed", choices=SAMPLERS)
+    p.add_argument("--pruner", default=default_of(S, "pruner"), choices=PRUNERS,
+                   help="margin (default): median pruning beyond 2 binomial standard errors of validation "
+                        "accuracy; median: Optuna's MedianPruner; hyperband; none")
+    p.add_argument("--workers", default="auto",
+                   help="local worker processes sharing the studies, one torch thread each: 'auto' = one per "
+                        "usable core, bounded by memory (one on a sqlite:/// storage); 1 = a single process "
+                        "(default: auto)")
+    setting(p, S, "timeout", "stop each study after this many seconds", type=float)
+    setting(p, S, "fix", "pin a search-space parameter, e.g. --fix num_layers=1 (repeatable)", action="append",
+            metavar="NAME=VALUE", shown=False)
+    setting(p, S, "reference", "do not start each study with the course notes' configuration (trial 0, also "
+            "re-trained in the final stage to measure what tuning bought)", flag="--no-reference")
+    setting(p, S, "mlflow", "turn MLflow tracking off", flag="--no-mlflow")
+    p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF + logistic regression baseline")
+    setting(p, S, "top_k", "configurations per family re-run for the final test")
+    setting(p, S, "final_seeds", "seeds per final configuration; 0 skips")
+    add_data_options(p)
+    add_budget_options(p)
+    add_common_options(p)
+    return p
+
+
+def add_benchmark_options(p: argparse.ArgumentParser, family_help: str, name_required: bool = True) -> None:
+    """The options that find a finished benchmark (``predict``, ``export``, ``rerun``)."""
+    p.add_argument("--name", required=name_required, help="benchmark name")
+    p.add_argument("--arch", dest="family", metavar="FAMILY", default=None, help=family_help)
+    setting(p, SearchSettings, "output_dir", "the benchmark's --output-dir")
+    p.add_argument("--storage", default=None,
+                   help="the benchmark's --storage (default: OUTPUT_DIR/optuna.journal, or an earlier version's "
+                        "OUTPUT_DIR/optuna.db)")
+    p.add_argument("-v", "--verbose", action="store_true", help=VERBOSE)
+
+
+def data_settings(args) -> DataSettings:
+    return settings_from(DataSettings, args, seed=args.seed, cache_dir=str(Path(args.output_dir) / "cache"))

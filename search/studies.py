@@ -1,0 +1,239 @@
+"""The searches of a benchmark: one study per family on the same data, split and budget.
+
+``setup`` validates everything that can be checked before any trial runs (so bad input fails in
+seconds and leaves nothing behind) and returns a ``SearchRun``; ``run_searches`` creates or
+resumes each family's study and runs it to its target. The final stage, the baseline and the
+report come after (``textbench.pipeline``).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import platform
+import shlex
+import sys
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+import optuna
+
+from textbench.core.data import PreparedData, load, tokenize
+from textbench.core.errors import UsageError
+from textbench.core.settings import DataSettings, TrainSettings
+from textbench.core.training import check_device
+from textbench.core.urls import redact
+from textbench.search import fixed as fixing
+from textbench.search.objective import Objective
+from textbench.search.overall import Overall, measure_trial
+from textbench.search.reference import enqueue_reference
+from textbench.search.runner import count_trials, run_study
+from textbench.search.settings import SearchSettings, is_journal, is_server_storage, is_sqlite
+from textbench.search.study import (
+    check_resumable,
+    make_pruner,
+    make_sampler,
+    make_storage,
+    open_study,
+    stale_trial_handler,
+)
+from textbench.search.tracking import MlflowTracker, check_tracking
+
+log = logging.getLogger(__name__)
+
+PACKAGES = ("textbench", "torch", "transformers", "datasets", "evaluate", "accelerate", "optuna", "mlflow",
+            "pandas", "scikit-learn")
+
+
+@dataclass
+class SearchRun:
+    """The validated inputs of one benchmark's searches, built by ``setup``."""
+
+    search: SearchSettings
+    data_settings: DataSettings
+    train: TrainSettings
+    data: PreparedData
+    storage: optuna.storages.BaseStorage
+    fixed: dict[str, dict]  # per family: the --fix values its space has
+    tracker: MlflowTracker | None = None  # None with --no-mlflow
+    overall: Overall | None = None  # the whole benchmark's status line (search.overall), None without progress
+    worker: int = 0  # which --workers process this is (0: the CLI process); each samples from its own seed
+
+    @property
+    def hooks(self) -> list:
+        """What each trial reports to besides Optuna: the MLflow tracker, when there is one."""
+        return [self.tracker] if self.tracker is not None else []
+
+    def study_settings(self, family: str) -> dict:
+        """Study-level settings: stored on the study and compared when it is resumed."""
+        s = self.search
+        return {
+            **self.data.describe(),
+            "max_length": self.data_settings.max_length,
+            **self.train.budget(),
+            "seed": s.seed,
+            "sampler": s.sampler,
+            "pruner": s.pruner,
+            "fixed": self.fixed[family],
+            "reference": s.reference,
+            "target_trials": s.trials,
+            "top_k": s.top_k,
+            "final_seeds": s.final_seeds,
+        }
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def hardware() -> str:
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, {gpu}".replace("  ", " ")
+
+
+def check_writable(folder: Path) -> None:
+    """The folder can be created (or written) by this user; it is not created here."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder {folder} is not writable ({existing} is not a writable folder): "
+                         "pass a writable --output-dir")
+
+
+def _new_file_store(url: str) -> bool:
+    """True for a journal or SQLite storage whose file does not exist yet: nothing to resume in it, and
+    opening it would create the file."""
+    if is_journal(url):
+        return not Path(url).exists()
+    database = url.split(":///", 1)[1] if is_sqlite(url) and ":///" in url else ""
+    return bool(database) and not Path(database).exists()
+
+
+def setup(search: SearchSettings, data_settings: DataSettings, train: TrainSettings) -> SearchRun:
+    """Validate everything, then create: storage, MLflow experiment, tokenization cache. Every check
+    that needs no data comes before the data is read (a server must answer first); bad input (data,
+    settings, a study that cannot be resumed, an unreachable server) fails before anything is
+    written, so it leaves no store, folder or cache entry behind."""
+    check_writable(search.run_dir)
+    check_device(train)
+    fixed = {family: fixing.parse_fixed(family, search.fix) for family in search.families}
+    storage = make_storage(search.storage) if is_server_storage(search.storage) else None
+    if search.mlflow:
+        check_tracking(search.tracking_uri)
+    data = load(data_settings)
+    if storage is None and not _new_file_store(search.storage):  # an existing file: check it can resume
+        storage = make_storage(search.storage)
+    bench = SearchRun(search=search, data_settings=data_settings, train=train, data=data, storage=storage, fixed=fixed)
+    if storage is not None:
+        for family in search.families:  # all families, before any of them runs a trial
+            check_resumable(storage, search.name, family, bench.study_settings(family))
+    # validated: from here on, things are created
+    bench.storage = storage or make_storage(search.storage)
+    if search.mlflow:
+        params = {family: mlflow_params(bench, family) for family in search.families}
+        tracking = MlflowTracker(search.tracking_uri, search.name, search.run_dir / "mlartifacts", params)
+        bench.tracker = tracking
+        if stale_trial_handler(bench.storage) is not None:
+            stale_trial_handler(bench.storage).listeners.append(tracking.trial_died)
+    tokenize(data, data_settings)
+    # The Trainer runs gc.collect() at the start of every train(): without this it walks the ~0.5 M
+    # objects of the imported libraries each trial (0.24 s here); frozen, they are left out of it.
+    gc.freeze()
+    return bench
+
+
+def mlflow_params(bench: SearchRun, family: str) -> dict:
+    """The parent run's params: study settings (not the trial target, which may grow) and provenance."""
+    settings = {k: v for k, v in bench.study_settings(family).items() if k != "target_trials"}
+    attrs = study_attrs(bench, family)
+    return {**settings, "arch": family, "storage": attrs["storage"], "command": attrs["command"],
+            **{f"version.{k}": v for k, v in attrs["versions"].items()}}
+
+
+def study_attrs(bench: SearchRun, family: str) -> dict:
+    return {
+        "benchmark": bench.search.name,
+        "arch": family,
+        "settings": bench.study_settings(family),
+        "data_settings": asdict(bench.data_settings),  # what `rerun` needs to prepare the same data
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "versions": package_versions(),
+        "hardware": hardware(),
+        "storage": redact(bench.search.storage),
+        "tracking_uri": redact(bench.search.tracking_uri) if bench.search.mlflow else None,
+    }
+
+
+def run_family(bench: SearchRun, family: str) -> optuna.Study:
+    """Create or resume one family's study and run it to the target."""
+    s = bench.search
+    sampler = make_sampler(s.sampler, s.seed, s.trials, worker=bench.worker)
+    if bench.fixed[family]:
+        sampler = optuna.samplers.PartialFixedSampler(bench.fixed[family], sampler)
+    pruner = make_pruner(s.pruner, max_steps=bench.train.max_steps, eval_steps=bench.train.eval_steps,
+                         n_validation=len(bench.data.splits["validation"]))
+    study = open_study(bench.storage, s.name, family, sampler=sampler, pruner=pruner, attrs=study_attrs(bench, family))
+    best_model_dir = (s.run_dir / "models" / f"{family}-best").resolve()
+    best_model_dir.parent.mkdir(parents=True, exist_ok=True)
+    study.set_user_attr("best_model_dir", str(best_model_dir))
+    objective = Objective(
+        family=family, data=bench.data, settings=bench.train, study_seed=s.seed,
+        work_dir=s.run_dir / "checkpoints", hooks=bench.hooks, best_model_dir=best_model_dir,
+        artifact_dir=artifact_dir(s),
+    )
+    study.set_user_attr("artifact_dir", str(artifact_dir(s)))
+    for hook in bench.hooks:
+        hook.study_started(study)
+    if bench.tracker is not None:
+        study.set_user_attr("mlflow_experiment_id", bench.tracker.experiment_id)
+    callbacks = [hook.trial_finished for hook in bench.hooks]
+    if s.reference:
+        enqueue_reference(study, family, bench.fixed[family], s.trials)
+    status = None
+    if bench.overall is not None:
+        overall = bench.overall
+        overall.phase = f"search {family} {s.families.index(family) + 1}/{len(s.families)}"
+        for frozen in study.get_trials(deepcopy=False):  # a resumed study: its trials are measurements too
+            measure_trial(overall, family, frozen)
+
+        def track(study, frozen):
+            measure_trial(overall, family, frozen)
+            overall.finished[family] = count_trials(study).finished
+
+        overall.finished[family] = count_trials(study).finished
+        callbacks.append(track)
+        status = overall.line
+    interrupted = False
+    try:
+        run_study(study, objective, s.trials, timeout=s.timeout, callbacks=callbacks, progress=s.progress,
+                  status=status)
+        if bench.overall is not None:  # with other workers, their last trials ended after this one's
+            bench.overall.finished[family] = count_trials(study).finished
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        for hook in bench.hooks:
+            hook.study_ended(study, interrupted=interrupted)
+    return study
+
+
+def artifact_dir(search: SearchSettings) -> Path:
+    """Optuna's artifact store, beside the default study storage: ``optuna-dashboard --artifact-dir``."""
+    return (Path(search.output_dir) / "artifacts").resolve()
+
+
+def run_searches(bench: SearchRun) -> dict[str, optuna.Study]:
+    """All families, one after the other, on the same prepared data."""
+    return {family: run_family(bench, family) for family in bench.search.families}
