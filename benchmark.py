@@ -15,7 +15,6 @@ of a second.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import signal
@@ -28,123 +27,54 @@ if __package__ in (None, "") and "textbench" not in sys.modules:  # `python benc
     import importlib.util
 
     _root = Path(__file__).resolve().parent  # this folder is the package (pyproject.toml maps it so)
-    _spec = importlib.util.spec_from_file_location("textbench", _root / "__init__.py",
-                                                   submodule_search_locations=[str(_root)])
+    _spec = importlib.util.spec_from_file_location(
+        "textbench", _root / "__init__.py", submodule_search_locations=[str(_root)]
+    )
     sys.modules["textbench"] = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(sys.modules["textbench"])
 
 from textbench import options as opt  # noqa: E402
 from textbench.core.errors import UsageError  # noqa: E402
 
-DESCRIPTION = ("Hyperparameter search and benchmark of text-classifier families (Optuna + HF Trainer + MLflow), "
-               "with a final test evaluation over seeds and an HTML report. Subcommands: 'train' (one run of the "
-               "course notes' configuration), 'report' (rebuild a report), 'predict', 'export' (use the chosen "
-               "model), 'rerun' (reproduce a recorded trial).")
-USE_FAMILY = ("family whose chosen model to use (default: the winner: the family whose chosen configuration has "
-              "the best mean validation accuracy in the final stage)")
-
-
-def search_parser() -> argparse.ArgumentParser:
-    from textbench.search.fixed import describe_spaces
-
-    return opt.search_parser(DESCRIPTION, "search spaces (pin any with --fix name=value):\n" + describe_spaces())
-
-
-def train_parser() -> argparse.ArgumentParser:
-    from textbench.spaces import FAMILIES
-
-    notes = "; ".join(f"{f.name}: " + ", ".join(f"{k}={v}" for k, v in f.notes_config.items())
-                      for f in FAMILIES.values())
-    p = argparse.ArgumentParser(prog="benchmark.py train", description="One training run of a family with the "
-                                f"course notes' configuration, evaluated once on test. Defaults: {notes}.")
-    p.add_argument("--arch", dest="family", metavar="FAMILY", required=True, choices=list(FAMILIES),
-                   help="model family")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="overrides",
-                   help="override a model parameter or learning_rate, e.g. --set num_filters=100 (repeatable)")
-    opt.add_data_options(p)
-    opt.add_budget_options(p)
-    opt.add_common_options(p)
-    return p
-
-
-def report_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="benchmark.py report", description="Rebuild a benchmark's HTML report "
-                                "from storage.")
-    p.add_argument("--name", required=True, help="benchmark name")
-    opt.setting(p, opt.SearchSettings, "output_dir", "where the benchmark's outputs are")
-    opt.add_storage_options(p)
-    p.add_argument("-v", "--verbose", action="store_true", help=opt.VERBOSE)
-    return p
-
-
-def predict_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="benchmark.py predict", description="Predict labels and class "
-                                "probabilities with a benchmark's chosen model (its own tokenizer, max length "
-                                "and label names). With a label column in --input, also print the accuracy.")
-    opt.add_benchmark_options(p, USE_FAMILY, name_required=False)
-    p.add_argument("--model", default=None, help="a saved model folder instead of a benchmark's chosen model "
-                   "(e.g. train's OUTPUT_DIR/train-FAMILY/model, a models/ folder, an export)")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--text", nargs="+", help="one or more texts")
-    source.add_argument("--input", help="a .csv, .jsonl or .parquet file with a text column")
-    p.add_argument("--text-column", default="text", help="text column of --input (default: text)")
-    p.add_argument("--label-column", default="label",
-                   help="true labels in --input, used for the accuracy when present (default: label)")
-    p.add_argument("--output", default=None, help="write every row with its prediction to .csv/.jsonl/.parquet")
-    p.add_argument("--batch-size", type=int, default=256, help="texts per forward pass (default: 256)")
-    return p
-
-
-def export_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="benchmark.py export", description="Write a benchmark's chosen model to a "
-                                "folder that transformers.pipeline('text-classification', model=DIR, "
-                                "trust_remote_code=True, truncation=True) loads without textbench, with a model "
-                                "card README.md; --register also registers it in the MLflow Model Registry.")
-    opt.add_benchmark_options(p, USE_FAMILY)
-    p.add_argument("--to", required=True, help="a new (or empty) folder")
-    p.add_argument("--register", action="store_true",
-                   help="also log the model to MLflow and register it as textbench-NAME-FAMILY")
-    p.add_argument("--tracking-uri", default=None, help=opt.TRACKING)
-    return p
-
-
-def rerun_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="benchmark.py rerun", description="Re-train one recorded trial from its "
-                                "parameters and seed and print the recorded and re-obtained validation accuracy "
-                                "side by side (bit-identical on the same CPU build and --threads).")
-    opt.add_benchmark_options(p, "model family of the trial")
-    p.add_argument("--trial", type=int, required=True, help="trial number")
-    p.add_argument("--seed", type=int, default=None,
-                   help="re-train the trial's final-stage run with this seed (also re-evaluates test)")
-    p.add_argument("--save", action="store_true", help="keep the re-trained model where predict/export look for it")
-    p.add_argument("--threads", type=int, default=1, help="torch threads, as in the benchmark (default: 1)")
-    return p
-
 
 def cmd_search(argv: list[str]) -> int:
-    args = search_parser().parse_args(argv)
-    from textbench.search.settings import parse_families
+    args = opt.search_parser().parse_args(argv)
+    from textbench.search.search_settings import parse_families
     from textbench.search.workers import worker_count
 
-    search = opt.settings_from(opt.SearchSettings, args, families=parse_families(args.arch),
-                               name=args.name or default_name(args.dataset))
+    search = opt.settings_from(
+        opt.SearchSettings,
+        args,
+        families=parse_families(args.arch),
+        name=args.name or default_name(args.dataset),
+    )
     data, train = opt.data_settings(args), opt.settings_from(opt.TrainSettings, args)
     workers = worker_count(args.workers, search)
     from textbench.pipeline import run_benchmark
 
-    return run_benchmark(search, data, train, workers=workers, threads=args.threads, verbose=args.verbose,
-                         baseline=not args.no_baseline)
+    return run_benchmark(
+        search,
+        data,
+        train,
+        workers=workers,
+        threads=args.threads,
+        verbose=args.verbose,
+        baseline=not args.no_baseline,
+    )
 
 
 def cmd_train(argv: list[str]) -> int:
-    args = train_parser().parse_args(argv)
+    args = opt.train_parser().parse_args(argv)
     data, train = opt.data_settings(args), opt.settings_from(opt.TrainSettings, args)
     from textbench.search.fixed import parse_settable
     from textbench.spaces import get as get_family
 
     family = get_family(args.family)
-    params = {**family.notes_config, **parse_settable(family.name, args.overrides)}  # before the heavy imports
-    from textbench.core.logs import configure_logging
+    params = {
+        **family.notes_config,
+        **parse_settable(family.name, args.overrides),
+    }  # before the heavy imports
+    from textbench.search.logs import configure_logging
 
     configure_logging(args.verbose)
     from textbench.core.single_run import train_once
@@ -155,8 +85,8 @@ def cmd_train(argv: list[str]) -> int:
 
 
 def cmd_report(argv: list[str]) -> int:
-    args = report_parser().parse_args(argv)
-    from textbench.search.settings import check_storage_url, check_tracking_uri, resolve_storage
+    args = opt.report_parser().parse_args(argv)
+    from textbench.search.search_settings import check_storage_url, check_tracking_uri, resolve_storage
 
     check_storage_url(resolve_storage(args.storage, args.output_dir))
     if args.tracking_uri:  # accepted so the main command's options can be copied; the report reads Optuna
@@ -170,38 +100,68 @@ def cmd_report(argv: list[str]) -> int:
 
 
 def cmd_predict(argv: list[str]) -> int:
-    args = predict_parser().parse_args(argv)
+    args = opt.predict_parser().parse_args(argv)
     if args.batch_size <= 0:  # the checks that need nothing: before logging's and the model's imports
         raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
     if (args.name is None) == (args.model is None):
-        raise UsageError("predict needs exactly one of --name NAME (a benchmark's chosen model) and --model DIR "
-                         "(a saved model folder)")
+        raise UsageError(
+            "predict needs exactly one of --name NAME (a benchmark's chosen model) and --model DIR "
+            "(a saved model folder)"
+        )
     from textbench.use import predict
 
-    predict(args.text, args.input, args.text_column, args.label_column, args.output, args.batch_size,
-            model_dir=args.model, name=args.name, output_dir=args.output_dir, storage=args.storage,
-            family=args.family, verbose=args.verbose)
+    predict(
+        args.text,
+        args.input,
+        args.text_column,
+        args.label_column,
+        args.output,
+        args.batch_size,
+        model_dir=args.model,
+        name=args.name,
+        output_dir=args.output_dir,
+        storage=args.storage,
+        family=args.family,
+        verbose=args.verbose,
+    )
     return 0
 
 
 def cmd_export(argv: list[str]) -> int:
-    args = export_parser().parse_args(argv)
+    args = opt.export_parser().parse_args(argv)
     from textbench.use import export
 
-    export(args.name, args.output_dir, args.storage, args.family, args.to, register=args.register,
-           tracking_uri=args.tracking_uri, command=shlex.join(["benchmark.py", "export", *argv]),
-           verbose=args.verbose)
+    export(
+        args.name,
+        args.output_dir,
+        args.storage,
+        args.family,
+        args.to,
+        register=args.register,
+        tracking_uri=args.tracking_uri,
+        command=shlex.join(["benchmark.py", "export", *argv]),
+        verbose=args.verbose,
+    )
     return 0
 
 
 def cmd_rerun(argv: list[str]) -> int:
-    args = rerun_parser().parse_args(argv)
+    args = opt.rerun_parser().parse_args(argv)
     if args.family is None:
         raise UsageError("rerun needs --arch: the family of the trial")
     from textbench.use import rerun_and_show
 
-    rerun_and_show(args.storage, args.name, args.output_dir, args.family, args.trial, seed=args.seed,
-                   save=args.save, threads=args.threads, verbose=args.verbose)
+    rerun_and_show(
+        args.storage,
+        args.name,
+        args.output_dir,
+        args.family,
+        args.trial,
+        seed=args.seed,
+        save=args.save,
+        threads=args.threads,
+        verbose=args.verbose,
+    )
     return 0
 
 
@@ -213,9 +173,14 @@ def default_name(dataset: str) -> str:
     return path.stem or "benchmark"
 
 
-COMMANDS = {"": (cmd_search, search_parser), "train": (cmd_train, train_parser),
-            "report": (cmd_report, report_parser), "predict": (cmd_predict, predict_parser),
-            "export": (cmd_export, export_parser), "rerun": (cmd_rerun, rerun_parser)}  # "": the benchmark
+COMMANDS = {
+    "": (cmd_search, opt.search_parser),
+    "train": (cmd_train, opt.train_parser),
+    "report": (cmd_report, opt.report_parser),
+    "predict": (cmd_predict, opt.predict_parser),
+    "export": (cmd_export, opt.export_parser),
+    "rerun": (cmd_rerun, opt.rerun_parser),
+}  # "": the benchmark
 PARSERS = {name: parser for name, (_, parser) in COMMANDS.items()}  # docs/CLI.md is generated from these
 
 

@@ -1,5 +1,5 @@
 """The command line's options, made from the settings dataclasses: each option's default, type and
-choices are read from its field, so they are written once (``core.settings``, ``search.settings``)
+choices are read from its field, so they are written once (``core.settings``, ``search.search_settings``)
 and ``args`` maps one-to-one onto the settings (``settings_from``).
 
 Light by design: the settings and the family registry need no torch, so ``--help`` and a bad flag
@@ -13,13 +13,15 @@ import dataclasses
 from pathlib import Path
 
 from textbench.core.settings import PRECISIONS, DataSettings, TrainSettings
-from textbench.search.settings import PRUNERS, SAMPLERS, SearchSettings
+from textbench.search.search_settings import PRUNERS, SAMPLERS, SearchSettings
 
 WHERE = "where studies, models, reports go"
 VERBOSE = "show library logs, warnings and progress bars"
 TRACKING = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///OUTPUT_DIR/mlflow.db)"
-STORAGE = ("Optuna storage: a journal file (PATH.journal), sqlite:///PATH or postgresql://USER@HOST/DB "
-           "(default: OUTPUT_DIR/optuna.journal; an earlier version's OUTPUT_DIR/optuna.db if only it exists)")
+STORAGE = (
+    "Optuna storage: a journal file (PATH.journal), sqlite:///PATH or postgresql://USER@HOST/DB "
+    "(default: OUTPUT_DIR/optuna.journal; an earlier version's OUTPUT_DIR/optuna.db if only it exists)"
+)
 
 
 def default_of(cls: type, name: str):
@@ -27,8 +29,9 @@ def default_of(cls: type, name: str):
     return spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
 
 
-def setting(group, cls: type, name: str, help: str, *, flag: str | None = None, shown: object = None,
-            **kwargs) -> None:
+def setting(
+    group, cls: type, name: str, help: str, *, flag: str | None = None, shown: object = None, **kwargs
+) -> None:
     """``--name`` for field ``name`` of ``cls``: its default and type from the field; a False bool is a
     switch, a True one a ``flag`` that turns it off; ``shown`` replaces the default in the help (False:
     none shown)."""
@@ -54,16 +57,35 @@ def settings_from(cls: type, args: argparse.Namespace, **overrides):
 def add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     D = DataSettings
-    setting(g, D, "dataset", "hub id, or a local folder with train/validation (or valid, dev)/test files, or one "
-            ".parquet/.csv/.tsv/.jsonl/.json file, optionally .gz/.bz2/.xz")
-    setting(g, D, "data_dir", "local mirror: DIR/<dataset>/ and DIR/<tokenizer>/ are used before the hub",
-            shown="$TEXTBENCH_DATA")
+    setting(
+        g,
+        D,
+        "dataset",
+        "hub id, or a local folder with train/validation (or valid, dev)/test files, or one "
+        ".parquet/.csv/.tsv/.jsonl/.json file, optionally .gz/.bz2/.xz",
+    )
+    setting(
+        g,
+        D,
+        "data_dir",
+        "local mirror: DIR/<dataset>/ and DIR/<tokenizer>/ are used before the hub",
+        shown="$TEXTBENCH_DATA",
+    )
     setting(g, D, "text_column", "text column name, or a comma list of columns joined by a space")
     setting(g, D, "label_column", "label column name; ints or strings")
-    setting(g, D, "no_header", "CSV/TSV files have no header row: give --text-column/--label-column as 0-based "
-            "numbers")
-    setting(g, D, "drop_invalid", "drop rows without a label or with an empty text even when they are more than "
-            "5%% of a split (they are always counted in the log and the report)")
+    setting(
+        g,
+        D,
+        "no_header",
+        "CSV/TSV files have no header row: give --text-column/--label-column as 0-based numbers",
+    )
+    setting(
+        g,
+        D,
+        "drop_invalid",
+        "drop rows without a label or with an empty text even when they are more than "
+        "5%% of a split (they are always counted in the log and the report)",
+    )
     setting(g, D, "tokenizer", "hub id or local folder")
     setting(g, D, "max_length", "tokens per text after truncation")
     setting(g, D, "validation_fraction", "share of train held out for early stopping and selection")
@@ -79,8 +101,14 @@ def add_budget_options(p: argparse.ArgumentParser) -> None:
     setting(g, T, "eval_steps", "evaluate on validation every N steps")
     setting(g, T, "batch_size", "training batch size")
     setting(g, T, "patience", "early stopping: evaluations without improvement; 0 disables")
-    setting(g, T, "precision", "fp32, or the Trainer's mixed precision: bf16 (on a GPU, or autocast on a CPU) or "
-            "fp16 (CUDA GPUs only); part of the budget", choices=PRECISIONS)
+    setting(
+        g,
+        T,
+        "precision",
+        "fp32, or the Trainer's mixed precision: bf16 (on a GPU, or autocast on a CPU) or "
+        "fp16 (CUDA GPUs only); part of the budget",
+        choices=PRECISIONS,
+    )
 
 
 def add_storage_options(p: argparse.ArgumentParser) -> None:
@@ -92,39 +120,75 @@ def add_storage_options(p: argparse.ArgumentParser) -> None:
 def add_common_options(p: argparse.ArgumentParser) -> None:
     setting(p, SearchSettings, "output_dir", WHERE)
     setting(p, SearchSettings, "seed", "seed of the split, the sampler and the trials")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads per process (default: 1; these small models gain little from intra-op "
-                        "threads, and 2+ threads slow them down up to 15x when another process shares the "
-                        "cores: use --workers for parallelism)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per process (default: 1; these small models gain little from intra-op "
+        "threads, and 2+ threads slow them down up to 15x when another process shares the "
+        "cores: use --workers for parallelism)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help=VERBOSE)
 
 
-def search_parser(description: str, epilog: str) -> argparse.ArgumentParser:
+def _search_parser(description: str, epilog: str) -> argparse.ArgumentParser:
     from textbench.spaces import FAMILIES
 
-    p = argparse.ArgumentParser(prog="benchmark.py", description=description, epilog=epilog,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="benchmark.py",
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     S = SearchSettings
-    p.add_argument("--arch", default="both", metavar="FAMILIES",
-                   help=f"'both' (cnn,rnn), 'all', or a comma list of: {', '.join(FAMILIES)} (default: both)")
+    p.add_argument(
+        "--arch",
+        default="both",
+        metavar="FAMILIES",
+        help=f"'both' (cnn,rnn), 'all', or a comma list of: {', '.join(FAMILIES)} (default: both)",
+    )
     setting(p, S, "trials", "finished trials per family")
-    p.add_argument("--name", default=None, help="benchmark name: studies are NAME-FAMILY (default: dataset name)")
+    p.add_argument(
+        "--name", default=None, help="benchmark name: studies are NAME-FAMILY (default: dataset name)"
+    )
     add_storage_options(p)
     setting(p, S, "sampler", "Optuna's sampler, seeded with --seed", choices=SAMPLERS)
-    p.add_argument("--pruner", default=default_of(S, "pruner"), choices=PRUNERS,
-                   help="margin (default): median pruning beyond 2 binomial standard errors of validation "
-                        "accuracy; median: Optuna's MedianPruner; hyperband; none")
-    p.add_argument("--workers", default="auto",
-                   help="local worker processes sharing the studies, one torch thread each: 'auto' = one per "
-                        "usable core, bounded by memory (one on a sqlite:/// storage); 1 = a single process "
-                        "(default: auto)")
+    p.add_argument(
+        "--pruner",
+        default=default_of(S, "pruner"),
+        choices=PRUNERS,
+        help="margin (default): median pruning beyond 2 binomial standard errors of validation "
+        "accuracy; median: Optuna's MedianPruner; hyperband; none",
+    )
+    p.add_argument(
+        "--workers",
+        default="auto",
+        help="local worker processes sharing the studies, one torch thread each: 'auto' = one per "
+        "usable core, bounded by memory (one on a sqlite:/// storage); 1 = a single process "
+        "(default: auto)",
+    )
     setting(p, S, "timeout", "stop each study after this many seconds", type=float)
-    setting(p, S, "fix", "pin a search-space parameter, e.g. --fix num_layers=1 (repeatable)", action="append",
-            metavar="NAME=VALUE", shown=False)
-    setting(p, S, "reference", "do not start each study with the course notes' configuration (trial 0, also "
-            "re-trained in the final stage to measure what tuning bought)", flag="--no-reference")
+    setting(
+        p,
+        S,
+        "fix",
+        "pin a search-space parameter, e.g. --fix num_layers=1 (repeatable)",
+        action="append",
+        metavar="NAME=VALUE",
+        shown=False,
+    )
+    setting(
+        p,
+        S,
+        "reference",
+        "do not start each study with the course notes' configuration (trial 0, also "
+        "re-trained in the final stage to measure what tuning bought)",
+        flag="--no-reference",
+    )
     setting(p, S, "mlflow", "turn MLflow tracking off", flag="--no-mlflow")
-    p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF + logistic regression baseline")
+    p.add_argument(
+        "--no-baseline", action="store_true", help="skip the TF-IDF + logistic regression baseline"
+    )
     setting(p, S, "top_k", "configurations per family re-run for the final test")
     setting(p, S, "final_seeds", "seeds per final configuration; 0 skips")
     add_data_options(p)
@@ -138,11 +202,144 @@ def add_benchmark_options(p: argparse.ArgumentParser, family_help: str, name_req
     p.add_argument("--name", required=name_required, help="benchmark name")
     p.add_argument("--arch", dest="family", metavar="FAMILY", default=None, help=family_help)
     setting(p, SearchSettings, "output_dir", "the benchmark's --output-dir")
-    p.add_argument("--storage", default=None,
-                   help="the benchmark's --storage (default: OUTPUT_DIR/optuna.journal, or an earlier version's "
-                        "OUTPUT_DIR/optuna.db)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="the benchmark's --storage (default: OUTPUT_DIR/optuna.journal, or an earlier version's "
+        "OUTPUT_DIR/optuna.db)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help=VERBOSE)
 
 
 def data_settings(args) -> DataSettings:
     return settings_from(DataSettings, args, seed=args.seed, cache_dir=str(Path(args.output_dir) / "cache"))
+
+
+# ---------------------------------------------------------------- one parser per command
+
+DESCRIPTION = (
+    "Hyperparameter search and benchmark of text-classifier families (Optuna + HF Trainer + MLflow), "
+    "with a final test evaluation over seeds and an HTML report. Subcommands: 'train' (one run of the "
+    "course notes' configuration), 'report' (rebuild a report), 'predict', 'export' (use the chosen "
+    "model), 'rerun' (reproduce a recorded trial)."
+)
+USE_FAMILY = (
+    "family whose chosen model to use (default: the winner: the family whose chosen configuration has "
+    "the best mean validation accuracy in the final stage)"
+)
+
+
+def search_parser() -> argparse.ArgumentParser:
+    from textbench.search.fixed import describe_spaces
+
+    return _search_parser(DESCRIPTION, "search spaces (pin any with --fix name=value):\n" + describe_spaces())
+
+
+def train_parser() -> argparse.ArgumentParser:
+    from textbench.spaces import FAMILIES
+
+    notes = "; ".join(
+        f"{f.name}: " + ", ".join(f"{k}={v}" for k, v in f.notes_config.items()) for f in FAMILIES.values()
+    )
+    p = argparse.ArgumentParser(
+        prog="benchmark.py train",
+        description="One training run of a family with the "
+        f"course notes' configuration, evaluated once on test. Defaults: {notes}.",
+    )
+    p.add_argument(
+        "--arch", dest="family", metavar="FAMILY", required=True, choices=list(FAMILIES), help="model family"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        dest="overrides",
+        help="override a model parameter or learning_rate, e.g. --set num_filters=100 (repeatable)",
+    )
+    add_data_options(p)
+    add_budget_options(p)
+    add_common_options(p)
+    return p
+
+
+def report_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="benchmark.py report", description="Rebuild a benchmark's HTML report from storage."
+    )
+    p.add_argument("--name", required=True, help="benchmark name")
+    setting(p, SearchSettings, "output_dir", "where the benchmark's outputs are")
+    add_storage_options(p)
+    p.add_argument("-v", "--verbose", action="store_true", help=VERBOSE)
+    return p
+
+
+def predict_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="benchmark.py predict",
+        description="Predict labels and class "
+        "probabilities with a benchmark's chosen model (its own tokenizer, max length "
+        "and label names). With a label column in --input, also print the accuracy.",
+    )
+    add_benchmark_options(p, USE_FAMILY, name_required=False)
+    p.add_argument(
+        "--model",
+        default=None,
+        help="a saved model folder instead of a benchmark's chosen model "
+        "(e.g. train's OUTPUT_DIR/train-FAMILY/model, a models/ folder, an export)",
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", nargs="+", help="one or more texts")
+    source.add_argument("--input", help="a .csv, .jsonl or .parquet file with a text column")
+    p.add_argument("--text-column", default="text", help="text column of --input (default: text)")
+    p.add_argument(
+        "--label-column",
+        default="label",
+        help="true labels in --input, used for the accuracy when present (default: label)",
+    )
+    p.add_argument(
+        "--output", default=None, help="write every row with its prediction to .csv/.jsonl/.parquet"
+    )
+    p.add_argument("--batch-size", type=int, default=256, help="texts per forward pass (default: 256)")
+    return p
+
+
+def export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="benchmark.py export",
+        description="Write a benchmark's chosen model to a "
+        "folder that transformers.pipeline('text-classification', model=DIR, "
+        "trust_remote_code=True, truncation=True) loads without textbench, with a model "
+        "card README.md; --register also registers it in the MLflow Model Registry.",
+    )
+    add_benchmark_options(p, USE_FAMILY)
+    p.add_argument("--to", required=True, help="a new (or empty) folder")
+    p.add_argument(
+        "--register",
+        action="store_true",
+        help="also log the model to MLflow and register it as textbench-NAME-FAMILY",
+    )
+    p.add_argument("--tracking-uri", default=None, help=TRACKING)
+    return p
+
+
+def rerun_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="benchmark.py rerun",
+        description="Re-train one recorded trial from its "
+        "parameters and seed and print the recorded and re-obtained validation accuracy "
+        "side by side (bit-identical on the same CPU build and --threads).",
+    )
+    add_benchmark_options(p, "model family of the trial")
+    p.add_argument("--trial", type=int, required=True, help="trial number")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="re-train the trial's final-stage run with this seed (also re-evaluates test)",
+    )
+    p.add_argument(
+        "--save", action="store_true", help="keep the re-trained model where predict/export look for it"
+    )
+    p.add_argument("--threads", type=int, default=1, help="torch threads, as in the benchmark (default: 1)")
+    return p

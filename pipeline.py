@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from textbench.core.errors import UsageError
 from textbench.core.settings import DataSettings, TrainSettings
-from textbench.search.settings import SearchSettings
+from textbench.search.search_settings import SearchSettings
 from textbench.search.workers import Workers, gpu_ids, pin_device
 
 log = logging.getLogger("textbench")
@@ -42,13 +42,21 @@ class Helper:
                 sys.exit(1)
 
 
-def run_benchmark(search: SearchSettings, data: DataSettings, train: TrainSettings, *, workers: int = 1,
-                  threads: int = 1, verbose: bool = False, baseline: bool = True,
-                  helper: Helper | None = None) -> int:
+def run_benchmark(
+    search: SearchSettings,
+    data: DataSettings,
+    train: TrainSettings,
+    *,
+    workers: int = 1,
+    threads: int = 1,
+    verbose: bool = False,
+    baseline: bool = True,
+    helper: Helper | None = None,
+) -> int:
     """Run (or resume) the whole benchmark; the exit code: 0 done, 130 interrupted, else a helper's."""
     gpus = gpu_ids() if helper is None else helper.gpus
     pin_device(0 if helper is None else helper.index, gpus)  # before anything starts CUDA
-    from textbench.core.logs import configure_logging
+    from textbench.search.logs import configure_logging
 
     configure_logging(verbose)  # the heavy imports start here
     from textbench.core.training import set_threads
@@ -61,14 +69,18 @@ def run_benchmark(search: SearchSettings, data: DataSettings, train: TrainSettin
         bench = setup(search, data, train)
         bench.worker = helper.index
         for family, study in run_searches(bench).items():
-            run_final(study, family, search=search, data=bench.data, train=train, tracker=bench.tracker, share=True)
+            run_final(
+                study, family, search=search, data=bench.data, train=train, tracker=bench.tracker, share=True
+            )
         return 0
 
     from textbench.core.urls import redact
     from textbench.search.overall import Overall
 
     log.info("workers: %d, storage: %s", workers, redact(search.storage))
-    pool = Workers(helper_main, (search, data, train), workers, threads, gpus, verbose) if workers > 1 else None
+    pool = (
+        Workers(helper_main, (search, data, train), workers, threads, gpus, verbose) if workers > 1 else None
+    )
     try:
         bench = setup(search, data, train)
     except BaseException:
@@ -76,14 +88,27 @@ def run_benchmark(search: SearchSettings, data: DataSettings, train: TrainSettin
             pool.abort()
         raise
     log.info("data: %s", {k: v for k, v in bench.data.describe().items() if k != "labels"})
-    bench.overall = Overall(families=search.families, trials=search.trials,
-                            final_runs=search.top_k * search.final_seeds, baseline=baseline,
-                            max_steps=train.max_steps, train_rows=len(bench.data.splits["train"]),
-                            workers=workers)
+    bench.overall = Overall(
+        families=search.families,
+        trials=search.trials,
+        final_runs=search.top_k * search.final_seeds,
+        baseline=baseline,
+        max_steps=train.max_steps,
+        train_rows=len(bench.data.splits["train"]),
+        workers=workers,
+    )
 
     def final_stage(study, family, share=False):
-        run_final(study, family, search=search, data=bench.data, train=train, tracker=bench.tracker,
-                  overall=bench.overall, share=share)
+        run_final(
+            study,
+            family,
+            search=search,
+            data=bench.data,
+            train=train,
+            tracker=bench.tracker,
+            overall=bench.overall,
+            share=share,
+        )
 
     try:
         if pool is not None:
@@ -94,24 +119,32 @@ def run_benchmark(search: SearchSettings, data: DataSettings, train: TrainSettin
                 final_stage(study, family, share=True)
             code, problem = pool.join()
             if code:
-                print(f"error: {problem}; finished trials are kept: rerun the same command to resume",
-                      file=sys.stderr)
+                print(
+                    f"error: {problem}; finished trials are kept: rerun the same command to resume",
+                    file=sys.stderr,
+                )
                 return code
         for family, study in studies.items():
             final_stage(study, family)
         fitted = None
         if baseline:
-            from textbench.search.baseline import run_baseline  # scikit-learn's models: imported when used
+            from textbench.search.baseline_stage import (
+                run_baseline,
+            )  # scikit-learn's models: imported when used
 
             bench.overall.phase = "baseline"
             log.info("%s", bench.overall.line())
-            fitted = run_baseline(studies, bench.data, name=search.name, max_length=data.max_length,
-                                  tracker=bench.tracker)
+            fitted = run_baseline(
+                studies, bench.data, name=search.name, max_length=data.max_length, tracker=bench.tracker
+            )
     except KeyboardInterrupt:
         if pool is not None:
             pool.interrupt()
-        print(f"\ninterrupted: finished trials are kept; rerun the same command to resume benchmark "
-              f"'{search.name}'", file=sys.stderr)
+        print(
+            f"\ninterrupted: finished trials are kept; rerun the same command to resume benchmark "
+            f"'{search.name}'",
+            file=sys.stderr,
+        )
         return 130
     except BaseException:
         if pool is not None:
@@ -138,8 +171,10 @@ def finish(bench, studies: dict, baseline: dict | None) -> None:
             tracking.chosen_config(studies[row["arch"]], row)
     gains = tuning.for_benchmark(collect.load_benchmark(bench.storage, search.name))
     if not gains.empty:
-        print("\nwhat tuning bought over the course notes' settings (test accuracy; gain = chosen - notes, "
-              "paired on the same test examples, Holm-adjusted p):")
+        print(
+            "\nwhat tuning bought over the course notes' settings (test accuracy; gain = chosen - notes, "
+            "paired on the same test examples, Holm-adjusted p):"
+        )
         print(tuning.format_table(gains))
         print(tuning.sentence(gains))
         for _, row in gains.iterrows():
@@ -149,26 +184,32 @@ def finish(bench, studies: dict, baseline: dict | None) -> None:
         state = f"BROKEN ({tracking.broken})" if tracking.broken else "ok"
         local = not tracking.uri.startswith(("http", "databricks"))  # a server has its own UI
         ui = f"mlflow ui --backend-store-uri {shlex.quote(redact(tracking.uri))}, then " if local else ""
-        print(f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}] "
-              f"(runs table: {ui}{runs_table_path(tracking.experiment_id)})")
+        print(
+            f"MLflow: {redact(tracking.uri)} experiment '{search.name}' [{state}] "
+            f"(runs table: {ui}{runs_table_path(tracking.experiment_id)})"
+        )
         if not tracking.broken:
             from textbench.use import register_models
 
             uris = register_models(search.storage, search.name, search.output_dir, tracking.uri)
             print(f"MLflow Model Registry: {', '.join(uris) or 'nothing registered'}")
-    print(f"Optuna: {redact(search.storage)} (optuna-dashboard {shlex.quote(redact(search.storage))} "
-          f"--artifact-dir {shlex.quote(str(artifact_dir(search)))})")
+    print(
+        f"Optuna: {redact(search.storage)} (optuna-dashboard {shlex.quote(redact(search.storage))} "
+        f"--artifact-dir {shlex.quote(str(artifact_dir(search)))})"
+    )
     print(f"report: {build_report(bench.storage, search.name, search.run_dir)}")
 
 
-def helper_main(settings: tuple, index: int, threads: int, gpus: list[str], verbose: bool, ready,
-                parent: int) -> None:
+def helper_main(
+    settings: tuple, index: int, threads: int, gpus: list[str], verbose: bool, ready, parent: int
+) -> None:
     """One ``--workers`` helper process (spawned): the same benchmark, as helper ``index``."""
     signal.signal(signal.SIGTERM, _sigterm)
     search, data, train = settings
     try:
-        run_benchmark(search, data, train, threads=threads, verbose=verbose,
-                      helper=Helper(index, gpus, ready, parent))
+        run_benchmark(
+            search, data, train, threads=threads, verbose=verbose, helper=Helper(index, gpus, ready, parent)
+        )
     except KeyboardInterrupt:
         sys.exit(130)
     except UsageError as exc:

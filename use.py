@@ -77,7 +77,9 @@ def _summary(rows: pd.DataFrame, value: str) -> dict:
 def chosen(bench: collect.Benchmark, family: str, run_dir: Path) -> Chosen:
     """``family``'s chosen configuration and model; a one-line error when there is none to use."""
     if family not in bench.studies:
-        raise UsageError(f"benchmark {bench.name!r} has no family {family!r}: use one of {', '.join(bench.families)}")
+        raise UsageError(
+            f"benchmark {bench.name!r} has no family {family!r}: use one of {', '.join(bench.families)}"
+        )
     attrs = bench.attrs(family)
     rows = stats.choose(collect.final_frame(bench))
     rows = rows[rows["family"] == family]
@@ -87,14 +89,27 @@ def chosen(bench: collect.Benchmark, family: str, run_dir: Path) -> Chosen:
         trial_number, seed = int(best["trial_number"]), int(best["seed"])
         folder = final_model_dir(run_dir, family, trial_number, seed)
         where = f"rerun --name {bench.name} --arch {family} --trial {trial_number} --seed {seed} --save"
-        pick = Chosen(bench.name, family, trial_number, dict(best["params"]), folder, "final stage", seed,
-                      float(best["validation_accuracy"]), float(best["test_accuracy"]),
-                      _summary(rows, "validation_accuracy"), _summary(rows, "test_accuracy"), attrs)
+        pick = Chosen(
+            bench.name,
+            family,
+            trial_number,
+            dict(best["params"]),
+            folder,
+            "final stage",
+            seed,
+            float(best["validation_accuracy"]),
+            float(best["test_accuracy"]),
+            _summary(rows, "validation_accuracy"),
+            _summary(rows, "test_accuracy"),
+            attrs,
+        )
     else:
         top = collect.best_frame(bench, k=1)
         top = top[top["family"] == family]
         if top.empty:
-            raise UsageError(f"{family} of benchmark {bench.name!r} has no completed trial: nothing to use yet")
+            raise UsageError(
+                f"{family} of benchmark {bench.name!r} has no completed trial: nothing to use yet"
+            )
         number = int(top["number"].iloc[0])
         trial = next(t for t in bench.trials(family) if t.number == number)
         folder = run_dir / "models" / f"{family}-best"
@@ -102,17 +117,32 @@ def chosen(bench: collect.Benchmark, family: str, run_dir: Path) -> Chosen:
         where = f"rerun --name {bench.name} --arch {family} --trial {number} --save"
         if saved is not None and saved != str(number):
             folder = folder / "missing"  # the saved best model is another trial's (a race between workers)
-        pick = Chosen(bench.name, family, number, dict(trial.params), folder, "search",
-                      int(trial.user_attrs.get("seed", -1)), float(trial.value), None,
-                      _summary(pd.DataFrame({"value": [trial.value]}), "value"), {}, attrs)
+        pick = Chosen(
+            bench.name,
+            family,
+            number,
+            dict(trial.params),
+            folder,
+            "search",
+            int(trial.user_attrs.get("seed", -1)),
+            float(trial.value),
+            None,
+            _summary(pd.DataFrame({"value": [trial.value]}), "value"),
+            {},
+            attrs,
+        )
     if not (pick.model_dir / "config.json").exists():
-        raise UsageError(f"the model of {pick.family} trial {pick.trial_number} is not saved under {run_dir}: "
-                         f"re-create it with `python benchmark.py {where}` (check --output-dir)")
+        raise UsageError(
+            f"the model of {pick.family} trial {pick.trial_number} is not saved under {run_dir}: "
+            f"re-create it with `python benchmark.py {where}` (check --output-dir)"
+        )
     settings = attrs.get("settings") or {}
     labels, max_length = saved_labels(pick.model_dir)
     if labels != settings.get("labels", labels) or max_length != settings.get("max_length", max_length):
-        raise UsageError(f"the saved model in {pick.model_dir} predates label names and max length being saved "
-                         f"with it: re-create it with `python benchmark.py {where}`")
+        raise UsageError(
+            f"the saved model in {pick.model_dir} predates label names and max length being saved "
+            f"with it: re-create it with `python benchmark.py {where}`"
+        )
     return pick
 
 
@@ -126,7 +156,9 @@ def winner(bench: collect.Benchmark) -> str:
     best = collect.best_frame(bench, k=1)
     if best.empty:
         raise UsageError(f"benchmark {bench.name!r} has no completed trial: nothing to use yet")
-    return str(best.sort_values(["value", "family"], ascending=[False, True], kind="stable")["family"].iloc[0])
+    return str(
+        best.sort_values(["value", "family"], ascending=[False, True], kind="stable")["family"].iloc[0]
+    )
 
 
 def open_storage(storage: str | None, output_dir: str | Path):
@@ -134,7 +166,7 @@ def open_storage(storage: str | None, output_dir: str | Path):
     journal or SQLite file is an error here, never a new empty store."""
     from sqlalchemy.engine import make_url
 
-    from textbench.search.settings import check_storage_url, is_journal, resolve_storage
+    from textbench.search.search_settings import check_storage_url, is_journal, resolve_storage
     from textbench.search.study import make_storage
 
     storage = resolve_storage(storage, output_dir)
@@ -172,20 +204,36 @@ def register_models(storage: str | None, name: str, output_dir: str | Path, trac
             pick = chosen(bench, family, Path(output_dir) / name)
             labels, max_length = saved_labels(pick.model_dir)
             card = model_card(pick, "model", "(registered by textbench)", labels, max_length)
-            version = register(pick, tracking_uri, Path(output_dir) / name / "mlartifacts", labels, max_length, card)
+            version = register(
+                pick, tracking_uri, Path(output_dir) / name / "mlartifacts", labels, max_length, card
+            )
             uris.append(f"models:/{version.name}/{version.version}")
         except Exception as exc:  # noqa: BLE001 - registering is a convenience, never a failed benchmark
-            log.warning("%s: chosen model not registered in MLflow (%s)", family, str(exc).splitlines()[0][:300])
+            log.warning(
+                "%s: chosen model not registered in MLflow (%s)", family, str(exc).splitlines()[0][:300]
+            )
     return uris
 
 
-def rerun(storage: str | None, name: str, output_dir: str | Path, family: str, trial_number: int, *,
-          seed: int | None = None, save: bool = False, threads: int | None = 1) -> Rerun:
-    """Re-train one recorded run; ``seed`` picks a final-stage run of the trial instead of the search trial."""
+def rerun(
+    storage: str | None,
+    name: str,
+    output_dir: str | Path,
+    family: str,
+    trial_number: int,
+    *,
+    seed: int | None = None,
+    save: bool = False,
+    threads: int | None = 1,
+) -> Rerun:
+    """Re-train one recorded run; ``seed`` picks a final-stage run of the trial instead of the search
+    trial."""
     output_dir = Path(output_dir)
     bench = open_benchmark(storage, name, output_dir)
     if family not in bench.studies:
-        raise UsageError(f"benchmark {name!r} has no family {family!r}: use one of {', '.join(bench.families)}")
+        raise UsageError(
+            f"benchmark {name!r} has no family {family!r}: use one of {', '.join(bench.families)}"
+        )
     study, attrs = bench.studies[family], bench.attrs(family)
     trial = find_trial(study, trial_number)
     record = None
@@ -193,18 +241,30 @@ def rerun(storage: str | None, name: str, output_dir: str | Path, family: str, t
         records = {k: r for k, r in stored_records(attrs).items() if k[0] == trial_number}
         record = records.get((trial_number, seed))
         if record is None:
-            seeds = ", ".join(str(s) for _, s in sorted(records)) or "none: the trial was not in the final stage"
-            raise UsageError(f"{family} trial {trial_number} has no final-stage run with seed {seed} (seeds: {seeds})")
+            seeds = (
+                ", ".join(str(s) for _, s in sorted(records)) or "none: the trial was not in the final stage"
+            )
+            raise UsageError(
+                f"{family} trial {trial_number} has no final-stage run with seed {seed} (seeds: {seeds})"
+            )
     if save and seed is None and trial.number != study.best_trial.number:
-        raise UsageError(f"--save keeps the models predict/export use: trial {trial_number} is not the best trial "
-                         f"of {study.study_name} ({study.best_trial.number}) nor a final-stage run (add --seed)")
+        raise UsageError(
+            f"--save keeps the models predict/export use: trial {trial_number} is not the best trial "
+            f"of {study.study_name} ({study.best_trial.number}) nor a final-stage run (add --seed)"
+        )
     data, train = prepare_recorded(attrs, output_dir, threads)
     run_dir = output_dir / name
     with tempfile.TemporaryDirectory(prefix="textbench-rerun-") as tmp:
         if record is not None:
             new = train_final(family, trial, seed, data, train, Path(tmp), Path(tmp) / "checkpoints")
-            result = Rerun(family, trial_number, seed, "final-stage run",
-                           {k: record.get(k) for k in FINAL_KEYS}, {k: new[k] for k in FINAL_KEYS})
+            result = Rerun(
+                family,
+                trial_number,
+                seed,
+                "final-stage run",
+                {k: record.get(k) for k in FINAL_KEYS},
+                {k: new[k] for k in FINAL_KEYS},
+            )
             model_tmp = final_model_dir(tmp, family, trial_number, seed)
             target = final_model_dir(run_dir, family, trial_number, seed)
             if save:
@@ -213,28 +273,65 @@ def rerun(storage: str | None, name: str, output_dir: str | Path, family: str, t
                 shutil.move(str(model_tmp), str(target))
                 result.saved = target
             return result
-        used_seed, fitted = rerun_search_trial(data, train, family, int(attrs["settings"]["seed"]), trial, Path(tmp))
-        recorded_curve = {(r["step"], k): r[k] for r in collect.trial_curves(bench, family, trial)
-                          for k in CURVE_KEYS if k in r}
+        used_seed, fitted = rerun_search_trial(
+            data, train, family, int(attrs["settings"]["seed"]), trial, Path(tmp)
+        )
+        recorded_curve = {
+            (r["step"], k): r[k]
+            for r in collect.trial_curves(bench, family, trial)
+            for k in CURVE_KEYS
+            if k in r
+        }
         recorded_curve |= {(step, "eval_accuracy"): v for step, v in trial.intermediate_values.items()}
         obtained_curve = {(r["step"], k): r[k] for r in fitted.curves for k in CURVE_KEYS if k in r}
         key = "validation_accuracy" if trial.state == TrialState.COMPLETE else "validation_accuracy_at_prune"
-        obtained = (fitted.best_accuracy if trial.state == TrialState.COMPLETE
-                    else obtained_curve.get((trial.last_step, "eval_accuracy")))
-        result = Rerun(family, trial_number, used_seed, "search trial", {key: trial.value}, {key: obtained},
-                       [(f"{CURVE_KEYS[k]} at step {step}", recorded_curve.get((step, k)), obtained_curve.get((step, k)))
-                        for step, k in sorted(set(recorded_curve) | set(obtained_curve))])
+        obtained = (
+            fitted.best_accuracy
+            if trial.state == TrialState.COMPLETE
+            else obtained_curve.get((trial.last_step, "eval_accuracy"))
+        )
+        result = Rerun(
+            family,
+            trial_number,
+            used_seed,
+            "search trial",
+            {key: trial.value},
+            {key: obtained},
+            [
+                (
+                    f"{CURVE_KEYS[k]} at step {step}",
+                    recorded_curve.get((step, k)),
+                    obtained_curve.get((step, k)),
+                )
+                for step, k in sorted(set(recorded_curve) | set(obtained_curve))
+            ],
+        )
         if save:
-            result.saved = save_model(fitted.trainer.model, data.tokenizer, run_dir / "models" / f"{family}-best",
-                                      data.label_names, data.max_length, {"TRIAL": str(trial_number)})
+            result.saved = save_model(
+                fitted.trainer.model,
+                data.tokenizer,
+                run_dir / "models" / f"{family}-best",
+                data.label_names,
+                data.max_length,
+                {"TRIAL": str(trial_number)},
+            )
         return result
 
 
-def rerun_and_show(storage: str | None, name: str, output_dir: str | Path, family: str, trial_number: int, *,
-                   seed: int | None = None, save: bool = False, threads: int | None = 1,
-                   verbose: bool = False) -> Rerun:
+def rerun_and_show(
+    storage: str | None,
+    name: str,
+    output_dir: str | Path,
+    family: str,
+    trial_number: int,
+    *,
+    seed: int | None = None,
+    save: bool = False,
+    threads: int | None = 1,
+    verbose: bool = False,
+) -> Rerun:
     """``rerun``, printed: recorded and re-obtained values side by side (the ``rerun`` command)."""
-    from textbench.core.logs import configure_logging
+    from textbench.search.logs import configure_logging
 
     configure_logging(verbose)
     result = rerun(storage, name, output_dir, family, trial_number, seed=seed, save=save, threads=threads)
@@ -244,7 +341,7 @@ def rerun_and_show(storage: str | None, name: str, output_dir: str | Path, famil
 
 def rebuild_report(storage: str | None, name: str, output_dir: str | Path, verbose: bool = False) -> Path:
     """The ``report`` command: the HTML report rebuilt from storage alone (no training)."""
-    from textbench.core.logs import configure_logging
+    from textbench.search.logs import configure_logging
 
     configure_logging(verbose)
     from textbench.reports import build_report
@@ -252,13 +349,24 @@ def rebuild_report(storage: str | None, name: str, output_dir: str | Path, verbo
     return build_report(open_storage(storage, output_dir), name, Path(output_dir) / name)
 
 
-def predict(texts: list[str] | None, input_path: str | None, text_column: str, label_column: str,
-            output: str | None, batch_size: int, *, model_dir: str | None = None, name: str | None = None,
-            output_dir: str | Path = "runs", storage: str | None = None, family: str | None = None,
-            verbose: bool = False) -> pd.DataFrame:
+def predict(
+    texts: list[str] | None,
+    input_path: str | None,
+    text_column: str,
+    label_column: str,
+    output: str | None,
+    batch_size: int,
+    *,
+    model_dir: str | None = None,
+    name: str | None = None,
+    output_dir: str | Path = "runs",
+    storage: str | None = None,
+    family: str | None = None,
+    verbose: bool = False,
+) -> pd.DataFrame:
     """The ``predict`` command: labels and probabilities for ``texts`` or the rows of ``input_path``,
     by a saved model folder or a benchmark's chosen model; printed or written to ``output``."""
-    from textbench.core.logs import configure_logging
+    from textbench.search.logs import configure_logging
 
     configure_logging(verbose)
     from textbench.core.inference import Classifier, accuracy, check_output, read_texts, write_table
@@ -280,7 +388,9 @@ def predict(texts: list[str] | None, input_path: str | None, text_column: str, l
         write_table(out, output)
         print(f"wrote {len(out)} predictions to {output}")
     else:
-        print(out.head(20).assign(**{column: out[column].astype(str).str.slice(0, 60)}).to_string(index=False))
+        print(
+            out.head(20).assign(**{column: out[column].astype(str).str.slice(0, 60)}).to_string(index=False)
+        )
         if len(out) > 20:
             print(f"... {len(out)} rows: pass --output FILE to write them all")
     if input_path and label_column in frame.columns:
@@ -290,12 +400,21 @@ def predict(texts: list[str] | None, input_path: str | None, text_column: str, l
     return out
 
 
-def export(name: str, output_dir: str | Path, storage: str | None, family: str | None, to: str | Path, *,
-           register: bool = False, tracking_uri: str | None = None, command: str = "",
-           verbose: bool = False) -> Path:
+def export(
+    name: str,
+    output_dir: str | Path,
+    storage: str | None,
+    family: str | None,
+    to: str | Path,
+    *,
+    register: bool = False,
+    tracking_uri: str | None = None,
+    command: str = "",
+    verbose: bool = False,
+) -> Path:
     """The ``export`` command: the chosen model as a folder transformers loads alone, with its model
     card; with ``register``, also a version in the MLflow Model Registry."""
-    from textbench.core.logs import configure_logging
+    from textbench.search.logs import configure_logging
 
     configure_logging(verbose)
     from textbench.core.export import export_folder
@@ -306,15 +425,23 @@ def export(name: str, output_dir: str | Path, storage: str | None, family: str |
     card = model_card(pick, str(to), command, labels, max_length)
     folder = export_folder(pick.model_dir, to, get_family(pick.family), {"README.md": card})
     print(f"exported {pick.describe()} to {folder}")
-    print(f'load it: transformers.pipeline("text-classification", model="{folder}", trust_remote_code=True, '
-          "truncation=True)")
+    print(
+        f'load it: transformers.pipeline("text-classification", model="{folder}", trust_remote_code=True, '
+        "truncation=True)"
+    )
     if register:
         from textbench.search.registry import register as register_model
-        from textbench.search.settings import default_tracking_uri
+        from textbench.search.search_settings import default_tracking_uri
 
         uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(output_dir)
         artifacts = Path(output_dir) / name / "mlartifacts"
-        version = register_model(pick, uri, artifacts, labels, max_length,
-                                 model_card(pick, "model", "(registered by textbench)", labels, max_length))
+        version = register_model(
+            pick,
+            uri,
+            artifacts,
+            labels,
+            max_length,
+            model_card(pick, "model", "(registered by textbench)", labels, max_length),
+        )
         print(f"registered: models:/{version.name}/{version.version}")
     return folder

@@ -52,7 +52,9 @@ class PreparedData:
     cache_hit: bool = False
     sizes: dict = field(default_factory=dict)
     origin: dict = field(default_factory=dict)  # split -> the file it came from, or how it was carved
-    dropped: dict = field(default_factory=dict)  # split -> {"no label": n, "empty text": m}, splits with drops
+    dropped: dict = field(
+        default_factory=dict
+    )  # split -> {"no label": n, "empty text": m}, splits with drops
     frames: dict | None = None  # the split DataFrames between ``load`` and ``tokenize``
     max_length: int | None = None  # tokens per text after truncation (saved with every model)
 
@@ -121,12 +123,14 @@ def _open_text(path: Path, encoding: str = "utf-8-sig"):
     return opener(path, "rt", encoding=encoding, newline="")
 
 
-def _read_file(path: Path, settings: DataSettings | None = None) -> pd.DataFrame:
+def read_file(path: Path, settings: DataSettings | None = None) -> pd.DataFrame:
     """A file as a DataFrame of its raw values; parser errors become one line with the file's name."""
     kind, no_header = _kind(path), settings is not None and settings.no_header
     if kind is None:
-        raise UsageError(f"unsupported file type '{path.name}': use .parquet, .csv, .tsv, .jsonl or .json "
-                         f"(optionally compressed: {', '.join(COMPRESSIONS)})")
+        raise UsageError(
+            f"unsupported file type '{path.name}': use .parquet, .csv, .tsv, .jsonl or .json "
+            f"(optionally compressed: {', '.join(COMPRESSIONS)})"
+        )
     try:
         if kind == "parquet":
             df = pd.read_parquet(path)
@@ -140,8 +144,10 @@ def _read_file(path: Path, settings: DataSettings | None = None) -> pd.DataFrame
         raise
     except Exception as exc:  # noqa: BLE001 - any parser error becomes one clear line
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""  # some parsers say nothing
-        raise UsageError(f"cannot read {path}: {exc.__class__.__name__}{': ' + reason if reason else ''}: "
-                         f"check that it is a valid .{kind} file") from exc
+        raise UsageError(
+            f"cannot read {path}: {exc.__class__.__name__}{': ' + reason if reason else ''}: "
+            f"check that it is a valid .{kind} file"
+        ) from exc
     if no_header:  # columns are 0-based positions, whatever the format
         df.columns = range(df.shape[1])
     return df
@@ -151,8 +157,13 @@ def _read_delimited(path: Path, sep: str, no_header: bool) -> pd.DataFrame:
     """CSV/TSV as strings, exactly as written: no "NA" -> NaN, no "1" -> 1.0; a BOM is dropped, quoted
     newlines are kept; a non-UTF-8 file is read as cp1252 (with a warning); a .csv separated by
     ';', tab or '|' is detected when commas give one column."""
-    kwargs = {"sep": sep, "header": None if no_header else "infer", "dtype": str, "keep_default_na": False,
-              "na_filter": False}
+    kwargs = {
+        "sep": sep,
+        "header": None if no_header else "infer",
+        "dtype": str,
+        "keep_default_na": False,
+        "na_filter": False,
+    }
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):
         try:
             with _open_text(path, encoding) as handle:
@@ -180,11 +191,15 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise UsageError(f"cannot read {path}: line {number} is not valid JSON ({exc.msg}, column "
-                                 f"{exc.colno}): fix or delete that line") from None
+                raise UsageError(
+                    f"cannot read {path}: line {number} is not valid JSON ({exc.msg}, column "
+                    f"{exc.colno}): fix or delete that line"
+                ) from None
             if not isinstance(record, dict):
-                raise UsageError(f"cannot read {path}: line {number} is a JSON {type(record).__name__}, not an "
-                                 "object: write one {\"text\": ..., \"label\": ...} object per line")
+                raise UsageError(
+                    f"cannot read {path}: line {number} is a JSON {type(record).__name__}, not an "
+                    'object: write one {"text": ..., "label": ...} object per line'
+                )
             records.append(record)
     return pd.DataFrame.from_records(records)
 
@@ -198,8 +213,10 @@ def _read_json(path: Path) -> pd.DataFrame:
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # more than one value: JSON Lines under a .json name
             return _read_jsonl(path)
-        raise UsageError(f"cannot read {path}: line {exc.lineno} is not valid JSON ({exc.msg}, column "
-                         f"{exc.colno}): fix the file") from None
+        raise UsageError(
+            f"cannot read {path}: line {exc.lineno} is not valid JSON ({exc.msg}, column "
+            f"{exc.colno}): fix the file"
+        ) from None
     if isinstance(value, dict):
         lists = [v for v in value.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
         if len(lists) == 1:
@@ -228,8 +245,9 @@ def _split_files(folder: Path) -> dict[str, list[Path]]:
         names = {p.name.split(".")[0].lower().split("-")[0].split("_")[0] for p in paths}
         kinds = {_kind(p) for p in paths}
         if len(names) > 1 or len(kinds) > 1:
-            raise UsageError(f"{folder} has several {split} files ({', '.join(p.name for p in paths)}): "
-                             "keep one per split")
+            raise UsageError(
+                f"{folder} has several {split} files ({', '.join(p.name for p in paths)}): keep one per split"
+            )
     return found
 
 
@@ -241,13 +259,17 @@ def load_raw(settings: DataSettings) -> tuple[dict[str, pd.DataFrame], dict]:
         if local.is_dir():
             files = _split_files(local)
             if "train" not in files:
-                raise UsageError(f"no train file (train.parquet/.csv/.tsv/.jsonl) in {local}: "
-                                 "add one or pass the file itself")
-            raw = {s: pd.concat([_read_file(p, settings) for p in paths], ignore_index=True)
-                   for s, paths in files.items()}
+                raise UsageError(
+                    f"no train file (train.parquet/.csv/.tsv/.jsonl) in {local}: "
+                    "add one or pass the file itself"
+                )
+            raw = {
+                s: pd.concat([read_file(p, settings) for p in paths], ignore_index=True)
+                for s, paths in files.items()
+            }
             origin = {s: ", ".join(p.name for p in paths) for s, paths in files.items()}
         else:
-            raw, origin = {"train": _read_file(local, settings)}, {"train": local.name}
+            raw, origin = {"train": read_file(local, settings)}, {"train": local.name}
         source = str(local.resolve())
     elif (
         settings.dataset.startswith(("/", ".", "~"))
@@ -265,7 +287,9 @@ def load_raw(settings: DataSettings) -> tuple[dict[str, pd.DataFrame], dict]:
             if name is not None:
                 raw[split], origin[split] = loaded[name].to_pandas(), f"hub split {name!r}"
         if "train" not in raw:
-            raise UsageError(f"hub dataset {settings.dataset!r} has no train split (splits: {', '.join(loaded)})")
+            raise UsageError(
+                f"hub dataset {settings.dataset!r} has no train split (splits: {', '.join(loaded)})"
+            )
         source = settings.dataset
     frames, dropped = {}, {}
     for split, df in raw.items():
@@ -276,7 +300,11 @@ def load_raw(settings: DataSettings) -> tuple[dict[str, pd.DataFrame], dict]:
             continue
         frames[split], dropped[split] = selected
     _check_dropped(dropped, {s: len(df) for s, df in raw.items()}, origin, settings.drop_invalid)
-    info = {"source": source, "origin": origin, "dropped": {s: d for s, d in dropped.items() if any(d.values())}}
+    info = {
+        "source": source,
+        "origin": origin,
+        "dropped": {s: d for s, d in dropped.items() if any(d.values())},
+    }
     return frames, info
 
 
@@ -285,17 +313,22 @@ def _columns(df: pd.DataFrame, spec: str, option: str, settings: DataSettings, s
     parts = [spec] if spec in df.columns else [p.strip() for p in str(spec).split(",")]
     if settings.no_header:
         if not all(p.isdigit() for p in parts):
-            raise UsageError(f"with --no-header, {option} takes 0-based column numbers (e.g. {option} 1), "
-                             f"got {spec!r}")
+            raise UsageError(
+                f"with --no-header, {option} takes 0-based column numbers (e.g. {option} 1), got {spec!r}"
+            )
         parts = [int(p) for p in parts]
     else:
         parts = [_column_named(df, p) for p in parts]
     missing = [p for p in parts if p not in df.columns]
     if missing:
         if settings.no_header:
-            raise UsageError(f"{split} split has {df.shape[1]} columns, so column {missing[0]} does not exist: "
-                             f"pass {option} with a number from 0 to {df.shape[1] - 1}")
-        hint = " (no header row? pass --no-header with 0-based column numbers)" if _looks_headerless(df) else ""
+            raise UsageError(
+                f"{split} split has {df.shape[1]} columns, so column {missing[0]} does not exist: "
+                f"pass {option} with a number from 0 to {df.shape[1] - 1}"
+            )
+        hint = (
+            " (no header row? pass --no-header with 0-based column numbers)" if _looks_headerless(df) else ""
+        )
         raise UsageError(
             f"{split} split has no column {missing[0]!r} (columns: {', '.join(map(str, df.columns))}): "
             f"pass --text-column/--label-column{hint}"
@@ -314,7 +347,9 @@ def _column_named(df: pd.DataFrame, name: str):
 
 def _looks_headerless(df: pd.DataFrame) -> bool:
     """True when a column name is a long sentence or a number: the header row is probably data."""
-    return any(len(str(c)) > 40 or str(c).strip().lstrip("-").replace(".", "", 1).isdigit() for c in df.columns)
+    return any(
+        len(str(c)) > 40 or str(c).strip().lstrip("-").replace(".", "", 1).isdigit() for c in df.columns
+    )
 
 
 def _text(df: pd.DataFrame, columns: list) -> pd.Series:
@@ -322,8 +357,11 @@ def _text(df: pd.DataFrame, columns: list) -> pd.Series:
     parts = [df[c].map(lambda v: "" if _missing(v) else str(v)) for c in columns]
     if len(parts) == 1:
         return parts[0].astype(object)
-    return pd.Series([" ".join(p for p in row if p.strip()) for row in zip(*parts, strict=True)],
-                     index=df.index, dtype=object)
+    return pd.Series(
+        [" ".join(p for p in row if p.strip()) for row in zip(*parts, strict=True)],
+        index=df.index,
+        dtype=object,
+    )
 
 
 def _missing(value) -> bool:
@@ -370,14 +408,19 @@ def _select_columns(df: pd.DataFrame, settings: DataSettings, split: str):
     mapping = {value: label_value(value) for value in pd.unique(labels)}
     out = pd.DataFrame({"text": texts[keep].astype(str), "label": labels.map(mapping)}).reset_index(drop=True)
     if out.empty:
-        fix = "add rows, or delete the file to carve a test split from train" if split == "test" else "add rows"
+        fix = (
+            "add rows, or delete the file to carve a test split from train" if split == "test" else "add rows"
+        )
         raise UsageError(f"{split} split is empty (no rows with both text and label): {fix}")
     return out, {"no label": int(no_label.sum()), "empty text": int(empty_text.sum())}
 
 
 def _describe_drops(dropped: dict[str, int]) -> str:
-    return " and ".join(f"{n} {'without a label' if why == 'no label' else 'with an empty text'}"
-                        for why, n in dropped.items() if n)
+    return " and ".join(
+        f"{n} {'without a label' if why == 'no label' else 'with an empty text'}"
+        for why, n in dropped.items()
+        if n
+    )
 
 
 def _check_dropped(dropped: dict, totals: dict, origin: dict, allow: bool) -> None:
@@ -386,11 +429,14 @@ def _check_dropped(dropped: dict, totals: dict, origin: dict, allow: bool) -> No
         n = sum(counts.values())
         if n > DROP_LIMIT * totals[split] and not allow:
             raise UsageError(
-                f"{split} split ({origin[split]}): {n} of {totals[split]} rows ({n / totals[split]:.1%}) are unusable, "
+                f"{split} split ({origin[split]}): {n} of {totals[split]} rows ({n / totals[split]:.1%}) "
+                "are unusable, "
                 f"{_describe_drops(counts)}; more than {DROP_LIMIT:.0%} of a split is not dropped silently: "
                 "fix the data or the --text-column/--label-column, or pass --drop-invalid to drop them"
             )
-    parts = [f"{split} {_describe_drops(c)} of {totals[split]}" for split, c in dropped.items() if any(c.values())]
+    parts = [
+        f"{split} {_describe_drops(c)} of {totals[split]}" for split, c in dropped.items() if any(c.values())
+    ]
     if parts:
         log.warning("dropped rows: %s", "; ".join(parts))
 
@@ -422,7 +468,8 @@ def encode_labels(frames: dict[str, pd.DataFrame]) -> list[str]:
         unknown = set(df["label"].unique().tolist()) - set(index)
         if unknown:
             raise UsageError(
-                f"{split} split has labels not in train ({', '.join(map(repr, sorted(unknown, key=str)[:3]))}): "
+                f"{split} split has labels not in train "
+                f"({', '.join(map(repr, sorted(unknown, key=str)[:3]))}): "
                 "make the label sets consistent"
             )
         df["label"] = df["label"].map(index).astype("int64")
@@ -509,7 +556,11 @@ def _tokenizer_parallelism():
 def _tokenize(frames: dict[str, pd.DataFrame], tokenizer, max_length: int) -> datasets.DatasetDict:
     def encode(batch):
         enc = tokenizer(batch["text"], truncation=True, max_length=max_length, return_token_type_ids=False)
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": batch["label"]}
+        return {
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            "labels": batch["label"],
+        }
 
     out = {}
     with _tokenizer_parallelism():
@@ -525,27 +576,43 @@ def load(settings: DataSettings) -> PreparedData:
     frames, info = load_raw(settings)
     label_names = encode_labels(frames)
     origin = dict(info["origin"])
-    carved = {"test": f"{settings.test_fraction:g} of train", "validation": f"{settings.validation_fraction:g} of "
-              "train" + ("" if "test" in frames else " after the test split")}
+    carved = {
+        "test": f"{settings.test_fraction:g} of train",
+        "validation": f"{settings.validation_fraction:g} of "
+        "train" + ("" if "test" in frames else " after the test split"),
+    }
     for split, share in carved.items():
         if split not in frames:
             reason = origin.get(split, "").partition("(")[2].rstrip(")")
-            origin[split] = f"carved from train ({share}, stratified, seeded{'; ' + reason if reason else ''})"
+            origin[split] = (
+                f"carved from train ({share}, stratified, seeded{'; ' + reason if reason else ''})"
+            )
     frames = split_frames(frames, settings)
     tokenizer, tokenizer_source = load_tokenizer(settings)
     content = {name: frame_hash(df) for name, df in frames.items()}
     fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
-    return PreparedData(splits=None, tokenizer=tokenizer, label_names=label_names, fingerprint=fingerprint,
-                        source=info["source"], tokenizer_source=tokenizer_source,
-                        sizes={name: len(df) for name, df in frames.items()},
-                        origin={s: origin[s] for s in ("train", "validation", "test")},
-                        dropped=info["dropped"], frames=frames, max_length=settings.max_length)
+    return PreparedData(
+        splits=None,
+        tokenizer=tokenizer,
+        label_names=label_names,
+        fingerprint=fingerprint,
+        source=info["source"],
+        tokenizer_source=tokenizer_source,
+        sizes={name: len(df) for name, df in frames.items()},
+        origin={s: origin[s] for s in ("train", "validation", "test")},
+        dropped=info["dropped"],
+        frames=frames,
+        max_length=settings.max_length,
+    )
 
 
 def tokenize(data: PreparedData, settings: DataSettings) -> PreparedData:
     """Fill ``data.splits``: from the on-disk cache, or tokenized now and cached."""
-    key_parts = {"data": data.fingerprint, "tokenizer": tokenizer_fingerprint(data.tokenizer),
-                 "max_length": settings.max_length}
+    key_parts = {
+        "data": data.fingerprint,
+        "tokenizer": tokenizer_fingerprint(data.tokenizer),
+        "max_length": settings.max_length,
+    }
     key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:16]
     cache = Path(settings.cache_dir) / "tokenized" / key
     if (cache / "dataset_dict.json").exists():
@@ -592,8 +659,10 @@ class ArrayRows:
         for name in self.columns:
             column = table.column(name).combine_chunks()
             if hasattr(column, "offsets"):  # a list column: values + offsets
-                self._ragged[name] = (column.values.to_numpy(zero_copy_only=False),
-                                      column.offsets.to_numpy(zero_copy_only=False))
+                self._ragged[name] = (
+                    column.values.to_numpy(zero_copy_only=False),
+                    column.offsets.to_numpy(zero_copy_only=False),
+                )
             else:
                 self._flat[name] = column.to_numpy(zero_copy_only=False)
         self.length = len(table)
@@ -604,7 +673,7 @@ class ArrayRows:
     def __getitem__(self, index: int) -> dict:
         row = {}
         for name, (values, offsets) in self._ragged.items():
-            row[name] = values[offsets[index]:offsets[index + 1]]
+            row[name] = values[offsets[index] : offsets[index + 1]]
         for name, values in self._flat.items():
             row[name] = values[index].item()
         return row

@@ -31,14 +31,21 @@ OWN_PACKAGES = ("textbench",)  # textbench's own: never imported by exported cod
 
 def _own_classes(cls: type, stop: type) -> list[type]:
     """``cls`` and its bases up to (not including) the transformers base ``stop``, bases first."""
-    return [c for c in reversed(cls.__mro__) if issubclass(c, stop) and c is not stop
-            and not c.__module__.startswith("transformers")]
+    return [
+        c
+        for c in reversed(cls.__mro__)
+        if issubclass(c, stop) and c is not stop and not c.__module__.startswith("transformers")
+    ]
 
 
 def modeling_source(family: Family) -> str:
     """One self-contained module with ``family``'s config and model classes and the imports they use."""
     config_class, model_class = family.config_class, family.model_class
-    classes = list(dict.fromkeys(_own_classes(config_class, PretrainedConfig) + _own_classes(model_class, PreTrainedModel)))
+    classes = list(
+        dict.fromkeys(
+            _own_classes(config_class, PretrainedConfig) + _own_classes(model_class, PreTrainedModel)
+        )
+    )
     imports: list[str] = []
     for module in dict.fromkeys(sys.modules[c.__module__] for c in classes):
         source = inspect.getsource(module)
@@ -48,12 +55,23 @@ def modeling_source(family: Family) -> str:
                 if root.split(".")[0] not in OWN_PACKAGES:
                     imports.append(ast.get_source_segment(source, node))
     imports = sorted(dict.fromkeys(imports), key=lambda line: "__future__" not in line)  # __future__ first
-    header = (f'"""textbench {family.name} model, exported: the classes of {config_class.__module__} this family needs.\n\n'
-              'Loaded by transformers through the auto_map of config.json (trust_remote_code=True)."""\n\n')
-    return header + "\n".join(imports) + "\n\n\n" + "\n\n\n".join(inspect.getsource(c).rstrip() for c in classes) + "\n"
+    header = (
+        f'"""textbench {family.name} model, exported: the classes of {config_class.__module__} this family '
+        "needs.\n\n"
+        'Loaded by transformers through the auto_map of config.json (trust_remote_code=True)."""\n\n'
+    )
+    return (
+        header
+        + "\n".join(imports)
+        + "\n\n\n"
+        + "\n\n\n".join(inspect.getsource(c).rstrip() for c in classes)
+        + "\n"
+    )
 
 
-def export_folder(model_dir: str | Path, dest: str | Path, family: Family, files: dict[str, str] | None = None) -> Path:
+def export_folder(
+    model_dir: str | Path, dest: str | Path, family: Family, files: dict[str, str] | None = None
+) -> Path:
     """Copy the saved model in ``model_dir`` to ``dest`` with its own code and an ``auto_map``; add ``files``
     (e.g. the model card README.md). ``dest`` must be new or empty; it is written whole or not at all."""
     dest = Path(dest)
@@ -66,8 +84,10 @@ def export_folder(model_dir: str | Path, dest: str | Path, family: Family, files
         shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("TRIAL", "*.tmp-*"))
         (tmp / f"{MODULE}.py").write_text(modeling_source(family))
         config = json.loads((tmp / "config.json").read_text())
-        config["auto_map"] = {"AutoConfig": f"{MODULE}.{config_class.__name__}",
-                              "AutoModelForSequenceClassification": f"{MODULE}.{model_class.__name__}"}
+        config["auto_map"] = {
+            "AutoConfig": f"{MODULE}.{config_class.__name__}",
+            "AutoModelForSequenceClassification": f"{MODULE}.{model_class.__name__}",
+        }
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         for name, text in (files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
@@ -77,5 +97,7 @@ def export_folder(model_dir: str | Path, dest: str | Path, family: Family, files
         tmp.replace(dest)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise UsageError(f"cannot write {dest} ({exc.strerror or exc}): pass a writable --to folder") from None
+        raise UsageError(
+            f"cannot write {dest} ({exc.strerror or exc}): pass a writable --to folder"
+        ) from None
     return dest

@@ -22,8 +22,14 @@ import torch
 from textbench.core.errors import UsageError
 
 
-def save_model(model, tokenizer, folder: str | Path, label_names: Sequence[str], max_length: int | None,
-               extra_files: dict[str, str] | None = None) -> Path:
+def save_model(
+    model,
+    tokenizer,
+    folder: str | Path,
+    label_names: Sequence[str],
+    max_length: int | None,
+    extra_files: dict[str, str] | None = None,
+) -> Path:
     """Write model + tokenizer + label names + max length to ``folder``, atomically (a reader never
     sees half a model; with concurrent writers the last complete folder wins)."""
     folder = Path(folder)
@@ -73,7 +79,9 @@ class Classifier:
         labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
         return cls(model, tokenizer, int(tokenizer.model_max_length), labels)
 
-    def probabilities(self, texts: Sequence[str], batch_size: int = 256, progress: bool = False) -> np.ndarray:
+    def probabilities(
+        self, texts: Sequence[str], batch_size: int = 256, progress: bool = False
+    ) -> np.ndarray:
         """Class probabilities, one row per text (softmax of the logits), in batches."""
         from tqdm.auto import tqdm
 
@@ -81,18 +89,28 @@ class Classifier:
         starts = range(0, len(texts), batch_size)
         with torch.inference_mode():
             for start in tqdm(starts, desc="predict", unit="batch", disable=not progress or len(starts) < 2):
-                batch = self.tokenizer([str(t) for t in texts[start:start + batch_size]], truncation=True,
-                                       max_length=self.max_length, padding=True, return_tensors="pt",
-                                       return_token_type_ids=False)
-                logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                batch = self.tokenizer(
+                    [str(t) for t in texts[start : start + batch_size]],
+                    truncation=True,
+                    max_length=self.max_length,
+                    padding=True,
+                    return_tensors="pt",
+                    return_token_type_ids=False,
+                )
+                logits = self.model(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                ).logits
                 out.append(torch.softmax(logits.float(), dim=-1).numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.label_names)))
 
     def predict(self, texts: Sequence[str], batch_size: int = 256, progress: bool = False) -> pd.DataFrame:
         """``label`` (the original label name) and ``prob_<label>`` per class, one row per text."""
         probs = self.probabilities(list(texts), batch_size, progress)
-        frame = pd.DataFrame({"label": [self.label_names[i] for i in probs.argmax(axis=1)]} if len(probs)
-                             else {"label": pd.Series([], dtype=str)})
+        frame = pd.DataFrame(
+            {"label": [self.label_names[i] for i in probs.argmax(axis=1)]}
+            if len(probs)
+            else {"label": pd.Series([], dtype=str)}
+        )
         for i, name in enumerate(self.label_names):
             frame[f"prob_{name}"] = probs[:, i]
         return frame
@@ -114,17 +132,19 @@ def saved_labels(folder: str | Path) -> tuple[list[str], int | None]:
 
 def read_texts(path: str | Path, text_column: str) -> pd.DataFrame:
     """A .csv/.jsonl/.parquet file with a ``text_column``; one-line errors for what cannot be used."""
-    from textbench.core.data import _read_file
+    from textbench.core.data import read_file
 
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"--input {path} does not exist: pass a .csv, .jsonl or .parquet file")
     if path.stat().st_size == 0:
         raise UsageError(f"--input {path} is empty: pass a file with a {text_column!r} column and rows")
-    frame = _read_file(path)
+    frame = read_file(path)
     if text_column not in frame.columns:
-        raise UsageError(f"{path} has no column {text_column!r} (columns: {', '.join(map(str, frame.columns))}): "
-                         "pass --text-column")
+        raise UsageError(
+            f"{path} has no column {text_column!r} (columns: {', '.join(map(str, frame.columns))}): "
+            "pass --text-column"
+        )
     if frame.empty:
         raise UsageError(f"{path} has no rows: nothing to predict")
     for column in frame.columns:  # CSV cells are read as text; passed-through numbers stay numbers
@@ -161,7 +181,9 @@ def _as_label(value) -> str:
     return str(label_value(value))
 
 
-def accuracy(true_labels: Sequence, predicted: Sequence[str], label_names: Sequence[str]) -> tuple[float, int]:
+def accuracy(
+    true_labels: Sequence, predicted: Sequence[str], label_names: Sequence[str]
+) -> tuple[float, int]:
     """(accuracy, rows whose true label the model does not know), comparing label names as text."""
     true = [_as_label(v) for v in true_labels]
     unknown = sum(t not in set(label_names) for t in true)

@@ -24,7 +24,9 @@ class _TextClassifier(PreTrainedModel):
 
     def __init__(self, config):
         super().__init__(config)
-        self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+        self.embeddings = nn.Embedding(
+            config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id
+        )
         self.loss = nn.CrossEntropyLoss()
 
     def _init_weights(self, module):  # keep PyTorch's default initialisation
@@ -48,7 +50,9 @@ class _TextClassifier(PreTrainedModel):
 class CNNConfig(PretrainedConfig):
     model_type = "textbench-cnn"
 
-    def __init__(self, vocab_size=28996, embedding_dim=64, filter_size=3, num_filters=10, pad_token_id=0, **kwargs):
+    def __init__(
+        self, vocab_size=28996, embedding_dim=64, filter_size=3, num_filters=10, pad_token_id=0, **kwargs
+    ):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         self.vocab_size = vocab_size
         self.embedding_dim = embedding_dim
@@ -63,7 +67,9 @@ class SimpleCNN(_TextClassifier):
 
     def __init__(self, config: CNNConfig):
         super().__init__(config)
-        self.convolution = nn.Conv1d(config.embedding_dim, config.num_filters, config.filter_size, padding="same")
+        self.convolution = nn.Conv1d(
+            config.embedding_dim, config.num_filters, config.filter_size, padding="same"
+        )
         self.activation = nn.ReLU()
         self.output_layer = nn.Linear(config.num_filters, config.num_labels)
         self.post_init()
@@ -82,8 +88,16 @@ class SimpleCNN(_TextClassifier):
 class RecurrentConfig(PretrainedConfig):
     """Shared fields of the recurrent families (a base, not registered itself)."""
 
-    def __init__(self, vocab_size=28996, embedding_dim=64, hidden_size=96, num_layers=1, bidirectional=False,
-                 pad_token_id=0, **kwargs):
+    def __init__(
+        self,
+        vocab_size=28996,
+        embedding_dim=64,
+        hidden_size=96,
+        num_layers=1,
+        bidirectional=False,
+        pad_token_id=0,
+        **kwargs,
+    ):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         self.vocab_size = vocab_size
         self.embedding_dim = embedding_dim
@@ -121,8 +135,14 @@ class _RecurrentClassifier(_TextClassifier):
 
     def __init__(self, config: RecurrentConfig):
         super().__init__(config)
-        self.rnn = self.cell(config.embedding_dim, config.hidden_size, num_layers=config.num_layers,
-                             bidirectional=config.bidirectional, batch_first=True, **self.cell_options(config))
+        self.rnn = self.cell(
+            config.embedding_dim,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            bidirectional=config.bidirectional,
+            batch_first=True,
+            **self.cell_options(config),
+        )
         directions = 2 if config.bidirectional else 1
         self.output_layer = nn.Linear(directions * config.hidden_size, config.num_labels)
         self.post_init()
@@ -175,13 +195,18 @@ def register_auto(config_class: type[PretrainedConfig], model_class: type[PreTra
     AutoModelForSequenceClassification.register(config_class, model_class, exist_ok=True)
 
 
-for _config, _model in ((CNNConfig, SimpleCNN), (RNNConfig, SimpleRNN), (GRUConfig, SimpleGRU),
-                        (LSTMConfig, SimpleLSTM)):
+for _config, _model in (
+    (CNNConfig, SimpleCNN),
+    (RNNConfig, SimpleRNN),
+    (GRUConfig, SimpleGRU),
+    (LSTMConfig, SimpleLSTM),
+):
     register_auto(_config, _model)
 
 
-def build_model(family: Family, *, vocab_size: int, num_labels: int, pad_token_id: int,
-                **params) -> PreTrainedModel:
+def build_model(
+    family: Family, *, vocab_size: int, num_labels: int, pad_token_id: int, **params
+) -> PreTrainedModel:
     """A fresh model of ``family`` from plain values (never from an Optuna trial)."""
     config_class, model_class = family.config_class, family.model_class
     known = set(config_class().to_dict())

@@ -1,7 +1,7 @@
 """The data and training settings: plain dataclasses validated in ``__post_init__``.
 
 Kept free of heavy imports (no torch, datasets, pandas) so that the command line rejects a bad value
-in a fraction of a second, before it loads the libraries that train. 
+in a fraction of a second, before it loads the libraries that train.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ class DataSettings:
     drop_invalid: bool = False  # allow dropping more than DROP_LIMIT of a split (no text, no label)
     tokenizer: str = "bert-base-cased"  # hub id or local folder
     max_length: int = 128
-    validation_fraction: float = 0.1  # carved from train, stratified, seeded (unless a validation file is given)
+    validation_fraction: float = (
+        0.1  # carved from train, stratified, seeded (unless a validation file is given)
+    )
     test_fraction: float = 0.2  # only used when the dataset has no test split
     max_train_samples: int | None = None
     max_eval_samples: int | None = None  # caps validation and test
@@ -68,7 +70,9 @@ class TrainSettings:
             if getattr(self, name) <= 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.eval_steps > self.max_steps:
-            raise UsageError(f"--eval-steps ({self.eval_steps}) exceeds --max-steps ({self.max_steps}): lower it")
+            raise UsageError(
+                f"--eval-steps ({self.eval_steps}) exceeds --max-steps ({self.max_steps}): lower it"
+            )
         if self.patience < 0:
             raise UsageError(f"--patience must be 0 or more, got {self.patience}")
         if not self.learning_rate > 0:

@@ -46,8 +46,17 @@ def plot_curves(curves: pd.DataFrame, title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def train_once(family: Family, params: dict, data_settings: DataSettings, settings: TrainSettings, out_dir: Path,
-               *, seed: int = 42, threads: int | None = None, report: bool = False) -> dict:
+def train_once(
+    family: Family,
+    params: dict,
+    data_settings: DataSettings,
+    settings: TrainSettings,
+    out_dir: Path,
+    *,
+    seed: int = 42,
+    threads: int | None = None,
+    report: bool = False,
+) -> dict:
     """Train ``family`` with ``params`` (model values and learning rate) under ``settings``; write the
     outputs to ``out_dir``; return the metrics (with ``report``, also print them and how to use the model)."""
     set_threads(threads)
@@ -73,8 +82,12 @@ def train_once(family: Family, params: dict, data_settings: DataSettings, settin
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     curves = pd.DataFrame(result.curves)
     curves.to_csv(out_dir / "curves.csv", index=False)
-    plot_curves(curves, f"{family.name}: test accuracy {metrics['test_accuracy']:.3f}", out_dir / "curves.png")
-    save_model(result.trainer.model, data.tokenizer, out_dir / "model", data.label_names, data_settings.max_length)
+    plot_curves(
+        curves, f"{family.name}: test accuracy {metrics['test_accuracy']:.3f}", out_dir / "curves.png"
+    )
+    save_model(
+        result.trainer.model, data.tokenizer, out_dir / "model", data.label_names, data_settings.max_length
+    )
     if report:
         model_dir = shlex.quote(str(out_dir / "model"))
         print(json.dumps(metrics, indent=2))

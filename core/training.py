@@ -100,7 +100,9 @@ class FitResult:
         return out
 
 
-def training_arguments(settings: TrainSettings, output_dir: str, *, learning_rate: float, seed: int) -> TrainingArguments:
+def training_arguments(
+    settings: TrainSettings, output_dir: str, *, learning_rate: float, seed: int
+) -> TrainingArguments:
     return TrainingArguments(
         output_dir=output_dir,
         max_steps=settings.max_steps,
@@ -125,7 +127,8 @@ def training_arguments(settings: TrainSettings, output_dir: str, *, learning_rat
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
         bf16=settings.precision == "bf16",
-        use_cpu=settings.precision == "bf16" and not torch.cuda.is_available(),  # CPU autocast (the Trainer asks)
+        use_cpu=settings.precision == "bf16"
+        and not torch.cuda.is_available(),  # CPU autocast (the Trainer asks)
         fp16=settings.precision == "fp16",
         # The datasets hold only the model's columns (ArrayRows of input_ids, attention_mask, labels):
         # nothing to remove, so skip the per-batch RemoveColumnsCollator wrapper.
@@ -143,8 +146,9 @@ def _ask_once_for_lomo() -> None:
         accelerate.optimizer.is_lomo_available = functools.cache(accelerate.optimizer.is_lomo_available)
 
 
-def build_trainer(model, data, settings: TrainSettings, output_dir: str, *, learning_rate: float, seed: int,
-                  callbacks=()) -> Trainer:
+def build_trainer(
+    model, data, settings: TrainSettings, output_dir: str, *, learning_rate: float, seed: int, callbacks=()
+) -> Trainer:
     """A Trainer on the train split, evaluating on validation (never test)."""
     _ask_once_for_lomo()
     callbacks = list(callbacks)
@@ -166,13 +170,27 @@ def build_trainer(model, data, settings: TrainSettings, output_dir: str, *, lear
     return trainer
 
 
-def fit(model, data, settings: TrainSettings, output_dir: str | Path, *, learning_rate: float | None = None,
-        seed: int = 42, callbacks=(), keep_checkpoints: bool = False) -> FitResult:
+def fit(
+    model,
+    data,
+    settings: TrainSettings,
+    output_dir: str | Path,
+    *,
+    learning_rate: float | None = None,
+    seed: int = 42,
+    callbacks=(),
+    keep_checkpoints: bool = False,
+) -> FitResult:
     """Train ``model`` under ``settings``; the returned trainer holds the best-validation model."""
     curves = CurveCallback()
     trainer = build_trainer(
-        model, data, settings, str(output_dir), learning_rate=learning_rate or settings.learning_rate,
-        seed=seed, callbacks=[curves, *callbacks],
+        model,
+        data,
+        settings,
+        str(output_dir),
+        learning_rate=learning_rate or settings.learning_rate,
+        seed=seed,
+        callbacks=[curves, *callbacks],
     )
     start = time.perf_counter()
     try:
@@ -194,9 +212,17 @@ def fit(model, data, settings: TrainSettings, output_dir: str | Path, *, learnin
     )
 
 
-def train_config(family: Family, params: dict, data, settings: TrainSettings, output_dir: str | Path, *,
-                 seed: int, callbacks=(), before_fit: Callable[[PreTrainedModel], list] | None = None,
-                 ) -> tuple[PreTrainedModel, FitResult]:
+def train_config(
+    family: Family,
+    params: dict,
+    data,
+    settings: TrainSettings,
+    output_dir: str | Path,
+    *,
+    seed: int,
+    callbacks=(),
+    before_fit: Callable[[PreTrainedModel], list] | None = None,
+) -> tuple[PreTrainedModel, FitResult]:
     """Train one configuration once: seed, build the model from plain values, fit. The objective,
     the final stage, ``rerun`` and ``train`` all train through this, so none can drift from the others.
 
@@ -206,11 +232,23 @@ def train_config(family: Family, params: dict, data, settings: TrainSettings, ou
     """
     model_params, training_params = split_params(params)
     set_seed(seed)
-    model = build_model(family, vocab_size=len(data.tokenizer), num_labels=data.num_labels,
-                        pad_token_id=data.tokenizer.pad_token_id, **model_params)
+    model = build_model(
+        family,
+        vocab_size=len(data.tokenizer),
+        num_labels=data.num_labels,
+        pad_token_id=data.tokenizer.pad_token_id,
+        **model_params,
+    )
     extra = before_fit(model) if before_fit is not None else []
-    result = fit(model, data, settings, output_dir, seed=seed, callbacks=[*callbacks, *extra],
-                 learning_rate=training_params.get("learning_rate", settings.learning_rate))
+    result = fit(
+        model,
+        data,
+        settings,
+        output_dir,
+        seed=seed,
+        callbacks=[*callbacks, *extra],
+        learning_rate=training_params.get("learning_rate", settings.learning_rate),
+    )
     return model, result
 
 

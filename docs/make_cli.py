@@ -43,13 +43,23 @@ def options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
 
 
 def render() -> str:
-    lines = ["# Command-line reference", "",
-             "Generated from the parsers in `benchmark.py` by `python docs/make_cli.py`; each option's text is "
-             "its `--help` text. A test fails when this file is stale.", ""]
+    lines = [
+        "# Command-line reference",
+        "",
+        "Generated from the parsers in `benchmark.py` by `python docs/make_cli.py`; each option's text is "
+        "its `--help` text. A test fails when this file is stale.",
+        "",
+    ]
     for name, parser in parsers().items():
         command = f"python benchmark.py {name}".strip()
-        lines += [f"## `{command}`", "", _cell(parser.description or ""), "",
-                  "| option | meaning |", "|---|---|"]
+        lines += [
+            f"## `{command}`",
+            "",
+            _cell(parser.description or ""),
+            "",
+            "| option | meaning |",
+            "|---|---|",
+        ]
         formatter = parser._get_formatter()
         for action in options(parser):
             required = " (required)" if action.required else ""

@@ -53,14 +53,32 @@ class Profile:
 PROFILES = {
     # Quick: the whole IMDB split (tokenized once, shared by all measurements), short trials.
     "quick": Profile(
-        name="quick", train_samples=None, eval_samples=None, steps={8: 400, 64: 60}, repeats=3, threads=(1,),
-        startup_train_samples=None, scale_trials=8, scale_max_steps=1500,
-        naive_trials=4, naive_max_steps=2500, naive_eval_steps=500,
+        name="quick",
+        train_samples=None,
+        eval_samples=None,
+        steps={8: 400, 64: 60},
+        repeats=3,
+        threads=(1,),
+        startup_train_samples=None,
+        scale_trials=8,
+        scale_max_steps=1500,
+        naive_trials=4,
+        naive_max_steps=2500,
+        naive_eval_steps=500,
     ),
     "full": Profile(
-        name="full", train_samples=None, eval_samples=None, steps={8: 1500, 64: 300}, repeats=5, threads=(1,),
-        startup_train_samples=None, scale_trials=8, scale_max_steps=2500,
-        naive_trials=5, naive_max_steps=2500, naive_eval_steps=500,
+        name="full",
+        train_samples=None,
+        eval_samples=None,
+        steps={8: 1500, 64: 300},
+        repeats=5,
+        threads=(1,),
+        startup_train_samples=None,
+        scale_trials=8,
+        scale_max_steps=2500,
+        naive_trials=5,
+        naive_max_steps=2500,
+        naive_eval_steps=500,
     ),
 }
 
@@ -72,15 +90,32 @@ def data_root() -> str:
     return root
 
 
-def row(metric: str, value, baseline=None, *, target: str = "", met: bool | None = None, unit: str = "",
-        higher_is_better: bool = True, **raw) -> dict:
-    """One line of the result table. ``ratio`` is value / baseline (or baseline / value when lower is better)."""
+def row(
+    metric: str,
+    value,
+    baseline=None,
+    *,
+    target: str = "",
+    met: bool | None = None,
+    unit: str = "",
+    higher_is_better: bool = True,
+    **raw,
+) -> dict:
+    """One line of the result table. ``ratio`` is value / baseline (or baseline / value when lower is
+    better)."""
     ratio = None
     if isinstance(value, (int, float)) and isinstance(baseline, (int, float)) and value and baseline:
         ratio = value / baseline if higher_is_better else baseline / value
-    return {"metric": metric, "value": value, "baseline": baseline, "ratio": ratio, "unit": unit,
-            "target": target, "met": met, **raw}
-
+    return {
+        "metric": metric,
+        "value": value,
+        "baseline": baseline,
+        "ratio": ratio,
+        "unit": unit,
+        "target": target,
+        "met": met,
+        **raw,
+    }
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -95,8 +130,13 @@ def prepared_data_at(cache_dir: Path, train_samples: int | None, eval_samples: i
     from textbench.core.data import prepare
     from textbench.core.settings import DataSettings
 
-    settings = DataSettings(dataset="imdb", data_dir=data_root(), max_train_samples=train_samples,
-                            max_eval_samples=eval_samples, cache_dir=str(cache_dir))
+    settings = DataSettings(
+        dataset="imdb",
+        data_dir=data_root(),
+        max_train_samples=train_samples,
+        max_eval_samples=eval_samples,
+        cache_dir=str(cache_dir),
+    )
     return prepare(settings)
 
 
@@ -105,10 +145,16 @@ def seed_model(family: str, data, seed: int = 0):
     import torch
 
     from textbench.core.models import build_model
+    from textbench.spaces import FAMILIES
 
     torch.manual_seed(seed)
-    return build_model(FAMILIES[family], vocab_size=len(data.tokenizer), num_labels=data.num_labels,
-                       pad_token_id=data.tokenizer.pad_token_id, **FAMILIES[family].notes_model_params())
+    return build_model(
+        FAMILIES[family],
+        vocab_size=len(data.tokenizer),
+        num_labels=data.num_labels,
+        pad_token_id=data.tokenizer.pad_token_id,
+        **FAMILIES[family].notes_model_params(),
+    )
 
 
 def load_average() -> float:
@@ -117,17 +163,36 @@ def load_average() -> float:
     return float("nan")
 
 
-
-def cli_args(out: Path, *, family: str = "cnn", trials: int = 1, train_samples: int | None = None,
-             eval_samples: int | None = None, extra: tuple = ()) -> list[str]:
-    args = ["--arch", family, "--trials", str(trials), "--dataset", "imdb", "--data-dir", data_root(),
-            "--no-mlflow", "--final-seeds", "0", "--output-dir", str(out), *extra]
+def cli_args(
+    out: Path,
+    *,
+    family: str = "cnn",
+    trials: int = 1,
+    train_samples: int | None = None,
+    eval_samples: int | None = None,
+    extra: tuple = (),
+) -> list[str]:
+    args = [
+        "--arch",
+        family,
+        "--trials",
+        str(trials),
+        "--dataset",
+        "imdb",
+        "--data-dir",
+        data_root(),
+        "--no-mlflow",
+        "--final-seeds",
+        "0",
+        "--output-dir",
+        str(out),
+        *extra,
+    ]
     if train_samples:
         args += ["--max-train-samples", str(train_samples)]
     if eval_samples:
         args += ["--max-eval-samples", str(eval_samples)]
     return args
-
 
 
 # ---------------------------------------------------------------- CLI runs and their studies
@@ -199,14 +264,16 @@ def study_totals(storage: str, name: str, family: str = "cnn") -> dict:
         "best_value": best_value,
         "best_params": best_params,
         "trial_span_s": (max(ends) - min(starts)).total_seconds() if starts and ends else None,
-        "trial_seconds": [round((t.datetime_complete - t.datetime_start).total_seconds(), 1)
-                          for t in trials if t.datetime_start and t.datetime_complete],
+        "trial_seconds": [
+            round((t.datetime_complete - t.datetime_start).total_seconds(), 1)
+            for t in trials
+            if t.datetime_start and t.datetime_complete
+        ],
         "trial_params": [t.params for t in trials],
         "trial_values": [t.value for t in trials],
         "_first": min(starts).timestamp() if starts else None,
         "_last": max(ends).timestamp() if ends else None,
     }
-
 
 
 @contextlib.contextmanager
@@ -220,7 +287,6 @@ def postgres_database(prefix: str = "textbench_perf"):
         yield f"postgresql://postgres@127.0.0.1/{name}"
     finally:
         subprocess.run(["dropdb", *base, "--force", name], capture_output=True)
-
 
 
 # ---------------------------------------------------------------- output
@@ -239,8 +305,10 @@ def table(rows: list[dict]) -> str:
     lines = ["| metric | value | baseline | ratio | target | met |", "|---|---|---|---|---|---|"]
     for r in rows:
         met = {True: "yes", False: "NO", None: ""}[r["met"]]
-        lines.append(f"| {r['metric']} | {fmt(r['value'])} {r['unit']} | {fmt(r['baseline'])} {r['unit']} | "
-                     f"{fmt(r['ratio'])} | {r['target']} | {met} |")
+        lines.append(
+            f"| {r['metric']} | {fmt(r['value'])} {r['unit']} | {fmt(r['baseline'])} {r['unit']} | "
+            f"{fmt(r['ratio'])} | {r['target']} | {met} |"
+        )
     return "\n".join(lines)
 
 
@@ -248,9 +316,13 @@ def environment() -> dict:
     import torch
     import transformers
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-            "cores": CORES, "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
-            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
-            "load_average_1m_start": load_average()}
-
-
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cores": CORES,
+        "torch_threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "load_average_1m_start": load_average(),
+    }

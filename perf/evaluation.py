@@ -33,18 +33,34 @@ def measure(profile: Profile, work: Path) -> list[dict]:
         settings = TrainSettings(max_steps=sizes["max_steps"], eval_steps=sizes["eval_steps"], patience=0)
         timer = trainer_step_timer()
         with tempfile.TemporaryDirectory(prefix="perf-eval-") as tmp:
-            result = fit(seed_model(family, data), data, settings, Path(tmp) / "run", seed=0, callbacks=[timer])
+            result = fit(
+                seed_model(family, data), data, settings, Path(tmp) / "run", seed=0, callbacks=[timer]
+            )
         steps_per_s, _ = timer.rates(skip=20)
         n_evals = sizes["max_steps"] // sizes["eval_steps"]
         # Intervals that held an evaluation are not in the timer: the fit's time minus the training steps.
         eval_s = (result.wall_seconds - result.steps_trained / steps_per_s) / n_evals
         shares = {c: eval_s / (eval_s + c / steps_per_s) for c in CADENCES}
-        print(f"  {family}: {steps_per_s:.0f} steps/s, {eval_s:.2f} s per evaluation of {n_val} rows = "
-              f"{eval_s * steps_per_s:.0f} training steps; share of a trial at every "
-              + ", ".join(f"{c}: {s:.0%}" for c, s in shares.items()) + f" (load {load_average():.1f})", flush=True)
-        rows.append(row(f"f {family} share of a trial spent evaluating, every 500 vs every 250 steps", shares[500],
-                        shares[250], target="< 15% at 500", met=shares[500] < 0.15, seconds_per_evaluation=eval_s,
-                        steps_per_s=steps_per_s, evaluation_in_training_steps=eval_s * steps_per_s,
-                        shares={str(c): round(s, 3) for c, s in shares.items()}, validation_rows=n_val,
-                        load_average_1m=load_average()))
+        print(
+            f"  {family}: {steps_per_s:.0f} steps/s, {eval_s:.2f} s per evaluation of {n_val} rows = "
+            f"{eval_s * steps_per_s:.0f} training steps; share of a trial at every "
+            + ", ".join(f"{c}: {s:.0%}" for c, s in shares.items())
+            + f" (load {load_average():.1f})",
+            flush=True,
+        )
+        rows.append(
+            row(
+                f"f {family} share of a trial spent evaluating, every 500 vs every 250 steps",
+                shares[500],
+                shares[250],
+                target="< 15% at 500",
+                met=shares[500] < 0.15,
+                seconds_per_evaluation=eval_s,
+                steps_per_s=steps_per_s,
+                evaluation_in_training_steps=eval_s * steps_per_s,
+                shares={str(c): round(s, 3) for c, s in shares.items()},
+                validation_rows=n_val,
+                load_average_1m=load_average(),
+            )
+        )
     return rows

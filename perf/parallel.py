@@ -29,8 +29,22 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "perf" / "results"
 
 PROFILES = {  # extra options after the flagship command; "full" is the README's command unchanged
-    "reduced": ["--trials", "6", "--max-steps", "600", "--eval-steps", "200", "--top-k", "2", "--final-seeds", "2",
-                "--max-train-samples", "4000", "--max-eval-samples", "1000"],
+    "reduced": [
+        "--trials",
+        "6",
+        "--max-steps",
+        "600",
+        "--eval-steps",
+        "200",
+        "--top-k",
+        "2",
+        "--final-seeds",
+        "2",
+        "--max-train-samples",
+        "4000",
+        "--max-eval-samples",
+        "1000",
+    ],
     "full": [],
 }
 VARIANTS = {"1": ["--workers", "1"], "auto": ["--workers", "auto"]}
@@ -76,13 +90,21 @@ def read_studies(out: Path) -> dict:
             "pruned": sum(t.state == TrialState.PRUNED for t in trials),
             "failed": sum(t.state == TrialState.FAIL for t in trials),
             "workers": sorted({t.user_attrs.get("worker", "?") for t in trials}),
-            "search_span_s": round((max(t.datetime_complete for t in timed)
-                                    - min(t.datetime_start for t in timed)).total_seconds(), 1),
-            "trial_seconds_sum": round(sum((t.datetime_complete - t.datetime_start).total_seconds() for t in timed), 1),
+            "search_span_s": round(
+                (
+                    max(t.datetime_complete for t in timed) - min(t.datetime_start for t in timed)
+                ).total_seconds(),
+                1,
+            ),
+            "trial_seconds_sum": round(
+                sum((t.datetime_complete - t.datetime_start).total_seconds() for t in timed), 1
+            ),
             "final_runs": len(finals),
             "final_run_seconds": [r["wall_seconds"] for r in finals],
-            "final_test_mean": (sum(r["test_accuracy"] for r in finals if r["rank"] == 1)
-                                / max(1, sum(r["rank"] == 1 for r in finals))),
+            "final_test_mean": (
+                sum(r["test_accuracy"] for r in finals if r["rank"] == 1)
+                / max(1, sum(r["rank"] == 1 for r in finals))
+            ),
         }
     return families
 
@@ -90,8 +112,18 @@ def read_studies(out: Path) -> dict:
 def run_variant(profile: str, variant: str, work: Path) -> dict:
     out = work / f"{profile}-{variant}"
     shutil.rmtree(out, ignore_errors=True)
-    command = [sys.executable, "benchmark.py", "--arch", "both", "--data-dir", data_dir(), "--output-dir", str(out),
-               *PROFILES[profile], *VARIANTS[variant]]
+    command = [
+        sys.executable,
+        "benchmark.py",
+        "--arch",
+        "both",
+        "--data-dir",
+        data_dir(),
+        "--output-dir",
+        str(out),
+        *PROFILES[profile],
+        *VARIANTS[variant],
+    ]
     print(f"[{variant}] {' '.join(command[1:])}", flush=True)
     load_before, cpu, start = load_average(), cpu_seconds_of_children(), time.perf_counter()
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
@@ -100,21 +132,38 @@ def run_variant(profile: str, variant: str, work: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"[{variant}] exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     families = read_studies(out)
-    result = {"variant": variant, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "cores_busy": round(cpu / wall, 2),
-              "load_before": load_before, "load_after": load_average(), "families": families,
-              "workers_line": next((line.split(": ", 1)[-1] for line in proc.stderr.splitlines()
-                                    if "workers:" in line), "")}
-    print(f"[{variant}] {wall:.0f} s wall, {cpu:.0f} CPU s ({cpu / wall:.2f} cores busy); "
-          + "; ".join(f"{a} best {f['best_value']:.4f} span {f['search_span_s']:.0f} s, "
-                      f"{f['final_runs']} final runs {sum(f['final_run_seconds']):.0f} s"
-                      for a, f in families.items()), flush=True)
+    result = {
+        "variant": variant,
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "cores_busy": round(cpu / wall, 2),
+        "load_before": load_before,
+        "load_after": load_average(),
+        "families": families,
+        "workers_line": next(
+            (line.split(": ", 1)[-1] for line in proc.stderr.splitlines() if "workers:" in line), ""
+        ),
+    }
+    print(
+        f"[{variant}] {wall:.0f} s wall, {cpu:.0f} CPU s ({cpu / wall:.2f} cores busy); "
+        + "; ".join(
+            f"{a} best {f['best_value']:.4f} span {f['search_span_s']:.0f} s, "
+            f"{f['final_runs']} final runs {sum(f['final_run_seconds']):.0f} s"
+            for a, f in families.items()
+        ),
+        flush=True,
+    )
     return result
 
 
 def table(results: list[dict]) -> str:
     families = list(results[0]["families"])
-    head = ["workers", "wall s", "cores busy"] + [f"{a} best val" for a in families] + \
-           [f"{a} search s" for a in families] + [f"{a} final s (runs)" for a in families]
+    head = (
+        ["workers", "wall s", "cores busy"]
+        + [f"{a} best val" for a in families]
+        + [f"{a} search s" for a in families]
+        + [f"{a} final s (runs)" for a in families]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         fam = r["families"]
@@ -138,9 +187,17 @@ def main(argv: list[str] | None = None) -> int:
     results = [run_variant(args.profile, v, work) for v in variants]
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"flagship-{args.profile}.json"
-    path.write_text(json.dumps({"profile": args.profile, "options": PROFILES[args.profile],
-                                "machine": f"{platform.machine()} {os.cpu_count()} cores", "results": results},
-                               indent=1))
+    path.write_text(
+        json.dumps(
+            {
+                "profile": args.profile,
+                "options": PROFILES[args.profile],
+                "machine": f"{platform.machine()} {os.cpu_count()} cores",
+                "results": results,
+            },
+            indent=1,
+        )
+    )
     print(table(results))
     if len(results) == 2:
         print(f"speed-up, auto vs 1 worker: {results[0]['wall_s'] / results[1]['wall_s']:.2f}x")

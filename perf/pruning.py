@@ -24,7 +24,13 @@ DEFAULT = "margin"
 # real, and --fix pins per family. Quick pins the RNN to one layer: its 3-layer configurations
 # took 23 min a trial on the shared 2-core machine the figures in perf/README.md come from.
 SIZES = {
-    "quick": {"trials": 10, "max_steps": 1000, "eval_steps": 200, "extra": (), "fix": {"rnn": ("num_layers=1",)}},
+    "quick": {
+        "trials": 10,
+        "max_steps": 1000,
+        "eval_steps": 200,
+        "extra": (),
+        "fix": {"rnn": ("num_layers=1",)},
+    },
     "full": {"trials": 20, "max_steps": 2500, "eval_steps": 500, "extra": ("median",), "fix": {}},
 }
 ARCHS = ("cnn", "rnn")
@@ -46,19 +52,31 @@ def pruned_against_noise(study, n_val: int) -> list[dict]:
     that reported at that step, and the gap in plain binomial standard errors at that median."""
     from optuna.trial import TrialState
 
-    finished = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    finished = [
+        t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    ]
     out = []
     for trial in finished:
         if trial.state != TrialState.PRUNED:
             continue
         step = int(trial.user_attrs.get("steps_trained") or max(trial.intermediate_values))
-        before = [t.intermediate_values[step] for t in finished if t.datetime_complete < trial.datetime_complete
-                  and step in t.intermediate_values]
+        before = [
+            t.intermediate_values[step]
+            for t in finished
+            if t.datetime_complete < trial.datetime_complete and step in t.intermediate_values
+        ]
         median = statistics.median(before) if before else None
         value = trial.intermediate_values.get(step)
         gap = None if median is None or value is None else (median - value) / binomial_se(median, n_val)
-        out.append({"trial": trial.number, "step": step, "value": value, "median_before": median,
-                    "gap_se": None if gap is None else round(gap, 2)})
+        out.append(
+            {
+                "trial": trial.number,
+                "step": step,
+                "value": value,
+                "median_before": median,
+                "gap_se": None if gap is None else round(gap, 2),
+            }
+        )
     return out
 
 
@@ -96,7 +114,9 @@ def replay_rows(family: str, none_study, sizes: dict, n_val: int, none: dict) ->
 
     warmup = max(1, sizes["max_steps"] // 5)
     variants = {
-        "median (Optuna MedianPruner, before)": optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup),
+        "median (Optuna MedianPruner, before)": optuna.pruners.MedianPruner(
+            n_startup_trials=3, n_warmup_steps=warmup
+        ),
         "margin k=1": NoiseMarginPruner(n_val, k=1.0, n_warmup_steps=warmup),
         "margin k=2 (default)": NoiseMarginPruner(n_val, k=2.0, n_warmup_steps=warmup),
         "margin k=3": NoiseMarginPruner(n_val, k=3.0, n_warmup_steps=warmup),
@@ -105,10 +125,19 @@ def replay_rows(family: str, none_study, sizes: dict, n_val: int, none: dict) ->
     for label, pruner in variants.items():
         r = replay(none_study, pruner, n_val)
         gap = (r["best_value"] - none["best_value"]) * 100
-        rows.append(row(f"b {family} replay of the unpruned trials: {label}, steps vs none", r["steps_trained"],
-                        none["steps_trained"], unit="steps", higher_is_better=False,
-                        fewer_steps=round(1 - r["steps_trained"] / none["steps_trained"], 3),
-                        best_gap_points=round(gap, 2), complete=r["complete"], pruned=r["pruned"]))
+        rows.append(
+            row(
+                f"b {family} replay of the unpruned trials: {label}, steps vs none",
+                r["steps_trained"],
+                none["steps_trained"],
+                unit="steps",
+                higher_is_better=False,
+                fewer_steps=round(1 - r["steps_trained"] / none["steps_trained"], 3),
+                best_gap_points=round(gap, 2),
+                complete=r["complete"],
+                pruned=r["pruned"],
+            )
+        )
     return rows
 
 
@@ -122,16 +151,41 @@ def measure(profile: Profile, work: Path) -> list[dict]:
             out = work / "pruning" / f"{family}-{pruner}"  # one storage per study: they may run side by side
             warm_cache(out, profile.train_samples, profile.eval_samples)
             storage = f"sqlite:///{out / 'optuna.db'}"
-            args = cli_args(out, family=family, trials=sizes["trials"], train_samples=profile.train_samples,
-                            eval_samples=profile.eval_samples,
-                            extra=("--name", f"perf-{pruner}", "--pruner", pruner, "--storage", storage,
-                                   "--threads", "1", "--max-steps", str(sizes["max_steps"]),
-                                   "--eval-steps", str(sizes["eval_steps"]), "--no-baseline", "--seed", "42",
-                                   *(f"--fix={pin}" for pin in sizes["fix"].get(family, ()))))
-            r = runs[pruner] = cli_study(args, storage, f"perf-{pruner}", label=f"{family} pruner {pruner}", family=family)
+            args = cli_args(
+                out,
+                family=family,
+                trials=sizes["trials"],
+                train_samples=profile.train_samples,
+                eval_samples=profile.eval_samples,
+                extra=(
+                    "--name",
+                    f"perf-{pruner}",
+                    "--pruner",
+                    pruner,
+                    "--storage",
+                    storage,
+                    "--threads",
+                    "1",
+                    "--max-steps",
+                    str(sizes["max_steps"]),
+                    "--eval-steps",
+                    str(sizes["eval_steps"]),
+                    "--no-baseline",
+                    "--seed",
+                    "42",
+                    *(f"--fix={pin}" for pin in sizes["fix"].get(family, ())),
+                ),
+            )
+            r = runs[pruner] = cli_study(
+                args, storage, f"perf-{pruner}", label=f"{family} pruner {pruner}", family=family
+            )
             studies[pruner] = study_of(storage, f"perf-{pruner}-{family}")
-            print(f"  {family} {pruner}: {r['steps_trained']} steps, best {r['best_value']}, {r['complete']} complete / "
-                  f"{r['pruned']} pruned, {r['wall_s']:.0f} s", flush=True)
+            print(
+                f"  {family} {pruner}: {r['steps_trained']} steps, best {r['best_value']}, {r['complete']} "
+                "complete / "
+                f"{r['pruned']} pruned, {r['wall_s']:.0f} s",
+                flush=True,
+            )
         n_val = int(studies["none"].user_attrs["settings"]["validation_size"])
         se = binomial_se(runs["none"]["best_value"], n_val)
         for pruner in (DEFAULT, *sizes["extra"]):
@@ -142,19 +196,49 @@ def measure(profile: Profile, work: Path) -> list[dict]:
             within = [c for c in checks if c["gap_se"] is None or c["gap_se"] <= 1]
             budget = {**sizes, "validation_rows": n_val}
             rows += [
-                row(f"b {family} steps trained, {pruner} vs none", r["steps_trained"], none["steps_trained"],
-                    unit="steps", higher_is_better=False, fewer_steps=round(saved, 3), budget=budget,
-                    run=r, none=none),
-                row(f"b {family} best val accuracy, {pruner} vs none", r["best_value"], none["best_value"],
-                    target="within 1 SE" if pruner == DEFAULT else "", met=(gap >= -se) if pruner == DEFAULT else None,
-                    gap_points=round(gap * 100, 2), gap_se=round(gap / se, 2), se_points=round(se * 100, 2)),
-                row(f"b {family} completed trials, {pruner} vs none", r["complete"], none["complete"],
-                    pruned=r["pruned"], of=sizes["trials"]),
-                row(f"b {family} pruned trials within 1 SE of the median before them ({pruner})", len(within),
-                    len(checks), target="0" if pruner == DEFAULT else "", met=(not within) if pruner == DEFAULT else None,
-                    pruned=checks),
-                row(f"b {family} study wall time, {pruner} vs none", r["wall_s"], none["wall_s"], unit="s",
-                    higher_is_better=False),
+                row(
+                    f"b {family} steps trained, {pruner} vs none",
+                    r["steps_trained"],
+                    none["steps_trained"],
+                    unit="steps",
+                    higher_is_better=False,
+                    fewer_steps=round(saved, 3),
+                    budget=budget,
+                    run=r,
+                    none=none,
+                ),
+                row(
+                    f"b {family} best val accuracy, {pruner} vs none",
+                    r["best_value"],
+                    none["best_value"],
+                    target="within 1 SE" if pruner == DEFAULT else "",
+                    met=(gap >= -se) if pruner == DEFAULT else None,
+                    gap_points=round(gap * 100, 2),
+                    gap_se=round(gap / se, 2),
+                    se_points=round(se * 100, 2),
+                ),
+                row(
+                    f"b {family} completed trials, {pruner} vs none",
+                    r["complete"],
+                    none["complete"],
+                    pruned=r["pruned"],
+                    of=sizes["trials"],
+                ),
+                row(
+                    f"b {family} pruned trials within 1 SE of the median before them ({pruner})",
+                    len(within),
+                    len(checks),
+                    target="0" if pruner == DEFAULT else "",
+                    met=(not within) if pruner == DEFAULT else None,
+                    pruned=checks,
+                ),
+                row(
+                    f"b {family} study wall time, {pruner} vs none",
+                    r["wall_s"],
+                    none["wall_s"],
+                    unit="s",
+                    higher_is_better=False,
+                ),
             ]
         rows += replay_rows(family, studies["none"], sizes, n_val, runs["none"])
     return rows

@@ -40,16 +40,23 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] and argv[0] in children:
         return children[argv[0]](argv[1:])
     lines = "\n".join(f"  {key}  {(m.__doc__ or '').split(chr(10))[0]}" for key, m in found.items())
-    parser = argparse.ArgumentParser(prog="python -m perf", description=f"{perf.__doc__}\nmeasurements:\n{lines}",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m perf",
+        description=f"{perf.__doc__}\nmeasurements:\n{lines}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="small caps: finishes in a few minutes")
     parser.add_argument("--only", default=",".join(found), help="comma list of measurements (default: all)")
     parser.add_argument("--output", default=str(RESULTS / "latest.json"), help="JSON results file")
-    parser.add_argument("--threads", default=None,
-                        help="torch threads for (a), comma list (default: quick 1; full 1,2)")
-    parser.add_argument("--work-dir", default=None,
-                        help="scratch folder (default: a temporary one, removed); a kept one lets a rerun "
-                             "resume the CLI studies of (b) instead of starting them again")
+    parser.add_argument(
+        "--threads", default=None, help="torch threads for (a), comma list (default: quick 1; full 1,2)"
+    )
+    parser.add_argument(
+        "--work-dir",
+        default=None,
+        help="scratch folder (default: a temporary one, removed); a kept one lets a rerun "
+        "resume the CLI studies of (b) instead of starting them again",
+    )
     args = parser.parse_args(argv)
     chosen = [m.strip() for m in args.only.split(",") if m.strip()]
     unknown = [m for m in chosen if m not in found]
@@ -68,8 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
-    results = {"profile": asdict(profile), "environment": environment(),
-               "targets": {key: getattr(found[key], "TARGET", "") for key in chosen}, "rows": [], "seconds": {}}
+    results = {
+        "profile": asdict(profile),
+        "environment": environment(),
+        "targets": {key: getattr(found[key], "TARGET", "") for key in chosen},
+        "rows": [],
+        "seconds": {},
+    }
     try:
         for key in chosen:
             module = found[key]

@@ -57,9 +57,9 @@ def child(argv: list[str]) -> int:
         return original_build(*args, callbacks=[*callbacks, FirstStep()], **kwargs)
 
     textbench.core.data.prepare = timed_prepare
-    import textbench.search.benchmark
+    import textbench.search.studies
 
-    textbench.search.benchmark.prepare = timed_prepare
+    textbench.search.studies.prepare = timed_prepare
     textbench.core.training.build_trainer = build_with_probe
     return benchmark.main(argv)
 
@@ -69,8 +69,9 @@ def startup_once(out: Path, train_samples: int | None) -> dict:
     env = {**os.environ, PROBE_ENV: str(marks)}
     args = cli_args(out, train_samples=train_samples, extra=("--max-steps", "10", "--eval-steps", "10"))
     start = time.time()
-    proc = subprocess.run([sys.executable, "-m", "perf", CHILD, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "perf", CHILD, *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     if "first_step" not in (marks.read_text() if marks.exists() else ""):
         raise RuntimeError(f"start-up probe did not reach a training step:\n{proc.stderr[-3000:]}")
     times = dict(line.split() for line in marks.read_text().splitlines())
@@ -83,7 +84,9 @@ def import_floor(repeats: int = 3) -> float:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "from transformers import Trainer"], check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-c", "from transformers import Trainer"], check=True, capture_output=True
+        )
         times.append(time.perf_counter() - start)
     return round(statistics.median(times), 2)
 
@@ -103,12 +106,24 @@ def measure(profile: Profile, work: Path) -> list[dict]:
         warm_runs.append(startup_once(out, profile.startup_train_samples))
     warm = sorted(warm_runs, key=lambda m: m["first_step"])[len(warm_runs) // 2]
     floor = import_floor()
-    print(f"  cold {cold['first_step']:.1f} s, warm {warm['first_step']:.1f} s  (warm milestones {warm}; "
-          f"a bare `from transformers import Trainer` takes {floor:.1f} s)", flush=True)
-    return [row("c start-up to first step, warm vs cold", warm["first_step"], cold["first_step"], unit="s",
-                higher_is_better=False, target="warm < 5 s", met=warm["first_step"] < 5.0,
-                import_trainer_floor_s=floor, cold_milestones=cold, warm_milestones=warm,
-                warm_runs=[m["first_step"] for m in warm_runs],
-                dataset_rows="all" if profile.startup_train_samples is None else profile.startup_train_samples)]
-
-
+    print(
+        f"  cold {cold['first_step']:.1f} s, warm {warm['first_step']:.1f} s  (warm milestones {warm}; "
+        f"a bare `from transformers import Trainer` takes {floor:.1f} s)",
+        flush=True,
+    )
+    return [
+        row(
+            "c start-up to first step, warm vs cold",
+            warm["first_step"],
+            cold["first_step"],
+            unit="s",
+            higher_is_better=False,
+            target="warm < 5 s",
+            met=warm["first_step"] < 5.0,
+            import_trainer_floor_s=floor,
+            cold_milestones=cold,
+            warm_milestones=warm,
+            warm_runs=[m["first_step"] for m in warm_runs],
+            dataset_rows="all" if profile.startup_train_samples is None else profile.startup_train_samples,
+        )
+    ]

@@ -34,8 +34,14 @@ def objective(trial) -> float:
         trial.report(x * step, step)
         trial.should_prune()
     curves = [{"step": s, "loss": 1.0 / (s + 1), "eval_accuracy": x} for s in range(10)]
-    for key, value in {"seed": 1, "n_params": 1000, "best_step": 5, "steps_trained": 10, "curves": curves,
-                       "wall_seconds": 0.1}.items():
+    for key, value in {
+        "seed": 1,
+        "n_params": 1000,
+        "best_step": 5,
+        "steps_trained": 10,
+        "curves": curves,
+        "wall_seconds": 0.1,
+    }.items():
         trial.set_user_attr(key, value)
     return x
 
@@ -48,8 +54,13 @@ def worker(url: str, trials: int, ready) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = make_storage(url)
-    study = optuna.create_study(storage=storage, study_name="perf", direction="maximize", load_if_exists=True,
-                                sampler=make_sampler("tpe", 0, trials))
+    study = optuna.create_study(
+        storage=storage,
+        study_name="perf",
+        direction="maximize",
+        load_if_exists=True,
+        sampler=make_sampler("tpe", 0, trials),
+    )
     ready.wait()
     run_study(study, objective, trials, progress=False)
 
@@ -79,7 +90,11 @@ def postgres_database(action: str, name: str) -> bool:
         import psycopg
 
         with psycopg.connect(POSTGRES, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"' if action == "create" else f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(
+                f'CREATE DATABASE "{name}"'
+                if action == "create"
+                else f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+            )
         return True
     except Exception:  # noqa: BLE001 - no server: measure the embedded stores only
         return False
@@ -92,17 +107,33 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for processes in (1, 2):
         with tempfile.TemporaryDirectory() as tmp:
-            stores = {"journal": str(Path(tmp) / "optuna.journal"), "sqlite": f"sqlite:///{Path(tmp) / 'optuna.db'}"}
+            stores = {
+                "journal": str(Path(tmp) / "optuna.journal"),
+                "sqlite": f"sqlite:///{Path(tmp) / 'optuna.db'}",
+            }
             pg_name = f"textbench_perf_storage_{os.getpid()}_{processes}"
             if postgres_database("create", pg_name):
-                stores["postgresql"] = POSTGRES.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + pg_name
+                stores["postgresql"] = (
+                    POSTGRES.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+                    + "/"
+                    + pg_name
+                )
             for name, url in stores.items():
                 try:
                     wall = measure(url, args.trials, processes)
-                    rows.append({"store": name, "processes": processes, "trials": args.trials, "wall_s": round(wall, 2),
-                                 "ms_per_trial": round(1000 * wall / args.trials, 1)})
+                    rows.append(
+                        {
+                            "store": name,
+                            "processes": processes,
+                            "trials": args.trials,
+                            "wall_s": round(wall, 2),
+                            "ms_per_trial": round(1000 * wall / args.trials, 1),
+                        }
+                    )
                 except RuntimeError as exc:
-                    rows.append({"store": name, "processes": processes, "trials": args.trials, "error": str(exc)})
+                    rows.append(
+                        {"store": name, "processes": processes, "trials": args.trials, "error": str(exc)}
+                    )
                 print(rows[-1], flush=True)
             if "postgresql" in stores:
                 postgres_database("drop", pg_name)

@@ -84,7 +84,7 @@ def plain_batches(data, batch: int, steps: int, seed: int = 0):
 
     def batches():
         for start in range(0, steps * batch, batch):
-            index = order[start:start + batch]
+            index = order[start : start + batch]
             rows = [ids[i] for i in index]
             input_ids = pad_sequence(rows, batch_first=True, padding_value=pad)
             lengths = torch.tensor([len(r) for r in rows])
@@ -115,8 +115,9 @@ def plain_throughput(family: str, data, batch: int, steps: int, warmup: int, *, 
     model = seed_model(family, data).to(device)
     model.train()
     fused = fused_supported()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0,
-                                  **({"fused": True} if fused else {"foreach": True}))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=1e-3, weight_decay=0.0, **({"fused": True} if fused else {"foreach": True})
+    )
     total = warmup + steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, (total - s) / total))
     start = cpu_start = None
@@ -136,7 +137,11 @@ def plain_throughput(family: str, data, batch: int, steps: int, warmup: int, *, 
     if device == "cuda":
         torch.cuda.synchronize()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    return {"steps_per_s": steps / seconds, "steps_per_cpu_s": steps / cpu_seconds, "optimizer": "AdamW(fused)" if fused else "AdamW(foreach)"}
+    return {
+        "steps_per_s": steps / seconds,
+        "steps_per_cpu_s": steps / cpu_seconds,
+        "optimizer": "AdamW(fused)" if fused else "AdamW(foreach)",
+    }
 
 
 def measure(profile: Profile, work: Path) -> list[dict]:
@@ -175,18 +180,30 @@ def throughput_row(family: str, data, batch: int, steps: int, profile: Profile, 
     ratio = best["harness"] / best["plain"]
     gated = batch == 8 and threads == 1  # the target's reading: see perf/README.md (threads)
     out = row(
-        f"a {family} b{batch} t{threads} steps/s harness vs plain", best["harness"], best["plain"], unit="steps/s",
-        target=">= 0.8" if batch == 8 else "", met=(ratio >= 0.8) if gated else None,
-        median_ratio=med["harness"] / med["plain"], cpu_ratio=best["harness_cpu"] / best["plain_cpu"],
+        f"a {family} b{batch} t{threads} steps/s harness vs plain",
+        best["harness"],
+        best["plain"],
+        unit="steps/s",
+        target=">= 0.8" if batch == 8 else "",
+        met=(ratio >= 0.8) if gated else None,
+        median_ratio=med["harness"] / med["plain"],
+        cpu_ratio=best["harness_cpu"] / best["plain_cpu"],
         ratio_vs_plain_without_clipping=best["harness"] / bare["steps_per_s"],
         plain_noclip_steps_per_s=bare["steps_per_s"],
-        runs={k: [round(x, 1) for x in v] for k, v in runs.items()}, timed_steps=steps, threads=threads,
-        eval_and_save_s=round(h["eval_and_save_s"], 3), fit_wall_s=round(h["fit_wall_s"], 3),
-        optimizer=p["optimizer"], load_average_1m=load_average(),
+        runs={k: [round(x, 1) for x in v] for k, v in runs.items()},
+        timed_steps=steps,
+        threads=threads,
+        eval_and_save_s=round(h["eval_and_save_s"], 3),
+        fit_wall_s=round(h["fit_wall_s"], 3),
+        optimizer=p["optimizer"],
+        load_average_1m=load_average(),
     )
-    print(f"  {family} b{batch} t{threads}: harness {best['harness']:.0f}  plain {best['plain']:.0f} steps/s (best of "
-          f"{profile.repeats}) -> {ratio:.2f} (medians {out['median_ratio']:.2f}, CPU time {out['cpu_ratio']:.2f}; "
-          f"plain without clipping {bare['steps_per_s']:.0f} steps/s; load {out['load_average_1m']:.1f})", flush=True)
+    print(
+        f"  {family} b{batch} t{threads}: harness {best['harness']:.0f}  plain {best['plain']:.0f} steps/s "
+        "(best of "
+        f"{profile.repeats}) -> {ratio:.2f} (medians {out['median_ratio']:.2f}, CPU time "
+        f"{out['cpu_ratio']:.2f}; "
+        f"plain without clipping {bare['steps_per_s']:.0f} steps/s; load {out['load_average_1m']:.1f})",
+        flush=True,
+    )
     return out
-
-

@@ -15,7 +15,8 @@ __all__ = ["build_report"]
 
 
 def __getattr__(name: str) -> Any:
-    """Import the renderer on first use: matplotlib and seaborn cost seconds the CLI's --help should not pay."""
+    """Import the renderer on first use: matplotlib and seaborn cost seconds the CLI's --help should not
+    pay."""
     if name == "build_report":
         from textbench.reports.html import build_report
 

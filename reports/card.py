@@ -1,6 +1,6 @@
 """The model card (README.md) of an exported model: what it is, how it was chosen, how good, how to redo it.
 
-It is written from a ``search.use.Chosen`` (the model, its configuration's final-stage numbers and
+It is written from a ``textbench.use.Chosen`` (the model, its configuration's final-stage numbers and
 the study's recorded settings), so every figure on it is one the report shows too.
 """
 
@@ -21,7 +21,8 @@ def _spread(summary: dict[str, Any]) -> str:
         return "not evaluated"
     text = f"{fmt_acc(summary['mean'])} mean over {int(summary['n'])} seed{'s' if summary['n'] != 1 else ''}"
     if not math.isnan(summary.get("std", math.nan)):
-        text += f", std {fmt_acc(summary['std'])}, 95% CI {fmt_acc(summary['ci_low'])} to {fmt_acc(summary['ci_high'])}"
+        low, high = fmt_acc(summary["ci_low"]), fmt_acc(summary["ci_high"])
+        text += f", std {fmt_acc(summary['std'])}, 95% CI {low} to {high}"
     return text
 
 
@@ -33,17 +34,21 @@ def model_card(chosen, folder_name: str, export_command: str, label_names: list[
     """Markdown text of the card for ``chosen`` exported as ``folder_name``."""
     c, settings = chosen, chosen.attrs.get("settings") or {}
     final = c.source == "final stage"
-    which = (f"the final-stage run with seed {c.seed} of trial {c.trial_number}: among the seeds of the chosen "
-             "configuration, the one with the best validation accuracy" if final else
-             f"the search's best trial {c.trial_number} (seed {c.seed}); no final stage was run, so it has no "
-             "test figure")
+    which = (
+        f"the final-stage run with seed {c.seed} of trial {c.trial_number}: among the seeds of the chosen "
+        "configuration, the one with the best validation accuracy"
+        if final
+        else f"the search's best trial {c.trial_number} (seed {c.seed}); no final stage was run, so it has "
+        "no test figure"
+    )
     rerun = f"python benchmark.py rerun --name {c.benchmark} --arch {c.family} --trial {c.trial_number}"
     rerun += f" --seed {c.seed}" if final else ""
     versions = c.attrs.get("versions") or {}
     lines = [
         f"# textbench {c.family} text classifier (benchmark `{c.benchmark}`)",
         "",
-        f"A `{c.family}` model from a textbench benchmark. It is {which}. The chosen configuration of a family is "
+        f"A `{c.family}` model from a textbench benchmark. It is {which}. The chosen configuration of a "
+        "family is "
         "the final-stage configuration with the highest mean validation accuracy over seeds; the test split "
         "selected nothing.",
         "",
@@ -52,13 +57,16 @@ def model_card(chosen, folder_name: str, export_command: str, label_names: list[
         "```python",
         "from transformers import pipeline",
         "",
-        f'classifier = pipeline("text-classification", model="{folder_name}", trust_remote_code=True, truncation=True)',
+        f'classifier = pipeline("text-classification", model="{folder_name}", trust_remote_code=True, '
+        "truncation=True)",
         'classifier(["a wonderful, moving film", "two hours I will never get back"], top_k=None)',
         "```",
         "",
-        "`trust_remote_code=True` runs `modeling_textbench.py` from this folder (the model's PyTorch classes; "
+        "`trust_remote_code=True` runs `modeling_textbench.py` from this folder (the model's PyTorch "
+        "classes; "
         "only torch and transformers are needed). Where textbench is importable, `import core.models` "
-        f"registers the model type and the call works without it. `truncation=True` cuts texts to {max_length} "
+        "registers the model type and the call works without it. `truncation=True` cuts texts to "
+        f"{max_length} "
         "tokens, as in training (without it long texts are read whole and predictions change).",
         "",
         f"With textbench: `python benchmark.py predict --name {c.benchmark} --arch {c.family} --input FILE`.",
@@ -75,7 +83,8 @@ def model_card(chosen, folder_name: str, export_command: str, label_names: list[
         "|---|---|",
         _rows((k, settings.get(k)) for k in DATA if k in settings),
         "",
-        "The validation split was held out of the training data and drove early stopping and every selection.",
+        "The validation split was held out of the training data and drove early stopping and every "
+        "selection.",
         "",
         "## Budget",
         "",

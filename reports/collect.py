@@ -30,14 +30,49 @@ logger = logging.getLogger(__name__)
 CURVES_FILE = "curves.csv"  # a trial's curves in the study's artifact store (search.objective.CURVES_FILE)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 CURVE_METRICS = ("loss", "eval_loss", "eval_accuracy")
-TRIAL_ATTRS = ("best_step", "steps_trained", "wall_seconds", "n_params", "seed",
-               "final_loss", "final_eval_loss", "final_eval_accuracy", "fail_reason")
-FINAL_COLUMNS = ("family", "rank", "trial_number", "seed", "test_accuracy", "test_loss",
-                 "validation_accuracy", "best_step", "steps_trained", "wall_seconds", "n_params", "params")
+TRIAL_ATTRS = (
+    "best_step",
+    "steps_trained",
+    "wall_seconds",
+    "n_params",
+    "seed",
+    "final_loss",
+    "final_eval_loss",
+    "final_eval_accuracy",
+    "fail_reason",
+)
+FINAL_COLUMNS = (
+    "family",
+    "rank",
+    "trial_number",
+    "seed",
+    "test_accuracy",
+    "test_loss",
+    "validation_accuracy",
+    "best_step",
+    "steps_trained",
+    "wall_seconds",
+    "n_params",
+    "params",
+)
 # Settings that define the budget: they must agree between families for a fair comparison.
-COMPARED_SETTINGS = ("dataset", "fingerprint", "tokenizer", "max_length", "train_size", "validation_size",
-                     "test_size", "labels", *BUDGET_KEYS, "seed", "sampler", "pruner", "target_trials", "top_k",
-                     "final_seeds")
+COMPARED_SETTINGS = (
+    "dataset",
+    "fingerprint",
+    "tokenizer",
+    "max_length",
+    "train_size",
+    "validation_size",
+    "test_size",
+    "labels",
+    *BUDGET_KEYS,
+    "seed",
+    "sampler",
+    "pruner",
+    "target_trials",
+    "top_k",
+    "final_seeds",
+)
 
 
 @dataclass
@@ -89,8 +124,9 @@ def load_benchmark(storage: str | optuna.storages.BaseStorage, name: str) -> Ben
     mine = [s for s in summaries if s.user_attrs.get("benchmark") == name]
     if not mine:
         known = sorted({str(s.user_attrs["benchmark"]) for s in summaries if "benchmark" in s.user_attrs})
-        raise UsageError(f"no study of benchmark {name!r} in {redact(url)}; "
-                         f"benchmarks there: {', '.join(known) or 'none'}")
+        raise UsageError(
+            f"no study of benchmark {name!r} in {redact(url)}; benchmarks there: {', '.join(known) or 'none'}"
+        )
     studies = {}
     for summary in mine:
         family = str(summary.user_attrs.get("arch") or summary.study_name.removeprefix(f"{name}-"))
@@ -111,8 +147,11 @@ def _keep_ints(df: pd.DataFrame, rows: list[dict[str, Any]]) -> pd.DataFrame:
     def is_int(v: Any) -> bool:
         return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
-    ints = [c for c in df.columns
-            if any(is_int(r.get(c)) for r in rows) and all(r.get(c) is None or is_int(r.get(c)) for r in rows)]
+    ints = [
+        c
+        for c in df.columns
+        if any(is_int(r.get(c)) for r in rows) and all(r.get(c) is None or is_int(r.get(c)) for r in rows)
+    ]
     return df.astype({c: "Int64" for c in ints})
 
 
@@ -121,8 +160,13 @@ def trials_frame(bench: Benchmark) -> pd.DataFrame:
     rows = []
     for family in bench.families:
         for t in bench.trials(family):
-            row = {"family": family, "number": t.number, "state": t.state.name, "value": t.value,
-                   "duration_seconds": t.duration.total_seconds() if t.duration else np.nan}
+            row = {
+                "family": family,
+                "number": t.number,
+                "state": t.state.name,
+                "value": t.value,
+                "duration_seconds": t.duration.total_seconds() if t.duration else np.nan,
+            }
             row.update({k: None for k in TRIAL_ATTRS})
             for key, value in t.user_attrs.items():
                 if key != "curves":
@@ -152,10 +196,18 @@ def params_frame(bench: Benchmark) -> pd.DataFrame:
                 continue
             for name, value in t.params.items():
                 dist = t.distributions.get(name)
-                rows.append({"family": family, "number": t.number, "state": t.state.name,
-                             "param": name, "param_value": value, "value": float(t.value),
-                             "log": isinstance(dist, (FloatDistribution, IntDistribution)) and dist.log,
-                             "categorical": isinstance(dist, CategoricalDistribution)})
+                rows.append(
+                    {
+                        "family": family,
+                        "number": t.number,
+                        "state": t.state.name,
+                        "param": name,
+                        "param_value": value,
+                        "value": float(t.value),
+                        "log": isinstance(dist, (FloatDistribution, IntDistribution)) and dist.log,
+                        "categorical": isinstance(dist, CategoricalDistribution),
+                    }
+                )
     cols = ["family", "number", "state", "param", "param_value", "value", "log", "categorical"]
     return pd.DataFrame(rows, columns=cols)
 
@@ -164,10 +216,12 @@ def history_frame(bench: Benchmark) -> pd.DataFrame:
     """Best validation accuracy so far, per family, over completed trials in trial order."""
     frames = []
     for family in bench.families:
-        done = sorted((t for t in bench.trials(family) if t.state == TrialState.COMPLETE),
-                      key=lambda t: t.number)
-        df = pd.DataFrame({"family": family, "number": [t.number for t in done],
-                           "value": [float(t.value) for t in done]})
+        done = sorted(
+            (t for t in bench.trials(family) if t.state == TrialState.COMPLETE), key=lambda t: t.number
+        )
+        df = pd.DataFrame(
+            {"family": family, "number": [t.number for t in done], "value": [float(t.value) for t in done]}
+        )
         df["best_so_far"] = df["value"].cummax()
         frames.append(df)
     cols = ["family", "number", "value", "best_so_far"]
@@ -206,11 +260,26 @@ def _curve_rows(bench: Benchmark, family: str, t: FrozenTrial) -> list[dict[str,
         step = point.get("step")
         for metric in CURVE_METRICS:
             if step is not None and point.get(metric) is not None:
-                rows.append({"family": family, "number": t.number, "step": int(step),
-                             "metric": metric, "value": float(point[metric])})
+                rows.append(
+                    {
+                        "family": family,
+                        "number": t.number,
+                        "step": int(step),
+                        "metric": metric,
+                        "value": float(point[metric]),
+                    }
+                )
     if not rows:
-        rows = [{"family": family, "number": t.number, "step": int(step), "metric": "eval_accuracy",
-                 "value": float(v)} for step, v in sorted(t.intermediate_values.items())]
+        rows = [
+            {
+                "family": family,
+                "number": t.number,
+                "step": int(step),
+                "metric": "eval_accuracy",
+                "value": float(v),
+            }
+            for step, v in sorted(t.intermediate_values.items())
+        ]
     return rows
 
 
@@ -243,9 +312,18 @@ def best_frame(bench: Benchmark, k: int | None = None) -> pd.DataFrame:
         done = [t for t in bench.trials(family) if t.state == TrialState.COMPLETE and t.value is not None]
         done.sort(key=lambda t: (-t.value, t.number))
         for rank, t in enumerate(done[:top], start=1):
-            rows.append({"family": family, "rank": rank, "number": t.number, "value": float(t.value),
-                         "n_params": t.user_attrs.get("n_params"), "best_step": t.user_attrs.get("best_step"),
-                         "wall_seconds": t.user_attrs.get("wall_seconds"), "params": dict(t.params)})
+            rows.append(
+                {
+                    "family": family,
+                    "rank": rank,
+                    "number": t.number,
+                    "value": float(t.value),
+                    "n_params": t.user_attrs.get("n_params"),
+                    "best_step": t.user_attrs.get("best_step"),
+                    "wall_seconds": t.user_attrs.get("wall_seconds"),
+                    "params": dict(t.params),
+                }
+            )
     cols = ["family", "rank", "number", "value", "n_params", "best_step", "wall_seconds", "params"]
     return pd.DataFrame(rows, columns=cols)
 
@@ -303,8 +381,16 @@ def final_curves_frame(bench: Benchmark) -> pd.DataFrame:
             for point in r.get("curves") or []:
                 for metric in CURVE_METRICS:
                     if point.get("step") is not None and point.get(metric) is not None:
-                        rows.append({"family": family, "trial_number": int(r["trial_number"]), "seed": int(r["seed"]),
-                                     "step": int(point["step"]), "metric": metric, "value": float(point[metric])})
+                        rows.append(
+                            {
+                                "family": family,
+                                "trial_number": int(r["trial_number"]),
+                                "seed": int(r["seed"]),
+                                "step": int(point["step"]),
+                                "metric": metric,
+                                "value": float(point[metric]),
+                            }
+                        )
     return pd.DataFrame(rows, columns=["family", "trial_number", "seed", "step", "metric", "value"])
 
 
@@ -319,8 +405,11 @@ def importance_frame(bench: Benchmark) -> pd.DataFrame:
     rows = []
     for family, study in bench.studies.items():
         done = [t for t in bench.trials(family) if t.state == TrialState.COMPLETE]
-        varied = {name for name in {n for t in done for n in t.params}
-                  if len({_scalar(t.params.get(name)) for t in done}) > 1}
+        varied = {
+            name
+            for name in {n for t in done for n in t.params}
+            if len({_scalar(t.params.get(name)) for t in done}) > 1
+        }
         note = None
         if len(done) < 2:
             note = f"needs at least 2 completed trials (has {len(done)})"
@@ -329,8 +418,10 @@ def importance_frame(bench: Benchmark) -> pd.DataFrame:
         else:
             try:
                 scores = dashboard_importances(study)
-                rows.extend({"family": family, "param": p, "importance": float(v), "note": ""}
-                            for p, v in scores.items())
+                rows.extend(
+                    {"family": family, "param": p, "importance": float(v), "note": ""}
+                    for p, v in scores.items()
+                )
             except EqualImportances:
                 note = f"too few completed trials ({len(done)}) for the best decile to differ from the rest"
             except Exception as exc:  # noqa: BLE001 - any evaluator failure is a note on the page
@@ -350,8 +441,10 @@ def dashboard_importances(study: optuna.Study) -> dict[str, float]:
         warnings.filterwarnings("error", message="Target and region quantiles select the same set")
         try:
             return optuna.importance.get_param_importances(
-                study, target=(lambda t: -t.values[0]) if maximize else (lambda t: t.values[0]),
-                evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+                study,
+                target=(lambda t: -t.values[0]) if maximize else (lambda t: t.values[0]),
+                evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
+            )
         except Warning as warning:
             if "select the same set" not in str(warning):
                 raise
@@ -375,16 +468,21 @@ def counts_frame(bench: Benchmark) -> pd.DataFrame:
         states = [t.state for t in trials]
         complete, finished = states.count(TrialState.COMPLETE), len(states) - states.count(TrialState.RUNNING)
         finished -= states.count(TrialState.WAITING)
-        rows.append({"family": family,
-                     "complete": complete,
-                     "pruned": states.count(TrialState.PRUNED),
-                     "failed": states.count(TrialState.FAIL),
-                     "running": states.count(TrialState.RUNNING) + states.count(TrialState.WAITING),
-                     "total": len(states),
-                     "steps_trained": sum(int(t.user_attrs.get("steps_trained") or 0) for t in trials),
-                     "thin": finished > 0 and complete < THIN_FRACTION * finished})
-    return pd.DataFrame(rows, columns=["family", "complete", "pruned", "failed", "running", "total", "steps_trained",
-                                       "thin"])
+        rows.append(
+            {
+                "family": family,
+                "complete": complete,
+                "pruned": states.count(TrialState.PRUNED),
+                "failed": states.count(TrialState.FAIL),
+                "running": states.count(TrialState.RUNNING) + states.count(TrialState.WAITING),
+                "total": len(states),
+                "steps_trained": sum(int(t.user_attrs.get("steps_trained") or 0) for t in trials),
+                "thin": finished > 0 and complete < THIN_FRACTION * finished,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["family", "complete", "pruned", "failed", "running", "total", "steps_trained", "thin"]
+    )
 
 
 def thin_notes(counts: pd.DataFrame) -> list[str]:
@@ -392,17 +490,24 @@ def thin_notes(counts: pd.DataFrame) -> list[str]:
     notes = []
     for r in counts[counts["thin"]].itertuples():
         cause = "pruned" if r.pruned >= r.failed else "failed"
-        notes.append(f"{r.family}: the search was thin: {r.complete} of {r.complete + r.pruned + r.failed} finished "
-                     f"trials completed ({r.pruned} pruned, {r.failed} failed), below a fifth, so its sampler and "
-                     f"importances learned from few full runs; most trials {cause}"
-                     + (" (the pruner stopped them: compare --pruner none)" if cause == "pruned" else "") + ".")
+        notes.append(
+            f"{r.family}: the search was thin: {r.complete} of {r.complete + r.pruned + r.failed} finished "
+            f"trials completed ({r.pruned} pruned, {r.failed} failed), below a fifth, so its sampler and "
+            f"importances learned from few full runs; most trials {cause}"
+            + (" (the pruner stopped them: compare --pruner none)" if cause == "pruned" else "")
+            + "."
+        )
     return notes
 
 
 def fail_reasons_frame(bench: Benchmark) -> pd.DataFrame:
     """How often each fail reason occurred, per family (most frequent first)."""
-    rows = [{"family": family, "fail_reason": str(t.user_attrs.get("fail_reason") or "(no reason recorded)")}
-            for family in bench.families for t in bench.trials(family) if t.state == TrialState.FAIL]
+    rows = [
+        {"family": family, "fail_reason": str(t.user_attrs.get("fail_reason") or "(no reason recorded)")}
+        for family in bench.families
+        for t in bench.trials(family)
+        if t.state == TrialState.FAIL
+    ]
     df = pd.DataFrame(rows, columns=["family", "fail_reason"])
     out = df.groupby(["family", "fail_reason"]).size().rename("count").reset_index()
     return out.sort_values(["family", "count"], ascending=[True, False], kind="stable").reset_index(drop=True)
@@ -432,17 +537,22 @@ def budget_check(bench: Benchmark) -> list[str]:
     counts = counts_frame(bench).set_index("family")
     finished = counts["complete"] + counts["pruned"] + counts["failed"]
     if finished.nunique() > 1:
-        problems.append("families ran different numbers of trials: "
-                        + ", ".join(f"{f}={n}" for f, n in finished.items()))
+        problems.append(
+            "families ran different numbers of trials: " + ", ".join(f"{f}={n}" for f, n in finished.items())
+        )
     for family in bench.families:
         target = bench.settings(family).get("target_trials")
         if target and finished[family] < int(target):
             problems.append(f"{family} finished {finished[family]} of its {target} target trials")
     seeds = final_frame(bench).groupby("family")["seed"].nunique()
     if len(seeds) and seeds.reindex(bench.families).nunique(dropna=False) > 1:
-        problems.append("final stage used different numbers of seeds: "
-                        + ", ".join(f"{f}={seeds.get(f, 0)}" for f in bench.families))
-    baselines = {_scalar(bench.attrs(f).get("baseline")) for f in bench.families if bench.attrs(f).get("baseline")}
+        problems.append(
+            "final stage used different numbers of seeds: "
+            + ", ".join(f"{f}={seeds.get(f, 0)}" for f in bench.families)
+        )
+    baselines = {
+        _scalar(bench.attrs(f).get("baseline")) for f in bench.families if bench.attrs(f).get("baseline")
+    }
     if len(baselines) > 1:
         problems.append("studies record different baselines; the first one is shown")
     return problems
@@ -453,7 +563,9 @@ def provenance(bench: Benchmark) -> list[tuple[str, str]]:
 
     def merged(get) -> str:
         values = {f: get(f) for f in bench.families}
-        texts = {f: "(not recorded)" if v in (None, "", [], {}) else str(_scalar(v)) for f, v in values.items()}
+        texts = {
+            f: "(not recorded)" if v in (None, "", [], {}) else str(_scalar(v)) for f, v in values.items()
+        }
         if len(set(texts.values())) == 1:
             return next(iter(texts.values()))
         return "; ".join(f"{f}: {t}" for f, t in texts.items())
@@ -464,8 +576,10 @@ def provenance(bench: Benchmark) -> list[tuple[str, str]]:
         ("command", merged(lambda f: bench.attrs(f).get("command"))),
         ("search seed", merged(lambda f: bench.settings(f).get("seed"))),
         ("final-stage seeds", ", ".join(map(str, final_seeds)) or "(final stage not run)"),
-        ("sampler / pruner", merged(lambda f: f"{bench.settings(f).get('sampler')} / "
-                                              f"{bench.settings(f).get('pruner')}")),
+        (
+            "sampler / pruner",
+            merged(lambda f: f"{bench.settings(f).get('sampler')} / {bench.settings(f).get('pruner')}"),
+        ),
         ("hardware", merged(lambda f: bench.attrs(f).get("hardware"))),
         ("dataset", merged(lambda f: bench.settings(f).get("dataset"))),
         ("data fingerprint", merged(lambda f: bench.settings(f).get("fingerprint"))),
@@ -480,7 +594,9 @@ def versions_frame(bench: Benchmark) -> pd.DataFrame:
     """Package versions recorded by each study: package rows, family columns, plus ``same``."""
     data = {f: dict(bench.attrs(f).get("versions") or {}) for f in bench.families}
     packages = sorted({p for v in data.values() for p in v})
-    df = pd.DataFrame({f: [data[f].get(p) for p in packages] for f in bench.families},
-                      index=pd.Index(packages, name="package"))
+    df = pd.DataFrame(
+        {f: [data[f].get(p) for p in packages] for f in bench.families},
+        index=pd.Index(packages, name="package"),
+    )
     df["same"] = df.nunique(axis=1, dropna=False) <= 1
     return df

@@ -27,12 +27,20 @@ from textbench.reports import stats
 
 STATE_COLORS = {"complete": "#4c9a2a", "pruned": "#e69f00", "failed": "#c0392b", "running": "#999999"}
 PRUNED_COLOR = "#888888"
-METRIC_TITLES = {"loss": "training loss", "eval_loss": "validation loss", "eval_accuracy": "validation accuracy"}
+METRIC_TITLES = {
+    "loss": "training loss",
+    "eval_loss": "validation loss",
+    "eval_accuracy": "validation accuracy",
+}
 
 
 def _style() -> dict[str, Any]:
-    return {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=0.85),
-            "axes.titlesize": "medium", "legend.frameon": False}
+    return {
+        **sns.axes_style("whitegrid"),
+        **sns.plotting_context("notebook", font_scale=0.85),
+        "axes.titlesize": "medium",
+        "legend.frameon": False,
+    }
 
 
 def styled(draw: Callable[..., Figure]) -> Callable[..., Figure]:
@@ -89,16 +97,23 @@ def _legend_top(fig: Figure, handles: list, labels: list[str]) -> None:
     """One legend above the axes, in as many rows as it needs to fit the figure's width."""
     inches = sum(0.08 * len(label) + 0.6 for label in labels)  # rough width at the report's font size
     rows = max(1, math.ceil(inches / (0.95 * fig.get_figwidth())))
-    fig.legend(handles, [_plain(label) for label in labels], loc="outside upper center",
-               ncols=max(1, math.ceil(len(labels) / rows)))
+    fig.legend(
+        handles,
+        [_plain(label) for label in labels],
+        loc="outside upper center",
+        ncols=max(1, math.ceil(len(labels) / rows)),
+    )
 
 
 def _chance_line(ax, chance: float | None) -> list[Line2D]:
     """Dotted line at the majority-class rate: an accuracy on it is no better than always guessing."""
     if chance is None or math.isnan(chance):
         return []
-    return [ax.axhline(chance, color="#c0392b", ls=":", lw=1.4, zorder=0,
-                       label=f"chance (majority class, {chance:.3f})")]
+    return [
+        ax.axhline(
+            chance, color="#c0392b", ls=":", lw=1.4, zorder=0, label=f"chance (majority class, {chance:.3f})"
+        )
+    ]
 
 
 def _baseline_line(ax, baseline: dict[str, Any] | None, key: str) -> list[Line2D]:
@@ -111,18 +126,45 @@ def _baseline_line(ax, baseline: dict[str, Any] | None, key: str) -> list[Line2D
 
 
 @styled
-def validation_distribution(trials: pd.DataFrame, palette: dict[str, Any] | None = None,
-                            baseline: dict[str, Any] | None = None, chance: float | None = None) -> Figure:
+def validation_distribution(
+    trials: pd.DataFrame,
+    palette: dict[str, Any] | None = None,
+    baseline: dict[str, Any] | None = None,
+    chance: float | None = None,
+) -> Figure:
     """Box + points of the validation accuracy of every completed trial, one column per family."""
     done = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()]
     palette = _palette(done, palette)
     order = _order(done, palette)
     fig = _figure(max(4.5, 1.3 * len(order) + 2.5), 4.0)
     ax = fig.add_subplot()
-    sns.boxplot(data=done, x="family", y="value", hue="family", order=order, palette=palette, ax=ax,
-                showfliers=False, width=0.5, boxprops={"alpha": 0.35}, legend=False)
-    sns.stripplot(data=done, x="family", y="value", hue="family", order=order, palette=palette, ax=ax,
-                  size=5, jitter=0.15, edgecolor="white", linewidth=0.5, legend=False)
+    sns.boxplot(
+        data=done,
+        x="family",
+        y="value",
+        hue="family",
+        order=order,
+        palette=palette,
+        ax=ax,
+        showfliers=False,
+        width=0.5,
+        boxprops={"alpha": 0.35},
+        legend=False,
+    )
+    sns.stripplot(
+        data=done,
+        x="family",
+        y="value",
+        hue="family",
+        order=order,
+        palette=palette,
+        ax=ax,
+        size=5,
+        jitter=0.15,
+        edgecolor="white",
+        linewidth=0.5,
+        legend=False,
+    )
     reference = _baseline_line(ax, baseline, "validation_accuracy") + _chance_line(ax, chance)
     if reference:
         _legend_top(fig, reference, [h.get_label() for h in reference])
@@ -191,8 +233,9 @@ def _log_axis(axis, x: np.ndarray, integer: bool) -> None:
     axis.axes.set_xscale("log")
     axis.set_minor_locator(mpl.ticker.NullLocator())  # unlabelled minor ticks cost more than they show
     if len(x) and x.min() > 0 and x.max() / x.min() < 30:
-        axis.set_major_locator(mpl.ticker.LogLocator(base=2) if integer else
-                               mpl.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_locator(
+            mpl.ticker.LogLocator(base=2) if integer else mpl.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0))
+        )
         axis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
 
 
@@ -219,8 +262,10 @@ def param_scatter(params: pd.DataFrame, palette: dict[str, Any] | None = None) -
             ax.set_title(_wrap(param, 24))
             ax.set_ylabel(f"{_wrap(family, 20)}\nvalidation accuracy" if col == 0 else "")
             ax.tick_params(axis="x", labelrotation=0)
-    handles = [Line2D([], [], ls="", marker="o", color="0.35", label="complete (colour = family)"),
-               Line2D([], [], ls="", marker="x", color=PRUNED_COLOR, label="pruned (last reported value)")]
+    handles = [
+        Line2D([], [], ls="", marker="o", color="0.35", label="complete (colour = family)"),
+        Line2D([], [], ls="", marker="x", color=PRUNED_COLOR, label="pruned (last reported value)"),
+    ]
     _legend_top(fig, handles, [h.get_label() for h in handles])
     return fig
 
@@ -242,8 +287,14 @@ def learning_curves(curves: pd.DataFrame, palette: dict[str, Any] | None = None)
         for ax, metric in zip(axes, metrics, strict=True):
             m = part[part["metric"] == metric].sort_values("step")
             if len(m):
-                (line,) = ax.plot(m["step"], m["value"], color=palette[family], lw=1.8,
-                                  marker="o" if len(m) < 15 else None, ms=3)
+                (line,) = ax.plot(
+                    m["step"],
+                    m["value"],
+                    color=palette[family],
+                    lw=1.8,
+                    marker="o" if len(m) < 15 else None,
+                    ms=3,
+                )
         handles.append(Line2D([], [], color=palette[family], lw=2))
         labels.append(f"{family} (trial {int(part['number'].iloc[0])})")
     for ax, metric in zip(axes, metrics, strict=True):
@@ -253,8 +304,12 @@ def learning_curves(curves: pd.DataFrame, palette: dict[str, Any] | None = None)
 
 
 @styled
-def expected_max_curves(curves: pd.DataFrame, palette: dict[str, Any] | None = None,
-                        baseline: dict[str, Any] | None = None, chance: float | None = None) -> Figure:
+def expected_max_curves(
+    curves: pd.DataFrame,
+    palette: dict[str, Any] | None = None,
+    baseline: dict[str, Any] | None = None,
+    chance: float | None = None,
+) -> Figure:
     """Expected best validation accuracy against number of trials (mean and +-1 sd band) per family."""
     palette = _palette(curves, palette)
     fig = _figure(8.0, 4.4)
@@ -263,9 +318,12 @@ def expected_max_curves(curves: pd.DataFrame, palette: dict[str, Any] | None = N
     for family in _order(curves, palette):
         part = curves[curves["family"] == family].sort_values("n")
         color = palette[family]
-        (line,) = ax.plot(part["n"], part["mean"], color=color, lw=2, marker="o" if len(part) < 12 else None, ms=3)
-        ax.fill_between(part["n"], part["mean"] - part["std"], part["mean"] + part["std"], color=color, alpha=0.15,
-                        lw=0)
+        (line,) = ax.plot(
+            part["n"], part["mean"], color=color, lw=2, marker="o" if len(part) < 12 else None, ms=3
+        )
+        ax.fill_between(
+            part["n"], part["mean"] - part["std"], part["mean"] + part["std"], color=color, alpha=0.15, lw=0
+        )
         handles.append(line)
         labels.append(family)
     reference = _baseline_line(ax, baseline, "validation_accuracy") + _chance_line(ax, chance)
@@ -286,9 +344,21 @@ def final_learning_curves(curves: pd.DataFrame, palette: dict[str, Any] | None =
     for family in _order(curves, palette):
         part = curves[curves["family"] == family]
         for ax, metric in zip(axes, metrics, strict=True):
-            m = part[part["metric"] == metric].groupby("step")["value"].agg(["mean", "min", "max"]).reset_index()
+            m = (
+                part[part["metric"] == metric]
+                .groupby("step")["value"]
+                .agg(["mean", "min", "max"])
+                .reset_index()
+            )
             if len(m):
-                ax.plot(m["step"], m["mean"], color=palette[family], lw=1.8, marker="o" if len(m) < 15 else None, ms=3)
+                ax.plot(
+                    m["step"],
+                    m["mean"],
+                    color=palette[family],
+                    lw=1.8,
+                    marker="o" if len(m) < 15 else None,
+                    ms=3,
+                )
                 ax.fill_between(m["step"], m["min"], m["max"], color=palette[family], alpha=0.18, lw=0)
         handles.append(Line2D([], [], color=palette[family], lw=2))
         labels.append(f"{family} (trial {int(part['trial_number'].iloc[0])}, {part['seed'].nunique()} seeds)")
@@ -299,8 +369,12 @@ def final_learning_curves(curves: pd.DataFrame, palette: dict[str, Any] | None =
 
 
 @styled
-def final_accuracy(final: pd.DataFrame, palette: dict[str, Any] | None = None,
-                   baseline: dict[str, Any] | None = None, chance: float | None = None) -> Figure:
+def final_accuracy(
+    final: pd.DataFrame,
+    palette: dict[str, Any] | None = None,
+    baseline: dict[str, Any] | None = None,
+    chance: float | None = None,
+) -> Figure:
     """Test accuracy per family and config rank: one dot per seed, mean with a 95% t interval.
 
     The chosen config (best mean validation) is drawn filled; the others hollow. The interval is
@@ -319,10 +393,26 @@ def final_accuracy(final: pd.DataFrame, palette: dict[str, Any] | None = None,
             color = palette[family]
             is_chosen = (family, row["rank"]) in chosen
             seeds = final[(final.family == family) & (final["rank"] == row["rank"])]["test_accuracy"]
-            ax.scatter(x + rng.uniform(-0.12, 0.12, len(seeds)) + 0.18, seeds, color=color, s=14, alpha=0.6, lw=0)
-            yerr = None if math.isnan(row["ci_low"]) else [[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]]
-            ax.errorbar([x], [row["mean"]], yerr=yerr, fmt="o", ms=8, capsize=5, lw=1.8, color=color,
-                        mfc=color if is_chosen else "white", mew=1.8)
+            ax.scatter(
+                x + rng.uniform(-0.12, 0.12, len(seeds)) + 0.18, seeds, color=color, s=14, alpha=0.6, lw=0
+            )
+            yerr = (
+                None
+                if math.isnan(row["ci_low"])
+                else [[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]]
+            )
+            ax.errorbar(
+                [x],
+                [row["mean"]],
+                yerr=yerr,
+                fmt="o",
+                ms=8,
+                capsize=5,
+                lw=1.8,
+                color=color,
+                mfc=color if is_chosen else "white",
+                mew=1.8,
+            )
             ticks.append(x)
             labels.append(f"rank {int(row['rank'])}" + (" *" if is_chosen else ""))
             x += 1.0
@@ -336,9 +426,11 @@ def final_accuracy(final: pd.DataFrame, palette: dict[str, Any] | None = None,
     names.spines["bottom"].set_visible(False)
     ax.set(ylabel="test accuracy", xlim=(-0.6, x - 0.9))
     ax.grid(axis="x", visible=False)
-    handles = [Line2D([], [], ls="", marker="o", ms=8, color="0.3", label="chosen config (*): mean, 95% CI"),
-               Line2D([], [], ls="", marker="o", ms=8, color="0.3", mfc="white", label="other ranks: mean, 95% CI"),
-               Line2D([], [], ls="", marker="o", ms=4, color="0.3", alpha=0.6, label="one seed")]
+    handles = [
+        Line2D([], [], ls="", marker="o", ms=8, color="0.3", label="chosen config (*): mean, 95% CI"),
+        Line2D([], [], ls="", marker="o", ms=8, color="0.3", mfc="white", label="other ranks: mean, 95% CI"),
+        Line2D([], [], ls="", marker="o", ms=4, color="0.3", alpha=0.6, label="one seed"),
+    ]
     handles += reference
     _legend_top(fig, handles, [h.get_label() for h in handles])
     return fig
@@ -351,12 +443,16 @@ def cost_scatter(trials: pd.DataFrame, palette: dict[str, Any] | None = None) ->
     palette = _palette(done, palette)
     fig = _figure(10.0, 4.0)
     axes = fig.subplots(1, 2, sharey=True)
-    for ax, column, label in ((axes[0], "wall_seconds", "training time (s)"),
-                              (axes[1], "n_params", "parameters")):
+    for ax, column, label in (
+        (axes[0], "wall_seconds", "training time (s)"),
+        (axes[1], "n_params", "parameters"),
+    ):
         x = pd.to_numeric(done[column], errors="coerce")
         for family in _order(done, palette):
             mask = (done["family"] == family) & x.notna()
-            ax.scatter(x[mask], done.loc[mask, "value"], color=palette[family], s=24, edgecolor="white", lw=0.4)
+            ax.scatter(
+                x[mask], done.loc[mask, "value"], color=palette[family], s=24, edgecolor="white", lw=0.4
+            )
         positive = x[x > 0]
         if len(positive) and positive.max() / positive.min() > 20:
             ax.set_xscale("log")
@@ -387,7 +483,7 @@ def importance_bars(importance: pd.DataFrame, palette: dict[str, Any] | None = N
         ax.set_yticks(range(len(part)), [_plain(p) for p in part["param"]])
         ax.set(title=_plain(family), xlim=(0, 1), xlabel="importance (share of variance)")
         ax.grid(axis="y", visible=False)
-    for ax in axes[len(order):]:
+    for ax in axes[len(order) :]:
         ax.set_visible(False)
     return fig
 

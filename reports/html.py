@@ -60,15 +60,23 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def table(df: pd.DataFrame, formats: dict[str, Callable[[Any], Any]] | None = None,
-          highlight: Sequence[bool] | None = None) -> dict[str, Any]:
+def table(
+    df: pd.DataFrame,
+    formats: dict[str, Callable[[Any], Any]] | None = None,
+    highlight: Sequence[bool] | None = None,
+) -> dict[str, Any]:
     """A frame as plain strings for the template's table macro; lists stay lists (one line each)."""
     formats = formats or {}
     rows = []
     for i, (_, row) in enumerate(df.iterrows()):
-        cells = [formats[c](row[c]) if c in formats
-                 else [str(v) for v in row[c]] if isinstance(row[c], list)
-                 else cell(row[c]) for c in df.columns]
+        cells = [
+            formats[c](row[c])
+            if c in formats
+            else [str(v) for v in row[c]]
+            if isinstance(row[c], list)
+            else cell(row[c])
+            for c in df.columns
+        ]
         rows.append({"cells": cells, "highlight": bool(highlight[i]) if highlight is not None else False})
     return {"columns": [str(c).replace("_", " ") for c in df.columns], "rows": rows}
 
@@ -77,7 +85,9 @@ def _kv(params: dict[str, Any]) -> list[str]:
     return [f"{k} = {cell(v)}" for k, v in sorted(params.items())]
 
 
-def _figure(draw: Callable[..., Any], frame: pd.DataFrame, empty: str, alt: str, **kwargs: Any) -> dict[str, Any]:
+def _figure(
+    draw: Callable[..., Any], frame: pd.DataFrame, empty: str, alt: str, **kwargs: Any
+) -> dict[str, Any]:
     """Draw a figure as an inline PNG, or explain why there is none (a drawing bug must not kill the page)."""
     if frame.empty:
         return {"png": None, "note": empty, "alt": alt}
@@ -87,7 +97,11 @@ def _figure(draw: Callable[..., Any], frame: pd.DataFrame, empty: str, alt: str,
         return {"png": png, "note": None, "alt": alt}
     except Exception as exc:  # noqa: BLE001
         logger.exception("figure %s failed", draw.__name__)
-        return {"png": None, "note": f"This figure could not be drawn ({type(exc).__name__}: {exc}).", "alt": alt}
+        return {
+            "png": None,
+            "note": f"This figure could not be drawn ({type(exc).__name__}: {exc}).",
+            "alt": alt,
+        }
 
 
 def _budget_sentence(bench: Benchmark, has_final: bool) -> str:
@@ -97,31 +111,45 @@ def _budget_sentence(bench: Benchmark, has_final: bool) -> str:
         return "No settings were recorded with the studies."
     labels = raw.get("labels") or []
     s = {k: cell(v) for k, v in raw.items()}
-    return (f"Every family gets {s.get('target_trials', '?')} trials (sampler {s.get('sampler', '?')}, "
-            f"pruner {s.get('pruner', '?')}), each at most {s.get('max_steps', '?')} steps of batch size "
-            f"{s.get('batch_size', '?')}, evaluated on the validation split every {s.get('eval_steps', '?')} steps "
-            f"and stopped after {s.get('patience', '?')} evaluations without improvement. Data: "
-            f"{s.get('dataset', '?')} with {s.get('train_size', '?')} train / {s.get('validation_size', '?')} "
-            f"validation / {s.get('test_size', '?')} test examples, {len(labels)} labels "
-            f"({', '.join(map(str, labels))}), tokenizer {s.get('tokenizer', '?')}, max length "
-            f"{s.get('max_length', '?')}. Search and ranking use validation only; the test split is used once, "
-            f"to evaluate the top {s.get('top_k', '?')} configurations per family with "
-            f"{s.get('final_seeds', '?')} seeds" + ("." if has_final else " (not run yet for this benchmark).")
-            + _data_sentence(raw))
+    return (
+        f"Every family gets {s.get('target_trials', '?')} trials (sampler {s.get('sampler', '?')}, "
+        f"pruner {s.get('pruner', '?')}), each at most {s.get('max_steps', '?')} steps of batch size "
+        f"{s.get('batch_size', '?')}, evaluated on the validation split every {s.get('eval_steps', '?')} "
+        "steps "
+        f"and stopped after {s.get('patience', '?')} evaluations without improvement. Data: "
+        f"{s.get('dataset', '?')} with {s.get('train_size', '?')} train / {s.get('validation_size', '?')} "
+        f"validation / {s.get('test_size', '?')} test examples, {len(labels)} labels "
+        f"({', '.join(map(str, labels))}), tokenizer {s.get('tokenizer', '?')}, max length "
+        f"{s.get('max_length', '?')}. Search and ranking use validation only; the test split is used once, "
+        f"to evaluate the top {s.get('top_k', '?')} configurations per family with "
+        f"{s.get('final_seeds', '?')} seeds"
+        + ("." if has_final else " (not run yet for this benchmark).")
+        + _data_sentence(raw)
+    )
 
 
 def _data_sentence(raw: dict) -> str:
     """Where each split came from and which rows were dropped (nothing is changed silently)."""
-    origin = [f"{split}: {raw[f'{split}_from']}" for split in ("train", "validation", "test")
-              if raw.get(f"{split}_from")]
+    origin = [
+        f"{split}: {raw[f'{split}_from']}"
+        for split in ("train", "validation", "test")
+        if raw.get(f"{split}_from")
+    ]
     text = f" Splits: {'; '.join(origin)}." if origin else ""
     if "dropped_rows" not in raw:
         return text
     dropped = raw.get("dropped_rows") or {}
     if not dropped:
         return text + " No row was dropped."
-    parts = [f"{split}: " + ", ".join(f"{n} {'without a label' if why == 'no label' else 'with an empty text'}"
-                                      for why, n in counts.items() if n) for split, counts in dropped.items()]
+    parts = [
+        f"{split}: "
+        + ", ".join(
+            f"{n} {'without a label' if why == 'no label' else 'with an empty text'}"
+            for why, n in counts.items()
+            if n
+        )
+        for split, counts in dropped.items()
+    ]
     return text + f" Rows dropped before splitting: {'; '.join(parts)}."
 
 
@@ -146,22 +174,31 @@ def _chance_cell(value: Any) -> str:
 def _leaderboard(trials: pd.DataFrame, order: pd.DataFrame) -> dict[str, Any] | None:
     """The ranking behind the headline: every family's chosen configuration and the baseline."""
     if not order.empty and (order["kind"] == "family").any():
-        shown = pd.DataFrame({
-            "rank": range(1, len(order) + 1),
-            "family": [f"{n} (baseline)" if k == "baseline" else n for n, k in zip(order["name"], order["kind"],
-                                                                                   strict=True)],
-            "chosen trial": order["trial_number"], "mean validation": order["validation_mean"],
-            "mean test": order["mean"], "std": order["std"], "seeds": order["n"],
-            "95% CI (test)": [_ci(r) if r["kind"] == "family" else "–" for _, r in order.iterrows()],
-            "above chance": order["at_chance"].map(_chance_cell)})
+        shown = pd.DataFrame(
+            {
+                "rank": range(1, len(order) + 1),
+                "family": [
+                    f"{n} (baseline)" if k == "baseline" else n
+                    for n, k in zip(order["name"], order["kind"], strict=True)
+                ],
+                "chosen trial": order["trial_number"],
+                "mean validation": order["validation_mean"],
+                "mean test": order["mean"],
+                "std": order["std"],
+                "seeds": order["n"],
+                "95% CI (test)": [_ci(r) if r["kind"] == "family" else "–" for _, r in order.iterrows()],
+                "above chance": order["at_chance"].map(_chance_cell),
+            }
+        )
         fmt = {"mean validation": stats.fmt_acc, "mean test": stats.fmt_acc, "std": stats.fmt_acc}
         return table(shown, fmt, highlight=(order["at_chance"] == True).to_numpy())  # noqa: E712
     done = trials[(trials["state"] == "COMPLETE") & trials["value"].notna()]
     if done.empty:
         return None
     best = done.loc[done.groupby("family")["value"].idxmax()].sort_values("value", ascending=False)
-    shown = pd.DataFrame({"family": best["family"], "best trial": best["number"],
-                          "best validation (not test)": best["value"]})
+    shown = pd.DataFrame(
+        {"family": best["family"], "best trial": best["number"], "best validation (not test)": best["value"]}
+    )
     return table(shown, {"best validation (not test)": stats.fmt_acc})
 
 
@@ -173,14 +210,21 @@ def _p_column(p: pd.Series, bound: pd.Series) -> list[str]:
 def _pairs_table(pairs: pd.DataFrame) -> dict[str, Any] | None:
     if pairs.empty:
         return None
-    shown = pd.DataFrame({
-        "comparison": [f"{a} − {b}" for a, b in zip(pairs["a"], pairs["b"], strict=True)],
-        "difference": pairs["diff"].map(stats.fmt_diff),
-        "95% CI (unadjusted)": [f"{stats.fmt_diff(lo)} to {stats.fmt_diff(hi)}" if not math.isnan(lo) else "n/a"
-                                for lo, hi in zip(pairs["ci_low"], pairs["ci_high"], strict=True)],
-        "method": pairs["method"], "p": _p_column(pairs["p_value"], pairs["p_bound"]),
-        "Holm-adjusted p": _p_column(pairs["p_holm"], pairs["p_bound"]), "significant (Holm, 0.05)": pairs["significant"],
-        "Welch p (seed means)": pairs["welch_p"].map(stats.fmt_p)})
+    shown = pd.DataFrame(
+        {
+            "comparison": [f"{a} − {b}" for a, b in zip(pairs["a"], pairs["b"], strict=True)],
+            "difference": pairs["diff"].map(stats.fmt_diff),
+            "95% CI (unadjusted)": [
+                f"{stats.fmt_diff(lo)} to {stats.fmt_diff(hi)}" if not math.isnan(lo) else "n/a"
+                for lo, hi in zip(pairs["ci_low"], pairs["ci_high"], strict=True)
+            ],
+            "method": pairs["method"],
+            "p": _p_column(pairs["p_value"], pairs["p_bound"]),
+            "Holm-adjusted p": _p_column(pairs["p_holm"], pairs["p_bound"]),
+            "significant (Holm, 0.05)": pairs["significant"],
+            "Welch p (seed means)": pairs["welch_p"].map(stats.fmt_p),
+        }
+    )
     return table(shown, highlight=pairs["significant"].to_numpy())
 
 
@@ -188,21 +232,42 @@ def _final_tables(final: pd.DataFrame) -> dict[str, Any] | None:
     if final.empty:
         return None
     chosen = set(map(tuple, stats.choose(final)[["family", "rank"]].drop_duplicates().to_numpy()))
-    notes = set(zip(final.loc[final["reference"], "family"], final.loc[final["reference"], "trial_number"], strict=True))
-    final = final.assign(rank=final["rank"].fillna(0))  # rank 0: the course notes' reference outside the top-k
+    notes = set(
+        zip(
+            final.loc[final["reference"], "family"],
+            final.loc[final["reference"], "trial_number"],
+            strict=True,
+        )
+    )
+    final = final.assign(
+        rank=final["rank"].fillna(0)
+    )  # rank 0: the course notes' reference outside the top-k
     summary = stats.summarize(final, by=["family", "rank"])
     val = stats.summarize(final, by=["family", "rank"], value="validation_accuracy")
     trial = final.groupby(["family", "rank"])["trial_number"].first().reset_index()
-    merged = summary.merge(val[["family", "rank", "mean"]].rename(columns={"mean": "val"}), on=["family", "rank"])
+    merged = summary.merge(
+        val[["family", "rank", "mean"]].rename(columns={"mean": "val"}), on=["family", "rank"]
+    )
     merged = merged.merge(trial, on=["family", "rank"])
     is_chosen = [(f, r) in chosen for f, r in zip(merged["family"], merged["rank"], strict=True)]
-    trial = [f"{int(n)} {NOTES_MARK}" if (f, n) in notes else n for f, n in zip(merged["family"],
-                                                                              merged["trial_number"], strict=True)]
+    trial = [
+        f"{int(n)} {NOTES_MARK}" if (f, n) in notes else n
+        for f, n in zip(merged["family"], merged["trial_number"], strict=True)
+    ]
     rank = ["–" if r == 0 else r for r in merged["rank"]]
-    per_rank = pd.DataFrame({"family": merged["family"], "rank": rank, "trial": trial,
-                             "mean validation": merged["val"], "mean test": merged["mean"], "std": merged["std"],
-                             "seeds": merged["n"], "95% CI (test)": merged.apply(_ci, axis=1),
-                             "chosen": is_chosen})
+    per_rank = pd.DataFrame(
+        {
+            "family": merged["family"],
+            "rank": rank,
+            "trial": trial,
+            "mean validation": merged["val"],
+            "mean test": merged["mean"],
+            "std": merged["std"],
+            "seeds": merged["n"],
+            "95% CI (test)": merged.apply(_ci, axis=1),
+            "chosen": is_chosen,
+        }
+    )
     fmt = {"mean validation": stats.fmt_acc, "mean test": stats.fmt_acc, "std": stats.fmt_acc}
     return {"per_rank": table(per_rank, fmt, highlight=is_chosen)}
 
@@ -218,28 +283,44 @@ def _tuning_table(gains: pd.DataFrame) -> dict[str, Any] | None:
     def ci(lo: float, hi: float, fmt: Callable[[float], str]) -> str:
         return "n/a" if math.isnan(lo) else f"{fmt(lo)} to {fmt(hi)}"
 
-    shown = pd.DataFrame({
-        "family": gains["family"], "notes trial": gains["reference_trial"],
-        "notes validation (search)": gains["reference_validation"].map(stats.fmt_acc),
-        "notes mean test": gains["reference_mean"].map(stats.fmt_acc),
-        "notes 95% CI": [ci(lo, hi, stats.fmt_acc) for lo, hi in zip(gains["reference_ci_low"],
-                                                                     gains["reference_ci_high"], strict=True)],
-        "chosen trial": gains["chosen_trial"], "chosen mean test": gains["chosen_mean"].map(stats.fmt_acc),
-        "chosen 95% CI": [ci(lo, hi, stats.fmt_acc) for lo, hi in zip(gains["chosen_ci_low"],
-                                                                      gains["chosen_ci_high"], strict=True)],
-        "seeds": gains["seeds"], "gain (points)": gains["gain"].map(tuning.points),
-        "gain 95% CI (points)": [ci(lo, hi, tuning.points) for lo, hi in zip(gains["gain_ci_low"],
-                                                                             gains["gain_ci_high"], strict=True)],
-        "method": gains["method"], "p": _p_column(gains["p_value"], gains["p_bound"]),
-        "Holm-adjusted p": _p_column(gains["p_holm"], gains["p_bound"]),
-        "trials until one beat the notes (validation)": [
-            f"none of {int(m)}" if pd.isna(n) else int(n)
-            for n, m in zip(gains["trials_to_beat"], gains["trials_searched"], strict=True)]})
+    shown = pd.DataFrame(
+        {
+            "family": gains["family"],
+            "notes trial": gains["reference_trial"],
+            "notes validation (search)": gains["reference_validation"].map(stats.fmt_acc),
+            "notes mean test": gains["reference_mean"].map(stats.fmt_acc),
+            "notes 95% CI": [
+                ci(lo, hi, stats.fmt_acc)
+                for lo, hi in zip(gains["reference_ci_low"], gains["reference_ci_high"], strict=True)
+            ],
+            "chosen trial": gains["chosen_trial"],
+            "chosen mean test": gains["chosen_mean"].map(stats.fmt_acc),
+            "chosen 95% CI": [
+                ci(lo, hi, stats.fmt_acc)
+                for lo, hi in zip(gains["chosen_ci_low"], gains["chosen_ci_high"], strict=True)
+            ],
+            "seeds": gains["seeds"],
+            "gain (points)": gains["gain"].map(tuning.points),
+            "gain 95% CI (points)": [
+                ci(lo, hi, tuning.points)
+                for lo, hi in zip(gains["gain_ci_low"], gains["gain_ci_high"], strict=True)
+            ],
+            "method": gains["method"],
+            "p": _p_column(gains["p_value"], gains["p_bound"]),
+            "Holm-adjusted p": _p_column(gains["p_holm"], gains["p_bound"]),
+            "trials until one beat the notes (validation)": [
+                f"none of {int(m)}" if pd.isna(n) else int(n)
+                for n, m in zip(gains["trials_to_beat"], gains["trials_searched"], strict=True)
+            ],
+        }
+    )
     return table(shown, highlight=(gains["significant"] & (gains["gain"] > 0)).to_numpy())
 
 
 def _reference_numbers(bench: Benchmark) -> set[tuple[str, float]]:
-    return {(f, float(t.number)) for f in bench.families for t in bench.trials(f) if t.user_attrs.get("reference")}
+    return {
+        (f, float(t.number)) for f in bench.families for t in bench.trials(f) if t.user_attrs.get("reference")
+    }
 
 
 def _best_table(bench: Benchmark, final: pd.DataFrame) -> dict[str, Any] | None:
@@ -251,12 +332,22 @@ def _best_table(bench: Benchmark, final: pd.DataFrame) -> dict[str, Any] | None:
     picked = set(zip(chosen["family"], chosen["trial_number"].astype(float), strict=True))
     flags = [(f, float(n)) in picked for f, n in zip(best["family"], best["number"], strict=True)]
     notes = _reference_numbers(bench)
-    trial = [f"{n} {NOTES_MARK}" if (f, float(n)) in notes else n for f, n in zip(best["family"], best["number"],
-                                                                                    strict=True)]
-    shown = pd.DataFrame({"family": best["family"], "rank": best["rank"], "trial": trial,
-                          "validation accuracy": best["value"], "parameters": best["n_params"],
-                          "best step": best["best_step"], "hyperparameters": best["params"].map(_kv),
-                          "chosen for test": flags})
+    trial = [
+        f"{n} {NOTES_MARK}" if (f, float(n)) in notes else n
+        for f, n in zip(best["family"], best["number"], strict=True)
+    ]
+    shown = pd.DataFrame(
+        {
+            "family": best["family"],
+            "rank": best["rank"],
+            "trial": trial,
+            "validation accuracy": best["value"],
+            "parameters": best["n_params"],
+            "best step": best["best_step"],
+            "hyperparameters": best["params"].map(_kv),
+            "chosen for test": flags,
+        }
+    )
     return table(shown, {"validation accuracy": stats.fmt_acc}, highlight=flags)
 
 
@@ -266,23 +357,33 @@ def _baseline_text(baseline: dict[str, Any] | None) -> str | None:
     grid = baseline.get("C_grid")
     edge = ""
     if grid:
-        edge = (f" C was chosen on validation from {', '.join(cell(c) for c in grid)}"
-                + (" and sits at the edge of that grid even after widening it: a better C may lie beyond."
-                   if baseline.get("C_at_edge") else "."))
-    return (f"Reference: {baseline.get('name', 'baseline')} (C = {cell(baseline.get('C'))}), validation accuracy "
-            f"{stats.fmt_acc(float(baseline.get('validation_accuracy', math.nan)))}, test accuracy "
-            f"{stats.fmt_acc(float(baseline.get('test_accuracy', math.nan)))}, fitted in "
-            f"{cell(baseline.get('fit_seconds'))} s.{edge}")
+        edge = f" C was chosen on validation from {', '.join(cell(c) for c in grid)}" + (
+            " and sits at the edge of that grid even after widening it: a better C may lie beyond."
+            if baseline.get("C_at_edge")
+            else "."
+        )
+    return (
+        f"Reference: {baseline.get('name', 'baseline')} (C = {cell(baseline.get('C'))}), validation accuracy "
+        f"{stats.fmt_acc(float(baseline.get('validation_accuracy', math.nan)))}, test accuracy "
+        f"{stats.fmt_acc(float(baseline.get('test_accuracy', math.nan)))}, fitted in "
+        f"{cell(baseline.get('fit_seconds'))} s.{edge}"
+    )
 
 
 def _curse_table(best: pd.DataFrame, final: pd.DataFrame) -> dict[str, Any] | None:
     curse = stats.winners_curse(best, final)
     if curse.empty:
         return None
-    shown = pd.DataFrame({"family": curse["family"], "chosen trial": curse["trial_number"],
-                          "validation in the search": curse["search_validation"],
-                          "final-stage validation mean": curse["final_validation_mean"], "seeds": curse["n"],
-                          "change": curse["drop"].map(stats.fmt_diff)})
+    shown = pd.DataFrame(
+        {
+            "family": curse["family"],
+            "chosen trial": curse["trial_number"],
+            "validation in the search": curse["search_validation"],
+            "final-stage validation mean": curse["final_validation_mean"],
+            "seeds": curse["n"],
+            "change": curse["drop"].map(stats.fmt_diff),
+        }
+    )
     fmt = {"validation in the search": stats.fmt_acc, "final-stage validation mean": stats.fmt_acc}
     return table(shown, fmt)
 
@@ -291,10 +392,18 @@ def trials_with_choice(trials: pd.DataFrame, final: pd.DataFrame) -> pd.DataFram
     """``trials.csv``: every trial, plus the chosen configuration's final-stage numbers on its row
     (the same ``stats.leaderboard`` numbers the report's table and the terminal summary show)."""
     board = stats.leaderboard(final)
-    extra = pd.DataFrame({"family": board["family"], "number": board["trial_number"].astype("Int64"),
-                          "chosen_for_test": True, "final_validation_mean": board["validation_mean"],
-                          "final_test_mean": board["mean"], "final_test_ci_low": board["ci_low"],
-                          "final_test_ci_high": board["ci_high"], "final_seeds": board["n"]})
+    extra = pd.DataFrame(
+        {
+            "family": board["family"],
+            "number": board["trial_number"].astype("Int64"),
+            "chosen_for_test": True,
+            "final_validation_mean": board["validation_mean"],
+            "final_test_mean": board["mean"],
+            "final_test_ci_low": board["ci_low"],
+            "final_test_ci_high": board["ci_high"],
+            "final_seeds": board["n"],
+        }
+    )
     out = trials.merge(extra, on=["family", "number"], how="left")
     out["chosen_for_test"] = out["chosen_for_test"].astype("boolean").fillna(False).astype(bool)
     out["final_seeds"] = out["final_seeds"].astype("Int64")
@@ -314,7 +423,9 @@ def _rerun_commands(bench: Benchmark, final: pd.DataFrame) -> list[str]:
     for family in bench.families:
         trial = chosen.get(family, best.get(family))
         if trial is not None and not pd.isna(trial):
-            commands.append(f"python benchmark.py rerun --name {bench.name} --arch {family} --trial {int(trial)}")
+            commands.append(
+                f"python benchmark.py rerun --name {bench.name} --arch {family} --trial {int(trial)}"
+            )
     return commands
 
 
@@ -345,8 +456,10 @@ def build_context(bench: Benchmark, gains: pd.DataFrame | None = None) -> dict[s
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "optuna_version": optuna.__version__,
         "sections": SECTIONS,
-        "verdict": [*stats.verdict_parts(trials, final, baseline, preds, labels, pairs=pairs if len(pairs) else None),
-                    *filter(None, [tuning.sentence(gains)])],
+        "verdict": [
+            *stats.verdict_parts(trials, final, baseline, preds, labels, pairs=pairs if len(pairs) else None),
+            *filter(None, [tuning.sentence(gains)]),
+        ],
         "tuning": _tuning_table(gains),
         "leaderboard": _leaderboard(trials, order),
         "pairs": _pairs_table(pairs),
@@ -358,50 +471,106 @@ def build_context(bench: Benchmark, gains: pd.DataFrame | None = None) -> dict[s
         "settings": _settings_table(settings),
         "best": _best_table(bench, final),
         "baseline": _baseline_text(baseline),
-        "distribution": _figure(figures.validation_distribution, trials[trials.state == "COMPLETE"], no_done,
-                                "validation accuracy per family", palette=palette, baseline=baseline, chance=chance),
-        "budget_aware": _figure(figures.expected_max_curves, curves, no_done,
-                                "expected best validation accuracy against number of trials", palette=palette,
-                                baseline=baseline, chance=chance),
+        "distribution": _figure(
+            figures.validation_distribution,
+            trials[trials.state == "COMPLETE"],
+            no_done,
+            "validation accuracy per family",
+            palette=palette,
+            baseline=baseline,
+            chance=chance,
+        ),
+        "budget_aware": _figure(
+            figures.expected_max_curves,
+            curves,
+            no_done,
+            "expected best validation accuracy against number of trials",
+            palette=palette,
+            baseline=baseline,
+            chance=chance,
+        ),
         "crossings": stats.crossings(curves, baseline),
         "curse": _curse_table(best, final),
-        "history": _figure(figures.optimization_history, collect.history_frame(bench), no_done,
-                           "best validation accuracy so far against trial number", palette=palette),
-        "params": _figure(figures.param_scatter, collect.params_frame(bench), "No trial reported a value: nothing to draw.",
-                          "each hyperparameter against validation accuracy", palette=palette),
-        "curves": (_figure(figures.final_learning_curves, final_curves, "", "learning curves of the final-stage "
-                           "runs of each family's chosen configuration", palette=palette)
-                   if not final_curves.empty else
-                   _figure(figures.learning_curves, collect.curves_frame(bench, "best"),
-                           "No completed trial recorded a learning curve.",
-                           "learning curves of each family's best trial", palette=palette)),
+        "history": _figure(
+            figures.optimization_history,
+            collect.history_frame(bench),
+            no_done,
+            "best validation accuracy so far against trial number",
+            palette=palette,
+        ),
+        "params": _figure(
+            figures.param_scatter,
+            collect.params_frame(bench),
+            "No trial reported a value: nothing to draw.",
+            "each hyperparameter against validation accuracy",
+            palette=palette,
+        ),
+        "curves": (
+            _figure(
+                figures.final_learning_curves,
+                final_curves,
+                "",
+                "learning curves of the final-stage runs of each family's chosen configuration",
+                palette=palette,
+            )
+            if not final_curves.empty
+            else _figure(
+                figures.learning_curves,
+                collect.curves_frame(bench, "best"),
+                "No completed trial recorded a learning curve.",
+                "learning curves of each family's best trial",
+                palette=palette,
+            )
+        ),
         "final_curves": not final_curves.empty,
-        "final": _figure(figures.final_accuracy, final,
-                         "No final evaluation was run (the studies hold no final_results), so nothing on this page "
-                         "is a test result. Re-run the final stage to compare on test.",
-                         "test accuracy over seeds per family and rank", palette=palette, baseline=baseline,
-                         chance=chance),
+        "final": _figure(
+            figures.final_accuracy,
+            final,
+            "No final evaluation was run (the studies hold no final_results), so nothing on this page "
+            "is a test result. Re-run the final stage to compare on test.",
+            "test accuracy over seeds per family and rank",
+            palette=palette,
+            baseline=baseline,
+            chance=chance,
+        ),
         "final_tables": _final_tables(final),
-        "cost": _figure(figures.cost_scatter, trials[trials.state == "COMPLETE"], no_done,
-                        "validation accuracy against training time and parameter count", palette=palette),
-        "importance": _figure(figures.importance_bars, importance[importance.importance.notna()],
-                              "No family has importances to show.", "hyperparameter importance per family",
-                              palette=palette),
+        "cost": _figure(
+            figures.cost_scatter,
+            trials[trials.state == "COMPLETE"],
+            no_done,
+            "validation accuracy against training time and parameter count",
+            palette=palette,
+        ),
+        "importance": _figure(
+            figures.importance_bars,
+            importance[importance.importance.notna()],
+            "No family has importances to show.",
+            "hyperparameter importance per family",
+            palette=palette,
+        ),
         "importance_notes": [f"{r.family}: {r.note}" for r in importance.itertuples() if r.note],
         "counts": table(counts),
         "thin_notes": collect.thin_notes(counts),
-        "counts_figure": _figure(figures.trial_counts, counts[counts.total > 0], "No trials yet.",
-                                 "trial states per family"),
+        "counts_figure": _figure(
+            figures.trial_counts, counts[counts.total > 0], "No trials yet.", "trial states per family"
+        ),
         "fail_reasons": table(collect.fail_reasons_frame(bench)),
         "provenance": collect.provenance(bench),
         "reruns": _rerun_commands(bench, final),
-        "versions": table(versions.drop(columns="same").reset_index(), highlight=~versions["same"].to_numpy()),
+        "versions": table(
+            versions.drop(columns="same").reset_index(), highlight=~versions["same"].to_numpy()
+        ),
     }
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def render(context: dict[str, Any]) -> str:
@@ -415,7 +584,9 @@ def build_report(storage: str | optuna.storages.BaseStorage, name: str, out_dir:
     bench = collect.load_benchmark(storage, name)  # an unknown name fails before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    trials_with_choice(collect.trials_frame(bench), collect.final_frame(bench)).to_csv(out / "trials.csv", index=False)
+    trials_with_choice(collect.trials_frame(bench), collect.final_frame(bench)).to_csv(
+        out / "trials.csv", index=False
+    )
     gains = tuning.for_benchmark(bench)
     gains.to_csv(out / "tuning.csv", index=False)
     page = out / "report.html"

@@ -71,8 +71,9 @@ def correct_matrix(predictions, labels) -> np.ndarray:
     return (preds == labels[None, :]).astype(float)
 
 
-def paired_difference(pred_a, pred_b, labels, *, seed: int = 0, n_boot: int = N_BOOT,
-                      confidence: float = CONFIDENCE) -> Paired:
+def paired_difference(
+    pred_a, pred_b, labels, *, seed: int = 0, n_boot: int = N_BOOT, confidence: float = CONFIDENCE
+) -> Paired:
     """Hierarchical paired bootstrap of accuracy(a) - accuracy(b) on one shared test set.
 
     ``pred_a`` and ``pred_b`` are (seeds x examples) predicted labels (one row per final-stage
@@ -101,14 +102,23 @@ def paired_difference(pred_a, pred_b, labels, *, seed: int = 0, n_boot: int = N_
         per_seed = weights @ kinds.T / n  # (b x runs): each run's accuracy on the resampled examples
         pick_a = rng.integers(0, sa, size=(b, sa))
         pick_b = rng.integers(0, sb, size=(b, sb)) + sa
-        draws[start:start + b] = (np.take_along_axis(per_seed, pick_a, 1).mean(1)
-                                  - np.take_along_axis(per_seed, pick_b, 1).mean(1))
+        draws[start : start + b] = np.take_along_axis(per_seed, pick_a, 1).mean(1) - np.take_along_axis(
+            per_seed, pick_b, 1
+        ).mean(1)
     tail = (1 - confidence) / 2
     low, high = np.quantile(draws, [tail, 1 - tail])
     below, above = (draws <= 0).sum(), (draws >= 0).sum()
     p = min(1.0, 2 * (min(below, above) + 1) / (n_boot + 1))
-    return Paired(float(ca.mean() - cb.mean()), float(low), float(high), float(p), sa, sb, n,
-                  at_floor=bool(min(below, above) == 0))
+    return Paired(
+        float(ca.mean() - cb.mean()),
+        float(low),
+        float(high),
+        float(p),
+        sa,
+        sb,
+        n,
+        at_floor=bool(min(below, above) == 0),
+    )
 
 
 def holm(p_values: Sequence[float], alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +167,9 @@ def expected_max(values: Sequence[float], n: int) -> tuple[float, float]:
     return mean, float(math.sqrt(max(w @ (v - mean) ** 2, 0.0)))
 
 
-def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, int, float, float]:
+def mean_ci(
+    values: Sequence[float], confidence: float = CONFIDENCE
+) -> tuple[float, float, int, float, float]:
     """(mean, std, n, ci_low, ci_high) with a Student-t interval; std and CI are NaN when n < 2."""
     x = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
     n = len(x)
@@ -173,8 +185,12 @@ def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[fl
     return mean, std, n, mean - half, mean + half
 
 
-def summarize(final: pd.DataFrame, by: str | Sequence[str] = "family", value: str = "test_accuracy",
-              bounds: tuple[float, float] = (0.0, 1.0)) -> pd.DataFrame:
+def summarize(
+    final: pd.DataFrame,
+    by: str | Sequence[str] = "family",
+    value: str = "test_accuracy",
+    bounds: tuple[float, float] = (0.0, 1.0),
+) -> pd.DataFrame:
     """Per group of ``by``: mean, std, n, ci_low, ci_high of ``value`` (95% t interval).
 
     The interval is clipped to ``bounds``, the range of an accuracy: with 3 seeds a t interval
@@ -186,8 +202,16 @@ def summarize(final: pd.DataFrame, by: str | Sequence[str] = "family", value: st
         key = key if isinstance(key, tuple) else (key,)
         mean, std, n, lo, hi = mean_ci(group[value].tolist())
         lo, hi = max(lo, bounds[0]), min(hi, bounds[1])  # NaN (one seed) stays NaN
-        rows.append({**dict(zip(keys, key, strict=True)), "mean": mean, "std": std, "n": n,
-                     "ci_low": lo, "ci_high": hi})
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "mean": mean,
+                "std": std,
+                "n": n,
+                "ci_low": lo,
+                "ci_high": hi,
+            }
+        )
     return pd.DataFrame(rows, columns=[*keys, "mean", "std", "n", "ci_low", "ci_high"])
 
 
@@ -224,10 +248,19 @@ def leaderboard(final: pd.DataFrame) -> pd.DataFrame:
     chosen = choose(final)
     if chosen.empty:
         return pd.DataFrame(columns=cols)
-    info = chosen.groupby("family").agg(rank=("rank", "first"), trial_number=("trial_number", "first"),
-                                        validation_mean=("validation_accuracy", "mean")).reset_index()
+    info = (
+        chosen.groupby("family")
+        .agg(
+            rank=("rank", "first"),
+            trial_number=("trial_number", "first"),
+            validation_mean=("validation_accuracy", "mean"),
+        )
+        .reset_index()
+    )
     board = info.merge(summarize(chosen), on="family")[cols]
-    return board.sort_values(["mean", "family"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    return board.sort_values(["mean", "family"], ascending=[False, True], kind="stable").reset_index(
+        drop=True
+    )
 
 
 def fmt_acc(x: float) -> str:
@@ -246,7 +279,9 @@ def fmt_p(p: float, bound: Any = False) -> str:
     ``p`` is only a bound (a bootstrap in which no draw crossed zero cannot give a smaller p)."""
     if p is None or math.isnan(p):
         return "n/a"
-    bound = bound is True or (isinstance(bound, np.bool_) and bool(bound))  # a missing flag (NaN) is not a bound
+    bound = bound is True or (
+        isinstance(bound, np.bool_) and bool(bound)
+    )  # a missing flag (NaN) is not a bound
     return "p < 0.001" if p < 0.001 else f"p {'≤' if bound else '='} {p:.3g}"
 
 
@@ -260,11 +295,15 @@ def _validation_verdict(done: pd.DataFrame, families: list[str], no_final: list[
     idle_note = f"; {_names(idle)} completed no trial" if idle else ""
     which = "" if set(no_final) >= set(families) else f" for {_names(no_final)}"
     if len(best) < 2:
-        return (f"Only {best.index[0]} completed any trial, so nothing can be compared: its best validation "
-                f"accuracy is {fmt_acc(best.iloc[0])}{idle_note}.")
-    return (f"No final evaluation was run{which}: ranking by validation only, {best.index[0]} leads with a best "
-            f"validation accuracy of {fmt_acc(best.iloc[0])} vs {fmt_acc(best.iloc[1])} for {best.index[1]} "
-            f"(best of each search, not a test result){idle_note}.")
+        return (
+            f"Only {best.index[0]} completed any trial, so nothing can be compared: its best validation "
+            f"accuracy is {fmt_acc(best.iloc[0])}{idle_note}."
+        )
+    return (
+        f"No final evaluation was run{which}: ranking by validation only, {best.index[0]} leads with a best "
+        f"validation accuracy of {fmt_acc(best.iloc[0])} vs {fmt_acc(best.iloc[1])} for {best.index[1]} "
+        f"(best of each search, not a test result){idle_note}."
+    )
 
 
 def _chosen_predictions(chosen: pd.DataFrame, family: str, predictions: dict | None) -> np.ndarray | None:
@@ -278,12 +317,26 @@ def _chosen_predictions(chosen: pd.DataFrame, family: str, predictions: dict | N
     return np.stack([predictions[k] for k in keys])
 
 
-RANKING_COLUMNS = ["name", "kind", "rank", "trial_number", "validation_mean", "mean", "std", "n", "ci_low",
-                   "ci_high", "chance_rate", "chance_p", "at_chance"]
+RANKING_COLUMNS = [
+    "name",
+    "kind",
+    "rank",
+    "trial_number",
+    "validation_mean",
+    "mean",
+    "std",
+    "n",
+    "ci_low",
+    "ci_high",
+    "chance_rate",
+    "chance_p",
+    "at_chance",
+]
 
 
-def ranking(final: pd.DataFrame, baseline: dict[str, Any] | None = None, predictions: dict | None = None,
-            labels=None) -> pd.DataFrame:
+def ranking(
+    final: pd.DataFrame, baseline: dict[str, Any] | None = None, predictions: dict | None = None, labels=None
+) -> pd.DataFrame:
     """Every family's chosen configuration and the baseline, best mean test accuracy first.
 
     ``predictions`` maps (family, trial number, seed) to that final run's test predictions and
@@ -294,14 +347,29 @@ def ranking(final: pd.DataFrame, baseline: dict[str, Any] | None = None, predict
     labels = None if labels is None else np.asarray(labels)
     rows = []
     for _, r in board.iterrows():
-        row = {"name": r["family"], "kind": "family", **{c: r[c] for c in
-               ("rank", "trial_number", "validation_mean", "mean", "std", "n", "ci_low", "ci_high")}}
+        row = {
+            "name": r["family"],
+            "kind": "family",
+            **{
+                c: r[c]
+                for c in ("rank", "trial_number", "validation_mean", "mean", "std", "n", "ci_low", "ci_high")
+            },
+        }
         preds = _chosen_predictions(chosen, r["family"], predictions)
         rows.append(row | _chance_columns(preds, labels, row["ci_low"]))
     if baseline and baseline.get("test_accuracy") is not None:
-        row = {"name": baseline.get("name", "baseline"), "kind": "baseline", "rank": None, "trial_number": None,
-               "validation_mean": baseline.get("validation_accuracy"), "mean": float(baseline["test_accuracy"]),
-               "std": math.nan, "n": 1, "ci_low": math.nan, "ci_high": math.nan}
+        row = {
+            "name": baseline.get("name", "baseline"),
+            "kind": "baseline",
+            "rank": None,
+            "trial_number": None,
+            "validation_mean": baseline.get("validation_accuracy"),
+            "mean": float(baseline["test_accuracy"]),
+            "std": math.nan,
+            "n": 1,
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+        }
         preds = predictions.get(("baseline",)) if predictions else None
         rows.append(row | _chance_columns(None if preds is None else preds[None], labels, math.nan))
     out = pd.DataFrame(rows, columns=RANKING_COLUMNS)
@@ -310,18 +378,39 @@ def ranking(final: pd.DataFrame, baseline: dict[str, Any] | None = None, predict
 
 def _chance_columns(preds: np.ndarray | None, labels: np.ndarray | None, ci_low: float) -> dict[str, Any]:
     if preds is None or labels is None or preds.shape[1] != len(labels):
-        return {"chance_rate": majority_rate(labels) if labels is not None else math.nan,
-                "chance_p": math.nan, "at_chance": None}
+        return {
+            "chance_rate": majority_rate(labels) if labels is not None else math.nan,
+            "chance_p": math.nan,
+            "at_chance": None,
+        }
     rate, p, at = chance(preds, labels, ci_low)
     return {"chance_rate": rate, "chance_p": p, "at_chance": at}
 
 
-PAIRWISE_COLUMNS = ["a", "b", "diff", "ci_low", "ci_high", "p_value", "p_holm", "significant", "method",
-                    "welch_p", "n_seeds_a", "n_seeds_b", "p_bound"]
+PAIRWISE_COLUMNS = [
+    "a",
+    "b",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_holm",
+    "significant",
+    "method",
+    "welch_p",
+    "n_seeds_a",
+    "n_seeds_b",
+    "p_bound",
+]
 
 
-def pairwise(final: pd.DataFrame, baseline: dict[str, Any] | None = None, predictions: dict | None = None,
-             labels=None, seed: int = 0) -> pd.DataFrame:
+def pairwise(
+    final: pd.DataFrame,
+    baseline: dict[str, Any] | None = None,
+    predictions: dict | None = None,
+    labels=None,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Every pair of ranking entries (higher mean first): the paired bootstrap on the shared test set
     when predictions are stored, else Welch's t on seed accuracies; Holm-corrected across all pairs.
 
@@ -339,18 +428,34 @@ def pairwise(final: pd.DataFrame, baseline: dict[str, Any] | None = None, predic
     rows = []
     names = order["name"].tolist()
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            acc = {n: chosen.loc[chosen.family == n, "test_accuracy"] for n in (a, b) if n in set(chosen.family)}
+        for b in names[i + 1 :]:
+            acc = {
+                n: chosen.loc[chosen.family == n, "test_accuracy"] for n in (a, b) if n in set(chosen.family)
+            }
             welch = compare(acc[a], acc[b]) if len(acc) == 2 else None
             if labels is not None and preds[a] is not None and preds[b] is not None:
                 r = paired_difference(preds[a], preds[b], labels, seed=seed)
-                row = {"diff": r.diff, "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value,
-                       "method": "paired bootstrap", "n_seeds_a": r.n_seeds_a, "n_seeds_b": r.n_seeds_b,
-                       "p_bound": r.at_floor}
+                row = {
+                    "diff": r.diff,
+                    "ci_low": r.ci_low,
+                    "ci_high": r.ci_high,
+                    "p_value": r.p_value,
+                    "method": "paired bootstrap",
+                    "n_seeds_a": r.n_seeds_a,
+                    "n_seeds_b": r.n_seeds_b,
+                    "p_bound": r.at_floor,
+                }
             elif welch is not None:
-                row = {"diff": welch.diff, "ci_low": welch.ci_low, "ci_high": welch.ci_high,
-                       "p_value": welch.p_value, "method": "Welch t", "n_seeds_a": welch.n_a, "n_seeds_b": welch.n_b,
-                       "p_bound": False}
+                row = {
+                    "diff": welch.diff,
+                    "ci_low": welch.ci_low,
+                    "ci_high": welch.ci_high,
+                    "p_value": welch.p_value,
+                    "method": "Welch t",
+                    "n_seeds_a": welch.n_a,
+                    "n_seeds_b": welch.n_b,
+                    "p_bound": False,
+                }
             else:
                 continue  # a family against the baseline needs predictions: one baseline number has no spread
             rows.append({"a": a, "b": b, **row, "welch_p": welch.p_value if welch else math.nan})
@@ -392,28 +497,46 @@ def _headline(order: pd.DataFrame) -> str:
     fams, base = order[order.kind == "family"], order[order.kind == "baseline"]
     if len(base) and len(fams) and base["mean"].iloc[0] > fams["mean"].max():
         which = "the only family" if len(fams) == 1 else f"all {len(fams)} families"
-        return (f"The {_baseline_label(base['name'].iloc[0])} beats {which} on test; ranking by mean test accuracy "
-                f"of each family's chosen configuration: {listing}.")
+        return (
+            f"The {_baseline_label(base['name'].iloc[0])} beats {which} on test; ranking by mean test "
+            "accuracy "
+            f"of each family's chosen configuration: {listing}."
+        )
     return f"Ranking by mean test accuracy of each family's chosen configuration: {listing}."
 
 
 def _pair_sentence(r: pd.Series) -> str:
-    interval = (f"unadjusted 95% CI {fmt_diff(r['ci_low'])} to {fmt_diff(r['ci_high'])}, "
-                f"Holm-adjusted {fmt_p(r['p_holm'], r['p_bound'])}"
-                if not math.isnan(r["p_holm"]) else "not testable")
+    interval = (
+        f"unadjusted 95% CI {fmt_diff(r['ci_low'])} to {fmt_diff(r['ci_high'])}, "
+        f"Holm-adjusted {fmt_p(r['p_holm'], r['p_bound'])}"
+        if not math.isnan(r["p_holm"])
+        else "not testable"
+    )
     if r["significant"]:
         return f"{r['a']} is ahead of {r['b']} by {fmt_diff(r['diff'])} ({interval})"
     return f"no significant difference between {r['a']} and {r['b']} ({fmt_diff(r['diff'])}, {interval})"
 
 
-def verdict(trials: pd.DataFrame, final: pd.DataFrame, baseline: dict[str, Any] | None = None,
-            predictions: dict | None = None, labels=None, pairs: pd.DataFrame | None = None) -> str:
+def verdict(
+    trials: pd.DataFrame,
+    final: pd.DataFrame,
+    baseline: dict[str, Any] | None = None,
+    predictions: dict | None = None,
+    labels=None,
+    pairs: pd.DataFrame | None = None,
+) -> str:
     """``verdict_parts`` as one paragraph."""
     return " ".join(verdict_parts(trials, final, baseline, predictions, labels, pairs))
 
 
-def verdict_parts(trials: pd.DataFrame, final: pd.DataFrame, baseline: dict[str, Any] | None = None,
-                  predictions: dict | None = None, labels=None, pairs: pd.DataFrame | None = None) -> list[str]:
+def verdict_parts(
+    trials: pd.DataFrame,
+    final: pd.DataFrame,
+    baseline: dict[str, Any] | None = None,
+    predictions: dict | None = None,
+    labels=None,
+    pairs: pd.DataFrame | None = None,
+) -> list[str]:
     """The answer to "which family wins on test, by how much, how sure", or what is missing.
 
     First sentence: the whole ranking (baseline included, at-chance entries labelled). Then the
@@ -426,48 +549,66 @@ def verdict_parts(trials: pd.DataFrame, final: pd.DataFrame, baseline: dict[str,
         return ["No trials have been run yet: nothing to compare."]
     if done.empty:
         n_fail, n_pruned = (trials["state"] == "FAIL").sum(), (trials["state"] == "PRUNED").sum()
-        return [f"No trial completed in any family ({n_fail} failed, {n_pruned} pruned): nothing to compare "
-                "yet, see the trial counts and fail reasons below."]
+        return [
+            f"No trial completed in any family ({n_fail} failed, {n_pruned} pruned): nothing to compare "
+            "yet, see the trial counts and fail reasons below."
+        ]
     board = leaderboard(final)
     no_final = [f for f in families if f not in set(board["family"])]
     if no_final:
         if len(families) == 1:
-            return [f"Only one family ({families[0]}) in this benchmark and no final evaluation was run, so "
-                    f"nothing is compared: its best validation accuracy is {fmt_acc(done['value'].max())}."]
+            return [
+                f"Only one family ({families[0]}) in this benchmark and no final evaluation was run, so "
+                f"nothing is compared: its best validation accuracy is {fmt_acc(done['value'].max())}."
+            ]
         return [_validation_verdict(done, families, no_final)]
     order = ranking(final, baseline, predictions, labels)
     pairs = pairwise(final, baseline, predictions, labels) if pairs is None else pairs
     parts = [_headline(order)]
     if len(families) == 1 and len(order) == 1:
-        parts = [f"Only one family ({families[0]}) in this benchmark, so nothing is compared: its chosen "
-                 f"configuration scores {_entry(order.iloc[0]).removeprefix(families[0] + ' ')} mean test accuracy "
-                 f"over {order['n'].iloc[0]} seeds."]
+        parts = [
+            f"Only one family ({families[0]}) in this benchmark, so nothing is compared: its chosen "
+            f"configuration scores {_entry(order.iloc[0]).removeprefix(families[0] + ' ')} mean test "
+            "accuracy "
+            f"over {order['n'].iloc[0]} seeds."
+        ]
     compared = set(pairs["a"]) | set(pairs["b"])
     names = [n for n in order["name"] if n in compared]  # a baseline without stored predictions is not paired
     neighbours = [pairs[(pairs.a == a) & (pairs.b == b)] for a, b in zip(names, names[1:], strict=False)]
     neighbours = [n.iloc[0] for n in neighbours if len(n)]
     if neighbours:
         method = pairs["method"].iloc[0]
-        how = (f"paired on the same {'test examples'} (bootstrap over seeds and examples)"
-               if method == "paired bootstrap" else "Welch's t-test on the seed accuracies")
+        how = (
+            f"paired on the same {'test examples'} (bootstrap over seeds and examples)"
+            if method == "paired bootstrap"
+            else "Welch's t-test on the seed accuracies"
+        )
         sentence = "; ".join(_pair_sentence(r) for r in neighbours)
-        parts.append(f"Between neighbours in that ranking ({how}, Holm-corrected over {len(pairs)} "
-                     f"comparison{'s' if len(pairs) != 1 else ''}): {sentence}.")
+        parts.append(
+            f"Between neighbours in that ranking ({how}, Holm-corrected over {len(pairs)} "
+            f"comparison{'s' if len(pairs) != 1 else ''}): {sentence}."
+        )
     at_chance = order[order["at_chance"] == True]["name"].tolist()  # noqa: E712 - None means unknown
     if at_chance:
         verb = "is" if len(at_chance) == 1 else "are"
-        parts.append(f"{_names(at_chance)} {verb} at chance: not above the majority-class rate of "
-                     f"{fmt_acc(order['chance_rate'].iloc[0])} (exact binomial test on the pooled test "
-                     f"predictions, or the seed CI reaching it).")
+        parts.append(
+            f"{_names(at_chance)} {verb} at chance: not above the majority-class rate of "
+            f"{fmt_acc(order['chance_rate'].iloc[0])} (exact binomial test on the pooled test "
+            f"predictions, or the seed CI reaching it)."
+        )
     seeds = int(board["n"].min())
     if seeds < 2:
-        parts.append("With a single seed per configuration, nothing is known about seed-to-seed variation: "
-                     "the intervals cover test-example noise only, and another seed could change the order.")
+        parts.append(
+            "With a single seed per configuration, nothing is known about seed-to-seed variation: "
+            "the intervals cover test-example noise only, and another seed could change the order."
+        )
     elif seeds < MIN_SEEDS:
-        parts.append(f"With only {seeds} seeds per configuration, the seed-to-seed spread is barely estimated "
-                     f"({seeds - 1} degree{'s' if seeds > 2 else ''} of freedom), so no seed-level conclusion can "
-                     "be drawn: the intervals rest mostly on the test examples and understate what another seed "
-                     "could do.")
+        parts.append(
+            f"With only {seeds} seeds per configuration, the seed-to-seed spread is barely estimated "
+            f"({seeds - 1} degree{'s' if seeds > 2 else ''} of freedom), so no seed-level conclusion can "
+            "be drawn: the intervals rest mostly on the test examples and understate what another seed "
+            "could do."
+        )
     return parts
 
 
@@ -504,16 +645,20 @@ def crossings(curves: pd.DataFrame, baseline: dict[str, Any] | None = None) -> l
     for family in final.index[1:]:
         ahead = at.index[at[family] > at[leader]]
         if len(ahead):
-            out.append(f"With fewer than {int(ahead.max()) + 1} trials, {family} would have been ahead of "
-                       f"{leader} (expected best validation accuracy).")
+            out.append(
+                f"With fewer than {int(ahead.max()) + 1} trials, {family} would have been ahead of "
+                f"{leader} (expected best validation accuracy)."
+            )
     if baseline and baseline.get("validation_accuracy") is not None:
         b = float(baseline["validation_accuracy"])
         who = "the " + _baseline_label(baseline.get("name") or "")
         for family in final.index:
             below = at.index[at[family] < b]
             if final[family] > b and len(below):
-                out.append(f"With fewer than {int(below.max()) + 1} trials, {who} would have been "
-                           f"ahead of {family} on validation.")
+                out.append(
+                    f"With fewer than {int(below.max()) + 1} trials, {who} would have been "
+                    f"ahead of {family} on validation."
+                )
     return out
 
 
@@ -527,11 +672,18 @@ def winners_curse(best: pd.DataFrame, final: pd.DataFrame) -> pd.DataFrame:
     chosen = choose(final)
     if chosen.empty or best.empty:
         return pd.DataFrame(columns=cols)
-    per = chosen.groupby("family").agg(trial_number=("trial_number", "first"),
-                                       final_validation_mean=("validation_accuracy", "mean"),
-                                       n=("seed", "size")).reset_index()
-    search = best[["family", "number", "value"]].rename(columns={"number": "trial_number",
-                                                                "value": "search_validation"})
+    per = (
+        chosen.groupby("family")
+        .agg(
+            trial_number=("trial_number", "first"),
+            final_validation_mean=("validation_accuracy", "mean"),
+            n=("seed", "size"),
+        )
+        .reset_index()
+    )
+    search = best[["family", "number", "value"]].rename(
+        columns={"number": "trial_number", "value": "search_validation"}
+    )
     out = per.merge(search.astype({"trial_number": float}), on=["family", "trial_number"], how="left")
     out["drop"] = out["final_validation_mean"] - out["search_validation"]
     return out[cols]

@@ -29,8 +29,11 @@ def summary_rows(studies: dict[str, optuna.Study], baseline: dict | None = None)
     validation accuracy over seeds (``reports.stats.leaderboard``, so both show the same numbers);
     without a final stage, the search's best trial and no test number.
     """
-    records = [dict(r, family=family) for family, study in studies.items()
-               for r in study.user_attrs.get("final_results", [])]
+    records = [
+        dict(r, family=family)
+        for family, study in studies.items()
+        for r in study.user_attrs.get("final_results", [])
+    ]
     board = stats.leaderboard(pd.DataFrame(records, columns=[*FINAL_FIELDS])).set_index("family")
     rows = []
     for family, study in studies.items():
@@ -41,25 +44,54 @@ def summary_rows(studies: dict[str, optuna.Study], baseline: dict | None = None)
             value, params, number = best.value, best.params, best.number
         except ValueError:
             value, params, number = None, {}, None
-        row = {"arch": family, "best_value": value, "chosen_trial": number, "params": params,
-               "validation_mean": None, "test_mean": None, "test_ci_low": None, "test_ci_high": None,
-               "seeds": 0, "complete": states[TrialState.COMPLETE], "pruned": states[TrialState.PRUNED],
-               "failed": states[TrialState.FAIL],
-               "steps_trained": sum(int(t.user_attrs.get("steps_trained") or 0) for t in trials),
-               "wall_seconds": study_wall_seconds(study)}
+        row = {
+            "arch": family,
+            "best_value": value,
+            "chosen_trial": number,
+            "params": params,
+            "validation_mean": None,
+            "test_mean": None,
+            "test_ci_low": None,
+            "test_ci_high": None,
+            "seeds": 0,
+            "complete": states[TrialState.COMPLETE],
+            "pruned": states[TrialState.PRUNED],
+            "failed": states[TrialState.FAIL],
+            "steps_trained": sum(int(t.user_attrs.get("steps_trained") or 0) for t in trials),
+            "wall_seconds": study_wall_seconds(study),
+        }
         if family in board.index:
             c = board.loc[family]
             chosen = next(r for r in records if r["family"] == family and r["rank"] == c["rank"])
-            row.update(chosen_trial=int(c["trial_number"]), params=dict(chosen["params"]),
-                       validation_mean=float(c["validation_mean"]), test_mean=float(c["mean"]),
-                       test_ci_low=_number(c["ci_low"]), test_ci_high=_number(c["ci_high"]), seeds=int(c["n"]))
+            row.update(
+                chosen_trial=int(c["trial_number"]),
+                params=dict(chosen["params"]),
+                validation_mean=float(c["validation_mean"]),
+                test_mean=float(c["mean"]),
+                test_ci_low=_number(c["ci_low"]),
+                test_ci_high=_number(c["ci_high"]),
+                seeds=int(c["n"]),
+            )
         rows.append(row)
     if baseline:
-        rows.append({"arch": baseline["name"], "best_value": baseline["validation_accuracy"], "chosen_trial": None,
-                     "params": {"C": baseline["C"]}, "validation_mean": baseline["validation_accuracy"],
-                     "test_mean": baseline["test_accuracy"], "test_ci_low": None, "test_ci_high": None,
-                     "seeds": 1, "complete": 1, "pruned": 0, "failed": 0, "steps_trained": None,
-                     "wall_seconds": baseline["fit_seconds"]})
+        rows.append(
+            {
+                "arch": baseline["name"],
+                "best_value": baseline["validation_accuracy"],
+                "chosen_trial": None,
+                "params": {"C": baseline["C"]},
+                "validation_mean": baseline["validation_accuracy"],
+                "test_mean": baseline["test_accuracy"],
+                "test_ci_low": None,
+                "test_ci_high": None,
+                "seeds": 1,
+                "complete": 1,
+                "pruned": 0,
+                "failed": 0,
+                "steps_trained": None,
+                "wall_seconds": baseline["fit_seconds"],
+            }
+        )
     return rows
 
 
@@ -72,31 +104,41 @@ def _number(x) -> float | None:
 
 def format_summary(rows: list[dict]) -> str:
     """The closing table: the chosen configuration's final-stage numbers, as the report shows them."""
+
     def f(x, digits=4):
         return "-" if x is None else f"{x:.{digits}f}"
 
-    lines = [f"{'family':<12} {'search best':>11} {'chosen':>6} {'final val':>9} {'test mean':>9} "
-             f"{'test 95% CI':>13} {'seeds':>5} {'complete':>8} {'pruned':>6} {'failed':>6} {'steps':>8} {'wall s':>7}  "
-             "chosen params"]
+    lines = [
+        f"{'family':<12} {'search best':>11} {'chosen':>6} {'final val':>9} {'test mean':>9} "
+        f"{'test 95% CI':>13} {'seeds':>5} {'complete':>8} {'pruned':>6} {'failed':>6} {'steps':>8} "
+        f"{'wall s':>7}  "
+        "chosen params"
+    ]
     for r in rows:
         ci = "-" if r["test_ci_low"] is None else f"{r['test_ci_low']:.3f}-{r['test_ci_high']:.3f}"
         wall = f"{r['wall_seconds']:.0f}" if r.get("wall_seconds") is not None else "-"
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in r["params"].items())
         trial = r["chosen_trial"] if r["chosen_trial"] is not None else "-"
         steps = r["steps_trained"] if r.get("steps_trained") is not None else "-"
-        lines.append(f"{r['arch']:<12} {f(r['best_value']):>11} {trial:>6} {f(r['validation_mean']):>9} "
-                     f"{f(r['test_mean']):>9} {ci:>13} {r['seeds']:>5} {r['complete']:>8} {r['pruned']:>6} "
-                     f"{r['failed']:>6} {steps:>8} {wall:>7}  {params}")
+        lines.append(
+            f"{r['arch']:<12} {f(r['best_value']):>11} {trial:>6} {f(r['validation_mean']):>9} "
+            f"{f(r['test_mean']):>9} {ci:>13} {r['seeds']:>5} {r['complete']:>8} {r['pruned']:>6} "
+            f"{r['failed']:>6} {steps:>8} {wall:>7}  {params}"
+        )
     if any(r["seeds"] and r["chosen_trial"] is not None for r in rows):
-        lines.append("chosen = the final-stage configuration with the best mean validation accuracy over seeds "
-                     "(as in the report); test mean and 95% t-interval over its seeds")
+        lines.append(
+            "chosen = the final-stage configuration with the best mean validation accuracy over seeds "
+            "(as in the report); test mean and 95% t-interval over its seeds"
+        )
     else:
         lines.append("no final stage: chosen = the search's best trial; no test numbers")
     for r in rows:
         finished = r["complete"] + r["pruned"] + r["failed"]
         if finished and r["complete"] < THIN_FRACTION * finished:
-            lines.append(f"note: {r['arch']}'s search was thin: {r['complete']} of {finished} trials completed "
-                         f"({r['pruned']} pruned, {r['failed']} failed); see the report")
+            lines.append(
+                f"note: {r['arch']}'s search was thin: {r['complete']} of {finished} trials completed "
+                f"({r['pruned']} pruned, {r['failed']} failed); see the report"
+            )
     return "\n".join(lines)
 
 

@@ -36,7 +36,7 @@ from textbench.search.objective import trial_seed
 from textbench.search.reference import ATTR as REFERENCE
 from textbench.search.reference import is_reference, reference_trial
 from textbench.search.runner import WORKER, claim_lock
-from textbench.search.settings import SearchSettings
+from textbench.search.search_settings import SearchSettings
 from textbench.spaces import get as get_family
 
 if TYPE_CHECKING:
@@ -72,18 +72,36 @@ def keep_best_seed_models(run_dir: Path, family: str, records: list[dict]) -> No
             shutil.rmtree(path, ignore_errors=True)
 
 
-def train_final(family: str, trial: optuna.trial.FrozenTrial, seed: int, data, train: TrainSettings,
-                run_dir: Path, work_dir: Path) -> dict:
+def train_final(
+    family: str,
+    trial: optuna.trial.FrozenTrial,
+    seed: int,
+    data,
+    train: TrainSettings,
+    run_dir: Path,
+    work_dir: Path,
+) -> dict:
     """One re-training of a configuration with one seed, evaluated once on the test split; its model
     is saved under ``run_dir`` (``final_model_dir``)."""
     started_at = time.time()
-    model, result = train_config(get_family(family), trial.params, data, train,
-                                 work_dir / f"final-{family}-{trial.number}-{seed}", seed=seed)
+    model, result = train_config(
+        get_family(family),
+        trial.params,
+        data,
+        train,
+        work_dir / f"final-{family}-{trial.number}-{seed}",
+        seed=seed,
+    )
     out = result.trainer.predict(ArrayRows(data.splits["test"]), metric_key_prefix="test")
     logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
     test = {k: float(v) for k, v in out.metrics.items() if isinstance(v, (int, float))}
-    save_model(result.trainer.model, data.tokenizer, final_model_dir(run_dir, family, trial.number, seed),
-               data.label_names, data.max_length)
+    save_model(
+        result.trainer.model,
+        data.tokenizer,
+        final_model_dir(run_dir, family, trial.number, seed),
+        data.label_names,
+        data.max_length,
+    )
     return {
         "arch": family,
         "trial_number": trial.number,
@@ -137,9 +155,17 @@ def _claim_next(study: optuna.Study, runs: list[tuple]) -> tuple | None:
     return None
 
 
-def run_final(study: optuna.Study, family: str, *, search: SearchSettings, data, train: TrainSettings,
-              tracker: MlflowTracker | None = None, overall: Overall | None = None,
-              share: bool = False) -> list[dict]:
+def run_final(
+    study: optuna.Study,
+    family: str,
+    *,
+    search: SearchSettings,
+    data,
+    train: TrainSettings,
+    tracker: MlflowTracker | None = None,
+    overall: Overall | None = None,
+    share: bool = False,
+) -> list[dict]:
     """Re-train the top-k configurations x seeds that are not stored yet; returns all records.
 
     With ``share`` (each ``--workers`` process), runs are claimed one at a time so that the workers
@@ -166,7 +192,10 @@ def run_final(study: optuna.Study, family: str, *, search: SearchSettings, data,
 
     def train_one(trial, seed) -> None:
         record = train_final(family, trial, seed, data, train, s.run_dir, s.run_dir / "checkpoints") | {
-            "rank": rank.get(trial.number), REFERENCE: is_reference(trial), "seed_index": seeds.index(seed)}
+            "rank": rank.get(trial.number),
+            REFERENCE: is_reference(trial),
+            "seed_index": seeds.index(seed),
+        }
         study.set_user_attr(RECORD + _key(trial.number, seed), record)
         if tracker is not None:
             tracker.final_run(study, record)
@@ -188,22 +217,43 @@ def run_final(study: optuna.Study, family: str, *, search: SearchSettings, data,
     else:
         done = stored_records(study.user_attrs)
         items = iter([(t, seed) for t, seed in runs if (t.number, seed) not in done])
-    bar = tqdm(total=len(runs), initial=already, desc=describe(), unit="run",
-               disable=not s.progress or already >= len(runs))
+    bar = tqdm(
+        total=len(runs),
+        initial=already,
+        desc=describe(),
+        unit="run",
+        disable=not s.progress or already >= len(runs),
+    )
     for trial, seed in items:
         train_one(trial, seed)
         bar.n = stored()
         if overall is not None:
             record = stored_records(study.user_attrs).get((trial.number, seed), {})
-            overall.measured(family, record.get("steps_trained", 0), record.get("wall_seconds", 0), trial=False, complete=True)
+            overall.measured(
+                family,
+                record.get("steps_trained", 0),
+                record.get("wall_seconds", 0),
+                trial=False,
+                complete=True,
+            )
             overall.final_done[family] = bar.n
         bar.set_description(describe())
     bar.close()
     if share:
         return []
-    # Keep the records that still belong to the current top-k or the reference (a resumed search may change it).
-    records = [dict(r, rank=rank.get(r["trial_number"]), **{REFERENCE: ref is not None and r["trial_number"] == ref.number})
-               for r in stored_records(study.user_attrs).values() if r["trial_number"] in keep and r["seed"] in seeds]
-    study.set_user_attr("final_results", sorted(records, key=lambda r: (r["rank"] is None, r["rank"] or 0, r["seed"])))
+    # Keep the records that still belong to the current top-k or the reference (a resumed search may
+    # change it).
+    records = [
+        dict(
+            r,
+            rank=rank.get(r["trial_number"]),
+            **{REFERENCE: ref is not None and r["trial_number"] == ref.number},
+        )
+        for r in stored_records(study.user_attrs).values()
+        if r["trial_number"] in keep and r["seed"] in seeds
+    ]
+    study.set_user_attr(
+        "final_results", sorted(records, key=lambda r: (r["rank"] is None, r["rank"] or 0, r["seed"]))
+    )
     keep_best_seed_models(s.run_dir, family, records)
     return records

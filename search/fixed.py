@@ -60,8 +60,12 @@ def distributions(family: str) -> dict:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     kinds = {"int": IntDistribution, "float": FloatDistribution}
-    return {name: CategoricalDistribution(p.choices) if p.kind == "categorical"
-            else kinds[p.kind](p.low, p.high, log=p.log) for name, p in parameters(family).items()}
+    return {
+        name: CategoricalDistribution(p.choices)
+        if p.kind == "categorical"
+        else kinds[p.kind](p.low, p.high, log=p.log)
+        for name, p in parameters(family).items()
+    }
 
 
 def _parse(name: str, text: str, param: Param, option: str) -> object:
@@ -76,7 +80,9 @@ def _parse(name: str, text: str, param: Param, option: str) -> object:
         raise UsageError(f"{option} {name}={text}: {name} must be {kind}") from None
     if value is not None:
         if param.low > 0 and not value > 0:  # sizes, counts, rates: 0 or less cannot build or train
-            raise UsageError(f"{option} {name}={text}: {name} must be positive (searched: {param.low:g}..{param.high:g})")
+            raise UsageError(
+                f"{option} {name}={text}: {name} must be positive (searched: {param.low:g}..{param.high:g})"
+            )
         return value
     for choice in param.choices:
         if str(choice) == text:
@@ -125,7 +131,10 @@ def check_known(families: list[str], pairs: list[str]) -> None:
     for pair in pairs:
         name = pair.partition("=")[0]
         if name not in known:
-            raise UsageError(f"--fix {name}: no such parameter in {', '.join(families)} (known: {', '.join(sorted(known))})")
+            raise UsageError(
+                f"--fix {name}: no such parameter in {', '.join(families)} (known: "
+                f"{', '.join(sorted(known))})"
+            )
     for family in families:
         parse_fixed(family, pairs)
 

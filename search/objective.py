@@ -58,8 +58,8 @@ class PruningCallback(TrainerCallback):
     def _record_why(self) -> None:
         """The reference and noise margin the pruner used, so the decision can be checked later."""
         decision = getattr(self.trial.study.pruner, "decisions", {}).get(self.trial.number)
-        if decision is not None and decision.reference is not None:
-            self.trial.set_user_attr("pruned_reference", decision.reference)
+        if decision is not None and decision.median is not None:
+            self.trial.set_user_attr("pruned_median", decision.median)
             self.trial.set_user_attr("pruned_margin", decision.margin)
 
 
@@ -72,7 +72,9 @@ class Objective:
     settings: TrainSettings
     study_seed: int
     work_dir: Path
-    hooks: list = field(default_factory=list)  # objects with trial_started(trial, params), trial_callbacks(trial)
+    hooks: list = field(
+        default_factory=list
+    )  # objects with trial_started(trial, params), trial_callbacks(trial)
     best_model_dir: Path | None = None  # where the study's best model so far is saved
     artifact_dir: Path | None = None  # Optuna artifact store for each trial's curves.csv (else a user attr)
 
@@ -92,8 +94,16 @@ class Objective:
         output_dir = Path(self.work_dir) / f"{self.family}-trial-{trial.number}"
         start = time.perf_counter()
         try:
-            model, result = train_config(family, params, self.data, self.settings, output_dir, seed=seed,
-                                         callbacks=[pruning], before_fit=before_fit)
+            model, result = train_config(
+                family,
+                params,
+                self.data,
+                self.settings,
+                output_dir,
+                seed=seed,
+                callbacks=[pruning],
+                before_fit=before_fit,
+            )
         except NonFiniteLossError as exc:
             trial.set_user_attr("fail_reason", str(exc))
             raise
@@ -107,7 +117,11 @@ class Objective:
             trial.set_user_attr("wall_seconds", round(time.perf_counter() - start, 3))
             shutil.rmtree(output_dir, ignore_errors=True)
 
-        attrs = {"best_step": result.best_step, "steps_trained": result.steps_trained, **result.final_values()}
+        attrs = {
+            "best_step": result.best_step,
+            "steps_trained": result.steps_trained,
+            **result.final_values(),
+        }
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         self._store_curves(trial, result.curves)
@@ -132,8 +146,11 @@ class Objective:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / CURVES_FILE
             pd.DataFrame(curves).to_csv(path, index=False)
-            optuna.artifacts.upload_artifact(artifact_store=optuna.artifacts.FileSystemArtifactStore(self.artifact_dir),
-                                             file_path=str(path), study_or_trial=trial)
+            optuna.artifacts.upload_artifact(
+                artifact_store=optuna.artifacts.FileSystemArtifactStore(self.artifact_dir),
+                file_path=str(path),
+                study_or_trial=trial,
+            )
 
     def _keep_if_best(self, trial: optuna.Trial, result) -> None:
         """Save the restored best model when this trial beats every finished one of the study."""
@@ -144,5 +161,11 @@ class Objective:
         except ValueError:  # no completed trial yet
             best = float("-inf")
         if result.best_accuracy > best:
-            save_model(result.trainer.model, self.data.tokenizer, self.best_model_dir, self.data.label_names,
-                       self.data.max_length, {"TRIAL": str(trial.number)})
+            save_model(
+                result.trainer.model,
+                self.data.tokenizer,
+                self.best_model_dir,
+                self.data.label_names,
+                self.data.max_length,
+                {"TRIAL": str(trial.number)},
+            )

@@ -4,9 +4,10 @@ Each study's bar shows its own trials; this status (shown in the description of 
 running) adds what comes after: the remaining families, the final stage and the baseline. The ETA
 comes from measured step rates: the steps and wall seconds of every finished trial and final run
 (evaluation included) give each family's seconds per step (a family not started yet is assumed to
-run at the mean of those measured, so the ETA sharpens as each family starts); finished trials give the mean steps of a search trial
-(pruning included) and completed ones the mean steps of a final run (early stopping included). The
-baseline is estimated per training row. Before anything is measured the ETA is unknown ("ETA ?").
+run at the mean of those measured, so the ETA sharpens as each family starts); finished trials give
+the mean steps of a search trial (pruning included) and completed ones the mean steps of a final
+run (early stopping included). The baseline is estimated per training row. Before anything is
+measured the ETA is unknown ("ETA ?").
 """
 
 from __future__ import annotations
@@ -56,11 +57,15 @@ class Overall:
             return None
         mean_rate = sum(self.seconds.values()) / sum(self.steps.values())
         per_trial = sum(self.trial_steps) / len(self.trial_steps) if self.trial_steps else self.max_steps
-        per_final = sum(self.complete_steps) / len(self.complete_steps) if self.complete_steps else self.max_steps
+        per_final = (
+            sum(self.complete_steps) / len(self.complete_steps) if self.complete_steps else self.max_steps
+        )
         training = 0.0
         for a in self.families:
-            steps = (max(self.trials - self.finished.get(a, 0), 0) * per_trial
-                     + max(self._final_runs(a) - self.final_done.get(a, 0), 0) * per_final)
+            steps = (
+                max(self.trials - self.finished.get(a, 0), 0) * per_trial
+                + max(self._final_runs(a) - self.final_done.get(a, 0), 0) * per_final
+            )
             rate = self.seconds[a] / self.steps[a] if self.steps.get(a) else mean_rate
             training += steps * rate
         return training / max(self.workers, 1) + self.baseline * self.train_rows * BASELINE_SECONDS_PER_ROW
@@ -70,12 +75,18 @@ class Overall:
 
     def families_done(self) -> int:
         """Families whose search reached its target and whose final stage has run."""
-        return sum(self.finished.get(a, 0) >= self.trials and self.final_done.get(a, 0) >= self._final_runs(a)
-                   for a in self.families)
+        return sum(
+            self.finished.get(a, 0) >= self.trials and self.final_done.get(a, 0) >= self._final_runs(a)
+            for a in self.families
+        )
 
     def line(self) -> str:
         left = self.remaining_seconds()
-        eta = "ETA ?" if left is None else f"{_duration(left)} left, ETA {time.strftime('%H:%M', time.localtime(self.clock() + left))}"
+        eta = (
+            "ETA ?"
+            if left is None
+            else f"{_duration(left)} left, ETA {time.strftime('%H:%M', time.localtime(self.clock() + left))}"
+        )
         return f"[{self.phase} | families done {self.families_done()}/{len(self.families)} | benchmark {eta}]"
 
 
@@ -97,5 +108,10 @@ def measure_trial(overall: Overall | None, family: str, frozen) -> None:
     if frozen.state not in (TrialState.COMPLETE, TrialState.PRUNED):
         return
     steps = frozen.user_attrs.get("steps_trained") or max(frozen.intermediate_values, default=0)
-    overall.measured(family, steps, frozen.user_attrs.get("wall_seconds") or 0, trial=True,
-                     complete=frozen.state == TrialState.COMPLETE)
+    overall.measured(
+        family,
+        steps,
+        frozen.user_attrs.get("wall_seconds") or 0,
+        trial=True,
+        complete=frozen.state == TrialState.COMPLETE,
+    )

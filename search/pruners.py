@@ -7,13 +7,13 @@ configurations on noise; and because it compares against completed trials only, 
 raises the bar for the next trial (only the survivors set it), so a family that starts slowly is
 pruned almost entirely.
 
-``NoiseMarginPruner`` prunes only when the value is below the reference by more than ``k``
-binomial standard errors of an accuracy at the reference on the validation size:
+``NoiseMarginPruner`` prunes only when the value is below the median by more than ``k``
+binomial standard errors of an accuracy at the median on the validation size:
 
     prune  iff  value < median - k * sqrt(median * (1 - median) / n_validation)
 
 (the standard error with Agresti-Coull's +2/+4 adjustment, see ``binomial_se``).
-The reference is the median of every *finished* trial (completed or pruned) that reported at the
+The median is that of every *finished* trial (completed or pruned) that reported at the
 same step, so it describes the trials seen at that step, not only the survivors.
 """
 
@@ -28,7 +28,7 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-DEFAULT_K = 2.0  # standard errors: a trial equal to the reference is pruned at one look with p ~ 0.023
+DEFAULT_K = 2.0  # standard errors: a trial equal to the median is pruned at one look with p ~ 0.023
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,9 @@ class Decision:
     prune: bool
     step: int | None = None
     value: float | None = None
-    reference: float | None = None  # median of the other finished trials at that step
-    margin: float | None = None  # k binomial standard errors at the reference
-    n_reference: int = 0
+    median: float | None = None  # median of the other finished trials at that step
+    margin: float | None = None  # k binomial standard errors at the median
+    n_compared: int = 0  # finished trials that reported at that step
 
 
 def binomial_se(p: float, n: int) -> float:
@@ -59,8 +59,15 @@ class NoiseMarginPruner(BasePruner):
     or when fewer than ``n_min_trials`` finished trials reported at the step.
     """
 
-    def __init__(self, n_validation: int, *, k: float = DEFAULT_K, n_startup_trials: int = 3,
-                 n_warmup_steps: int = 0, n_min_trials: int = 3):
+    def __init__(
+        self,
+        n_validation: int,
+        *,
+        k: float = DEFAULT_K,
+        n_startup_trials: int = 3,
+        n_warmup_steps: int = 0,
+        n_min_trials: int = 3,
+    ):
         if n_validation <= 0:
             raise ValueError(f"n_validation must be positive, got {n_validation}")
         if k < 0:
@@ -86,15 +93,19 @@ class NoiseMarginPruner(BasePruner):
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
         if sum(t.state == TrialState.COMPLETE for t in finished) < self.n_startup_trials:
             return Decision(False, step, value)
-        others = [t.intermediate_values[step] for t in finished
-                  if t.number != trial.number and step in t.intermediate_values
-                  and not math.isnan(t.intermediate_values[step])]
+        others = [
+            t.intermediate_values[step]
+            for t in finished
+            if t.number != trial.number
+            and step in t.intermediate_values
+            and not math.isnan(t.intermediate_values[step])
+        ]
         if len(others) < self.n_min_trials:
-            return Decision(False, step, value, n_reference=len(others))
-        reference = statistics.median(others)
-        margin = self.k * binomial_se(reference, self.n_validation)
+            return Decision(False, step, value, n_compared=len(others))
+        median = statistics.median(others)
+        margin = self.k * binomial_se(median, self.n_validation)
         if study.direction == StudyDirection.MAXIMIZE:
-            prune = value < reference - margin
+            prune = value < median - margin
         else:
-            prune = value > reference + margin
-        return Decision(prune, step, value, reference, margin, len(others))
+            prune = value > median + margin
+        return Decision(prune, step, value, median, margin, len(others))

@@ -24,9 +24,14 @@ class TextbenchClassifier(PythonModel):
         probs = []
         with torch.inference_mode():
             for start in range(0, len(texts), 256):
-                batch = self.tokenizer(texts[start:start + 256], truncation=True, padding=True,
-                                       max_length=self.tokenizer.model_max_length, return_tensors="pt",
-                                       return_token_type_ids=False)
+                batch = self.tokenizer(
+                    texts[start : start + 256],
+                    truncation=True,
+                    padding=True,
+                    max_length=self.tokenizer.model_max_length,
+                    return_tensors="pt",
+                    return_token_type_ids=False,
+                )
                 probs.append(torch.softmax(self.model(**batch).logits.float(), dim=-1))
         probs = torch.cat(probs).numpy() if probs else torch.zeros(0, len(self.labels)).numpy()
         out = pd.DataFrame({"label": [self.labels[i] for i in probs.argmax(axis=1)]})

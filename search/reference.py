@@ -25,13 +25,22 @@ log = logging.getLogger(__name__)
 
 ATTR = "reference"  # user attr of the reference trial (and of its final-stage records)
 SKIPPED_ATTR = "reference_skipped"  # notes values the space could not take, as "name=value (why)"
+
+
 def _inside(dist, value) -> bool:
     if isinstance(dist, CategoricalDistribution):
         return value in dist.choices
     if isinstance(dist, (IntDistribution, FloatDistribution)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not dist.low <= value <= dist.high:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not dist.low <= value <= dist.high
+        ):
             return False
-        return dist.step is None or abs((value - dist.low) / dist.step - round((value - dist.low) / dist.step)) < 1e-9
+        return (
+            dist.step is None
+            or abs((value - dist.low) / dist.step - round((value - dist.low) / dist.step)) < 1e-9
+        )
     return False
 
 
@@ -86,16 +95,24 @@ def enqueue_reference(study: optuna.Study, family: str, fixed: dict, target: int
         attrs = {ATTR: True}
         if skipped:
             attrs[SKIPPED_ATTR] = skipped
-            log.warning("%s: the course notes' %s cannot be tried in the %s search space; the reference trial "
-                        "samples %s instead", study.study_name, ", ".join(skipped), family,
-                        "it" if len(skipped) == 1 else "them")
+            log.warning(
+                "%s: the course notes' %s cannot be tried in the %s search space; the reference trial "
+                "samples %s instead",
+                study.study_name,
+                ", ".join(skipped),
+                family,
+                "it" if len(skipped) == 1 else "them",
+            )
         study.enqueue_trial(params, user_attrs=attrs)
     return True
 
 
 def reference_trial(study_or_trials) -> optuna.trial.FrozenTrial | None:
     """The study's reference trial that finished (complete or pruned), or None."""
-    trials = (study_or_trials.get_trials(deepcopy=False) if isinstance(study_or_trials, optuna.Study)
-              else study_or_trials)
+    trials = (
+        study_or_trials.get_trials(deepcopy=False)
+        if isinstance(study_or_trials, optuna.Study)
+        else study_or_trials
+    )
     done = [t for t in trials if is_reference(t) and t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     return done[-1] if done else None

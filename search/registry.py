@@ -41,22 +41,30 @@ def _signature(label_names: list[str]):
     return ModelSignature(inputs=Schema([ColSpec("string", "text")]), outputs=Schema(outputs))
 
 
-def register(chosen, tracking_uri: str, artifact_root: Path, label_names: list[str], max_length: int, card: str):
+def register(
+    chosen, tracking_uri: str, artifact_root: Path, label_names: list[str], max_length: int, card: str
+):
     """Log ``chosen``'s model (``textbench.use.Chosen``) as a pyfunc with ``card`` as its README and
     register it as a version of ``chosen.registered_name``; returns the model version (the existing
     one when this very model is already registered)."""
     from mlflow.tracking import MlflowClient
 
     name = chosen.registered_name
-    identity = {"textbench.arch": chosen.family, "textbench.trial": str(chosen.trial_number),
-                "textbench.seed": str(chosen.seed), "textbench.source": chosen.source,
-                "textbench.fingerprint": str((chosen.attrs.get("settings") or {}).get("fingerprint"))}
+    identity = {
+        "textbench.arch": chosen.family,
+        "textbench.trial": str(chosen.trial_number),
+        "textbench.seed": str(chosen.seed),
+        "textbench.source": chosen.source,
+        "textbench.fingerprint": str((chosen.attrs.get("settings") or {}).get("fingerprint")),
+    }
     try:
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         versions = client.search_model_versions(f"name = '{name}'")
     except Exception as exc:  # noqa: BLE001 - any client/transport error means the same to the user
-        raise UsageError(f"MLflow at {redact(tracking_uri)} is not usable ({str(exc).splitlines()[0][:200]}): "
-                         "fix --tracking-uri / MLFLOW_TRACKING_URI") from None
+        raise UsageError(
+            f"MLflow at {redact(tracking_uri)} is not usable ({str(exc).splitlines()[0][:200]}): "
+            "fix --tracking-uri / MLFLOW_TRACKING_URI"
+        ) from None
     for version in versions:
         if all(version.tags.get(k) == v for k, v in identity.items()):
             return version
@@ -77,8 +85,9 @@ def _fluent_uris(uri: str):
         yield
 
 
-def _log_and_register(client, chosen, tracking_uri: str, artifact_root: Path, label_names: list[str], card: str,
-                      identity: dict):
+def _log_and_register(
+    client, chosen, tracking_uri: str, artifact_root: Path, label_names: list[str], card: str, identity: dict
+):
     import mlflow
 
     name = chosen.registered_name
@@ -92,26 +101,45 @@ def _log_and_register(client, chosen, tracking_uri: str, artifact_root: Path, la
     else:
         experiment_id = experiment.experiment_id
     with tempfile.TemporaryDirectory(prefix="textbench-register-") as tmp:
-        folder = export_folder(chosen.model_dir, Path(tmp) / "model", get_family(chosen.family), {"README.md": card})
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-model",
-                              tags={ROLE: "model", ARCH: chosen.family, **identity}) as run:
-            mlflow.log_params({**{k: str(v) for k, v in chosen.params.items()}, "trial_number": chosen.trial_number,
-                               "seed": chosen.seed, "source": chosen.source})
-            metrics = {"validation_accuracy": chosen.validation_accuracy, "test_accuracy": chosen.test_accuracy}
+        folder = export_folder(
+            chosen.model_dir, Path(tmp) / "model", get_family(chosen.family), {"README.md": card}
+        )
+        with mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=f"{name}-model",
+            tags={ROLE: "model", ARCH: chosen.family, **identity},
+        ) as run:
+            mlflow.log_params(
+                {
+                    **{k: str(v) for k, v in chosen.params.items()},
+                    "trial_number": chosen.trial_number,
+                    "seed": chosen.seed,
+                    "source": chosen.source,
+                }
+            )
+            metrics = {
+                "validation_accuracy": chosen.validation_accuracy,
+                "test_accuracy": chosen.test_accuracy,
+            }
             mlflow.log_metrics({k: v for k, v in metrics.items() if v is not None})
             with warnings.catch_warnings():  # the signature is given: an input example would add nothing
                 warnings.filterwarnings("ignore", message=".*An input example was not provided")
-                info = mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_CODE),
-                                               artifacts={"model": str(folder)}, pip_requirements=_requirements(),
-                                               signature=_signature(label_names))
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=str(PYFUNC_CODE),
+                    artifacts={"model": str(folder)},
+                    pip_requirements=_requirements(),
+                    signature=_signature(label_names),
+                )
     # Registered with the client, not log_model(registered_model_name=...), which prints to stderr.
     try:
         client.create_registered_model(name)
     except mlflow.exceptions.MlflowException as exc:
         if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
             raise
-    version = client.create_model_version(name, source=info.model_uri, run_id=run.info.run_id,
-                                          model_id=info.model_id)
+    version = client.create_model_version(
+        name, source=info.model_uri, run_id=run.info.run_id, model_id=info.model_id
+    )
     for key, value in identity.items():
         client.set_model_version_tag(name, version.version, key, value)
     log.info("registered %s version %s (run %s)", name, version.version, run.info.run_id)

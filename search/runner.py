@@ -123,8 +123,16 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective) -> tuple[optu
     return study.tell(trial, state=state), False
 
 
-def run_study(study: optuna.Study, objective, target: int, *, timeout: float | None = None,
-              callbacks=(), progress: bool = True, status=None) -> Counts:
+def run_study(
+    study: optuna.Study,
+    objective,
+    target: int,
+    *,
+    timeout: float | None = None,
+    callbacks=(),
+    progress: bool = True,
+    status=None,
+) -> Counts:
     """Run trials until ``target`` are finished (complete + pruned); returns the final counts.
     ``status``: a callable whose text (the whole benchmark's line) follows the study's name on its bar."""
     start = time.monotonic()
@@ -133,13 +141,24 @@ def run_study(study: optuna.Study, objective, target: int, *, timeout: float | N
     def describe() -> str:
         return f"{study.study_name} {status()}" if status is not None else study.study_name
 
-    bar = tqdm(total=target, initial=min(counts.finished, target), desc=describe(), unit="trial",
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=target,
+        initial=min(counts.finished, target),
+        desc=describe(),
+        unit="trial",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     failures = 0
     try:
         while True:
             if timeout is not None and time.monotonic() - start > timeout:
-                log.warning("%s: --timeout reached with %d/%d trials finished", study.study_name, counts.finished, target)
+                log.warning(
+                    "%s: --timeout reached with %d/%d trials finished",
+                    study.study_name,
+                    counts.finished,
+                    target,
+                )
                 break
             trial = None
             with claim_lock(study):  # one worker at a time fails a stale trial and enqueues its retry
@@ -167,8 +186,11 @@ def run_study(study: optuna.Study, objective, target: int, *, timeout: float | N
             bar.set_description(describe(), refresh=False)
             bar.set_postfix(_postfix(study, counts), refresh=True)
             if failures >= MAX_CONSECUTIVE_FAILURES:
-                log.error("%s: %d trials in a row failed; stopping this study (see fail_reason)",
-                          study.study_name, failures)
+                log.error(
+                    "%s: %d trials in a row failed; stopping this study (see fail_reason)",
+                    study.study_name,
+                    failures,
+                )
                 break
     finally:
         bar.close()

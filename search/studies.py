@@ -30,7 +30,7 @@ from textbench.search.objective import Objective
 from textbench.search.overall import Overall, measure_trial
 from textbench.search.reference import enqueue_reference
 from textbench.search.runner import count_trials, run_study
-from textbench.search.settings import SearchSettings, is_journal, is_server_storage, is_sqlite
+from textbench.search.search_settings import SearchSettings, is_journal, is_server_storage, is_sqlite
 from textbench.search.study import (
     check_resumable,
     make_pruner,
@@ -43,8 +43,18 @@ from textbench.search.tracking import MlflowTracker, check_tracking
 
 log = logging.getLogger(__name__)
 
-PACKAGES = ("textbench", "torch", "transformers", "datasets", "evaluate", "accelerate", "optuna", "mlflow",
-            "pandas", "scikit-learn")
+PACKAGES = (
+    "textbench",
+    "torch",
+    "transformers",
+    "datasets",
+    "evaluate",
+    "accelerate",
+    "optuna",
+    "mlflow",
+    "pandas",
+    "scikit-learn",
+)
 
 
 @dataclass
@@ -58,7 +68,9 @@ class SearchRun:
     storage: optuna.storages.BaseStorage
     fixed: dict[str, dict]  # per family: the --fix values its space has
     tracker: MlflowTracker | None = None  # None with --no-mlflow
-    overall: Overall | None = None  # the whole benchmark's status line (search.overall), None without progress
+    overall: Overall | None = (
+        None  # the whole benchmark's status line (search.overall), None without progress
+    )
     worker: int = 0  # which --workers process this is (0: the CLI process); each samples from its own seed
 
     @property
@@ -98,7 +110,9 @@ def hardware() -> str:
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, {gpu}".replace("  ", " ")
+    return f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, {gpu}".replace(
+        "  ", " "
+    )
 
 
 def check_writable(folder: Path) -> None:
@@ -107,8 +121,10 @@ def check_writable(folder: Path) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"output folder {folder} is not writable ({existing} is not a writable folder): "
-                         "pass a writable --output-dir")
+        raise UsageError(
+            f"output folder {folder} is not writable ({existing} is not a writable folder): "
+            "pass a writable --output-dir"
+        )
 
 
 def _new_file_store(url: str) -> bool:
@@ -134,7 +150,9 @@ def setup(search: SearchSettings, data_settings: DataSettings, train: TrainSetti
     data = load(data_settings)
     if storage is None and not _new_file_store(search.storage):  # an existing file: check it can resume
         storage = make_storage(search.storage)
-    bench = SearchRun(search=search, data_settings=data_settings, train=train, data=data, storage=storage, fixed=fixed)
+    bench = SearchRun(
+        search=search, data_settings=data_settings, train=train, data=data, storage=storage, fixed=fixed
+    )
     if storage is not None:
         for family in search.families:  # all families, before any of them runs a trial
             check_resumable(storage, search.name, family, bench.study_settings(family))
@@ -157,8 +175,13 @@ def mlflow_params(bench: SearchRun, family: str) -> dict:
     """The parent run's params: study settings (not the trial target, which may grow) and provenance."""
     settings = {k: v for k, v in bench.study_settings(family).items() if k != "target_trials"}
     attrs = study_attrs(bench, family)
-    return {**settings, "arch": family, "storage": attrs["storage"], "command": attrs["command"],
-            **{f"version.{k}": v for k, v in attrs["versions"].items()}}
+    return {
+        **settings,
+        "arch": family,
+        "storage": attrs["storage"],
+        "command": attrs["command"],
+        **{f"version.{k}": v for k, v in attrs["versions"].items()},
+    }
 
 
 def study_attrs(bench: SearchRun, family: str) -> dict:
@@ -181,15 +204,26 @@ def run_family(bench: SearchRun, family: str) -> optuna.Study:
     sampler = make_sampler(s.sampler, s.seed, s.trials, worker=bench.worker)
     if bench.fixed[family]:
         sampler = optuna.samplers.PartialFixedSampler(bench.fixed[family], sampler)
-    pruner = make_pruner(s.pruner, max_steps=bench.train.max_steps, eval_steps=bench.train.eval_steps,
-                         n_validation=len(bench.data.splits["validation"]))
-    study = open_study(bench.storage, s.name, family, sampler=sampler, pruner=pruner, attrs=study_attrs(bench, family))
+    pruner = make_pruner(
+        s.pruner,
+        max_steps=bench.train.max_steps,
+        eval_steps=bench.train.eval_steps,
+        n_validation=len(bench.data.splits["validation"]),
+    )
+    study = open_study(
+        bench.storage, s.name, family, sampler=sampler, pruner=pruner, attrs=study_attrs(bench, family)
+    )
     best_model_dir = (s.run_dir / "models" / f"{family}-best").resolve()
     best_model_dir.parent.mkdir(parents=True, exist_ok=True)
     study.set_user_attr("best_model_dir", str(best_model_dir))
     objective = Objective(
-        family=family, data=bench.data, settings=bench.train, study_seed=s.seed,
-        work_dir=s.run_dir / "checkpoints", hooks=bench.hooks, best_model_dir=best_model_dir,
+        family=family,
+        data=bench.data,
+        settings=bench.train,
+        study_seed=s.seed,
+        work_dir=s.run_dir / "checkpoints",
+        hooks=bench.hooks,
+        best_model_dir=best_model_dir,
         artifact_dir=artifact_dir(s),
     )
     study.set_user_attr("artifact_dir", str(artifact_dir(s)))
@@ -216,8 +250,15 @@ def run_family(bench: SearchRun, family: str) -> optuna.Study:
         status = overall.line
     interrupted = False
     try:
-        run_study(study, objective, s.trials, timeout=s.timeout, callbacks=callbacks, progress=s.progress,
-                  status=status)
+        run_study(
+            study,
+            objective,
+            s.trials,
+            timeout=s.timeout,
+            callbacks=callbacks,
+            progress=s.progress,
+            status=status,
+        )
         if bench.overall is not None:  # with other workers, their last trials ended after this one's
             bench.overall.finished[family] = count_trials(study).finished
     except KeyboardInterrupt:

@@ -31,7 +31,7 @@ from textbench.core.errors import UsageError
 from textbench.core.settings import BUDGET_KEYS
 from textbench.core.urls import redact
 from textbench.search.pruners import DEFAULT_K, NoiseMarginPruner
-from textbench.search.settings import PRUNERS, SAMPLERS, check_storage_url, is_journal, is_sqlite  # noqa: F401 - re-exported
+from textbench.search.search_settings import PRUNERS, SAMPLERS, check_storage_url, is_journal, is_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,17 @@ GRACE_SECONDS = 3 * HEARTBEAT_SECONDS
 
 METRIC_NAME = "validation_accuracy"  # what a trial's value is
 # Settings that define what a study measures: resuming with other values would mix results.
-IDENTITY_KEYS = ("dataset", "fingerprint", "tokenizer", "max_length", *BUDGET_KEYS, "seed", "sampler", "pruner", "fixed")
+IDENTITY_KEYS = (
+    "dataset",
+    "fingerprint",
+    "tokenizer",
+    "max_length",
+    *BUDGET_KEYS,
+    "seed",
+    "sampler",
+    "pruner",
+    "fixed",
+)
 
 
 def study_name(benchmark: str, family: str) -> str:
@@ -71,8 +81,9 @@ def make_sampler(name: str, seed: int, n_trials: int, worker: int = 0) -> optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "tpe":
             startup = min(10, max(4, n_trials // 4))
-            return optuna.samplers.TPESampler(seed=own, n_startup_trials=startup, multivariate=True,
-                                              constant_liar=True)
+            return optuna.samplers.TPESampler(
+                seed=own, n_startup_trials=startup, multivariate=True, constant_liar=True
+            )
         if name == "random":
             return optuna.samplers.RandomSampler(seed=own)
         if name == "qmc":
@@ -82,7 +93,9 @@ def make_sampler(name: str, seed: int, n_trials: int, worker: int = 0) -> optuna
     raise UsageError(f"unknown sampler {name!r}: use one of {', '.join(SAMPLERS)}")
 
 
-def make_pruner(name: str, *, max_steps: int, eval_steps: int, n_validation: int | None = None) -> optuna.pruners.BasePruner:
+def make_pruner(
+    name: str, *, max_steps: int, eval_steps: int, n_validation: int | None = None
+) -> optuna.pruners.BasePruner:
     """``margin`` (default): median pruning that ignores gaps within 2 binomial standard errors of
     accuracy on the ``n_validation`` rows (search/pruners.py), once 3 trials have completed, from
     the first evaluation at or past a fifth of the budget. ``median`` is Optuna's plain
@@ -96,7 +109,9 @@ def make_pruner(name: str, *, max_steps: int, eval_steps: int, n_validation: int
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=warmup)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=eval_steps, max_resource=max_steps, reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=eval_steps, max_resource=max_steps, reduction_factor=3
+        )
     if name == "none":
         return optuna.pruners.NopPruner()
     raise UsageError(f"unknown pruner {name!r}: use one of {', '.join(PRUNERS)}")
@@ -169,7 +184,9 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
             try:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise UsageError(f"cannot create the folder of {url}: {exc.strerror}: pick a writable --storage") from None
+                raise UsageError(
+                    f"cannot create the folder of {url}: {exc.strerror}: pick a writable --storage"
+                ) from None
         kwargs = {"connect_args": {"timeout": 60}}
         heartbeat = {}
     else:
@@ -187,7 +204,9 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
             return RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
     except Exception as exc:  # noqa: BLE001 - driver errors vary; the user needs one line
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise UsageError(f"cannot open storage {redact(url)}: {reason[:200]}: check that the server runs and the URL") from None
+        raise UsageError(
+            f"cannot open storage {redact(url)}: {reason[:200]}: check that the server runs and the URL"
+        ) from None
 
 
 def _journal(path: str) -> JournalStorage:
@@ -195,7 +214,9 @@ def _journal(path: str) -> JournalStorage:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(str(Path(path)), HEARTBEAT_SECONDS, GRACE_SECONDS, StaleTrialHandler())
     except OSError as exc:
-        raise UsageError(f"cannot create the journal {path}: {exc.strerror}: pick a writable --storage") from None
+        raise UsageError(
+            f"cannot create the journal {path}: {exc.strerror}: pick a writable --storage"
+        ) from None
 
 
 class StaleTrialHandler:
@@ -208,8 +229,12 @@ class StaleTrialHandler:
         self.listeners: list = []  # callables (study, frozen_trial), e.g. the MLflow tracker
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        log.warning("%s: trial %d lost its worker (no heartbeat for %d s); marked FAIL and retried",
-                    study.study_name, trial.number, GRACE_SECONDS)
+        log.warning(
+            "%s: trial %d lost its worker (no heartbeat for %d s); marked FAIL and retried",
+            study.study_name,
+            trial.number,
+            GRACE_SECONDS,
+        )
         for listener in self.listeners:
             listener(study, trial)
         self.retry(study, trial)
@@ -230,7 +255,8 @@ def check_resumable(storage, benchmark: str, family: str, settings: dict) -> Non
         if changed:
             k = changed[0]
             raise UsageError(
-                f"benchmark '{benchmark}' already has study '{name}' with {k}={old.get(k)!r} (now {settings.get(k)!r}): "
+                f"benchmark '{benchmark}' already has study '{name}' with {k}={old.get(k)!r} (now "
+                f"{settings.get(k)!r}): "
                 "rerun with the original settings to resume, or pick a new --name"
             )
 
@@ -240,7 +266,12 @@ def open_study(storage, benchmark: str, family: str, *, sampler, pruner, attrs: 
     name = study_name(benchmark, family)
     check_resumable(storage, benchmark, family, attrs["settings"])
     study = optuna.create_study(
-        storage=storage, study_name=name, direction="maximize", sampler=sampler, pruner=pruner, load_if_exists=True
+        storage=storage,
+        study_name=name,
+        direction="maximize",
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
     )
     with warnings.catch_warnings():  # experimental since Optuna 3.2, still there in 5.0
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -25,7 +25,7 @@ from textbench.core.errors import UsageError
 from textbench.core.settings import BUDGET_KEYS
 from textbench.core.urls import redact
 from textbench.search.runner import claim_lock, count_trials
-from textbench.search.settings import default_tracking_uri, scheme  # noqa: F401 - re-exported
+from textbench.search.search_settings import scheme
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,10 @@ def check_tracking(uri: str) -> None:
 
 
 def _unusable(uri: str, exc: Exception) -> UsageError:
-    return UsageError(f"MLflow tracking at {redact(uri)} is not usable ({_first_line(exc)}): start the server, "
-                      "fix --tracking-uri / MLFLOW_TRACKING_URI, or pass --no-mlflow")
+    return UsageError(
+        f"MLflow tracking at {redact(uri)} is not usable ({_first_line(exc)}): start the server, "
+        "fix --tracking-uri / MLFLOW_TRACKING_URI, or pass --no-mlflow"
+    )
 
 
 def _ms(moment: datetime | float | None) -> int | None:
@@ -91,9 +93,13 @@ class _MetricsCallback(TrainerCallback):
 
 
 class MlflowTracker:
-    """Hooks for ``search.benchmark``: study_started/ended, trial_started/callbacks/trained/finished."""
+    """What the searches and the final stage report to MLflow (``search.studies``, ``search.final``):
+    study_started/ended, trial_started/callbacks/finished/died, final_run, baseline_run, chosen_config,
+    tuning_gain."""
 
-    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path, study_params: dict[str, dict]):
+    def __init__(
+        self, tracking_uri: str, experiment: str, artifact_root: Path, study_params: dict[str, dict]
+    ):
         from mlflow.tracking import MlflowClient
 
         self.uri = tracking_uri
@@ -120,7 +126,9 @@ class MlflowTracker:
             if not self.uri.startswith(("http", "databricks")):
                 artifact_root.mkdir(parents=True, exist_ok=True)
                 location = artifact_root.resolve().as_uri()
-            return self.client.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
+            return self.client.create_experiment(
+                name, artifact_location=location, tags=dict([EXPERIMENT_KIND])
+            )
         except Exception as exc:  # noqa: BLE001 - any client/transport error means the same to the user
             raise _unusable(self.uri, exc) from None
 
@@ -138,16 +146,21 @@ class MlflowTracker:
                     time.sleep(1 + attempt)
                     continue
                 self.broken = f"{what}: {_first_line(exc)}"
-                log.error("MLflow tracking failed (%s); trials go on in Optuna, tracking is off from now on",
-                          self.broken)
+                log.error(
+                    "MLflow tracking failed (%s); trials go on in Optuna, tracking is off from now on",
+                    self.broken,
+                )
         return None
 
     def log_metrics(self, run_id: str | None, metrics: dict, step: int = 0) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
-                 if v is not None and isinstance(v, (int, float)) and math.isfinite(v)]
+        batch = [
+            Metric(k, float(v), now, step)
+            for k, v in metrics.items()
+            if v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+        ]
         if run_id and batch:
             self._call("log metrics", self.client.log_batch, run_id, metrics=batch)
 
@@ -156,11 +169,12 @@ class MlflowTracker:
 
         items = [Param(k, _param_value(v)) for k, v in params.items()]
         for i in range(0, len(items), 100):
-            self._call("log params", self.client.log_batch, run_id, params=items[i:i + 100])
+            self._call("log params", self.client.log_batch, run_id, params=items[i : i + 100])
 
     def _find_runs(self, filter_string: str):
-        runs = self._call("search runs", self.client.search_runs, [self.experiment_id], filter_string,
-                          max_results=5000)
+        runs = self._call(
+            "search runs", self.client.search_runs, [self.experiment_id], filter_string, max_results=5000
+        )
         return runs or []
 
     # ------------------------------------------------------------ study
@@ -174,15 +188,25 @@ class MlflowTracker:
                 self._call("reopen parent", self.client.update_run, run_id, status="RUNNING")
             else:
                 family = study.user_attrs.get("arch")
-                run = self._call("create parent", self.client.create_run, self.experiment_id, run_name=study.study_name,
-                                 tags={ROLE: "study", STUDY: study.study_name, ARCH: family})
+                run = self._call(
+                    "create parent",
+                    self.client.create_run,
+                    self.experiment_id,
+                    run_name=study.study_name,
+                    tags={ROLE: "study", STUDY: study.study_name, ARCH: family},
+                )
                 if run is None:
                     return
                 run_id = run.info.run_id
                 self._log_params(run_id, self.study_params.get(family, {}))
         self.parent[study.study_name] = run_id
-        self._call("tag parent", self.client.set_tag, run_id, "target_trials",
-                   str(study.user_attrs.get("settings", {}).get("target_trials")))
+        self._call(
+            "tag parent",
+            self.client.set_tag,
+            run_id,
+            "target_trials",
+            str(study.user_attrs.get("settings", {}).get("target_trials")),
+        )
 
     def study_ended(self, study: optuna.Study, interrupted: bool = False) -> None:
         """Mark the best trial's run, attach the best model to the parent, close the parent."""
@@ -194,8 +218,14 @@ class MlflowTracker:
         if model_dir and Path(model_dir).exists():
             self._call("log best model", self.client.log_artifacts, run_id, model_dir, "best_model")
         counts = count_trials(study)
-        self.log_metrics(run_id, {"trials_complete": counts.complete, "trials_pruned": counts.pruned,
-                                  "trials_failed": counts.failed})
+        self.log_metrics(
+            run_id,
+            {
+                "trials_complete": counts.complete,
+                "trials_pruned": counts.pruned,
+                "trials_failed": counts.failed,
+            },
+        )
         try:
             self.log_metrics(run_id, {"best_validation_accuracy": study.best_value})
         except ValueError:
@@ -225,8 +255,14 @@ class MlflowTracker:
         tags = {PARENT: parent, ROLE: "trial", STUDY: study, TRIAL: str(trial.number), ARCH: family}
         if trial.user_attrs.get(REFERENCE):
             tags[REFERENCE] = "true"  # the course notes' configuration (search/reference.py)
-        run = self._call("create trial run", self.client.create_run, self.experiment_id,
-                         run_name=trial_run_name(family, trial.number), start_time=_ms(trial.datetime_start), tags=tags)
+        run = self._call(
+            "create trial run",
+            self.client.create_run,
+            self.experiment_id,
+            run_name=trial_run_name(family, trial.number),
+            start_time=_ms(trial.datetime_start),
+            tags=tags,
+        )
         if run is None:
             return
         self.child[(study, trial.number)] = run.info.run_id
@@ -243,14 +279,19 @@ class MlflowTracker:
         if run_id is None:
             return
         attrs = frozen.user_attrs
-        self.log_metrics(run_id, {
-            "best_validation_accuracy": frozen.value if frozen.state == TrialState.COMPLETE else None,
-            "last_reported_accuracy": frozen.intermediate_values.get(frozen.last_step) if frozen.last_step else None,
-            "best_step": attrs.get("best_step"),
-            "steps_trained": attrs.get("steps_trained"),
-            "wall_seconds": attrs.get("wall_seconds"),
-            "n_params": attrs.get("n_params"),
-        })
+        self.log_metrics(
+            run_id,
+            {
+                "best_validation_accuracy": frozen.value if frozen.state == TrialState.COMPLETE else None,
+                "last_reported_accuracy": frozen.intermediate_values.get(frozen.last_step)
+                if frozen.last_step
+                else None,
+                "best_step": attrs.get("best_step"),
+                "steps_trained": attrs.get("steps_trained"),
+                "wall_seconds": attrs.get("wall_seconds"),
+                "n_params": attrs.get("n_params"),
+            },
+        )
         state = frozen.state.name.lower()
         tags = {"state": {"complete": "complete", "pruned": "pruned"}.get(state, "failed")}
         if frozen.state == TrialState.FAIL:
@@ -261,20 +302,34 @@ class MlflowTracker:
         if attrs.get("fail_reason") == "interrupted":
             status = "KILLED"
         if frozen.state == TrialState.PRUNED:  # the runs table shows it without opening the run
-            name = trial_run_name(study.user_attrs.get("arch", ""), frozen.number, pruned=True, step=frozen.last_step)
+            name = trial_run_name(
+                study.user_attrs.get("arch", ""), frozen.number, pruned=True, step=frozen.last_step
+            )
             self._call("name pruned run", self.client.update_run, run_id, name=name)
-        self._call("close trial run", self.client.set_terminated, run_id, status,
-                   end_time=_ms(frozen.datetime_complete))
+        self._call(
+            "close trial run",
+            self.client.set_terminated,
+            run_id,
+            status,
+            end_time=_ms(frozen.datetime_complete),
+        )
 
     def trial_died(self, study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
         """Close the run of a trial whose worker died (found through the trial's tags)."""
-        runs = self._find_runs(f"tags.`{ROLE}` = 'trial' and tags.`{STUDY}` = '{study.study_name}' "
-                               f"and tags.`{TRIAL}` = '{frozen.number}'")
+        runs = self._find_runs(
+            f"tags.`{ROLE}` = 'trial' and tags.`{STUDY}` = '{study.study_name}' "
+            f"and tags.`{TRIAL}` = '{frozen.number}'"
+        )
         for run in runs:
             if run.info.status == "RUNNING":
                 self._call("tag trial", self.client.set_tag, run.info.run_id, "state", "failed")
-                self._call("tag trial", self.client.set_tag, run.info.run_id, "fail_reason",
-                           "worker stopped (no heartbeat)")
+                self._call(
+                    "tag trial",
+                    self.client.set_tag,
+                    run.info.run_id,
+                    "fail_reason",
+                    "worker stopped (no heartbeat)",
+                )
                 self._call("close trial run", self.client.set_terminated, run.info.run_id, "FAILED")
 
     # ------------------------------------------------------------ final stage
@@ -284,19 +339,48 @@ class MlflowTracker:
         parent = self.parent.get(study.study_name)
         if parent is None:
             return
-        run = self._call("create final run", self.client.create_run, self.experiment_id,
-                         run_name=f"{record['arch']}-{record['trial_number']} final s{record.get('seed_index', 0) + 1}",
-                         start_time=_ms(record.get("started_at")),
-                         tags={PARENT: parent, ROLE: "final", STUDY: study.study_name,
-                               TRIAL: str(record["trial_number"]), ARCH: record["arch"], "final": "true",
-                               **({REFERENCE: "true"} if record.get(REFERENCE) else {})})
+        run = self._call(
+            "create final run",
+            self.client.create_run,
+            self.experiment_id,
+            run_name=f"{record['arch']}-{record['trial_number']} final s{record.get('seed_index', 0) + 1}",
+            start_time=_ms(record.get("started_at")),
+            tags={
+                PARENT: parent,
+                ROLE: "final",
+                STUDY: study.study_name,
+                TRIAL: str(record["trial_number"]),
+                ARCH: record["arch"],
+                "final": "true",
+                **({REFERENCE: "true"} if record.get(REFERENCE) else {}),
+            },
+        )
         if run is None:
             return
-        self._log_params(run.info.run_id, {**record["params"], "seed": record["seed"], "rank": record["rank"]})
-        self.log_metrics(run.info.run_id, {k: record.get(k) for k in (
-            "test_accuracy", "test_loss", "validation_accuracy", "best_step", "steps_trained", "wall_seconds")})
-        self._call("close final run", self.client.set_terminated, run.info.run_id, "FINISHED",
-                   end_time=_ms(record.get("ended_at")))
+        self._log_params(
+            run.info.run_id, {**record["params"], "seed": record["seed"], "rank": record["rank"]}
+        )
+        self.log_metrics(
+            run.info.run_id,
+            {
+                k: record.get(k)
+                for k in (
+                    "test_accuracy",
+                    "test_loss",
+                    "validation_accuracy",
+                    "best_step",
+                    "steps_trained",
+                    "wall_seconds",
+                )
+            },
+        )
+        self._call(
+            "close final run",
+            self.client.set_terminated,
+            run.info.run_id,
+            "FINISHED",
+            end_time=_ms(record.get("ended_at")),
+        )
 
     def chosen_config(self, study: optuna.Study, row: dict) -> None:
         """The study's answer on its parent run: best validation in the search, and the chosen
@@ -304,15 +388,18 @@ class MlflowTracker:
         run_id = self.parent.get(study.study_name)
         if run_id is None:
             return
-        self.log_metrics(run_id, {
-            "best_validation_accuracy": row.get("best_value"),
-            "chosen_trial": row.get("chosen_trial") if row.get("seeds") else None,
-            "chosen_validation_mean": row.get("validation_mean"),
-            "chosen_test_mean": row.get("test_mean"),
-            "chosen_test_ci_low": row.get("test_ci_low"),
-            "chosen_test_ci_high": row.get("test_ci_high"),
-            "chosen_test_seeds": row.get("seeds") or None,
-        })
+        self.log_metrics(
+            run_id,
+            {
+                "best_validation_accuracy": row.get("best_value"),
+                "chosen_trial": row.get("chosen_trial") if row.get("seeds") else None,
+                "chosen_validation_mean": row.get("validation_mean"),
+                "chosen_test_mean": row.get("test_mean"),
+                "chosen_test_ci_low": row.get("test_ci_low"),
+                "chosen_test_ci_high": row.get("test_ci_high"),
+                "chosen_test_seeds": row.get("seeds") or None,
+            },
+        )
 
     def tuning_gain(self, study: optuna.Study, row) -> None:
         """What tuning bought (``reports.tuning``) on the study's parent run: the course notes' reference,
@@ -320,35 +407,58 @@ class MlflowTracker:
         run_id = self.parent.get(study.study_name)
         if run_id is None:
             return
-        names = {"reference_trial": "reference_trial", "reference_validation": "reference_validation_accuracy",
-                 "reference_mean": "reference_test_mean", "reference_ci_low": "reference_test_ci_low",
-                 "reference_ci_high": "reference_test_ci_high", "gain": "tuning_gain",
-                 "gain_ci_low": "tuning_gain_ci_low", "gain_ci_high": "tuning_gain_ci_high",
-                 "p_value": "tuning_gain_p", "p_holm": "tuning_gain_p_holm",
-                 "trials_to_beat": "trials_to_beat_reference"}
+        names = {
+            "reference_trial": "reference_trial",
+            "reference_validation": "reference_validation_accuracy",
+            "reference_mean": "reference_test_mean",
+            "reference_ci_low": "reference_test_ci_low",
+            "reference_ci_high": "reference_test_ci_high",
+            "gain": "tuning_gain",
+            "gain_ci_low": "tuning_gain_ci_low",
+            "gain_ci_high": "tuning_gain_ci_high",
+            "p_value": "tuning_gain_p",
+            "p_holm": "tuning_gain_p_holm",
+            "trials_to_beat": "trials_to_beat_reference",
+        }
         import pandas as pd
 
-        self.log_metrics(run_id, {metric: None if pd.isna(row[key]) else float(row[key])
-                                  for key, metric in names.items()})
+        self.log_metrics(
+            run_id, {metric: None if pd.isna(row[key]) else float(row[key]) for key, metric in names.items()}
+        )
 
     def baseline_run(self, benchmark: str, record: dict) -> None:
         """The linear baseline as its own top-level run of the benchmark's experiment."""
         now = time.time()  # called as the fit ends: it began fit_seconds ago
-        run = self._call("create baseline run", self.client.create_run, self.experiment_id, run_name=record["name"],
-                         start_time=_ms(now - record.get("fit_seconds", 0)),
-                         tags={ROLE: "baseline", ARCH: record["name"], "benchmark": benchmark})
+        run = self._call(
+            "create baseline run",
+            self.client.create_run,
+            self.experiment_id,
+            run_name=record["name"],
+            start_time=_ms(now - record.get("fit_seconds", 0)),
+            tags={ROLE: "baseline", ARCH: record["name"], "benchmark": benchmark},
+        )
         if run is None:
             return
-        self._log_params(run.info.run_id, {k: record[k] for k in ("name", "C", "n_features", "fingerprint",
-                                                                 "max_length") if k in record})
-        self.log_metrics(run.info.run_id, {k: record.get(k) for k in (
-            "validation_accuracy", "test_accuracy", "fit_seconds")})
-        self._call("close baseline run", self.client.set_terminated, run.info.run_id, "FINISHED", end_time=_ms(now))
+        self._log_params(
+            run.info.run_id,
+            {k: record[k] for k in ("name", "C", "n_features", "fingerprint", "max_length") if k in record},
+        )
+        self.log_metrics(
+            run.info.run_id,
+            {k: record.get(k) for k in ("validation_accuracy", "test_accuracy", "fit_seconds")},
+        )
+        self._call(
+            "close baseline run", self.client.set_terminated, run.info.run_id, "FINISHED", end_time=_ms(now)
+        )
 
 
 def trial_run_name(family: str, number: int, pruned: bool = False, step: int | None = None) -> str:
     """Short enough for the runs table: ``cnn-7``, ``cnn-7 pruned@200`` (pruned at step 200)."""
-    return f"{family}-{number}" + (" pruned" if pruned else "") + (f"@{step}" if pruned and step is not None else "")
+    return (
+        f"{family}-{number}"
+        + (" pruned" if pruned else "")
+        + (f"@{step}" if pruned and step is not None else "")
+    )
 
 
 def _param_value(value) -> str:

@@ -22,7 +22,7 @@ import subprocess
 import time
 
 from textbench.core.errors import UsageError
-from textbench.search.settings import is_sqlite, parse_workers
+from textbench.search.search_settings import is_sqlite, parse_workers
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +61,21 @@ def gpu_ids() -> list[str]:
     if shutil.which("nvidia-smi") is None:
         return []
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-def auto_workers(trials: int, *, cores: int | None = None, memory: int | None = None,
-                 gpus: int | None = None) -> int:
+def auto_workers(
+    trials: int, *, cores: int | None = None, memory: int | None = None, gpus: int | None = None
+) -> int:
     """One worker per usable core, bounded by memory (and by ``WORKERS_PER_GPU`` per GPU), never
     more than there are trials to run."""
     cores = usable_cores() if cores is None else cores
@@ -89,8 +95,10 @@ def worker_count(text: str, search) -> int:
     n = parse_workers(text)
     if is_sqlite(search.storage):
         if n is not None and n > 1:
-            raise UsageError("--workers > 1 needs a storage that several processes can share: SQLite locks the "
-                             "whole file on every write; use the default journal file or --storage postgresql://USER@HOST/DB")
+            raise UsageError(
+                "--workers > 1 needs a storage that several processes can share: SQLite locks the "
+                "whole file on every write; use the default journal file or --storage postgresql://USER@HOST/DB"
+            )
         return 1
     return n if n is not None else auto_workers(search.trials)
 
@@ -109,8 +117,8 @@ def pin_device(index: int, gpus: list[str]) -> None:
 
 class Workers:
     """The helpers beside the parent process (worker 0): ``n - 1`` spawned processes that each run
-    ``target(settings, index, threads, gpus, verbose, ready, parent_pid)`` (``textbench.pipeline.helper_main``);
-    ``settings`` are (search, data, train)."""
+    ``target(settings, index, threads, gpus, verbose, ready, parent_pid)``
+    (``textbench.pipeline.helper_main``); ``settings`` are (search, data, train)."""
 
     def __init__(self, target, settings: tuple, n: int, threads: int, gpus: list[str], verbose: bool = False):
         import dataclasses
@@ -118,17 +126,30 @@ class Workers:
 
         from textbench.search.final import RUN_ID_ENV
 
-        os.environ[RUN_ID_ENV] = f"{os.getpid()}-{time.time_ns()}"  # inherited: final-stage claims of this run
+        os.environ[RUN_ID_ENV] = (
+            f"{os.getpid()}-{time.time_ns()}"  # inherited: final-stage claims of this run
+        )
         search, data, train = settings
         quiet = (dataclasses.replace(search, progress=False), data, train)  # one progress bar: the parent's
         context = multiprocessing.get_context("spawn")
         self.ready = context.Event()
-        self.procs = [context.Process(target=target, args=(quiet, i, threads, gpus, verbose, self.ready, os.getpid()),
-                                      name=f"worker-{i}") for i in range(1, n)]
+        self.procs = [
+            context.Process(
+                target=target,
+                args=(quiet, i, threads, gpus, verbose, self.ready, os.getpid()),
+                name=f"worker-{i}",
+            )
+            for i in range(1, n)
+        ]
         for proc in self.procs:
             proc.start()
         where = f", GPUs {','.join(gpus)} shared round-robin" if gpus else ""
-        log.info("%d worker processes started besides this one (torch threads per worker: %d%s)", n - 1, threads, where)
+        log.info(
+            "%d worker processes started besides this one (torch threads per worker: %d%s)",
+            n - 1,
+            threads,
+            where,
+        )
 
     def go(self) -> None:
         self.ready.set()
@@ -159,7 +180,9 @@ class Workers:
             proc.join()
         codes = [p.exitcode for p in self.procs]
         if any(codes):
-            problem = ", ".join(f"{p.name} (pid {p.pid}) {describe_exit(p.exitcode)}" for p in self.procs if p.exitcode)
+            problem = ", ".join(
+                f"{p.name} (pid {p.pid}) {describe_exit(p.exitcode)}" for p in self.procs if p.exitcode
+            )
             return (130 if 130 in codes else 2 if set(codes) == {2} else 1), problem
         return 0, ""
 

@@ -29,11 +29,17 @@ def suggest(trial: optuna.Trial) -> dict:
         "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
     }
 
+
 FAMILY = Family(
     name="cnn",
     config="textbench.core.models:CNNConfig",  # imported when first used: naming the family needs no torch
     model="textbench.core.models:SimpleCNN",
     suggest=suggest,
-    notes_config={"embedding_dim": 64, "filter_size": 3, "num_filters": 10, "learning_rate": NOTES_LEARNING_RATE},
+    notes_config={
+        "embedding_dim": 64,
+        "filter_size": 3,
+        "num_filters": 10,
+        "learning_rate": NOTES_LEARNING_RATE,
+    },
     settable=(),
 )

@@ -26,11 +26,17 @@ def suggest(trial: optuna.Trial) -> dict:
         "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
     }
 
+
 FAMILY = Family(
     name="gru",
     config="textbench.core.models:GRUConfig",  # imported when first used: naming the family needs no torch
     model="textbench.core.models:SimpleGRU",
     suggest=suggest,
-    notes_config={"embedding_dim": 64, "hidden_size": 96, "num_layers": 1, "learning_rate": NOTES_LEARNING_RATE},  # the RNN's sizes, gated cells
+    notes_config={
+        "embedding_dim": 64,
+        "hidden_size": 96,
+        "num_layers": 1,
+        "learning_rate": NOTES_LEARNING_RATE,
+    },  # the RNN's sizes, gated cells
     settable=("bidirectional",),
 )

@@ -16,6 +16,11 @@ FAMILY = Family(
     config="textbench.core.models:LSTMConfig",  # imported when first used: naming the family needs no torch
     model="textbench.core.models:SimpleLSTM",
     suggest=suggest,
-    notes_config={"embedding_dim": 64, "hidden_size": 96, "num_layers": 1, "learning_rate": NOTES_LEARNING_RATE},  # the RNN's sizes, LSTM cells
+    notes_config={
+        "embedding_dim": 64,
+        "hidden_size": 96,
+        "num_layers": 1,
+        "learning_rate": NOTES_LEARNING_RATE,
+    },  # the RNN's sizes, LSTM cells
     settable=("bidirectional",),
 )

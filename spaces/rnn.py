@@ -30,11 +30,18 @@ def suggest(trial: optuna.Trial) -> dict:
         "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
     }
 
+
 FAMILY = Family(
     name="rnn",
     config="textbench.core.models:RNNConfig",  # imported when first used: naming the family needs no torch
     model="textbench.core.models:SimpleRNN",
     suggest=suggest,
-    notes_config={"embedding_dim": 64, "hidden_size": 96, "num_layers": 1, "nonlinearity": "tanh", "learning_rate": NOTES_LEARNING_RATE},
+    notes_config={
+        "embedding_dim": 64,
+        "hidden_size": 96,
+        "num_layers": 1,
+        "nonlinearity": "tanh",
+        "learning_rate": NOTES_LEARNING_RATE,
+    },
     settable=("bidirectional",),
 )

@@ -33,8 +33,14 @@ os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 _HF_HOME = tempfile.mkdtemp(prefix="textbench-test-hf-")
 os.environ["HF_HOME"] = _HF_HOME
-for _var in ("HF_DATASETS_CACHE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_MODULES_CACHE",
-             "HF_EVALUATE_CACHE", "TRANSFORMERS_CACHE"):
+for _var in (
+    "HF_DATASETS_CACHE",
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "HF_MODULES_CACHE",
+    "HF_EVALUATE_CACHE",
+    "TRANSFORMERS_CACHE",
+):
     os.environ.pop(_var, None)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -86,7 +86,9 @@ def make_frame(
         words = class_words(k)
         while True:
             length = rng.randint(min_words, max_words)
-            tokens = [rng.choice(words) if rng.random() < signal else rng.choice(FILLER) for _ in range(length)]
+            tokens = [
+                rng.choice(words) if rng.random() < signal else rng.choice(FILLER) for _ in range(length)
+            ]
             tokens[rng.randrange(length)] = rng.choice(words)  # at least one signal word
             text = " ".join(tokens)
             if text not in seen:
@@ -138,10 +140,18 @@ def make_dataset(
     """
     root = Path(root)
     train = make_frame(n_train, n_classes=n_classes, seed=seed, weights=weights, string_labels=string_labels)
-    test = make_frame(
-        n_test, n_classes=n_classes, seed=seed + 1000, weights=weights, string_labels=string_labels,
-        exclude=train["text"],
-    ) if n_test else None
+    test = (
+        make_frame(
+            n_test,
+            n_classes=n_classes,
+            seed=seed + 1000,
+            weights=weights,
+            string_labels=string_labels,
+            exclude=train["text"],
+        )
+        if n_test
+        else None
+    )
     rename = {"text": text_column, "label": label_column}
     if single_file:
         frame = pd.concat([train, test]) if test is not None else train
@@ -221,8 +231,14 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, str(ROOT / "benchmark.py"), *args], cwd=ROOT, env=env or cli_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmark.py"), *args],
+        cwd=ROOT,
+        env=env or cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def start_cli(*args: str, env: dict | None = None, log_dir: Path):
@@ -235,8 +251,14 @@ def start_cli(*args: str, env: dict | None = None, log_dir: Path):
     log_dir.mkdir(parents=True, exist_ok=True)
     out, err = open(log_dir / "stdout.txt", "w"), open(log_dir / "stderr.txt", "w")
     try:
-        return subprocess.Popen([sys.executable, str(ROOT / "benchmark.py"), *args], cwd=ROOT,
-                                env=env or cli_env(), stdout=out, stderr=err, text=True)
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "benchmark.py"), *args],
+            cwd=ROOT,
+            env=env or cli_env(),
+            stdout=out,
+            stderr=err,
+            text=True,
+        )
     finally:
         out.close()
         err.close()
@@ -247,14 +269,45 @@ def cli_output(log_dir: Path) -> tuple[str, str]:
     return (Path(log_dir) / "stdout.txt").read_text(), (Path(log_dir) / "stderr.txt").read_text()
 
 
-def search_args(data_dir: Path, out: Path, *, family: str = "cnn", trials: int = 2, name: str = "tiny",
-                max_steps: int = 20, eval_steps: int = 10, extra: Sequence[str] = ()) -> list[str]:
+def search_args(
+    data_dir: Path,
+    out: Path,
+    *,
+    family: str = "cnn",
+    trials: int = 2,
+    name: str = "tiny",
+    max_steps: int = 20,
+    eval_steps: int = 10,
+    extra: Sequence[str] = (),
+) -> list[str]:
     """Arguments of a lean search on the tiny data (``data_dir/tokenizer`` is its tokenizer):
     short sequences, a small budget, no final stage, no baseline."""
-    return ["--arch", family, "--trials", str(trials), "--dataset", str(data_dir),
-            "--tokenizer", str(Path(data_dir) / "tokenizer"), "--max-length", "64",
-            "--max-steps", str(max_steps), "--eval-steps", str(eval_steps), "--batch-size", "16",
-            "--output-dir", str(out), "--name", name, "--final-seeds", "0", "--no-baseline", *extra]
+    return [
+        "--arch",
+        family,
+        "--trials",
+        str(trials),
+        "--dataset",
+        str(data_dir),
+        "--tokenizer",
+        str(Path(data_dir) / "tokenizer"),
+        "--max-length",
+        "64",
+        "--max-steps",
+        str(max_steps),
+        "--eval-steps",
+        str(eval_steps),
+        "--batch-size",
+        "16",
+        "--output-dir",
+        str(out),
+        "--name",
+        name,
+        "--final-seeds",
+        "0",
+        "--no-baseline",
+        *extra,
+    ]
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -280,7 +333,7 @@ def open_storage(storage: str):
 
 def storage_missing(storage: str) -> bool:
     if storage.startswith("sqlite:///"):
-        return not Path(storage[len("sqlite:///"):]).exists()
+        return not Path(storage[len("sqlite:///") :]).exists()
     return "://" not in storage and not Path(storage).exists()
 
 
@@ -291,7 +344,9 @@ def study_names(storage: str) -> set[str]:
 
     if storage_missing(storage):
         return set()
-    return {s.study_name for s in optuna.get_all_study_summaries(open_storage(storage), include_best_trial=False)}
+    return {
+        s.study_name for s in optuna.get_all_study_summaries(open_storage(storage), include_best_trial=False)
+    }
 
 
 def load_study(name: str, storage: str):
@@ -304,7 +359,7 @@ def mlflow_runs(tracking_uri: str, experiment: str) -> list:
     """All runs of an MLflow experiment; empty when the SQLite file or the experiment is missing."""
     from mlflow.tracking import MlflowClient
 
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists():
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///") :]).exists():
         return []
     client = MlflowClient(tracking_uri)
     found = client.get_experiment_by_name(experiment)

@@ -44,15 +44,20 @@ def outcome(code) -> str:
 
 
 def table(codes_by_module: dict[str, dict], title: str) -> list[str]:
-    lines = [title, "| module | mutants | killed | survived | no tests | not checked | killed of checked |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        title,
+        "| module | mutants | killed | survived | no tests | not checked | killed of checked |",
+        "|---|---|---|---|---|---|---|",
+    ]
     survivors = []
     for module, codes in codes_by_module.items():
         c = Counter(outcome(code) for code in codes.values())
         checked = c["killed"] + c["survived"] + c["no tests"]
         share = f"{c['killed'] / checked:.0%}" if checked else "n/a"
-        lines.append(f"| {module} | {len(codes)} | {c['killed']} | {c['survived']} | {c['no tests']} | "
-                     f"{c['not checked']} | {share} |")
+        lines.append(
+            f"| {module} | {len(codes)} | {c['killed']} | {c['survived']} | {c['no tests']} | "
+            f"{c['not checked']} | {share} |"
+        )
         survivors += [name for name, code in codes.items() if outcome(code) == "survived"]
     if survivors:
         lines += ["", "survivors (mutmut show NAME):", *(f"  {name}" for name in survivors)]
@@ -76,12 +81,16 @@ def draw_sample(k: int, seed: int) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sample", type=int, help="draw this many mutants per module into mutants/sample.txt")
+    parser.add_argument(
+        "--sample", type=int, help="draw this many mutants per module into mutants/sample.txt"
+    )
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
     missing = [m for m in MODULES if not meta_path(m).exists()]
     if missing:
-        sys.exit(f"no mutmut results for {', '.join(missing)}: run `mutmut run` first (it generates mutants/)")
+        sys.exit(
+            f"no mutmut results for {', '.join(missing)}: run `mutmut run` first (it generates mutants/)"
+        )
     if args.sample:
         names = draw_sample(args.sample, args.seed)
         print(f"{len(names)} mutants in {SAMPLE}: now run  mutmut run $(cat {SAMPLE.relative_to(ROOT)})")

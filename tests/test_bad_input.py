@@ -4,8 +4,9 @@ under the output folder, no study or trial in the Optuna storage, no MLflow run)
 
 To add a case: one ``Case`` row in ``CASES`` with its ``command`` (``search``, ``train``, ``report``,
 or a new subcommand with its lean arguments in ``BASE_ARGS``), the arguments that make it bad and
-the fragments the error line must contain. Most cases call ``benchmark.main(argv)`` in this process (seconds each, stderr from capsys); the
-ones marked ``subprocess`` run ``python benchmark.py`` to prove the real exit code and stderr.
+the fragments the error line must contain. Most cases call ``benchmark.main(argv)`` in this process
+(seconds each, stderr from capsys); the ones marked ``subprocess`` run ``python benchmark.py`` to
+prove the real exit code and stderr.
 Every case runs with MLflow on (SQLite under its own output folder), so "no MLflow run" is checked
 for real wherever the command gets that far.
 """
@@ -39,7 +40,9 @@ NAME = "bad"
 class Case:
     args: tuple[str, ...] = ()  # added after the command's lean defaults (argparse: the last value wins)
     expect: tuple[str, ...] = ()  # fragments of the error line: the problem and the fix
-    prepare: Callable[[Path, Path, Path], list[str]] | None = None  # (tmp, output dir, tiny data) -> more args
+    prepare: Callable[[Path, Path, Path], list[str]] | None = (
+        None  # (tmp, output dir, tiny data) -> more args
+    )
     subprocess: bool = False
     max_seconds: float | None = None  # wall time of the failing command (in process)
     absent: tuple[str, ...] = ()  # must not appear in stderr (e.g. a password)
@@ -50,7 +53,9 @@ class Case:
 # ---------------------------------------------------------------- bad data builders
 
 
-def _folder(tmp: Path, train: pd.DataFrame | None, test: pd.DataFrame | None, fmt: str = "parquet") -> list[str]:
+def _folder(
+    tmp: Path, train: pd.DataFrame | None, test: pd.DataFrame | None, fmt: str = "parquet"
+) -> list[str]:
     folder = tmp / "data"
     if train is not None:
         write_frame(train, folder / f"train.{fmt}")
@@ -129,78 +134,144 @@ def workers_on_sqlite(tmp, out, data_dir):
 
 
 CASES: dict[str, Case] = {
-    "unknown-arch": Case(("--arch", "transformer"), ("unknown family 'transformer'", "use one of cnn, rnn"),
-                         subprocess=True),
+    "unknown-arch": Case(
+        ("--arch", "transformer"), ("unknown family 'transformer'", "use one of cnn, rnn"), subprocess=True
+    ),
     "trials-zero": Case(("--trials", "0"), ("--trials must be positive", "got 0")),
     "trials-negative": Case(("--trials", "-1"), ("--trials must be positive", "got -1")),
-    "fix-unknown-parameter": Case(("--fix", "dropout=0.1"), ("--fix dropout: no such parameter in cnn", "known: ")),
-    "fix-not-an-integer": Case(("--arch", "rnn", "--fix", "num_layers=two"), ("num_layers must be an integer",)),
-    "fix-not-a-choice": Case(("--arch", "rnn", "--fix", "nonlinearity=sigmoid"),
-                             ("nonlinearity must be one of tanh, relu",)),
+    "fix-unknown-parameter": Case(
+        ("--fix", "dropout=0.1"), ("--fix dropout: no such parameter in cnn", "known: ")
+    ),
+    "fix-not-an-integer": Case(
+        ("--arch", "rnn", "--fix", "num_layers=two"), ("num_layers must be an integer",)
+    ),
+    "fix-not-a-choice": Case(
+        ("--arch", "rnn", "--fix", "nonlinearity=sigmoid"), ("nonlinearity must be one of tanh, relu",)
+    ),
     "fix-zero": Case(("--arch", "rnn", "--fix", "num_layers=0"), ("--fix num_layers=0", "must be positive")),
     "fix-without-value": Case(("--fix", "num_filters"), ("expected name=value", "--fix learning_rate=0.001")),
     "dataset-path-missing": Case(prepare=missing_dataset, expect=("does not exist", "check the path")),
-    "no-text-column": Case(prepare=no_text_column, expect=("has no column 'text'", "--text-column/--label-column")),
-    "single-class": Case(prepare=single_class, expect=("single class", "two or more labels", "--label-column")),
+    "no-text-column": Case(
+        prepare=no_text_column, expect=("has no column 'text'", "--text-column/--label-column")
+    ),
+    "single-class": Case(
+        prepare=single_class, expect=("single class", "two or more labels", "--label-column")
+    ),
     "empty-test-file": Case(prepare=empty_test_file, expect=("test split is empty", "delete the file")),
     "unreadable-train-file": Case(prepare=zero_byte_train_file, expect=("cannot read", "train.csv", "valid")),
-    "labels-missing-above-5-percent": Case(prepare=many_rows_without_label,
-                                           expect=("10 of 60 rows", "without a label", "--drop-invalid")),
+    "labels-missing-above-5-percent": Case(
+        prepare=many_rows_without_label, expect=("10 of 60 rows", "without a label", "--drop-invalid")
+    ),
     "jsonl-broken-line": Case(prepare=broken_jsonl_line, expect=("train.jsonl", "line 3", "fix or delete")),
     "no-header-with-column-names": Case(("--no-header",), ("with --no-header", "0-based column numbers")),
-    "test-label-not-in-train": Case(prepare=label_only_in_test,
-                                    expect=("test split has labels not in train", "consistent")),
+    "test-label-not-in-train": Case(
+        prepare=label_only_in_test, expect=("test split has labels not in train", "consistent")
+    ),
     "max-length-zero": Case(("--max-length", "0"), ("--max-length must be positive", "got 0")),
-    "validation-fraction-above-one": Case(("--validation-fraction", "1.5"), ("--validation-fraction must be in (0, 1)",)),
+    "validation-fraction-above-one": Case(
+        ("--validation-fraction", "1.5"), ("--validation-fraction must be in (0, 1)",)
+    ),
     "patience-negative": Case(("--patience", "-1"), ("--patience must be 0 or more",)),
-    "eval-steps-over-max-steps": Case(("--eval-steps", "50"), ("--eval-steps (50) exceeds --max-steps (20)", "lower")),
-    "storage-url-malformed": Case(("--storage", "notaurl"), ("--storage 'notaurl' is neither a journal file nor a URL",
-                                                              ".journal", "postgresql://"), untouched=True),
+    "eval-steps-over-max-steps": Case(
+        ("--eval-steps", "50"), ("--eval-steps (50) exceeds --max-steps (20)", "lower")
+    ),
+    "storage-url-malformed": Case(
+        ("--storage", "notaurl"),
+        ("--storage 'notaurl' is neither a journal file nor a URL", ".journal", "postgresql://"),
+        untouched=True,
+    ),
     # URIs are checked before the data is read: with a missing dataset as well, the URI is what is reported.
-    "storage-scheme-unknown": Case(("--storage", "bogus://x"), ("Optuna cannot use scheme 'bogus'", "postgresql://"),
-                                   prepare=missing_dataset, untouched=True),
-    "tracking-scheme-unknown": Case(("--tracking-uri", "bogus://x"), ("MLflow cannot use scheme 'bogus'", "--no-mlflow"),
-                                    prepare=missing_dataset, untouched=True,
-                                    subprocess=True),
-    "storage-port-not-a-number": Case(("--storage", "postgresql://u:secret@127.0.0.1:notaport/db"),
-                                      ("malformed storage URL", "u:***@"), absent=("secret",)),
-    "postgres-unreachable": Case(("--storage", "postgresql://postgres@127.0.0.1:1/textbench"),
-                                 ("cannot open storage postgresql://postgres@127.0.0.1:1/textbench",
-                                  "check that the server runs"), prepare=missing_dataset, max_seconds=15,
-                                 untouched=True),
-    "tracking-server-unreachable": Case(("--tracking-uri", "http://127.0.0.1:1"),
-                                        ("MLflow tracking at http://127.0.0.1:1 is not usable", "--no-mlflow"),
-                                        prepare=missing_dataset, max_seconds=15, untouched=True),
-    "output-dir-not-writable": Case(prepare=output_dir_under_a_file, expect=("is not writable", "--output-dir")),
-    "resume-with-other-settings": Case(prepare=existing_study_with_another_budget,
-                                       expect=(f"benchmark '{NAME}' already has study '{NAME}-cnn' with max_steps=20 "
-                                               "(now 30)", "rerun with the original settings", "new --name")),
-    "workers-on-sqlite": Case(prepare=workers_on_sqlite, expect=("SQLite", "default journal file",
-                                                                  "--storage postgresql://"), subprocess=True),
+    "storage-scheme-unknown": Case(
+        ("--storage", "bogus://x"),
+        ("Optuna cannot use scheme 'bogus'", "postgresql://"),
+        prepare=missing_dataset,
+        untouched=True,
+    ),
+    "tracking-scheme-unknown": Case(
+        ("--tracking-uri", "bogus://x"),
+        ("MLflow cannot use scheme 'bogus'", "--no-mlflow"),
+        prepare=missing_dataset,
+        untouched=True,
+        subprocess=True,
+    ),
+    "storage-port-not-a-number": Case(
+        ("--storage", "postgresql://u:secret@127.0.0.1:notaport/db"),
+        ("malformed storage URL", "u:***@"),
+        absent=("secret",),
+    ),
+    "postgres-unreachable": Case(
+        ("--storage", "postgresql://postgres@127.0.0.1:1/textbench"),
+        ("cannot open storage postgresql://postgres@127.0.0.1:1/textbench", "check that the server runs"),
+        prepare=missing_dataset,
+        max_seconds=15,
+        untouched=True,
+    ),
+    "tracking-server-unreachable": Case(
+        ("--tracking-uri", "http://127.0.0.1:1"),
+        ("MLflow tracking at http://127.0.0.1:1 is not usable", "--no-mlflow"),
+        prepare=missing_dataset,
+        max_seconds=15,
+        untouched=True,
+    ),
+    "output-dir-not-writable": Case(
+        prepare=output_dir_under_a_file, expect=("is not writable", "--output-dir")
+    ),
+    "resume-with-other-settings": Case(
+        prepare=existing_study_with_another_budget,
+        expect=(
+            f"benchmark '{NAME}' already has study '{NAME}-cnn' with max_steps=20 (now 30)",
+            "rerun with the original settings",
+            "new --name",
+        ),
+    ),
+    "workers-on-sqlite": Case(
+        prepare=workers_on_sqlite,
+        expect=("SQLite", "default journal file", "--storage postgresql://"),
+        subprocess=True,
+    ),
     "workers-zero": Case(("--workers", "0"), ("--workers must be 1 or more",), untouched=True),
-    "workers-not-a-number": Case(("--workers", "two"), ("--workers must be 'auto' or a number", "'two'"),
-                                 untouched=True),
+    "workers-not-a-number": Case(
+        ("--workers", "two"), ("--workers must be 'auto' or a number", "'two'"), untouched=True
+    ),
     "name-with-slash": Case(("--name", "a/b"), ("must be a plain name",)),
     # ---- train: --set is checked against the family's search space before any work
-    "train-set-not-a-choice": Case(("--arch", "rnn", "--set", "nonlinearity=sigmoid"),
-                                   ("--set nonlinearity=sigmoid", "must be one of tanh, relu"), command="train",
-                                   subprocess=True),
-    "train-set-not-an-integer": Case(("--set", "num_filters=many"), ("--set num_filters=many", "must be an integer"),
-                                     command="train"),
-    "train-set-zero": Case(("--arch", "rnn", "--set", "num_layers=0"), ("--set num_layers=0", "must be positive"),
-                           command="train"),
-    "train-set-negative-learning-rate": Case(("--set", "learning_rate=-0.1"), ("must be positive",), command="train"),
-    "train-set-unknown-parameter": Case(("--set", "dropout=0.1"), ("--set 'dropout=0.1'", "NAME one of"),
-                                        command="train"),
+    "train-set-not-a-choice": Case(
+        ("--arch", "rnn", "--set", "nonlinearity=sigmoid"),
+        ("--set nonlinearity=sigmoid", "must be one of tanh, relu"),
+        command="train",
+        subprocess=True,
+    ),
+    "train-set-not-an-integer": Case(
+        ("--set", "num_filters=many"), ("--set num_filters=many", "must be an integer"), command="train"
+    ),
+    "train-set-zero": Case(
+        ("--arch", "rnn", "--set", "num_layers=0"),
+        ("--set num_layers=0", "must be positive"),
+        command="train",
+    ),
+    "train-set-negative-learning-rate": Case(
+        ("--set", "learning_rate=-0.1"), ("must be positive",), command="train"
+    ),
+    "train-set-unknown-parameter": Case(
+        ("--set", "dropout=0.1"), ("--set 'dropout=0.1'", "NAME one of"), command="train"
+    ),
     "train-set-without-value": Case(("--set", "num_filters"), ("expected", "--set"), command="train"),
-    "train-no-text-column": Case(prepare=no_text_column, expect=("has no column 'text'", "--text-column"),
-                                 command="train"),
-    "train-eval-steps-over-max-steps": Case(("--eval-steps", "50"), ("--eval-steps (50) exceeds --max-steps (20)",),
-                                            command="train"),
+    "train-no-text-column": Case(
+        prepare=no_text_column, expect=("has no column 'text'", "--text-column"), command="train"
+    ),
+    "train-eval-steps-over-max-steps": Case(
+        ("--eval-steps", "50"), ("--eval-steps (50) exceeds --max-steps (20)",), command="train"
+    ),
     # ---- report
-    "report-no-storage": Case((), ("no benchmark storage at", "--output-dir"), command="report", subprocess=True),
-    "report-unknown-name": Case(("--name", "other"), ("no study of benchmark 'other'", "benchmarks there: bad"),
-                                prepare=lambda tmp, out, data: _finished_run(out, data), command="report"),
+    "report-no-storage": Case(
+        (), ("no benchmark storage at", "--output-dir"), command="report", subprocess=True
+    ),
+    "report-unknown-name": Case(
+        ("--name", "other"),
+        ("no study of benchmark 'other'", "benchmarks there: bad"),
+        prepare=lambda tmp, out, data: _finished_run(out, data),
+        command="report",
+    ),
 }
 
 
@@ -209,9 +280,25 @@ def search_base(data_dir: Path, out: Path) -> list[str]:
 
 
 def train_base(data_dir: Path, out: Path) -> list[str]:
-    return ["train", "--arch", "cnn", "--dataset", str(data_dir), "--tokenizer", str(Path(data_dir) / "tokenizer"),
-            "--max-length", "64", "--max-steps", "20", "--eval-steps", "10", "--batch-size", "16",
-            "--output-dir", str(out)]
+    return [
+        "train",
+        "--arch",
+        "cnn",
+        "--dataset",
+        str(data_dir),
+        "--tokenizer",
+        str(Path(data_dir) / "tokenizer"),
+        "--max-length",
+        "64",
+        "--max-steps",
+        "20",
+        "--eval-steps",
+        "10",
+        "--batch-size",
+        "16",
+        "--output-dir",
+        str(out),
+    ]
 
 
 def report_base(data_dir: Path, out: Path) -> list[str]:
@@ -220,7 +307,9 @@ def report_base(data_dir: Path, out: Path) -> list[str]:
 
 # The lean, valid arguments of each subcommand; a case adds what makes them bad.
 BASE_ARGS: dict[str, Callable[[Path, Path], list[str]]] = {
-    "search": search_base, "train": train_base, "report": report_base,
+    "search": search_base,
+    "train": train_base,
+    "report": report_base,
 }
 
 
@@ -235,8 +324,14 @@ def _clean_process_state(monkeypatch):
 def _state(out: Path) -> dict:
     """What a failed command must not change: studies with their trials, MLflow runs, and the output
     folder itself (no new or changed file or folder: no store, no cache entry, no empty folder)."""
-    files = sorted((str(p.relative_to(out)), p.is_dir() or p.stat().st_size, p.is_dir() or p.stat().st_mtime_ns)
-                   for p in out.rglob("*")) if out.exists() else None
+    files = (
+        sorted(
+            (str(p.relative_to(out)), p.is_dir() or p.stat().st_size, p.is_dir() or p.stat().st_mtime_ns)
+            for p in out.rglob("*")
+        )
+        if out.exists()
+        else None
+    )
     storage = default_storage(out)
     studies = {name: len(load_study(name, storage).trials) for name in study_names(storage)}
     runs = {(r.info.run_id, r.info.status) for r in mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", NAME)}
@@ -274,10 +369,13 @@ def test_bad_input_is_one_error_line_exit_2_and_leaves_nothing(case: Case, tmp_p
     if case.max_seconds is not None:
         assert elapsed < case.max_seconds, f"took {elapsed:.1f} s"
     assert _state(out) == before  # no new study, trial, MLflow run, file or folder
-    assert not any(name.startswith(NAME) for name in study_names(default_storage(out))
-                   if name not in before["studies"])
+    assert not any(
+        name.startswith(NAME) for name in study_names(default_storage(out)) if name not in before["studies"]
+    )
     if case.untouched:
-        assert not any((out / name).exists() for name in ("optuna.journal", "optuna.db", "mlflow.db", "cache"))
+        assert not any(
+            (out / name).exists() for name in ("optuna.journal", "optuna.db", "mlflow.db", "cache")
+        )
 
 
 def test_an_invalid_choice_is_argparse_usage_and_exit_2(tmp_path, tiny_data_dir):
@@ -315,15 +413,23 @@ FAST_PREDICT = {
     "predict-batch-size-zero": ("--batch-size", "0", "--text", "fine"),
     "predict-neither-name-nor-model": ("--text", "fine"),
 }
-PROBE = ("import sys, benchmark\n"
-         "code = benchmark.main(sys.argv[1:])\n"
-         "print(' '.join(m for m in {heavy!r} if m in sys.modules))\n"
-         "sys.exit(code)\n")
+PROBE = (
+    "import sys, benchmark\n"
+    "code = benchmark.main(sys.argv[1:])\n"
+    "print(' '.join(m for m in {heavy!r} if m in sys.modules))\n"
+    "sys.exit(code)\n"
+)
 
 
-@pytest.mark.parametrize("flags", [*FAST.values(), *(("train", *f) for f in FAST_TRAIN.values()),
-                                   *(("predict", *f) for f in FAST_PREDICT.values())],
-                         ids=[*FAST, *FAST_TRAIN, *FAST_PREDICT])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        *FAST.values(),
+        *(("train", *f) for f in FAST_TRAIN.values()),
+        *(("predict", *f) for f in FAST_PREDICT.values()),
+    ],
+    ids=[*FAST, *FAST_TRAIN, *FAST_PREDICT],
+)
 def test_a_bad_flag_is_refused_before_any_heavy_import(flags, tmp_path, tiny_data_dir):
     """In a fresh interpreter: exit 2 with one error line, and torch, transformers, Optuna, MLflow
     (and the data libraries) were never imported."""
@@ -335,12 +441,26 @@ def test_a_bad_flag_is_refused_before_any_heavy_import(flags, tmp_path, tiny_dat
     if flags[0] == "predict":
         argv = list(flags)
     elif flags[0] == "train":
-        argv = ["train", "--dataset", str(tiny_data_dir), "--tokenizer", str(tiny_data_dir / "tokenizer"),
-                "--output-dir", str(tmp_path / "out"), *flags[1:]]
+        argv = [
+            "train",
+            "--dataset",
+            str(tiny_data_dir),
+            "--tokenizer",
+            str(tiny_data_dir / "tokenizer"),
+            "--output-dir",
+            str(tmp_path / "out"),
+            *flags[1:],
+        ]
     else:
         argv = [*search_base(tiny_data_dir, tmp_path / "out"), *flags]
-    result = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *argv], cwd=ROOT, env=cli_env(),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), *argv],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(error_lines(result.stderr)) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stdout.strip() == "", f"imported before refusing: {result.stdout.strip()}"

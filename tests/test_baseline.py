@@ -8,7 +8,7 @@ import pytest
 
 from textbench.core import baseline as baseline_module
 from textbench.core.baseline import fit_baseline
-from textbench.search.baseline import run_baseline
+from textbench.search.baseline_stage import run_baseline
 
 
 def test_fits_and_beats_chance_on_tiny_separable_data(tiny_data):
@@ -50,8 +50,10 @@ def test_the_stage_stores_on_every_study_and_reuses_the_fit(tiny_data, monkeypat
     first = run_baseline(studies, tiny_data, name="b", max_length=64)
     assert all(s.user_attrs["baseline"] == first for s in studies.values())
 
-    monkeypatch.setattr("textbench.search.baseline.fit_baseline", lambda data: pytest.fail("refitted"))
-    assert run_baseline(studies, tiny_data, name="b", max_length=64) == first  # a resumed benchmark does not refit
+    monkeypatch.setattr("textbench.search.baseline_stage.fit_baseline", lambda data: pytest.fail("refitted"))
+    assert (
+        run_baseline(studies, tiny_data, name="b", max_length=64) == first
+    )  # a resumed benchmark does not refit
     assert np.isclose(first["test_accuracy"], studies["rnn"].user_attrs["baseline"]["test_accuracy"])
 
 

@@ -12,8 +12,12 @@ from textbench import benchmark
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 # Options of other tools that the README shows in their own commands: (option, the tool's name on that line).
-FOREIGN = {"--backend-store-uri": "mlflow ui", "--artifact-dir": "optuna-dashboard", "--quick": "perf/run.py",
-           "--sample": "mutation_report.py"}
+FOREIGN = {
+    "--backend-store-uri": "mlflow ui",
+    "--artifact-dir": "optuna-dashboard",
+    "--quick": "perf/run.py",
+    "--sample": "mutation_report.py",
+}
 
 
 def _make_cli():
@@ -24,7 +28,10 @@ def _make_cli():
 
 
 def _options(make_cli) -> dict[str, set[str]]:
-    return {name: {o for a in make_cli.options(p) for o in a.option_strings} for name, p in make_cli.parsers().items()}
+    return {
+        name: {o for a in make_cli.options(p) for o in a.option_strings}
+        for name, p in make_cli.parsers().items()
+    }
 
 
 def test_every_command_has_a_parser_in_the_reference():
@@ -44,7 +51,10 @@ def test_every_option_is_in_its_commands_table_with_its_help_text():
     for name, parser in make_cli.parsers().items():
         for action in make_cli.options(parser):
             help_text = " ".join(parser._get_formatter()._expand_help(action).split())
-            row = next((line for line in by_command[name].splitlines() if f"`{action.option_strings[-1]}`" in line), None)
+            row = next(
+                (line for line in by_command[name].splitlines() if f"`{action.option_strings[-1]}`" in line),
+                None,
+            )
             assert row is not None, (name, action.option_strings)
             assert help_text.replace("|", "\\|") in row, (name, action.option_strings)
 

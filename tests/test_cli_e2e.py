@@ -32,10 +32,33 @@ FAMILIES = ("cnn", "rnn", "gru", "lstm")  # `--arch all` today; a new family mus
 
 
 def args(data: Path, out: Path, final_seeds: int = 1) -> list[str]:
-    return ["--arch", "all", "--trials", "2", "--dataset", str(data), "--tokenizer", str(data / "tokenizer"),
-            "--max-length", "48", "--max-steps", "20", "--eval-steps", "10", "--batch-size", "16",
-            "--output-dir", str(out), "--name", NAME, "--top-k", "1", "--final-seeds", str(final_seeds),
-            "--no-reference"]  # the course notes' reference trial and its final runs: tests/test_reference.py
+    return [
+        "--arch",
+        "all",
+        "--trials",
+        "2",
+        "--dataset",
+        str(data),
+        "--tokenizer",
+        str(data / "tokenizer"),
+        "--max-length",
+        "48",
+        "--max-steps",
+        "20",
+        "--eval-steps",
+        "10",
+        "--batch-size",
+        "16",
+        "--output-dir",
+        str(out),
+        "--name",
+        NAME,
+        "--top-k",
+        "1",
+        "--final-seeds",
+        str(final_seeds),
+        "--no-reference",
+    ]  # the course notes' reference trial and its final runs: tests/test_reference.py
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +67,9 @@ def string_label_data(tmp_path_factory) -> Path:
     import pandas as pd
 
     root = tmp_path_factory.mktemp("strings")
-    folder = make_dataset(root, n_train=300, n_test=90, n_classes=3, string_labels=True, name="reviews", seed=3)
+    folder = make_dataset(
+        root, n_train=300, n_test=90, n_classes=3, string_labels=True, name="reviews", seed=3
+    )
     texts = pd.concat([pd.read_parquet(folder / "train.parquet"), pd.read_parquet(folder / "test.parquet")])
     build_tokenizer(texts["text"], folder / "tokenizer", vocab_size=400)
     return folder
@@ -56,7 +81,10 @@ def run(string_label_data, tmp_path_factory):
     result = run_cli(*args(string_label_data, out), env=cli_env())
     assert result.returncode == 0, result.stderr[-3000:]
     storage = default_storage(out)
-    studies = {family: optuna.load_study(study_name=f"{NAME}-{family}", storage=open_storage(storage)) for family in FAMILIES}
+    studies = {
+        family: optuna.load_study(study_name=f"{NAME}-{family}", storage=open_storage(storage))
+        for family in FAMILIES
+    }
     return out, studies, mlflow_runs(f"sqlite:///{out / 'mlflow.db'}", NAME)
 
 
@@ -65,7 +93,9 @@ def test_arch_all_searches_every_family_to_the_target(run):
     names = {s.study_name for s in optuna.get_all_study_summaries(open_storage(default_storage(out)))}
     assert names == {f"{NAME}-{family}" for family in FAMILIES}
     for family, study in studies.items():
-        assert len([t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 2, family
+        assert len([t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 2, (
+            family
+        )
         best = out / NAME / "models" / f"{family}-best"
         assert (best / "TRIAL").read_text() == str(study.best_trial.number)
         assert len(study.user_attrs["final_results"]) == 1
@@ -153,6 +183,8 @@ def test_a_resumed_final_stage_trains_only_the_missing_seed(run, string_label_da
         records = study.user_attrs["final_results"]
         assert len(records) == 2
         (kept,) = before[family]
-        assert [r for r in records if r["seed"] == kept["seed"]] == [kept]  # kept as it was, wall time included
+        assert [r for r in records if r["seed"] == kept["seed"]] == [
+            kept
+        ]  # kept as it was, wall time included
     finals = runs_by_role(mlflow_runs(f"sqlite:///{copy / 'mlflow.db'}", NAME), "final")
     assert len(finals) == 2 * len(FAMILIES)  # one new run per family, not two

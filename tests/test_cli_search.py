@@ -18,15 +18,44 @@ ROOT = Path(__file__).resolve().parent.parent
 def cli(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([sys.executable, str(ROOT / "benchmark.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmark.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def tiny_args(data_dir: Path, out: Path, trials: int, *extra: str) -> list[str]:
-    return ["--arch", "both", "--trials", str(trials), "--dataset", str(data_dir),
-            "--tokenizer", str(data_dir / "tokenizer"), "--max-length", "64", "--max-steps", "40",
-            "--eval-steps", "10", "--batch-size", "16", "--output-dir", str(out), "--name", "tiny",
-            "--top-k", "1", "--final-seeds", "2", *extra]
+    return [
+        "--arch",
+        "both",
+        "--trials",
+        str(trials),
+        "--dataset",
+        str(data_dir),
+        "--tokenizer",
+        str(data_dir / "tokenizer"),
+        "--max-length",
+        "64",
+        "--max-steps",
+        "40",
+        "--eval-steps",
+        "10",
+        "--batch-size",
+        "16",
+        "--output-dir",
+        str(out),
+        "--name",
+        "tiny",
+        "--top-k",
+        "1",
+        "--final-seeds",
+        "2",
+        *extra,
+    ]
 
 
 def mlflow_runs(out: Path, experiment: str = "tiny") -> list:
@@ -48,8 +77,12 @@ def first_run(tiny_data_dir, tmp_path_factory):
 def test_flagship_runs_both_studies_to_the_target(first_run):
     out, result = first_run
     storage = default_storage(out)
-    names = {s.study_name for s in optuna.get_all_study_summaries(optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(storage)))}
+    names = {
+        s.study_name
+        for s in optuna.get_all_study_summaries(
+            optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
+        )
+    }
     assert names == {"tiny-cnn", "tiny-rnn"}
     for name in names:
         study = load_study(name, storage)
@@ -60,7 +93,11 @@ def test_flagship_runs_both_studies_to_the_target(first_run):
             assert trial.state == TrialState.PRUNED or trial.value == max(trial.intermediate_values.values())
             assert trial.user_attrs["steps_trained"] <= 40 and trial.user_attrs["n_params"] > 0
         settings = study.user_attrs["settings"]
-        assert settings["max_steps"] == 40 and settings["train_size"] == 360 and settings["validation_size"] == 40
+        assert (
+            settings["max_steps"] == 40
+            and settings["train_size"] == 360
+            and settings["validation_size"] == 40
+        )
         finals = study.user_attrs["final_results"]
         ranked = [r for r in finals if r["rank"] is not None]  # the others: the course notes' reference
         assert len(ranked) == 2 and {r["rank"] for r in ranked} == {1}
@@ -86,12 +123,15 @@ def test_curves_are_trial_artifacts_the_report_reads(first_run):
     for family, study in bench.studies.items():
         assert study.metric_names == ["validation_accuracy"]
         for trial in bench.trials(family):
-            assert "curves" not in trial.user_attrs  # a long JSON attr overflows optuna-dashboard's trial pane
+            assert (
+                "curves" not in trial.user_attrs
+            )  # a long JSON attr overflows optuna-dashboard's trial pane
             mine = curves[(curves["family"] == family) & (curves["number"] == trial.number)]
             assert {"loss", "eval_loss", "eval_accuracy"} <= set(mine["metric"]), (family, trial.number)
             accuracy = mine[mine["metric"] == "eval_accuracy"]
             assert dict(zip(accuracy["step"], accuracy["value"], strict=True)) == pytest.approx(
-                trial.intermediate_values)
+                trial.intermediate_values
+            )
     assert f"--artifact-dir {out / 'artifacts'}" in result.stdout
 
 
@@ -102,8 +142,9 @@ def test_mlflow_mirrors_the_optuna_trials_exactly(first_run):
     children = [r for r in runs if r.data.tags.get("textbench.role") == "trial"]
     finals = [r for r in runs if r.data.tags.get("textbench.role") == "final"]
     storage = default_storage(out)
-    n_final = sum(len(load_study(n, storage).user_attrs["final_results"])
-                  for n in ("tiny-cnn", "tiny-rnn"))  # 2 seeds x (top-1 + the course notes' reference unless top-1)
+    n_final = sum(
+        len(load_study(n, storage).user_attrs["final_results"]) for n in ("tiny-cnn", "tiny-rnn")
+    )  # 2 seeds x (top-1 + the course notes' reference unless top-1)
     assert len(parents) == 2 and len(children) == 6 and len(finals) == n_final and n_final >= 4
     parent_of = {r.info.run_id: r.data.tags["optuna.study"] for r in parents}
     for run in children + finals:
@@ -117,8 +158,10 @@ def test_mlflow_mirrors_the_optuna_trials_exactly(first_run):
         assert run.data.tags["state"] == trial.state.name.lower()
         assert run.info.status == "FINISHED"
         assert run.info.run_name.startswith(f"{run.data.tags['textbench.arch']}-{trial.number}")
-        assert (run.info.start_time, run.info.end_time) == (int(trial.datetime_start.timestamp() * 1000),
-                                                            int(trial.datetime_complete.timestamp() * 1000))
+        assert (run.info.start_time, run.info.end_time) == (
+            int(trial.datetime_start.timestamp() * 1000),
+            int(trial.datetime_complete.timestamp() * 1000),
+        )
     best_tags = [r for r in children if r.data.tags.get("best") == "true"]
     assert len(best_tags) == 2
     for parent in parents:  # the best model is an artifact of the parent run, loadable again
@@ -133,10 +176,17 @@ def test_best_model_artifact_loads_with_from_pretrained(first_run):
 
     out, _ = first_run
     client, runs = mlflow_runs(out)
-    parent = next(r for r in runs if r.data.tags.get("optuna.study") == "tiny-cnn"
-                  and r.data.tags.get("textbench.role") == "study")
-    local = download_artifacts(run_id=parent.info.run_id, artifact_path="best_model",
-                               tracking_uri=f"sqlite:///{out / 'mlflow.db'}", dst_path=str(out / "dl"))
+    parent = next(
+        r
+        for r in runs
+        if r.data.tags.get("optuna.study") == "tiny-cnn" and r.data.tags.get("textbench.role") == "study"
+    )
+    local = download_artifacts(
+        run_id=parent.info.run_id,
+        artifact_path="best_model",
+        tracking_uri=f"sqlite:///{out / 'mlflow.db'}",
+        dst_path=str(out / "dl"),
+    )
     model = AutoModelForSequenceClassification.from_pretrained(local)
     assert type(model).__name__ == "SimpleCNN"
 
@@ -182,13 +232,19 @@ def test_terminal_mlflow_csv_and_report_agree_on_the_chosen_configuration(first_
     out, result = first_run
     storage = default_storage(out)
     lines = {}
-    for line in result.stdout.splitlines():  # the summary's row: the first line of a family (#18's table follows)
+    for (
+        line
+    ) in result.stdout.splitlines():  # the summary's row: the first line of a family (#18's table follows)
         if line.split():
             lines.setdefault(line.split()[0], line.split())
     csv = pd.read_csv(out / "tiny" / "trials.csv")
     page = html.unescape((out / "tiny" / "report.html").read_text())
     _, runs = mlflow_runs(out)
-    parents = {r.data.tags["optuna.study"]: r.data.metrics for r in runs if r.data.tags.get("textbench.role") == "study"}
+    parents = {
+        r.data.tags["optuna.study"]: r.data.metrics
+        for r in runs
+        if r.data.tags.get("textbench.role") == "study"
+    }
     for family in ("cnn", "rnn"):
         study = load_study(f"tiny-{family}", storage)
         labels = predictions.unpack(study.user_attrs["test_labels"])
@@ -196,7 +252,9 @@ def test_terminal_mlflow_csv_and_report_agree_on_the_chosen_configuration(first_
         assert len(labels) == 100 and all(r["curves"] for r in records)
         for r in records:
             assert (predictions.unpack(r["test_predictions"]) == labels).mean() == r["test_accuracy"]
-        chosen = [r for r in records if r["rank"] == 1]  # top-k 1: the chosen one is rank 1 (not the #18 reference)
+        chosen = [
+            r for r in records if r["rank"] == 1
+        ]  # top-k 1: the chosen one is rank 1 (not the #18 reference)
         mean = float(np.mean([r["test_accuracy"] for r in chosen]))
         trial = chosen[0]["trial_number"]
         assert lines[family][2] == str(trial) and lines[family][4] == f"{mean:.4f}"
@@ -232,13 +290,16 @@ def test_three_classes_without_baseline(tiny_data_dir, tmp_path):
 
     from textbench.core import predictions
 
-    study = load_study("tiny-cnn", default_storage(tmp_path / 'out'))
+    study = load_study("tiny-cnn", default_storage(tmp_path / "out"))
     labels = predictions.unpack(study.user_attrs["test_labels"])
     assert set(labels) == {0, 1, 2}
     rate = np.bincount(labels).max() / len(labels)
     assert f"majority-class rate of the test split ({rate:.3f})" in " ".join(page.split())
+
+
 def test_the_printed_optuna_dashboard_command_opens_the_studies(first_run):
-    """The summary's ``optuna-dashboard ...`` command, run as printed (plus a free port), serves both studies."""
+    """The summary's ``optuna-dashboard ...`` command, run as printed (plus a free port), serves both
+    studies."""
     import json
     import re
     import shutil
@@ -253,8 +314,12 @@ def test_the_printed_optuna_dashboard_command_opens_the_studies(first_run):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen(["optuna-dashboard", *command, "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["optuna-dashboard", *command, "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline, studies = time.monotonic() + 120, None
         while time.monotonic() < deadline and studies is None:
@@ -277,8 +342,17 @@ def test_report_takes_the_search_commands_storage_options(first_run):
     out, _ = first_run
     page = out / "tiny" / "report.html"
     page.unlink()
-    result = cli("report", "--name", "tiny", "--output-dir", str(out), "--storage", default_storage(out),
-                 "--tracking-uri", f"sqlite:///{out / 'mlflow.db'}")
+    result = cli(
+        "report",
+        "--name",
+        "tiny",
+        "--output-dir",
+        str(out),
+        "--storage",
+        default_storage(out),
+        "--tracking-uri",
+        f"sqlite:///{out / 'mlflow.db'}",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == f"report: {page}" and page.exists()
     empty = out / "no-run-here"

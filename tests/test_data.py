@@ -67,12 +67,17 @@ def test_local_folder_with_train_and_test(tiny_data, tiny_data_dir):
     assert tiny_data.splits["test"]["labels"] == test["label"].tolist()
     described = tiny_data.describe()
     assert described["fingerprint"] == tiny_data.fingerprint
-    assert described["dataset"] == str(tiny_data_dir.resolve()) and described["tokenizer"] == tiny_data.tokenizer_source
+    assert (
+        described["dataset"] == str(tiny_data_dir.resolve())
+        and described["tokenizer"] == tiny_data.tokenizer_source
+    )
     assert described["train_size"] == 360 and described["labels"] == ["0", "1"]
     assert label_counts(tiny_data.splits)["validation"] == [20, 20]
 
 
-def test_prepare_tokenizes_exactly_the_split_rows(tiny_data, tiny_data_dir, tiny_tokenizer_dir, tiny_tokenizer):
+def test_prepare_tokenizes_exactly_the_split_rows(
+    tiny_data, tiny_data_dir, tiny_tokenizer_dir, tiny_tokenizer
+):
     settings = data_settings(tiny_data_dir, tiny_tokenizer_dir, "unused", max_length=64, seed=42)
     frames, _ = frames_of(settings)
     for name, df in frames.items():
@@ -85,7 +90,9 @@ def test_truncation_and_special_tokens(tiny_data_dir, tiny_tokenizer, tmp_path):
     data = prepare(data_settings(tiny_data_dir, tiny_data_dir / "tokenizer", tmp_path, max_length=8))
     ids = data.splits["train"]["input_ids"]
     assert max(map(len, ids)) == 8
-    assert all(row[0] == tiny_tokenizer.cls_token_id and row[-1] == tiny_tokenizer.sep_token_id for row in ids)
+    assert all(
+        row[0] == tiny_tokenizer.cls_token_id and row[-1] == tiny_tokenizer.sep_token_id for row in ids
+    )
     assert all(sum(mask) == len(mask) for mask in data.splits["train"]["attention_mask"])  # no padding stored
     assert data.tokenizer.padding_side == "right" and data.tokenizer.pad_token_id == 0
 
@@ -94,7 +101,9 @@ def test_truncation_and_special_tokens(tiny_data_dir, tiny_tokenizer, tmp_path):
 def test_single_file_gets_a_seeded_stratified_test_split(tmp_path, tiny_tokenizer_dir, fmt):
     path = make_dataset(tmp_path, n_train=300, n_test=0, single_file=True, fmt=fmt, weights=[0.7, 0.3])
     assert path.is_file()
-    settings = data_settings(path, tiny_tokenizer_dir, tmp_path / "cache", test_fraction=0.2, validation_fraction=0.1)
+    settings = data_settings(
+        path, tiny_tokenizer_dir, tmp_path / "cache", test_fraction=0.2, validation_fraction=0.1
+    )
     frames, _ = frames_of(settings)
     assert len(frames["test"]) == 60
     assert len(frames["validation"]) == 24  # 10% of the 240 rows left after the test split
@@ -132,13 +141,21 @@ def test_string_labels_three_classes_csv(tmp_path, tiny_tokenizer_dir):
 
 
 def test_label_and_text_column_options(tmp_path, tiny_tokenizer_dir):
-    folder = make_dataset(tmp_path, text_column="review", label_column="sentiment", string_labels=True,
-                          fmt="jsonl", n_train=120, n_test=30)
+    folder = make_dataset(
+        tmp_path,
+        text_column="review",
+        label_column="sentiment",
+        string_labels=True,
+        fmt="jsonl",
+        n_train=120,
+        n_test=30,
+    )
     default = data_settings(folder, tiny_tokenizer_dir, tmp_path / "cache")
     message = usage_error(default)
     assert "'text'" in message and "review" in message and "--text-column" in message
-    settings = data_settings(folder, tiny_tokenizer_dir, tmp_path / "cache", text_column="review",
-                             label_column="sentiment")
+    settings = data_settings(
+        folder, tiny_tokenizer_dir, tmp_path / "cache", text_column="review", label_column="sentiment"
+    )
     data = prepare(settings)
     assert data.label_names == ["negative", "positive"]
     assert data.sizes == {"train": 108, "validation": 12, "test": 30}
@@ -209,7 +226,9 @@ def test_prepare_is_seeded(tiny_data_dir, tiny_tokenizer_dir, tmp_path):
 
 
 def test_caps(imbalanced, tiny_tokenizer_dir, tmp_path):
-    settings = data_settings(imbalanced, tiny_tokenizer_dir, tmp_path, max_train_samples=50, max_eval_samples=20)
+    settings = data_settings(
+        imbalanced, tiny_tokenizer_dir, tmp_path, max_train_samples=50, max_eval_samples=20
+    )
     frames, _ = frames_of(settings)
     assert {name: len(df) for name, df in frames.items()} == {"train": 50, "validation": 20, "test": 20}
     original_train = pd.read_parquet(imbalanced / "train.parquet")
@@ -225,8 +244,11 @@ def test_caps(imbalanced, tiny_tokenizer_dir, tmp_path):
 
 def test_caps_larger_than_the_splits_change_nothing(imbalanced, tiny_tokenizer_dir, tmp_path):
     uncapped, _ = frames_of(data_settings(imbalanced, tiny_tokenizer_dir, tmp_path))
-    capped, _ = frames_of(data_settings(imbalanced, tiny_tokenizer_dir, tmp_path, max_train_samples=10_000,
-                                        max_eval_samples=10_000))
+    capped, _ = frames_of(
+        data_settings(
+            imbalanced, tiny_tokenizer_dir, tmp_path, max_train_samples=10_000, max_eval_samples=10_000
+        )
+    )
     for name in uncapped:
         pd.testing.assert_frame_equal(capped[name], uncapped[name])
 
@@ -234,7 +256,9 @@ def test_caps_larger_than_the_splits_change_nothing(imbalanced, tiny_tokenizer_d
 # ---------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("name", ["missing.csv", "./missing", "~/missing-textbench-data", "a/b/c", "{tmp}/nope/data"])
+@pytest.mark.parametrize(
+    "name", ["missing.csv", "./missing", "~/missing-textbench-data", "a/b/c", "{tmp}/nope/data"]
+)
 def test_missing_path(tmp_path, tiny_tokenizer_dir, monkeypatch, name):
     monkeypatch.chdir(tmp_path)
     name = name.format(tmp=tmp_path)
@@ -265,7 +289,9 @@ def test_missing_label_column(tiny_data_dir, tiny_tokenizer_dir, tmp_path):
 def test_single_class(tmp_path, tiny_tokenizer_dir):
     df = make_frame(50, seed=1)
     df["label"] = 1
-    message = usage_error(data_settings(write_frame(df, tmp_path / "one.parquet"), tiny_tokenizer_dir, tmp_path))
+    message = usage_error(
+        data_settings(write_frame(df, tmp_path / "one.parquet"), tiny_tokenizer_dir, tmp_path)
+    )
     assert "single class" in message and "two or more labels" in message
 
 
@@ -347,7 +373,9 @@ def test_tokenization_cache(tiny_data_dir, tiny_tokenizer_dir, tmp_path, monkeyp
     assert len(list((tmp_path / "cache" / "tokenized").iterdir())) == 2
 
 
-def test_tokenization_cache_race_leaves_no_temp_folder(tiny_data_dir, tiny_tokenizer_dir, tmp_path, monkeypatch):
+def test_tokenization_cache_race_leaves_no_temp_folder(
+    tiny_data_dir, tiny_tokenizer_dir, tmp_path, monkeypatch
+):
     """Another worker writes the same cache entry while we tokenize: we use its copy, leave no litter."""
     prepare(data_settings(tiny_data_dir, tiny_tokenizer_dir, tmp_path / "winner", max_length=16))
     (entry,) = (tmp_path / "winner" / "tokenized").iterdir()
@@ -384,7 +412,9 @@ def mirror(tmp_path, tiny_tokenizer_dir, monkeypatch):
 
 @pytest.mark.parametrize("tokenizer", ["tiny-tok", "org/tiny-tok"])
 def test_names_resolve_in_the_local_mirror(mirror, tmp_path, tokenizer):
-    settings = DataSettings(dataset="imdb", tokenizer=tokenizer, data_dir=str(mirror), cache_dir=str(tmp_path / "c"))
+    settings = DataSettings(
+        dataset="imdb", tokenizer=tokenizer, data_dir=str(mirror), cache_dir=str(tmp_path / "c")
+    )
     data = prepare(settings)
     assert data.source == str((mirror / "imdb").resolve())
     assert data.tokenizer_source == str((mirror / tokenizer).resolve())
@@ -428,7 +458,9 @@ def test_hub_is_unreachable_offline(monkeypatch):
     assert hub_reachable() is False
 
 
-@pytest.mark.parametrize(("value", "probed"), [("", True), ("0", True), ("false", True), ("1", False), ("true", False)])
+@pytest.mark.parametrize(
+    ("value", "probed"), [("", True), ("0", True), ("false", True), ("1", False), ("true", False)]
+)
 def test_hub_offline_values_follow_huggingface(monkeypatch, value, probed):
     """HF_HUB_OFFLINE set but empty, 0 or false means online (a probe decides); 1/true means offline."""
     import socket
@@ -469,14 +501,20 @@ def test_hub_dataset_offline_fails_fast(mirror, tmp_path, black_hole):
 
 
 def test_hub_tokenizer_offline_fails_fast(mirror, tmp_path, black_hole):
-    settings = DataSettings(dataset=str(mirror / "imdb"), tokenizer="bert-base-cased", cache_dir=str(tmp_path / "c"))
+    settings = DataSettings(
+        dataset=str(mirror / "imdb"), tokenizer="bert-base-cased", cache_dir=str(tmp_path / "c")
+    )
     start = time.perf_counter()
     message = usage_error(settings)
     assert time.perf_counter() - start < 15 and black_hole
     assert "'bert-base-cased'" in message and DATA_ENV in message and "--tokenizer PATH" in message
     # with a mirror given (--data-dir) but missing the tokenizer, the message points into that mirror
-    settings = DataSettings(dataset=str(mirror / "imdb"), tokenizer="bert-base-cased", cache_dir=str(tmp_path / "c"),
-                            data_dir=str(mirror))
+    settings = DataSettings(
+        dataset=str(mirror / "imdb"),
+        tokenizer="bert-base-cased",
+        cache_dir=str(tmp_path / "c"),
+        data_dir=str(mirror),
+    )
     assert f"{mirror}/bert-base-cased" in usage_error(settings)
 
 
@@ -489,13 +527,19 @@ def test_hub_ids_are_not_mistaken_for_paths(mirror, tmp_path, name):
 
 def test_owner_name_resolves_in_the_local_mirror(mirror, tmp_path):
     make_dataset(mirror / "stanfordnlp", n_train=60, n_test=20, name="imdb", seed=3)
-    settings = DataSettings(dataset="stanfordnlp/imdb", tokenizer="org/tiny-tok", data_dir=str(mirror),
-                            cache_dir=str(tmp_path / "c"))
+    settings = DataSettings(
+        dataset="stanfordnlp/imdb",
+        tokenizer="org/tiny-tok",
+        data_dir=str(mirror),
+        cache_dir=str(tmp_path / "c"),
+    )
     assert prepare(settings).source == str((mirror / "stanfordnlp" / "imdb").resolve())
 
 
 def test_offline_error_names_the_given_data_dir(mirror, tmp_path):
-    settings = DataSettings(dataset="sst2", tokenizer="tiny-tok", data_dir=str(mirror), cache_dir=str(tmp_path))
+    settings = DataSettings(
+        dataset="sst2", tokenizer="tiny-tok", data_dir=str(mirror), cache_dir=str(tmp_path)
+    )
     message = usage_error(settings)
     assert f"{mirror}/sst2" in message
 
@@ -505,8 +549,14 @@ def test_offline_error_names_the_given_data_dir(mirror, tmp_path):
 
 def test_imdb_capped_with_bert_tokenizer(shared_data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    settings = DataSettings(dataset="imdb", tokenizer="bert-base-cased", data_dir=str(shared_data),
-                            max_train_samples=200, max_eval_samples=100, cache_dir=str(tmp_path / "cache"))
+    settings = DataSettings(
+        dataset="imdb",
+        tokenizer="bert-base-cased",
+        data_dir=str(shared_data),
+        max_train_samples=200,
+        max_eval_samples=100,
+        cache_dir=str(tmp_path / "cache"),
+    )
     data = prepare(settings)
     assert data.source == str((shared_data / "imdb").resolve())
     assert data.tokenizer.vocab_size == 28996 and len(data.tokenizer) == 28996
@@ -518,9 +568,14 @@ def test_imdb_capped_with_bert_tokenizer(shared_data, tmp_path, monkeypatch):
 
 
 def test_rt_polarity_single_file_gets_a_test_split(shared_data, tmp_path):
-    settings = DataSettings(dataset="rt_polarity/all.parquet", tokenizer="bert-base-cased",
-                            data_dir=str(shared_data), max_train_samples=200, max_eval_samples=100,
-                            cache_dir=str(tmp_path / "cache"))
+    settings = DataSettings(
+        dataset="rt_polarity/all.parquet",
+        tokenizer="bert-base-cased",
+        data_dir=str(shared_data),
+        max_train_samples=200,
+        max_eval_samples=100,
+        cache_dir=str(tmp_path / "cache"),
+    )
     frames, _ = frames_of(settings)
     assert len(frames["test"]) == 100
     texts = split_texts(frames)

@@ -29,7 +29,9 @@ def gappy_csv(path, n=300, no_label=25, empty_text=15, seed=3):
     (or blank) text; labels are 0/1 written as "0"/"1"."""
     df = make_frame(n, seed=seed).astype({"label": object})
     df.loc[: no_label - 1, "label"] = ""
-    df.loc[no_label: no_label + empty_text - 1, "text"] = ["", "   "] * (empty_text // 2) + [""] * (empty_text % 2)
+    df.loc[no_label : no_label + empty_text - 1, "text"] = ["", "   "] * (empty_text // 2) + [""] * (
+        empty_text % 2
+    )
     df.to_csv(path, index=False)
     return path
 
@@ -55,7 +57,11 @@ def test_drop_invalid_drops_counts_and_says_so_once(tmp_path, tiny_tokenizer_dir
     assert data.describe()["dropped_rows"] == {"train": {"no label": 25, "empty text": 15}}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert "25 without a label" in warnings[0] and "15 with an empty text" in warnings[0] and "300" in warnings[0]
+    assert (
+        "25 without a label" in warnings[0]
+        and "15 with an empty text" in warnings[0]
+        and "300" in warnings[0]
+    )
     assert data.label_names == ["0", "1"]  # never "0.0", "1.0"
 
 
@@ -88,7 +94,9 @@ def test_whole_number_labels_stay_integers_with_missing_values(tmp_path, tiny_to
 
 def test_string_labels_lose_surrounding_whitespace(tmp_path, tiny_tokenizer_dir):
     df = make_frame(100, seed=5, string_labels=True)
-    df["label"] = [f" {v}" if i % 3 == 0 else f"{v}\t" if i % 3 == 1 else v for i, v in enumerate(df["label"])]
+    df["label"] = [
+        f" {v}" if i % 3 == 0 else f"{v}\t" if i % 3 == 1 else v for i, v in enumerate(df["label"])
+    ]
     path = write_frame(df, tmp_path / "spaced.csv")
     frames, _ = load_raw(data_settings(path, tiny_tokenizer_dir, tmp_path))
     assert sorted(frames["train"]["label"].unique()) == ["negative", "positive"]
@@ -128,15 +136,18 @@ def test_carved_splits_say_what_they_were_carved_from(tiny_data_dir, tiny_tokeni
     assert described["test_from"] == "test.parquet"  # mutation testing attributes only a test's own calls
 
 
-def test_a_parser_error_without_a_message_still_reads_as_one_clean_line(tmp_path, tiny_tokenizer_dir, monkeypatch):
+def test_a_parser_error_without_a_message_still_reads_as_one_clean_line(
+    tmp_path, tiny_tokenizer_dir, monkeypatch
+):
     def silent_failure(*args, **kwargs):
         raise ValueError()
 
     write_frame(make_frame(50, seed=1), tmp_path / "train.parquet")
     monkeypatch.setattr(pd, "read_parquet", silent_failure)
     message = error_of(data_settings(tmp_path / "train.parquet", tiny_tokenizer_dir, tmp_path))
-    assert message == (f"cannot read {tmp_path / 'train.parquet'}: ValueError: check that it is a valid "
-                       ".parquet file")
+    assert message == (
+        f"cannot read {tmp_path / 'train.parquet'}: ValueError: check that it is a valid .parquet file"
+    )
 
 
 def test_an_unlabelled_test_file_is_replaced_by_a_carved_split(tmp_path, tiny_tokenizer_dir, caplog):
@@ -144,7 +155,11 @@ def test_an_unlabelled_test_file_is_replaced_by_a_carved_split(tmp_path, tiny_to
     folder = tmp_path / "sst"
     train, dev = make_frame(200, seed=11), make_frame(30, seed=12)
     folder.mkdir()
-    for split, df in (("train", train), ("dev", dev), ("test", make_frame(40, seed=13).drop(columns="label"))):
+    for split, df in (
+        ("train", train),
+        ("dev", dev),
+        ("test", make_frame(40, seed=13).drop(columns="label")),
+    ):
         df.to_csv(folder / f"{split}.tsv", sep="\t", index=False)
     with caplog.at_level(logging.WARNING, logger="textbench.core.data"):
         data = load(data_settings(folder, tiny_tokenizer_dir, tmp_path, test_fraction=0.2))
@@ -156,10 +171,14 @@ def test_an_unlabelled_test_file_is_replaced_by_a_carved_split(tmp_path, tiny_to
 
 def test_no_header_with_column_numbers_and_joined_text(tmp_path, tiny_tokenizer_dir):
     df = make_frame(120, seed=14)
-    headerless = pd.DataFrame({"label": df["label"], "title": [f"title {i}" for i in range(120)], "body": df["text"]})
+    headerless = pd.DataFrame(
+        {"label": df["label"], "title": [f"title {i}" for i in range(120)], "body": df["text"]}
+    )
     path = tmp_path / "plain.csv"
     headerless.to_csv(path, index=False, header=False)
-    settings = data_settings(path, tiny_tokenizer_dir, tmp_path, no_header=True, text_column="1,2", label_column="0")
+    settings = data_settings(
+        path, tiny_tokenizer_dir, tmp_path, no_header=True, text_column="1,2", label_column="0"
+    )
     frames, _ = load_raw(settings)
     assert frames["train"]["text"].tolist() == [f"title {i} {t}" for i, t in enumerate(df["text"])]
     assert frames["train"]["label"].tolist() == df["label"].tolist()
@@ -168,14 +187,20 @@ def test_no_header_with_column_numbers_and_joined_text(tmp_path, tiny_tokenizer_
     assert "--no-header" in message  # the first row was taken for a header: say what to do
     message = error_of(data_settings(path, tiny_tokenizer_dir, tmp_path, no_header=True))
     assert "0-based column numbers" in message
-    message = error_of(data_settings(path, tiny_tokenizer_dir, tmp_path, no_header=True, text_column="5",
-                                     label_column="0"))
+    message = error_of(
+        data_settings(path, tiny_tokenizer_dir, tmp_path, no_header=True, text_column="5", label_column="0")
+    )
     assert "3 columns" in message and "from 0 to 2" in message
 
 
 def test_joined_columns_by_name_skip_empty_parts(tmp_path, tiny_tokenizer_dir):
-    df = pd.DataFrame({"title": ["Great", "", "Bad"] * 20, "body": ["fun film", "awful film", None] * 20,
-                       "label": [1, 0, 0] * 20})
+    df = pd.DataFrame(
+        {
+            "title": ["Great", "", "Bad"] * 20,
+            "body": ["fun film", "awful film", None] * 20,
+            "label": [1, 0, 0] * 20,
+        }
+    )
     path = write_frame(df, tmp_path / "joined.parquet")
     frames, _ = load_raw(data_settings(path, tiny_tokenizer_dir, tmp_path, text_column="title,body"))
     assert frames["train"]["text"].tolist()[:3] == ["Great fun film", "awful film", "Bad"]
@@ -206,18 +231,27 @@ def test_json_objects_of_columns_and_a_wrapped_array(tmp_path, tiny_tokenizer_di
     anything else (an array of numbers, two arrays of objects, broken JSON) is one error naming the fix."""
     df = make_frame(40, seed=16)
     records = df.to_dict("records")
-    shapes = {"columns.json": {"text": df["text"].tolist(), "label": df["label"].tolist()},
-              "wrapped.json": {"version": 1, "data": records, "tags": []}}
+    shapes = {
+        "columns.json": {"text": df["text"].tolist(), "label": df["label"].tolist()},
+        "wrapped.json": {"version": 1, "data": records, "tags": []},
+    }
     for name, value in shapes.items():
         (tmp_path / name).write_text(json.dumps(value))
         frames, _ = load_raw(data_settings(tmp_path / name, tiny_tokenizer_dir, tmp_path))
         assert frames["train"]["text"].tolist() == df["text"].tolist(), name
         assert frames["train"]["label"].tolist() == df["label"].tolist(), name
-    bad = {"numbers.json": "expected an array of objects", "mixed.json": "expected an array of objects",
-           "broken.json": "line 2 is not valid JSON", "two.json": "no column 'text' (columns: a, b)"}
-    texts = {"numbers.json": "[1, 2, 3]", "mixed.json": json.dumps([records[0], 5]),
-             "broken.json": '[{"text": "a", "label": 1},\n {"text": }]',
-             "two.json": json.dumps({"a": records[:20], "b": records[20:]})}  # two tables: columns a and b
+    bad = {
+        "numbers.json": "expected an array of objects",
+        "mixed.json": "expected an array of objects",
+        "broken.json": "line 2 is not valid JSON",
+        "two.json": "no column 'text' (columns: a, b)",
+    }
+    texts = {
+        "numbers.json": "[1, 2, 3]",
+        "mixed.json": json.dumps([records[0], 5]),
+        "broken.json": '[{"text": "a", "label": 1},\n {"text": }]',
+        "two.json": json.dumps({"a": records[:20], "b": records[20:]}),
+    }  # two tables: columns a and b
     for name, expected in bad.items():
         (tmp_path / name).write_text(texts[name])
         message = error_of(data_settings(tmp_path / name, tiny_tokenizer_dir, tmp_path))
@@ -225,10 +259,22 @@ def test_json_objects_of_columns_and_a_wrapped_array(tmp_path, tiny_tokenizer_di
         assert name in message or name == "two.json", message
 
 
-@pytest.mark.parametrize(("header", "headerless"), [
-    (["label", "text"], False), (["0", "a fine film"], True), (["-1", "bad"], True), (["1.5", "ok"], True),
-    (["x" * 40, "label"], False), (["x" * 41, "label"], True), (["1.2.3", "v"], False), (["-", "v"], False)])
-def test_a_header_row_that_looks_like_data_suggests_no_header(tmp_path, tiny_tokenizer_dir, header, headerless):
+@pytest.mark.parametrize(
+    ("header", "headerless"),
+    [
+        (["label", "text"], False),
+        (["0", "a fine film"], True),
+        (["-1", "bad"], True),
+        (["1.5", "ok"], True),
+        (["x" * 40, "label"], False),
+        (["x" * 41, "label"], True),
+        (["1.2.3", "v"], False),
+        (["-", "v"], False),
+    ],
+)
+def test_a_header_row_that_looks_like_data_suggests_no_header(
+    tmp_path, tiny_tokenizer_dir, header, headerless
+):
     """A missing column in a file whose header is a number or a long sentence: the error suggests
     --no-header; a plain header does not get that hint (40 characters is still a header)."""
     path = tmp_path / "file.csv"
@@ -237,7 +283,9 @@ def test_a_header_row_that_looks_like_data_suggests_no_header(tmp_path, tiny_tok
     assert ("--no-header" in message) == headerless, message
 
 
-def test_a_file_neither_utf8_nor_cp1252_is_read_as_latin1_and_each_step_is_named(tmp_path, tiny_tokenizer_dir, caplog):
+def test_a_file_neither_utf8_nor_cp1252_is_read_as_latin1_and_each_step_is_named(
+    tmp_path, tiny_tokenizer_dir, caplog
+):
     """0x81 and 0x9d are undefined in cp1252 and invalid UTF-8: the last resort is latin-1, and the
     warnings say which file was not which encoding."""
     rows = [(f"caf\xe9 number {i} \x81\x9d", i % 2) for i in range(40)]
@@ -286,8 +334,13 @@ def test_compressed_semicolon_and_cp1252_files(tmp_path, tiny_tokenizer_dir):
         df.to_csv(handle, sep=";", index=False)
     with gzip.open(tmp_path / "lines.JSONL.GZ", "wt", encoding="utf-8") as handle:  # suffixes in any case
         handle.write("\n".join(json.dumps(r) for r in df.to_dict("records")))
-    for name, expected in (("reviews.csv.gz", df), ("semi.csv", df), ("windows.csv", accented), ("semi.csv.gz", df),
-                           ("lines.JSONL.GZ", df)):
+    for name, expected in (
+        ("reviews.csv.gz", df),
+        ("semi.csv", df),
+        ("windows.csv", accented),
+        ("semi.csv.gz", df),
+        ("lines.JSONL.GZ", df),
+    ):
         frames, _ = load_raw(data_settings(tmp_path / name, tiny_tokenizer_dir, tmp_path))
         assert frames["train"]["text"].tolist() == expected["text"].tolist(), name
 
@@ -295,8 +348,9 @@ def test_compressed_semicolon_and_cp1252_files(tmp_path, tiny_tokenizer_dir):
 def test_column_names_match_despite_case_and_spaces(tmp_path, tiny_tokenizer_dir):
     df = make_frame(60, seed=17).rename(columns={"text": " Review ", "label": "Sentiment"})
     path = write_frame(df, tmp_path / "kaggle.csv")
-    frames, _ = load_raw(data_settings(path, tiny_tokenizer_dir, tmp_path, text_column="review",
-                                       label_column="sentiment"))
+    frames, _ = load_raw(
+        data_settings(path, tiny_tokenizer_dir, tmp_path, text_column="review", label_column="sentiment")
+    )
     assert frames["train"]["text"].tolist() == df[" Review "].tolist()
 
 
@@ -306,8 +360,9 @@ def test_column_names_match_despite_case_and_spaces(tmp_path, tiny_tokenizer_dir
 def hub_dict(splits: dict[str, pd.DataFrame]):
     import datasets
 
-    return datasets.DatasetDict({name: datasets.Dataset.from_pandas(df, preserve_index=False)
-                                 for name, df in splits.items()})
+    return datasets.DatasetDict(
+        {name: datasets.Dataset.from_pandas(df, preserve_index=False) for name, df in splits.items()}
+    )
 
 
 def test_a_hub_dataset_maps_its_split_names_and_ignores_the_others(tmp_path, tiny_tokenizer_dir, monkeypatch):
@@ -321,23 +376,37 @@ def test_a_hub_dataset_maps_its_split_names_and_ignores_the_others(tmp_path, tin
     unsupervised = make_frame(40, seed=24).assign(label=-1)
     asked = []
     monkeypatch.setattr(textbench.core.data, "hub_reachable", lambda *a, **k: True)
-    monkeypatch.setattr(datasets, "load_dataset",
-                        lambda name, *a, **k: asked.append(name) or hub_dict(
-                            {"train": train, "dev": dev, "test": test, "unsupervised": unsupervised}))
+    monkeypatch.setattr(
+        datasets,
+        "load_dataset",
+        lambda name, *a, **k: (
+            asked.append(name)
+            or hub_dict({"train": train, "dev": dev, "test": test, "unsupervised": unsupervised})
+        ),
+    )
     data = load(data_settings("someone/reviews", tiny_tokenizer_dir, tmp_path))
     assert asked == ["someone/reviews"]
     assert data.sizes == {"train": 200, "validation": 30, "test": 50}
-    assert data.describe()["validation_from"] == "hub split 'dev'" and data.describe()["test_from"] == "hub split 'test'"
+    assert (
+        data.describe()["validation_from"] == "hub split 'dev'"
+        and data.describe()["test_from"] == "hub split 'test'"
+    )
     assert set(data.frames["test"]["text"]) == set(test["text"])
 
 
-def test_a_hub_dataset_without_a_train_split_names_the_splits_it_has(tmp_path, tiny_tokenizer_dir, monkeypatch):
+def test_a_hub_dataset_without_a_train_split_names_the_splits_it_has(
+    tmp_path, tiny_tokenizer_dir, monkeypatch
+):
     import datasets
 
     import textbench.core.data
 
     monkeypatch.setattr(textbench.core.data, "hub_reachable", lambda *a, **k: True)
-    monkeypatch.setattr(datasets, "load_dataset",
-                        lambda *a, **k: hub_dict({"test": make_frame(20, seed=1), "extra": make_frame(20, seed=2)}))
+    monkeypatch.setattr(
+        datasets,
+        "load_dataset",
+        lambda *a, **k: hub_dict({"test": make_frame(20, seed=1), "extra": make_frame(20, seed=2)}),
+    )
     assert error_of(data_settings("someone/reviews", tiny_tokenizer_dir, tmp_path)) == (
-        "hub dataset 'someone/reviews' has no train split (splits: test, extra)")
+        "hub dataset 'someone/reviews' has no train split (splits: test, extra)"
+    )

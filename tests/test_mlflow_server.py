@@ -50,9 +50,20 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     log = open(root / "server.log", "w")
-    command = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-               "--backend-store-uri", f"sqlite:///{root / 'm.db'}", "--artifacts-destination", str(root / "art"),
-               "--workers", "1"]
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{root / 'm.db'}",
+        "--artifacts-destination",
+        str(root / "art"),
+        "--workers",
+        "1",
+    ]
     proc = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -65,7 +76,10 @@ def server(tmp_path_factory):
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not answer on {url}/health:\n{(root / 'server.log').read_text()[-3000:]}")
+                pytest.fail(
+                    "mlflow server did not answer on "
+                    f"{url}/health:\n{(root / 'server.log').read_text()[-3000:]}"
+                )
             time.sleep(0.5)
         yield url
     finally:
@@ -74,8 +88,15 @@ def server(tmp_path_factory):
 
 
 def both_args(data_dir: Path, out: Path, trials: int, url: str) -> list[str]:
-    return search_args(data_dir, out, family="both", trials=trials, max_steps=30, eval_steps=10,
-                       extra=["--tracking-uri", url])
+    return search_args(
+        data_dir,
+        out,
+        family="both",
+        trials=trials,
+        max_steps=30,
+        eval_steps=10,
+        extra=["--tracking-uri", url],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,10 +126,13 @@ def check_mirror(url: str, storage: str, per_family: int) -> list:
         for run in mine:
             trial = study.trials[int(run.data.tags["optuna.trial_number"])]
             assert parent_of[run.data.tags["mlflow.parentRunId"]] == name
-            assert {k: run.data.params[k] for k in trial.params} == {k: str(v) for k, v in trial.params.items()}
+            assert {k: run.data.params[k] for k in trial.params} == {
+                k: str(v) for k, v in trial.params.items()
+            }
             accuracy = client.get_metric_history(run.info.run_id, "eval_accuracy")
             assert [(m.step, m.value) for m in sorted(accuracy, key=lambda m: m.step)] == sorted(
-                trial.intermediate_values.items())
+                trial.intermediate_values.items()
+            )
             loss = client.get_metric_history(run.info.run_id, "loss")  # logged at every evaluation step
             assert sorted(m.step for m in loss) == sorted(trial.intermediate_values)
             assert run.data.tags["state"] == trial.state.name.lower() and run.info.status == "FINISHED"
@@ -116,7 +140,9 @@ def check_mirror(url: str, storage: str, per_family: int) -> list:
                 assert run.data.metrics["best_validation_accuracy"] == trial.value
     for parent in parents:
         assert parent.info.status == "FINISHED"
-        assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["best_model"]  # through the proxy
+        assert [a.path for a in client.list_artifacts(parent.info.run_id)] == [
+            "best_model"
+        ]  # through the proxy
     return children
 
 
@@ -131,4 +157,6 @@ def test_a_resumed_search_adds_exactly_the_new_trials(server, first, tiny_data_d
     children = check_mirror(server, default_storage(first), per_family=4)
     new = [r for r in children if r.info.run_id not in before]
     assert sorted((r.data.tags["optuna.study"], r.data.tags["optuna.trial_number"]) for r in new) == [
-        ("tiny-cnn", "3"), ("tiny-rnn", "3")]
+        ("tiny-cnn", "3"),
+        ("tiny-rnn", "3"),
+    ]

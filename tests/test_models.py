@@ -32,21 +32,29 @@ VARIANTS = {
     "rnn-relu": ("rnn", {"embedding_dim": 8, "hidden_size": 6, "nonlinearity": "relu"}),
     "rnn-bidirectional": ("rnn", {"embedding_dim": 8, "hidden_size": 6, "bidirectional": True}),
     "rnn-2-layers": ("rnn", {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2}),
-    "rnn-2-layers-bidirectional": ("rnn", {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2,
-                                           "bidirectional": True}),
+    "rnn-2-layers-bidirectional": (
+        "rnn",
+        {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2, "bidirectional": True},
+    ),
     "gru": ("gru", {"embedding_dim": 8, "hidden_size": 6}),
-    "gru-2-layers-bidirectional": ("gru", {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2,
-                                           "bidirectional": True}),
+    "gru-2-layers-bidirectional": (
+        "gru",
+        {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2, "bidirectional": True},
+    ),
     "lstm": ("lstm", {"embedding_dim": 8, "hidden_size": 6}),
-    "lstm-2-layers-bidirectional": ("lstm", {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2,
-                                             "bidirectional": True}),
+    "lstm-2-layers-bidirectional": (
+        "lstm",
+        {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2, "bidirectional": True},
+    ),
 }
 
 
 def make(name: str, num_labels: int = 3, pad_token_id: int = PAD, seed: int = 0):
     family, params = VARIANTS[name]
     torch.manual_seed(seed)
-    return build_model(FAMILIES[family], vocab_size=VOCAB, num_labels=num_labels, pad_token_id=pad_token_id, **params).eval()
+    return build_model(
+        FAMILIES[family], vocab_size=VOCAB, num_labels=num_labels, pad_token_id=pad_token_id, **params
+    ).eval()
 
 
 def token_ids(length: int, seed: int, low: int = 5) -> torch.Tensor:
@@ -167,36 +175,59 @@ def test_save_and_load_round_trip(name, tmp_path):
         torch.testing.assert_close(
             loaded(input_ids=ids, attention_mask=mask).logits,
             model(input_ids=ids, attention_mask=mask).logits,
-            rtol=0, atol=0,
+            rtol=0,
+            atol=0,
         )
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
 
 
 def test_build_model_uses_the_given_values():
-    model = build_model(FAMILIES["rnn"], vocab_size=123, num_labels=4, pad_token_id=3, embedding_dim=5, hidden_size=7,
-                        num_layers=2, bidirectional=True)
+    model = build_model(
+        FAMILIES["rnn"],
+        vocab_size=123,
+        num_labels=4,
+        pad_token_id=3,
+        embedding_dim=5,
+        hidden_size=7,
+        num_layers=2,
+        bidirectional=True,
+    )
     assert isinstance(model, SimpleRNN) and isinstance(model.config, RNNConfig)
     assert model.config.num_labels == 4
     assert model.embeddings.weight.shape == (123, 5)
     assert model.rnn.num_layers == 2 and model.rnn.bidirectional and model.rnn.hidden_size == 7
     assert model.output_layer.in_features == 14 and model.output_layer.out_features == 4
-    cnn = build_model(FAMILIES["cnn"], vocab_size=30, num_labels=2, pad_token_id=0, num_filters=9, filter_size=2)
+    cnn = build_model(
+        FAMILIES["cnn"], vocab_size=30, num_labels=2, pad_token_id=0, num_filters=9, filter_size=2
+    )
     assert isinstance(cnn, SimpleCNN) and isinstance(cnn.config, CNNConfig)
     assert cnn.convolution.kernel_size == (2,) and cnn.output_layer.in_features == 9
 
 
 def test_count_parameters_by_hand():
     # CNN: embedding 30x64, conv 9 filters x 64 channels x width 2 + 9 biases, linear 9x2 + 2.
-    cnn = build_model(FAMILIES["cnn"], vocab_size=30, num_labels=2, pad_token_id=0, num_filters=9, filter_size=2)
+    cnn = build_model(
+        FAMILIES["cnn"], vocab_size=30, num_labels=2, pad_token_id=0, num_filters=9, filter_size=2
+    )
     assert count_parameters(cnn) == 30 * 64 + (9 * 64 * 2 + 9) + (9 * 2 + 2) == 3101
     # RNN, 2 layers, both directions: per direction W_ih (7 x input), W_hh 7x7, two 7-biases;
     # layer 1 reads the 5-dim embedding, layer 2 the 14-dim outputs of layer 1; linear 14x4 + 4.
-    rnn = build_model(FAMILIES["rnn"], vocab_size=123, num_labels=4, pad_token_id=3, embedding_dim=5, hidden_size=7,
-                      num_layers=2, bidirectional=True)
+    rnn = build_model(
+        FAMILIES["rnn"],
+        vocab_size=123,
+        num_labels=4,
+        pad_token_id=3,
+        embedding_dim=5,
+        hidden_size=7,
+        num_layers=2,
+        bidirectional=True,
+    )
     assert count_parameters(rnn) == 123 * 5 + 2 * (35 + 49 + 14) + 2 * (98 + 49 + 14) + (14 * 4 + 4) == 1193
     # LSTM: four gates, so four times the RNN's weights and biases.
-    lstm = build_model(FAMILIES["lstm"], vocab_size=10, num_labels=2, pad_token_id=0, embedding_dim=3, hidden_size=2)
+    lstm = build_model(
+        FAMILIES["lstm"], vocab_size=10, num_labels=2, pad_token_id=0, embedding_dim=3, hidden_size=2
+    )
     assert count_parameters(lstm) == 10 * 3 + 4 * (2 * 3 + 2 * 2 + 2 + 2) + (2 * 2 + 2) == 92
     # Frozen weights are not trainable parameters.
     cnn.embeddings.weight.requires_grad_(False)
@@ -205,7 +236,13 @@ def test_count_parameters_by_hand():
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_course_notes_configs_build(family):
-    model = build_model(FAMILIES[family], vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, **FAMILIES[family].notes_model_params())
+    model = build_model(
+        FAMILIES[family],
+        vocab_size=VOCAB,
+        num_labels=2,
+        pad_token_id=PAD,
+        **FAMILIES[family].notes_model_params(),
+    )
     for key, value in FAMILIES[family].notes_model_params().items():
         assert getattr(model.config, key) == value
 
@@ -233,16 +270,23 @@ def test_train_set_values_are_typed_by_the_family_space():
     got = parse_settable("cnn", ["num_filters=100", "learning_rate=3e-3", "filter_size=5"])
     assert got == {"num_filters": 100, "learning_rate": 0.003, "filter_size": 5}
     assert type(got["num_filters"]) is int and type(got["learning_rate"]) is float
-    assert parse_settable("rnn", ["nonlinearity=relu", "bidirectional=true"]) == {"nonlinearity": "relu",
-                                                                                  "bidirectional": True}
-    assert parse_settable("gru", ["bidirectional=0", "hidden_size=7"]) == {"bidirectional": False, "hidden_size": 7}
+    assert parse_settable("rnn", ["nonlinearity=relu", "bidirectional=true"]) == {
+        "nonlinearity": "relu",
+        "bidirectional": True,
+    }
+    assert parse_settable("gru", ["bidirectional=0", "hidden_size=7"]) == {
+        "bidirectional": False,
+        "hidden_size": 7,
+    }
     assert parse_settable("lstm", ["bidirectional=FALSE"]) == {"bidirectional": False}
     assert parse_settable("lstm", ["bidirectional=1"]) == {"bidirectional": True}
     assert parse_settable("lstm", []) == {}
-    for pairs, fragment in ((["dropout=0.1"], "NAME one of embedding_dim, filter_size, num_filters, learning_rate"),
-                            (["num_filters"], "expected name=value"),
-                            (["num_filters=1.5"], "num_filters must be an integer"),
-                            (["learning_rate=fast"], "learning_rate must be a number")):
+    for pairs, fragment in (
+        (["dropout=0.1"], "NAME one of embedding_dim, filter_size, num_filters, learning_rate"),
+        (["num_filters"], "expected name=value"),
+        (["num_filters=1.5"], "num_filters must be an integer"),
+        (["learning_rate=fast"], "learning_rate must be a number"),
+    ):
         with pytest.raises(UsageError, match=fragment):
             parse_settable("cnn", pairs)
     with pytest.raises(UsageError, match="bidirectional must be true or false"):
@@ -275,8 +319,12 @@ def test_registering_a_family_makes_it_buildable_and_loadable_by_the_auto_classe
     family = Family("widecnn", _WideConfig, _WideCNN, spaces.FAMILIES["cnn"].suggest, notes)
     for _ in range(2):
         spaces.register(family)
-    assert spaces.get("widecnn") is family and family.notes_model_params() == {k: notes[k] for k in list(notes)[:3]}
-    model = build_model(family, vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, **family.notes_model_params())
+    assert spaces.get("widecnn") is family and family.notes_model_params() == {
+        k: notes[k] for k in list(notes)[:3]
+    }
+    model = build_model(
+        family, vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, **family.notes_model_params()
+    )
     assert type(AutoConfig.for_model("textbench-test-wide-cnn")) is _WideConfig
     assert type(model) is _WideCNN
     model.save_pretrained(tmp_path)
@@ -295,8 +343,27 @@ def test_config_defaults_are_the_course_notes_model_for_bert_base_cased(family):
 
 
 def test_a_relu_rnn_uses_relu_cells():
-    relu = build_model(FAMILIES["rnn"], vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, embedding_dim=8, hidden_size=6,
-                       num_layers=1, nonlinearity="relu")
+    relu = build_model(
+        FAMILIES["rnn"],
+        vocab_size=VOCAB,
+        num_labels=2,
+        pad_token_id=PAD,
+        embedding_dim=8,
+        hidden_size=6,
+        num_layers=1,
+        nonlinearity="relu",
+    )
     assert relu.rnn.nonlinearity == "relu"
-    assert build_model(FAMILIES["rnn"], vocab_size=VOCAB, num_labels=2, pad_token_id=PAD, embedding_dim=8, hidden_size=6,
-                       num_layers=1, nonlinearity="tanh").rnn.nonlinearity == "tanh"
+    assert (
+        build_model(
+            FAMILIES["rnn"],
+            vocab_size=VOCAB,
+            num_labels=2,
+            pad_token_id=PAD,
+            embedding_dim=8,
+            hidden_size=6,
+            num_layers=1,
+            nonlinearity="tanh",
+        ).rnn.nonlinearity
+        == "tanh"
+    )

@@ -18,8 +18,18 @@ from textbench.search.overall import BASELINE_SECONDS_PER_ROW, Overall, _duratio
 
 def _measured_plan(**overrides) -> Overall:
     """cnn searched 4 of 10 trials: two completed at 1000 steps in 10 s each, two pruned at 500 in 5 s."""
-    plan = Overall(**{"families": ["cnn", "rnn"], "trials": 10, "final_runs": 6, "baseline": False,
-                      "max_steps": 1000, "train_rows": 1000, "clock": lambda: 0.0, **overrides})
+    plan = Overall(
+        **{
+            "families": ["cnn", "rnn"],
+            "trials": 10,
+            "final_runs": 6,
+            "baseline": False,
+            "max_steps": 1000,
+            "train_rows": 1000,
+            "clock": lambda: 0.0,
+            **overrides,
+        }
+    )
     for steps, seconds, complete in ((1000, 10, True), (1000, 10, True), (500, 5, False), (500, 5, False)):
         plan.measured("cnn", steps, seconds, trial=True, complete=complete)
     plan.finished["cnn"] = 4
@@ -31,7 +41,9 @@ def test_eta_covers_remaining_trials_final_stage_and_baseline():
     # 0.01 s/step; a trial averages 750 steps (pruned ones included), a final run 1000 (completed ones):
     # search (6 + 10) x 750 = 12,000 steps, final 2 families x 6 runs x 1000 = 12,000 steps -> 240 s.
     assert plan.remaining_seconds() == pytest.approx(240.0)
-    assert _measured_plan(baseline=True).remaining_seconds() == pytest.approx(240.0 + 1000 * BASELINE_SECONDS_PER_ROW)
+    assert _measured_plan(baseline=True).remaining_seconds() == pytest.approx(
+        240.0 + 1000 * BASELINE_SECONDS_PER_ROW
+    )
     assert _measured_plan(workers=2).remaining_seconds() == pytest.approx(120.0)
     slower = _measured_plan()  # rnn measured at 0.02 s/step: each family at its own rate
     slower.measured("rnn", 1000, 20, trial=True, complete=True)
@@ -48,7 +60,9 @@ def test_eta_covers_remaining_trials_final_stage_and_baseline():
 
 
 def test_eta_is_unknown_before_any_measurement_and_the_line_says_so():
-    plan = Overall(families=["cnn"], trials=5, final_runs=3, baseline=True, max_steps=100, phase="search cnn 1/1")
+    plan = Overall(
+        families=["cnn"], trials=5, final_runs=3, baseline=True, max_steps=100, phase="search cnn 1/1"
+    )
     assert plan.remaining_seconds() is None
     assert plan.line() == "[search cnn 1/1 | families done 0/1 | benchmark ETA ?]"
     measured = _measured_plan(phase="final stage cnn")
@@ -70,9 +84,27 @@ NAMED = {"id2label": {"0": "negative", "1": "positive"}, "label2id": {"negative"
 def test_a_normal_run_prints_no_warning_and_every_saved_model_has_label_names(tiny_data_dir, tmp_path):
     data = make_dataset(tmp_path, n_train=400, n_test=30, string_labels=True, name="named", seed=0)
     (data / "tokenizer").symlink_to(tiny_data_dir / "tokenizer")
-    args = search_args(data, tmp_path / "runs", trials=2, max_steps=100, eval_steps=20, name="named",
-                       extra=["--fix", "filter_size=4", "--fix", "learning_rate=0.01", "--fix", "num_filters=64", "--final-seeds", "3",
-                              "--top-k", "1", "--no-reference"])
+    args = search_args(
+        data,
+        tmp_path / "runs",
+        trials=2,
+        max_steps=100,
+        eval_steps=20,
+        name="named",
+        extra=[
+            "--fix",
+            "filter_size=4",
+            "--fix",
+            "learning_rate=0.01",
+            "--fix",
+            "num_filters=64",
+            "--final-seeds",
+            "3",
+            "--top-k",
+            "1",
+            "--no-reference",
+        ],
+    )
     args = [a for a in args if a != "--no-baseline"]  # baseline and MLflow registry on: a normal run
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -90,8 +122,12 @@ def test_a_normal_run_prints_no_warning_and_every_saved_model_has_label_names(ti
 
 
 def test_verbose_shows_the_warnings_a_normal_run_hides(tiny_data_dir, tmp_path):
-    args = search_args(tiny_data_dir, tmp_path / "runs", trials=1, extra=["--fix", "filter_size=4", "--no-mlflow",
-                                                                          "--verbose"])
+    args = search_args(
+        tiny_data_dir,
+        tmp_path / "runs",
+        trials=1,
+        extra=["--fix", "filter_size=4", "--no-mlflow", "--verbose"],
+    )
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ExperimentalWarning: PartialFixedSampler" in result.stderr
@@ -99,9 +135,23 @@ def test_verbose_shows_the_warnings_a_normal_run_hides(tiny_data_dir, tmp_path):
 
 def test_train_saves_label_names_and_prints_a_command_that_uses_the_model(tiny_data_dir, tmp_path):
     data = make_dataset(tmp_path, n_train=200, n_test=50, string_labels=True, name="named", seed=1)
-    result = run_cli("train", "--arch", "cnn", "--dataset", str(data), "--tokenizer", str(tiny_data_dir / "tokenizer"),
-                     "--max-length", "64", "--max-steps", "20", "--eval-steps", "10", "--output-dir",
-                     str(tmp_path / "runs"))
+    result = run_cli(
+        "train",
+        "--arch",
+        "cnn",
+        "--dataset",
+        str(data),
+        "--tokenizer",
+        str(tiny_data_dir / "tokenizer"),
+        "--max-length",
+        "64",
+        "--max-steps",
+        "20",
+        "--eval-steps",
+        "10",
+        "--output-dir",
+        str(tmp_path / "runs"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     folder = tmp_path / "runs" / "train-cnn" / "model"
     assert _config_labels(folder) == NAMED
@@ -116,10 +166,13 @@ def test_train_saves_label_names_and_prints_a_command_that_uses_the_model(tiny_d
     assert row.split()[-3] in ("negative", "positive")
 
 
-@pytest.mark.parametrize("argv, expect", [
-    (["predict", "--text", "x"], "exactly one of --name"),
-    (["predict", "--text", "x", "--model", "no/such/folder"], "no saved model in no/such/folder"),
-])
+@pytest.mark.parametrize(
+    "argv, expect",
+    [
+        (["predict", "--text", "x"], "exactly one of --name"),
+        (["predict", "--text", "x", "--model", "no/such/folder"], "no saved model in no/such/folder"),
+    ],
+)
 def test_predict_needs_one_model_source(argv, expect, capsys):
     from textbench import benchmark
 

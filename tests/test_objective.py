@@ -31,8 +31,11 @@ CNN = {"embedding_dim": 16, "filter_size": 3, "num_filters": 8}
 
 
 def _study(pruner=None) -> optuna.Study:
-    return optuna.create_study(direction="maximize", pruner=pruner or optuna.pruners.NopPruner(),
-                               sampler=optuna.samplers.RandomSampler(seed=0))
+    return optuna.create_study(
+        direction="maximize",
+        pruner=pruner or optuna.pruners.NopPruner(),
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
 
 
 def _scramble_global_rngs(seed: int) -> None:
@@ -46,8 +49,12 @@ def _one_trial(tiny_data, tmp_path, study_seed: int, rng_noise: int):
     study = _study()
     study.enqueue_trial({**CNN, "learning_rate": 3e-3})
     _scramble_global_rngs(rng_noise)  # what ran before must not matter
-    run_study(study, Objective("cnn", tiny_data, SETTINGS, study_seed, tmp_path / f"w{rng_noise}"), 1,
-              progress=False)
+    run_study(
+        study,
+        Objective("cnn", tiny_data, SETTINGS, study_seed, tmp_path / f"w{rng_noise}"),
+        1,
+        progress=False,
+    )
     trial = study.trials[0]
     assert trial.state == TrialState.COMPLETE, trial.user_attrs.get("fail_reason")
     return trial
@@ -71,8 +78,12 @@ class Seen(TrainerCallback):
         self.record = record
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        self.record.update(seed=args.seed, output_dir=args.output_dir, config=model.config.to_dict(),
-                           learning_rate=args.learning_rate)
+        self.record.update(
+            seed=args.seed,
+            output_dir=args.output_dir,
+            config=model.config.to_dict(),
+            learning_rate=args.learning_rate,
+        )
 
 
 class SabotageTrials:
@@ -89,7 +100,9 @@ class SabotageTrials:
 
     def trial_callbacks(self, trial):
         self.trainer[trial.number] = {}
-        return [Seen(self.trainer[trial.number])] + ([sabotage_after(0)] if trial.number in self.numbers else [])
+        return [Seen(self.trainer[trial.number])] + (
+            [sabotage_after(0)] if trial.number in self.numbers else []
+        )
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +114,16 @@ def pruned_study(tiny_data, tmp_path_factory):
     for lr in (1e-2, 3e-3, 1e-2, 1e-2):
         study.enqueue_trial({**CNN, "learning_rate": lr})
     hook = SabotageTrials({2, 3})
-    objective = Objective("cnn", tiny_data, SETTINGS, 42, work / "checkpoints", hooks=[hook],
-                          best_model_dir=work / "cnn-best", artifact_dir=work / "store" / "artifacts")
+    objective = Objective(
+        "cnn",
+        tiny_data,
+        SETTINGS,
+        42,
+        work / "checkpoints",
+        hooks=[hook],
+        best_model_dir=work / "cnn-best",
+        artifact_dir=work / "store" / "artifacts",
+    )
     elsewhere = tmp_path_factory.mktemp("cwd")  # the working directory: a trial must write nothing here
     here = os.getcwd()
     os.chdir(elsewhere)
@@ -119,7 +140,10 @@ def test_each_trial_trains_its_sampled_model_with_its_own_seed_in_the_work_dir(p
     gets its own seed and the Trainer shuffles with it, checkpoints go under the work dir (removed
     afterwards), never to the working directory."""
     study, best_dir, hook = pruned_study
-    vocab, (e, k, f) = len(tiny_data.tokenizer), (CNN["embedding_dim"], CNN["filter_size"], CNN["num_filters"])
+    vocab, (e, k, f) = (
+        len(tiny_data.tokenizer),
+        (CNN["embedding_dim"], CNN["filter_size"], CNN["num_filters"]),
+    )
     by_hand = vocab * e + (e * k * f + f) + (f * 2 + 2)  # embedding, convolution, output layer (2 labels)
     seeds = [t.user_attrs["seed"] for t in study.trials]
     assert len(set(seeds)) == 4
@@ -128,8 +152,12 @@ def test_each_trial_trains_its_sampled_model_with_its_own_seed_in_the_work_dir(p
         assert trial.user_attrs["n_params"] == by_hand
         seen = hook.trainer[trial.number]
         assert seen["seed"] == trial.user_attrs["seed"]
-        assert seen["learning_rate"] == trial.params["learning_rate"] != SETTINGS.learning_rate  # the sampled one
-        assert seen["output_dir"].endswith(f"cnn-trial-{trial.number}") and "checkpoints" in seen["output_dir"]
+        assert (
+            seen["learning_rate"] == trial.params["learning_rate"] != SETTINGS.learning_rate
+        )  # the sampled one
+        assert (
+            seen["output_dir"].endswith(f"cnn-trial-{trial.number}") and "checkpoints" in seen["output_dir"]
+        )
         assert {key: seen["config"][key] for key in CNN} == CNN
         assert seen["config"]["pad_token_id"] == tiny_data.tokenizer.pad_token_id
     assert study.user_attrs["cwd_after"] == []
@@ -142,8 +170,9 @@ def test_a_trial_below_the_median_is_pruned_early(pruned_study):
     assert states == [TrialState.COMPLETE] * 3 + [TrialState.PRUNED], [t.user_attrs for t in study.trials]
     pruned = study.trials[3]
     warmup = SETTINGS.max_steps // 5  # the median pruner waits for a fifth of the budget
-    first_eval = next(s for s in range(SETTINGS.eval_steps, SETTINGS.max_steps + 1, SETTINGS.eval_steps)
-                      if s >= warmup)
+    first_eval = next(
+        s for s in range(SETTINGS.eval_steps, SETTINGS.max_steps + 1, SETTINGS.eval_steps) if s >= warmup
+    )
     assert pruned.user_attrs["steps_trained"] == first_eval < SETTINGS.max_steps
     assert list(pruned.intermediate_values) == [first_eval]
     assert pruned.intermediate_values[first_eval] == 0.5
@@ -154,7 +183,9 @@ def test_the_saved_best_model_is_the_best_trials_best_checkpoint(pruned_study, t
     assert study.trials[2].value == 0.5 < study.best_value  # the last complete trial is not the best
     assert (best_dir / "TRIAL").read_text() == str(study.best_trial.number)
     model = AutoModelForSequenceClassification.from_pretrained(best_dir).eval()
-    assert validation_accuracy(model, tiny_data) == study.best_value  # its weights, restored to its best checkpoint
+    assert (
+        validation_accuracy(model, tiny_data) == study.best_value
+    )  # its weights, restored to its best checkpoint
 
 
 def validation_accuracy(model, data) -> float:
@@ -190,13 +221,21 @@ def test_a_failed_trial_keeps_its_reason(tiny_data, tmp_path):
     """A non-finite loss is told in its own words; any other error with its type; the work dir is cleaned."""
     from textbench.core.training import NonFiniteLossError
 
-    for exc, reason in ((NonFiniteLossError("loss is nan at step 1: lower the learning rate"),
-                         "loss is nan at step 1: lower the learning rate"),
-                        (RuntimeError("boom"), "RuntimeError: boom")):
+    for exc, reason in (
+        (
+            NonFiniteLossError("loss is nan at step 1: lower the learning rate"),
+            "loss is nan at step 1: lower the learning rate",
+        ),
+        (RuntimeError("boom"), "RuntimeError: boom"),
+    ):
         study = _study()
         study.enqueue_trial({**CNN, "learning_rate": 3e-3})
-        run_study(study, Objective("cnn", tiny_data, SETTINGS, 7, tmp_path / "work", hooks=[RaiseIn(exc)]), 1,
-                  progress=False)
+        run_study(
+            study,
+            Objective("cnn", tiny_data, SETTINGS, 7, tmp_path / "work", hooks=[RaiseIn(exc)]),
+            1,
+            progress=False,
+        )
         trial = study.trials[0]
         assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == reason
         assert "wall_seconds" in trial.user_attrs and not any((tmp_path / "work").glob("*"))

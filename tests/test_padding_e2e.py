@@ -1,4 +1,4 @@
-""""Padding is invisible to the models", through the path training uses: the real tokenizer
+""" "Padding is invisible to the models", through the path training uses: the real tokenizer
 (``core.data._tokenize``), ``ArrayRows``, ``PaddingCollator``, then every registered family.
 
 A text's logits alone in a batch (no padding) must equal its logits beside random companions
@@ -35,9 +35,13 @@ def models(tiny_tokenizer):
     out = {}
     for family in FAMILIES:
         torch.manual_seed(0)
-        out[family] = build_model(FAMILIES[family], vocab_size=len(tiny_tokenizer), num_labels=3,
-                                pad_token_id=tiny_tokenizer.pad_token_id,
-                                **PARAMS.get(family, RECURRENT)).eval()
+        out[family] = build_model(
+            FAMILIES[family],
+            vocab_size=len(tiny_tokenizer),
+            num_labels=3,
+            pad_token_id=tiny_tokenizer.pad_token_id,
+            **PARAMS.get(family, RECURRENT),
+        ).eval()
     return out
 
 
@@ -59,7 +63,9 @@ def test_the_collator_pads_with_the_pad_id_and_a_zero_mask(tiny_tokenizer):
 @pytest.mark.parametrize("family", list(FAMILIES))
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(target=text, companions=st.lists(text, min_size=1, max_size=4), position=st.integers(0, 4))
-def test_logits_do_not_depend_on_batch_companions(family, models, tiny_tokenizer, target, companions, position):
+def test_logits_do_not_depend_on_batch_companions(
+    family, models, tiny_tokenizer, target, companions, position
+):
     model = models[family]
     position = min(position, len(companions))
     texts = companions[:position] + [target] + companions[position:]

@@ -72,8 +72,9 @@ def test_the_slow_starter_that_wins_is_kept_and_the_bad_trial_is_pruned_at_its_f
 
 def test_optunas_median_pruner_would_have_pruned_the_slow_starter():
     """The point of the margin: the same curves under MedianPruner lose the best trial at step 500."""
-    study, outcomes = study_with(optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=500),
-                                 [*ORDINARY, SLOW_STARTER])
+    study, outcomes = study_with(
+        optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=500), [*ORDINARY, SLOW_STARTER]
+    )
     assert outcomes[3] == (TrialState.PRUNED, 500)
 
 
@@ -87,7 +88,7 @@ def test_pruned_trials_count_in_the_reference():
     assert [o[0] for o in outcomes[3:5]] == [TrialState.PRUNED, TrialState.PRUNED]
     assert outcomes[5] == (TrialState.COMPLETE, None)
     decision = study.pruner.decisions[5]
-    assert decision.step == 2500 and decision.n_reference == 3  # the pruned ones stopped before 2500
+    assert decision.step == 2500 and decision.n_compared == 3  # the pruned ones stopped before 2500
 
     _, alone = study_with(margin_pruner(n_warmup_steps=1000), [*ORDINARY, probe])
     assert alone[3] == (TrialState.PRUNED, 1000)
@@ -119,7 +120,12 @@ def test_minimisation_prunes_values_above_the_reference():
 def test_make_pruner_builds_the_default_from_the_validation_size():
     pruner = make_pruner("margin", max_steps=2500, eval_steps=500, n_validation=2500)
     assert isinstance(pruner, NoiseMarginPruner)
-    assert (pruner.n_validation, pruner.k, pruner.n_startup_trials, pruner.n_warmup_steps) == (2500, 2.0, 3, 500)
+    assert (pruner.n_validation, pruner.k, pruner.n_startup_trials, pruner.n_warmup_steps) == (
+        2500,
+        2.0,
+        3,
+        500,
+    )
 
 
 @pytest.mark.slow
@@ -131,19 +137,27 @@ def test_no_trial_of_a_real_small_study_is_pruned_within_noise_of_the_median(tin
 
     n_val = len(tiny_data.splits["validation"])
     settings = TrainSettings(max_steps=60, eval_steps=10, batch_size=8, patience=0)
-    pruner = make_pruner("margin", max_steps=settings.max_steps, eval_steps=settings.eval_steps, n_validation=n_val)
-    study = optuna.create_study(direction="maximize", pruner=pruner,
-                                sampler=optuna.samplers.RandomSampler(seed=3))
+    pruner = make_pruner(
+        "margin", max_steps=settings.max_steps, eval_steps=settings.eval_steps, n_validation=n_val
+    )
+    study = optuna.create_study(
+        direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=3)
+    )
     objective = Objective(family="cnn", data=tiny_data, settings=settings, study_seed=0, work_dir=tmp_path)
     study.optimize(objective, n_trials=7, catch=())
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     assert pruned, "the study must prune something for this test to say anything"
     for trial in pruned:
         step = int(trial.user_attrs["steps_trained"])
-        before = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-                  and t.datetime_complete < trial.datetime_complete and t.number != trial.number
-                  and step in t.intermediate_values]
+        before = [
+            t
+            for t in study.trials
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            and t.datetime_complete < trial.datetime_complete
+            and t.number != trial.number
+            and step in t.intermediate_values
+        ]
         median = statistics.median(t.intermediate_values[step] for t in before)
         se = math.sqrt(median * (1 - median) / n_val)  # plain binomial, no adjustment
         assert trial.intermediate_values[step] < median - se, (trial.number, step, median)
-        assert trial.user_attrs["pruned_reference"] == pytest.approx(median)
+        assert trial.user_attrs["pruned_median"] == pytest.approx(median)

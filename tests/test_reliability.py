@@ -88,10 +88,14 @@ def wait_for(check, *, proc, log_dir: Path, timeout: float, what: str):
         if value is not None:
             return value
         if proc.poll() is not None:
-            pytest.fail(f"the CLI exited ({proc.returncode}) before {what} (last poll error: {last!r}):\n"
-                        f"{cli_output(log_dir)[1][-3000:]}")
+            pytest.fail(
+                f"the CLI exited ({proc.returncode}) before {what} (last poll error: {last!r}):\n"
+                f"{cli_output(log_dir)[1][-3000:]}"
+            )
         time.sleep(0.3)
-    pytest.fail(f"no {what} within {timeout} s (last poll error: {last!r}):\n{cli_output(log_dir)[1][-3000:]}")
+    pytest.fail(
+        f"no {what} within {timeout} s (last poll error: {last!r}):\n{cli_output(log_dir)[1][-3000:]}"
+    )
 
 
 def finish(proc, log_dir: Path, timeout: float) -> tuple[int, str, str]:
@@ -115,7 +119,9 @@ def assert_mlflow_mirrors(study: optuna.Study, runs: list) -> None:
     """One parent run; one child run per Optuna trial, under that parent, with the trial's params."""
     parents, children = runs_by_role(runs, "study"), runs_by_role(runs, "trial")
     assert len(parents) == 1
-    assert sorted(int(r.data.tags["optuna.trial_number"]) for r in children) == [t.number for t in study.trials]
+    assert sorted(int(r.data.tags["optuna.trial_number"]) for r in children) == [
+        t.number for t in study.trials
+    ]
     for run in children:
         assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         trial = study.trials[int(run.data.tags["optuna.trial_number"])]
@@ -151,9 +157,27 @@ def test_four_workers_reach_the_exact_target(shared, tiny_data_dir, tmp_path):
 def test_two_workers_share_one_study_and_stop_at_the_exact_target(shared, tiny_data_dir, tmp_path):
     store_args, storage = shared
     out = tmp_path / "out"
-    args = search_args(tiny_data_dir, out, family="cnn", trials=8, max_steps=1000, eval_steps=100,
-                       extra=["--workers", "2", *store_args, "--pruner", "none", "--patience", "0",
-                              "--top-k", "3", "--final-seeds", "2"])
+    args = search_args(
+        tiny_data_dir,
+        out,
+        family="cnn",
+        trials=8,
+        max_steps=1000,
+        eval_steps=100,
+        extra=[
+            "--workers",
+            "2",
+            *store_args,
+            "--pruner",
+            "none",
+            "--patience",
+            "0",
+            "--top-k",
+            "3",
+            "--final-seeds",
+            "2",
+        ],
+    )
     result = run_cli(*args, timeout=1200)  # 14 runs of 1,000 steps: minutes on a busy machine
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -172,8 +196,9 @@ def test_two_workers_share_one_study_and_stop_at_the_exact_target(shared, tiny_d
     # in the top 3) was split between them, each run done once.
     finals = study.user_attrs["final_results"]
     ranked = [r for r in finals if r["rank"] is not None]
-    assert sorted((r["rank"], r["seed"]) for r in ranked) == sorted((rank, seed) for rank in (1, 2, 3)
-                                                                    for seed in {r["seed"] for r in finals})
+    assert sorted((r["rank"], r["seed"]) for r in ranked) == sorted(
+        (rank, seed) for rank in (1, 2, 3) for seed in {r["seed"] for r in finals}
+    )
     notes = [r for r in finals if r["rank"] is None]
     assert len(notes) in (0, 2) and all(r["trial_number"] == 0 and r["reference"] for r in notes)
     assert len(finals) == 6 + len(notes) and {r["worker"] for r in finals} == workers
@@ -182,8 +207,9 @@ def test_two_workers_share_one_study_and_stop_at_the_exact_target(shared, tiny_d
 
 def test_bad_input_with_workers_is_one_error_line_and_no_helper_is_left(shared, tiny_data_dir, tmp_path):
     store_args, storage = shared
-    args = search_args(tiny_data_dir, tmp_path / "out", extra=["--workers", "2", *store_args,
-                                                               "--text-column", "review"])
+    args = search_args(
+        tiny_data_dir, tmp_path / "out", extra=["--workers", "2", *store_args, "--text-column", "review"]
+    )
     result = run_cli(*args, timeout=300)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -200,18 +226,29 @@ def test_a_killed_worker_trial_is_failed_retried_and_the_target_still_met(shared
     store_args, storage_url = shared
     out, logs = tmp_path / "out", tmp_path / "logs"
     target = 4
-    args = search_args(tiny_data_dir, out, family="cnn", trials=target, max_steps=300, eval_steps=10,
-                       extra=["--workers", "2", *store_args, "--patience", "0", "--pruner", "none"])
+    args = search_args(
+        tiny_data_dir,
+        out,
+        family="cnn",
+        trials=target,
+        max_steps=300,
+        eval_steps=10,
+        extra=["--workers", "2", *store_args, "--patience", "0", "--pruner", "none"],
+    )
     env = cli_env(TEXTBENCH_HEARTBEAT_SECONDS="2")  # grace period 6 s
     out.mkdir()
     storage = open_storage(storage_url)  # made here: polling never races the CLI making it
     proc = start_cli(*args, env=env, log_dir=logs)
     try:
+
         def both_training():  # both workers in the first two thirds of a trial (30 evaluations)
             study = optuna.load_study(study_name="tiny-cnn", storage=storage)
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            return {t.number for t in running} if len(running) == 2 and all(
-                0 < len(t.intermediate_values) <= 20 for t in running) else None
+            return (
+                {t.number for t in running}
+                if len(running) == 2 and all(0 < len(t.intermediate_values) <= 20 for t in running)
+                else None
+            )
 
         running = wait_for(both_training, proc=proc, log_dir=logs, timeout=300, what="two running trials")
         workers = worker_processes(proc.pid)
@@ -264,13 +301,21 @@ def test_sigint_fails_the_running_trial_exits_130_and_the_rerun_completes(tiny_d
     # A trial seen training from step 10 on and lasting many polling delays: SIGINT lands inside it
     # however busy the machine is (1,500 steps with a first evaluation at 50 finished first once,
     # under pytest -n 2).
-    args = search_args(tiny_data_dir, out, family="cnn", trials=target, max_steps=3000, eval_steps=10,
-                       extra=["--patience", "0", "--pruner", "none"])
+    args = search_args(
+        tiny_data_dir,
+        out,
+        family="cnn",
+        trials=target,
+        max_steps=3000,
+        eval_steps=10,
+        extra=["--patience", "0", "--pruner", "none"],
+    )
     storage_url = default_storage(out)
     out.mkdir()
     storage = open_storage(storage_url)  # one storage object: each poll reads only what is new
     proc = start_cli(*args, log_dir=logs)
     try:
+
         def training():  # a trial past its first evaluation: we are inside trainer.train()
             study = optuna.load_study(study_name="tiny-cnn", storage=storage)
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -325,9 +370,14 @@ def test_a_nan_loss_trial_fails_with_its_reason_and_the_study_goes_on(tiny_data,
     study.enqueue_trial({"learning_rate": 1e30})  # far out of the space: the weights overflow at once
     tracker = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "nan", tmp_path / "art", {"cnn": {}})
     tracker.study_started(study)
-    objective = Objective(family="cnn", data=tiny_data, settings=TrainSettings(max_steps=20, eval_steps=10,
-                                                                             batch_size=16, patience=0),
-                          study_seed=0, work_dir=tmp_path / "work", hooks=[tracker])
+    objective = Objective(
+        family="cnn",
+        data=tiny_data,
+        settings=TrainSettings(max_steps=20, eval_steps=10, batch_size=16, patience=0),
+        study_seed=0,
+        work_dir=tmp_path / "work",
+        hooks=[tracker],
+    )
     counts = run_study(study, objective, 2, callbacks=[tracker.trial_finished], progress=False)
 
     assert counts.failed == 1 and counts.finished == 2 and len(study.trials) == 3
@@ -339,6 +389,9 @@ def test_a_nan_loss_trial_fails_with_its_reason_and_the_study_goes_on(tiny_data,
     runs = runs_by_role(mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "nan"), "trial")
     failed = [r for r in runs if r.data.tags["optuna.trial_number"] == "0"]
     assert len(runs) == 3 and len(failed) == 1
-    assert failed[0].info.status == "FAILED" and failed[0].data.tags["fail_reason"] == bad.user_attrs["fail_reason"]
+    assert (
+        failed[0].info.status == "FAILED"
+        and failed[0].data.tags["fail_reason"] == bad.user_attrs["fail_reason"]
+    )
     assert tracker.broken is None
     assert not (tmp_path / "work").exists() or not os.listdir(tmp_path / "work")  # no checkpoints left

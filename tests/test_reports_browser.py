@@ -20,17 +20,25 @@ except ImportError:  # tests/ is not a package: pytest puts it on sys.path itsel
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 HOSTILE = "<script>alert(1)</script>"
-
 
 
 @pytest.fixture(autouse=True)
 def _needs_chromium():
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        skip_unless_ci(f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER} "
-                       "(apt install chromium chromium-driver)")
+        skip_unless_ci(
+            f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER} "
+            "(apt install chromium chromium-driver)"
+        )
 
 
 @pytest.fixture
@@ -60,7 +68,8 @@ def test_report_loads_all_images_without_console_errors(tmp_path, browser):
     browser.get(page.as_uri())
     state = browser.execute_script("return document.readyState")
     images = browser.execute_script(
-        "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+        "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])"
+    )
     scripts = browser.execute_script("return document.scripts.length")
     heading = browser.execute_script("return document.querySelector('h1').textContent")
     logs = browser.get_log("browser")

@@ -42,8 +42,15 @@ def test_trials_frame_has_one_row_per_trial_with_params_and_attrs(bench):
     df = collect.trials_frame(bench)
     assert len(df) == 2 * N_TRIALS
     assert list(df.columns[:4]) == ["family", "number", "state", "value"]
-    assert {"best_step", "wall_seconds", "n_params", "fail_reason", "params_learning_rate",
-            "params_filter_size", "params_nonlinearity"} <= set(df.columns)
+    assert {
+        "best_step",
+        "wall_seconds",
+        "n_params",
+        "fail_reason",
+        "params_learning_rate",
+        "params_filter_size",
+        "params_nonlinearity",
+    } <= set(df.columns)
     assert "curves" not in df.columns
     counts = df.groupby("state").size().to_dict()
     assert counts == {"COMPLETE": 14, "PRUNED": 4, "FAIL": 2}
@@ -57,7 +64,11 @@ def test_params_frame_keeps_pruned_apart_and_knows_log_and_categorical(bench):
     df = collect.params_frame(bench)
     assert set(df["state"]) == {"COMPLETE", "PRUNED"}
     assert df.groupby(["family", "state"])["number"].nunique().to_dict() == {
-        ("cnn", "COMPLETE"): 7, ("cnn", "PRUNED"): 2, ("rnn", "COMPLETE"): 7, ("rnn", "PRUNED"): 2}
+        ("cnn", "COMPLETE"): 7,
+        ("cnn", "PRUNED"): 2,
+        ("rnn", "COMPLETE"): 7,
+        ("rnn", "PRUNED"): 2,
+    }
     lr = df[df.param == "learning_rate"]
     assert lr["log"].all() and not lr["categorical"].any()
     assert df.loc[df.param == "nonlinearity", "categorical"].all()
@@ -111,7 +122,12 @@ def test_importance_frame_scores_each_family(bench):
     assert set(df["family"]) == {"cnn", "rnn"}
     assert (df["note"] == "").all()
     assert df.groupby("family")["importance"].sum().round(6).tolist() == [1.0, 1.0]
-    assert set(df.loc[df.family == "cnn", "param"]) == {"embedding_dim", "learning_rate", "filter_size", "num_filters"}
+    assert set(df.loc[df.family == "cnn", "param"]) == {
+        "embedding_dim",
+        "learning_rate",
+        "filter_size",
+        "num_filters",
+    }
 
 
 def test_importance_with_too_few_trials_is_a_note(tmp_path):
@@ -125,8 +141,15 @@ def test_importance_with_too_few_trials_is_a_note(tmp_path):
 def test_counts_and_fail_reasons(bench):
     counts = collect.counts_frame(bench).set_index("family")
     # steps: 7 complete x 10 evaluations x 100 steps + 2 pruned after 2 evaluations + the failed one's 0.
-    assert counts.loc["cnn"].to_dict() == {"complete": 7, "pruned": 2, "failed": 1, "running": 0, "total": 10,
-                                           "steps_trained": 7400, "thin": False}
+    assert counts.loc["cnn"].to_dict() == {
+        "complete": 7,
+        "pruned": 2,
+        "failed": 1,
+        "running": 0,
+        "total": 10,
+        "steps_trained": 7400,
+        "thin": False,
+    }
     assert collect.thin_notes(counts.reset_index()) == []
     reasons = collect.fail_reasons_frame(bench)
     assert reasons["count"].tolist() == [1, 1]
@@ -142,7 +165,9 @@ def test_a_family_with_fewer_completed_trials_than_a_fifth_is_thin(tmp_path, pru
     notes = collect.thin_notes(counts)
     assert len(notes) == int(thin)
     if thin:
-        assert notes[0].startswith("cnn: the search was thin: 1 of 10 finished trials completed (9 pruned, 0 failed)")
+        assert notes[0].startswith(
+            "cnn: the search was thin: 1 of 10 finished trials completed (9 pruned, 0 failed)"
+        )
         assert "pruner" in notes[0]
 
 
@@ -166,7 +191,9 @@ def test_budget_check_flags_different_settings_and_trial_counts(tmp_path):
 def test_budget_check_flags_unfinished_target(tmp_path):
     url, store = sqlite_storage(tmp_path / "s.db")
     make_study(store, "short", "cnn", n_trials=4, target_trials=10)
-    assert collect.budget_check(collect.load_benchmark(url, "short")) == ["cnn finished 4 of its 10 target trials"]
+    assert collect.budget_check(collect.load_benchmark(url, "short")) == [
+        "cnn finished 4 of its 10 target trials"
+    ]
 
 
 def test_provenance_lists_what_reproduces_the_run(bench):
@@ -191,8 +218,15 @@ def test_frames_of_an_empty_study_are_empty_with_columns(tmp_path):
     url, store = sqlite_storage(tmp_path / "s.db")
     make_study(store, "empty", "cnn", n_trials=0, final=False)
     bench = collect.load_benchmark(url, "empty")
-    for frame in (collect.trials_frame, collect.params_frame, collect.history_frame, collect.curves_frame,
-                  collect.final_frame, collect.best_frame, collect.fail_reasons_frame):
+    for frame in (
+        collect.trials_frame,
+        collect.params_frame,
+        collect.history_frame,
+        collect.curves_frame,
+        collect.final_frame,
+        collect.best_frame,
+        collect.fail_reasons_frame,
+    ):
         df = frame(bench)
         assert isinstance(df, pd.DataFrame) and df.empty and len(df.columns) >= 2, frame.__name__
     assert "at least 2 completed" in collect.importance_frame(bench)["note"].iloc[0]
@@ -205,11 +239,13 @@ def test_importances_are_the_ones_optuna_dashboard_shows(bench):
 
     report = collect.importance_frame(bench)
     for family, study in bench.studies.items():
-        shown = get_param_importance_from_trials_cache(InMemoryCache(), study._storage, study._study_id, 0,
-                                                       study.get_trials(deepcopy=False))
+        shown = get_param_importance_from_trials_cache(
+            InMemoryCache(), study._storage, study._study_id, 0, study.get_trials(deepcopy=False)
+        )
         mine = report[report["family"] == family]
         assert dict(zip(mine["param"], mine["importance"], strict=True)) == pytest.approx(
-            {p["name"]: p["importance"] for p in shown}, abs=1e-12)
+            {p["name"]: p["importance"] for p in shown}, abs=1e-12
+        )
 
 
 def test_curves_are_read_from_the_trial_artifacts(tmp_path):
@@ -218,16 +254,29 @@ def test_curves_are_read_from_the_trial_artifacts(tmp_path):
 
     url, store = sqlite_storage(tmp_path / "s.db")
     study = optuna.create_study(storage=store, study_name="art-cnn", direction="maximize")
-    for key, value in {"benchmark": "art", "arch": "cnn", "artifact_dir": str(tmp_path / "artifacts")}.items():
+    for key, value in {
+        "benchmark": "art",
+        "arch": "cnn",
+        "artifact_dir": str(tmp_path / "artifacts"),
+    }.items():
         study.set_user_attr(key, value)
     (tmp_path / "artifacts").mkdir()
-    curve = pd.DataFrame({"step": [10, 20], "loss": [0.9, 0.5], "eval_accuracy": [0.6, 0.8], "epoch": [0.1, 0.2]})
+    curve = pd.DataFrame(
+        {"step": [10, 20], "loss": [0.9, 0.5], "eval_accuracy": [0.6, 0.8], "epoch": [0.1, 0.2]}
+    )
     curve.to_csv(tmp_path / "curves.csv", index=False)
     trial = study.ask()
     trial.report(0.6, 10)
-    optuna.artifacts.upload_artifact(artifact_store=optuna.artifacts.FileSystemArtifactStore(tmp_path / "artifacts"),
-                                     file_path=str(tmp_path / "curves.csv"), study_or_trial=trial)
+    optuna.artifacts.upload_artifact(
+        artifact_store=optuna.artifacts.FileSystemArtifactStore(tmp_path / "artifacts"),
+        file_path=str(tmp_path / "curves.csv"),
+        study_or_trial=trial,
+    )
     study.tell(trial, 0.8)
     df = collect.curves_frame(collect.load_benchmark(url, "art"), "best")
     assert sorted(map(tuple, df[["step", "metric", "value"]].to_numpy().tolist())) == [
-        (10, "eval_accuracy", 0.6), (10, "loss", 0.9), (20, "eval_accuracy", 0.8), (20, "loss", 0.5)]
+        (10, "eval_accuracy", 0.6),
+        (10, "loss", 0.9),
+        (20, "eval_accuracy", 0.8),
+        (20, "loss", 0.5),
+    ]

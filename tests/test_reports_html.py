@@ -19,7 +19,8 @@ except ImportError:  # tests/ is not a package: pytest puts it on sys.path itsel
 
 HOSTILE = "<script>alert(1)</script>"
 ONE_PIXEL_PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 
 
 @pytest.fixture
@@ -84,13 +85,18 @@ def chosen_by_hand(url: str, name: str) -> dict[str, tuple[int, list[float]]]:
                 continue
             by_rank.setdefault(record["rank"], []).append(record)
         rank = min(by_rank, key=lambda k: (-statistics.mean(r["validation_accuracy"] for r in by_rank[k]), k))
-        out[summary.user_attrs["arch"]] = (by_rank[rank][0]["trial_number"], [r["test_accuracy"] for r in by_rank[rank]])
+        out[summary.user_attrs["arch"]] = (
+            by_rank[rank][0]["trial_number"],
+            [r["test_accuracy"] for r in by_rank[rank]],
+        )
     return out
 
 
 def test_verdict_names_the_family_with_the_higher_mean_test_accuracy(report):
     url, _, text = report
-    means = {family: statistics.mean(tests) for family, (_, tests) in chosen_by_hand(url, "imdb-small").items()}
+    means = {
+        family: statistics.mean(tests) for family, (_, tests) in chosen_by_hand(url, "imdb-small").items()
+    }
     winner, runner_up = sorted(means, key=means.get, reverse=True)
     sentence = verdict_of(text)
     assert sentence.index(winner) < sentence.index(runner_up), sentence
@@ -133,7 +139,9 @@ def test_zero_completed_trials(tmp_path, quick_png):
 def test_single_family(tmp_path, quick_png):
     _, _, text = build(tmp_path, "solo", families=("cnn",), n_trials=6)
     assert_every_section(text)
-    assert verdict_of(text).startswith("Ranking by mean test accuracy of each family's chosen configuration: cnn ")
+    assert verdict_of(text).startswith(
+        "Ranking by mean test accuracy of each family's chosen configuration: cnn "
+    )
     assert text.count("<img ") == 9
 
 
@@ -162,18 +170,33 @@ def test_unequal_budgets_are_flagged_loudly(tmp_path, quick_png):
 
 
 def test_five_families(tmp_path, quick_png):
-    _, _, text = build(tmp_path, "many", families=("cnn", "gru", "lstm", "rnn", "tiny"), n_trials=5,
-                       pruned=(3,), failed=())
+    _, _, text = build(
+        tmp_path, "many", families=("cnn", "gru", "lstm", "rnn", "tiny"), n_trials=5, pruned=(3,), failed=()
+    )
     assert_every_section(text)
     assert text.count("<img ") == 9 and "could not be drawn" not in text
     first = verdict_of(text)
     means = [float(m) for m in re.findall(r"(?:cnn|gru|lstm|rnn|tiny|baseline) (0\.\d{3})", first)]
-    assert len(means) == 6 and means == sorted(means, reverse=True)  # five families and the baseline, best first
+    assert len(means) == 6 and means == sorted(
+        means, reverse=True
+    )  # five families and the baseline, best first
 
 
-@pytest.mark.parametrize("value, text", [(None, "–"), (pd.NA, "–"), (float("nan"), "–"), (True, "yes"),
-                                         (25000, "25,000"), (1000.0, "1,000"), (12345.6, "12,346"),
-                                         (0.000312, "3.12e-04"), (0.8712345, "0.8712"), ("<b>", "<b>")])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (None, "–"),
+        (pd.NA, "–"),
+        (float("nan"), "–"),
+        (True, "yes"),
+        (25000, "25,000"),
+        (1000.0, "1,000"),
+        (12345.6, "12,346"),
+        (0.000312, "3.12e-04"),
+        (0.8712345, "0.8712"),
+        ("<b>", "<b>"),
+    ],
+)
 def test_cell_format(value, text):
     assert cell(value) == text  # strings pass through: the template escapes them
 
@@ -191,11 +214,20 @@ def test_chosen_configuration_is_highlighted_in_best_table(report):
 def test_the_data_sentence_says_where_splits_came_from_and_what_was_dropped():
     from textbench.reports.html import _data_sentence
 
-    raw = {"train_from": "train.tsv", "validation_from": "dev.tsv", "test_from": "test.tsv",
-           "dropped_rows": {"train": {"no label": 2, "empty text": 0}, "test": {"no label": 0, "empty text": 1}}}
-    assert _data_sentence(raw) == (" Splits: train: train.tsv; validation: dev.tsv; test: test.tsv. Rows dropped "
-                                   "before splitting: train: 2 without a label; test: 1 with an empty text.")
-    assert _data_sentence({"train_from": "a.csv", "dropped_rows": {}}) == " Splits: train: a.csv. No row was dropped."
+    raw = {
+        "train_from": "train.tsv",
+        "validation_from": "dev.tsv",
+        "test_from": "test.tsv",
+        "dropped_rows": {"train": {"no label": 2, "empty text": 0}, "test": {"no label": 0, "empty text": 1}},
+    }
+    assert _data_sentence(raw) == (
+        " Splits: train: train.tsv; validation: dev.tsv; test: test.tsv. Rows dropped "
+        "before splitting: train: 2 without a label; test: 1 with an empty text."
+    )
+    assert (
+        _data_sentence({"train_from": "a.csv", "dropped_rows": {}})
+        == " Splits: train: a.csv. No row was dropped."
+    )
     assert _data_sentence({}) == ""  # studies recorded before these settings existed
 
 
@@ -204,8 +236,8 @@ def test_a_thin_search_is_flagged_with_its_counts_and_steps(tmp_path, quick_png)
     make_study(store, "thin", "cnn", n_trials=10, pruned=(), failed=())
     make_study(store, "thin", "rnn", n_trials=10, pruned=tuple(range(9)), failed=())
     text = html.unescape(build_report(url, "thin", tmp_path / "out").read_text())
-    alert = text[text.index('id="thin-search"'):]
-    alert = alert[:alert.index("</div>")]
+    alert = text[text.index('id="thin-search"') :]
+    alert = alert[: alert.index("</div>")]
     assert "rnn: the search was thin: 1 of 10 finished trials completed (9 pruned, 0 failed)" in alert
     assert "cnn:" not in alert
     assert text.index('id="thin-search"') < text.index('<section id="budget"')

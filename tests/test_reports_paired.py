@@ -60,7 +60,9 @@ def test_pairing_is_kept_across_examples():
     b[flip] = (labels[flip] + 1) % 2
     r = stats.paired_difference(a[None], b[None], labels, seed=3)
     assert r.diff == pytest.approx(0.03)
-    se = math.sqrt(30 * (1 - 0.03) + 970 * 0.03**2) / 1000 / math.sqrt(1000 / 999)  # sd of per-example diffs / sqrt(n)
+    se = (
+        math.sqrt(30 * (1 - 0.03) + 970 * 0.03**2) / 1000 / math.sqrt(1000 / 999)
+    )  # sd of per-example diffs / sqrt(n)
     assert (r.ci_high - r.ci_low) == pytest.approx(2 * 1.96 * se, rel=0.15)
     assert r.ci_low > 0 and r.p_value < 0.001
 
@@ -127,8 +129,12 @@ def test_a_p_value_at_the_bootstraps_floor_reads_as_a_bound():
     b = np.stack([with_accuracy(labels, 0.70, rng) for _ in range(3)])
     far = stats.paired_difference(a, b, labels, seed=1)
     assert far.at_floor and far.p_value == pytest.approx(2 / (stats.N_BOOT + 1))
-    near = stats.paired_difference(a, np.stack([with_accuracy(labels, 0.80, rng) for _ in range(3)]), labels, seed=1)
+    near = stats.paired_difference(
+        a, np.stack([with_accuracy(labels, 0.80, rng) for _ in range(3)]), labels, seed=1
+    )
     assert not near.at_floor and near.p_value > 0.01
     assert stats.fmt_p(3 * far.p_value, far.at_floor) == "p ≤ 0.0015"
-    assert stats.fmt_p(0.0015, np.bool_(True)) == "p ≤ 0.0015" and stats.fmt_p(0.0015, math.nan) == "p = 0.0015"
+    assert (
+        stats.fmt_p(0.0015, np.bool_(True)) == "p ≤ 0.0015" and stats.fmt_p(0.0015, math.nan) == "p = 0.0015"
+    )
     assert stats.fmt_p(far.p_value, True) == "p < 0.001"  # below 0.001 it reads as a bound anyway

@@ -56,8 +56,17 @@ def test_compare_untestable_cases_give_nan_not_errors():
 
 
 def final_rows(family, rank, trial, val, tests):
-    return [{"family": family, "rank": rank, "trial_number": trial, "seed": s, "validation_accuracy": val,
-             "test_accuracy": t} for s, t in enumerate(tests)]
+    return [
+        {
+            "family": family,
+            "rank": rank,
+            "trial_number": trial,
+            "seed": s,
+            "validation_accuracy": val,
+            "test_accuracy": t,
+        }
+        for s, t in enumerate(tests)
+    ]
 
 
 def frame(*groups):
@@ -82,15 +91,26 @@ def test_summarize_clips_the_interval_to_the_accuracy_range():
 
 
 def test_choose_uses_mean_validation_never_test():
-    df = frame(("cnn", 1, 4, 0.88, [0.80, 0.80, 0.81]),   # best validation, worse test
-               ("cnn", 2, 9, 0.87, [0.90, 0.91, 0.92]),
-               ("rnn", 1, 2, 0.85, [0.84, 0.85, 0.86]),   # tie on validation -> lower rank
-               ("rnn", 2, 3, 0.85, [0.95, 0.95, 0.96]))
+    df = frame(
+        ("cnn", 1, 4, 0.88, [0.80, 0.80, 0.81]),  # best validation, worse test
+        ("cnn", 2, 9, 0.87, [0.90, 0.91, 0.92]),
+        ("rnn", 1, 2, 0.85, [0.84, 0.85, 0.86]),  # tie on validation -> lower rank
+        ("rnn", 2, 3, 0.85, [0.95, 0.95, 0.96]),
+    )
     chosen = stats.choose(df).drop_duplicates("family").set_index("family")["rank"].to_dict()
     assert chosen == {"cnn": 1, "rnn": 1}
     board = stats.leaderboard(df)
-    assert board.columns.tolist() == ["family", "rank", "trial_number", "validation_mean", "mean", "std", "n",
-                                      "ci_low", "ci_high"]
+    assert board.columns.tolist() == [
+        "family",
+        "rank",
+        "trial_number",
+        "validation_mean",
+        "mean",
+        "std",
+        "n",
+        "ci_low",
+        "ci_high",
+    ]
     assert board["family"].tolist() == ["rnn", "cnn"]  # ranked by the chosen configs' test means
     assert board["mean"].tolist() == pytest.approx([0.85, 0.8033333])
 
@@ -98,19 +118,34 @@ def test_choose_uses_mean_validation_never_test():
 def trials(families, completed=True):
     rows = []
     for i, f in enumerate(families):
-        rows += [{"family": f, "number": n, "state": "COMPLETE" if completed else "FAIL",
-                  "value": (0.8 + 0.01 * i + 0.001 * n) if completed else None} for n in range(3)]
+        rows += [
+            {
+                "family": f,
+                "number": n,
+                "state": "COMPLETE" if completed else "FAIL",
+                "value": (0.8 + 0.01 * i + 0.001 * n) if completed else None,
+            }
+            for n in range(3)
+        ]
     return pd.DataFrame(rows)
 
 
 def test_verdict_significant_winner_with_numbers_from_the_table():
     df = frame(("cnn", 1, 1, 0.88, [0.85, 0.86, 0.87]), ("rnn", 1, 2, 0.83, [0.80, 0.81, 0.82]))
     text = stats.verdict(trials(["cnn", "rnn"]), df)
-    c = stats.compare([0.85, 0.86, 0.87], [0.80, 0.81, 0.82])  # no predictions stored: Welch, Holm over 1 test
+    c = stats.compare(
+        [0.85, 0.86, 0.87], [0.80, 0.81, 0.82]
+    )  # no predictions stored: Welch, Holm over 1 test
     assert text.startswith("Ranking by mean test accuracy of each family's chosen configuration: cnn 0.860")
     assert "cnn is ahead of rnn by" in text
-    for number in ("0.860", "0.810", stats.fmt_diff(c.diff), stats.fmt_diff(c.ci_low), stats.fmt_diff(c.ci_high),
-                   stats.fmt_p(c.p_value)):
+    for number in (
+        "0.860",
+        "0.810",
+        stats.fmt_diff(c.diff),
+        stats.fmt_diff(c.ci_low),
+        stats.fmt_diff(c.ci_high),
+        stats.fmt_p(c.p_value),
+    ):
         assert number in text
 
 
@@ -121,8 +156,11 @@ def test_verdict_not_significant_says_so():
 
 
 def test_verdict_three_families_ranks_all_with_the_baseline():
-    df = frame(("cnn", 1, 1, 0.88, [0.85, 0.86, 0.87]), ("gru", 1, 2, 0.85, [0.83, 0.835, 0.84]),
-               ("rnn", 1, 3, 0.83, [0.80, 0.81, 0.82]))
+    df = frame(
+        ("cnn", 1, 1, 0.88, [0.85, 0.86, 0.87]),
+        ("gru", 1, 2, 0.85, [0.83, 0.835, 0.84]),
+        ("rnn", 1, 3, 0.83, [0.80, 0.81, 0.82]),
+    )
     baseline = {"name": "tfidf-logreg", "test_accuracy": 0.84, "validation_accuracy": 0.85}
     parts = stats.verdict_parts(trials(["cnn", "gru", "rnn"]), df, baseline)
     first = parts[0]
@@ -136,7 +174,11 @@ def test_verdict_first_sentence_says_the_baseline_beats_every_family():
     baseline = {"name": "tfidf-logreg", "test_accuracy": 0.80, "validation_accuracy": 0.8}
     parts = stats.verdict_parts(trials(["cnn", "rnn"]), df, baseline)
     assert parts[0].startswith("The tfidf-logreg baseline beats all 2 families on test")
-    assert parts[0].index("tfidf-logreg baseline 0.800") < parts[0].index("cnn 0.620") < parts[0].index("rnn 0.500")
+    assert (
+        parts[0].index("tfidf-logreg baseline 0.800")
+        < parts[0].index("cnn 0.620")
+        < parts[0].index("rnn 0.500")
+    )
     assert "rnn 0.500 (all 2 seeds equal)" in parts[0]  # no degenerate "0.500 to 0.500" interval
     assert any("With only 2 seeds per configuration" in p and "no seed-level conclusion" in p for p in parts)
 
@@ -145,8 +187,10 @@ def test_verdict_labels_a_family_at_chance_from_predictions():
     rng = np.random.default_rng(0)
     labels = np.array([0] * 300 + [1] * 200)
     good = np.where(rng.random((3, 500)) < 0.85, labels, 1 - labels)
-    df = pd.DataFrame(final_rows("cnn", 1, 1, 0.85, (good == labels).mean(1))
-                      + final_rows("rnn", 1, 2, 0.6, [0.6, 0.6, 0.6]))
+    df = pd.DataFrame(
+        final_rows("cnn", 1, 1, 0.85, (good == labels).mean(1))
+        + final_rows("rnn", 1, 2, 0.6, [0.6, 0.6, 0.6])
+    )
     preds = {("cnn", 1, s): good[s] for s in range(3)} | {("rnn", 2, s): np.zeros(500, int) for s in range(3)}
     board = stats.ranking(df, None, preds, labels)
     assert board.set_index("name")["at_chance"].to_dict() == {"cnn": False, "rnn": True}
@@ -158,7 +202,10 @@ def test_verdict_labels_a_family_at_chance_from_predictions():
     pairs = stats.pairwise(df, None, preds, labels)
     assert pairs["method"].tolist() == ["paired bootstrap"] and bool(pairs["significant"].iloc[0])
     reseeded = stats.pairwise(df, None, preds, labels, seed=1)  # the seed reaches the bootstrap
-    assert reseeded["diff"].iloc[0] == pairs["diff"].iloc[0] and reseeded["ci_low"].iloc[0] != pairs["ci_low"].iloc[0]
+    assert (
+        reseeded["diff"].iloc[0] == pairs["diff"].iloc[0]
+        and reseeded["ci_low"].iloc[0] != pairs["ci_low"].iloc[0]
+    )
     unknown = stats.ranking(df)  # no predictions: chance is unknown (None), not False
     assert unknown["at_chance"].tolist() == [None, None] and unknown["chance_p"].isna().all()
 
@@ -176,7 +223,8 @@ def test_verdict_single_family_and_nothing_completed():
     assert "no final evaluation" in stats.verdict(trials(["cnn"]), frame())
     assert stats.verdict(trials(["cnn", "rnn"], completed=False), frame()) == (
         "No trial completed in any family (6 failed, 0 pruned): nothing to compare yet, see the trial counts "
-        "and fail reasons below.")
+        "and fail reasons below."
+    )
     empty = pd.DataFrame(columns=["family", "number", "state", "value"])
     assert stats.verdict(empty, frame()).startswith("No trials have been run yet")
 
@@ -206,38 +254,74 @@ def test_p_value_format_never_rounds_across_the_threshold():
 def test_expected_max_skips_missing_values_and_edge_budgets():
     # best of 2 draws from {0.5, 0.7}: 0.7 unless both draws are 0.5 (1/4): 0.25 * 0.5 + 0.75 * 0.7 = 0.65
     assert stats.expected_max([0.5, None, math.nan, 0.7], 2)[0] == pytest.approx(0.65)
-    assert stats.expected_max([0.6], 3) == (pytest.approx(0.6), pytest.approx(0.0))  # one value: it, no spread
+    assert stats.expected_max([0.6], 3) == (
+        pytest.approx(0.6),
+        pytest.approx(0.0),
+    )  # one value: it, no spread
     assert all(math.isnan(x) for x in stats.expected_max([0.5, 0.7], 0))  # no draw, no best
     assert all(math.isnan(x) for x in stats.expected_max([None, math.nan], 2))
 
 
 def test_expected_max_frame_counts_completed_trials_only_per_family_in_order():
-    rows = [("rnn", "COMPLETE", 0.6), ("rnn", "COMPLETE", 0.8), ("rnn", "PRUNED", 0.9), ("rnn", "FAIL", None),
-            ("cnn", "COMPLETE", 0.7), ("cnn", "RUNNING", None)]
-    trials = pd.DataFrame([{"family": f, "number": i, "state": s, "value": v} for i, (f, s, v) in enumerate(rows)])
+    rows = [
+        ("rnn", "COMPLETE", 0.6),
+        ("rnn", "COMPLETE", 0.8),
+        ("rnn", "PRUNED", 0.9),
+        ("rnn", "FAIL", None),
+        ("cnn", "COMPLETE", 0.7),
+        ("cnn", "RUNNING", None),
+    ]
+    trials = pd.DataFrame(
+        [{"family": f, "number": i, "state": s, "value": v} for i, (f, s, v) in enumerate(rows)]
+    )
     curves = stats.expected_max_frame(trials)
     assert list(curves.columns) == ["family", "n", "mean", "std"]
     assert list(zip(curves["family"], curves["n"], strict=True)) == [("cnn", 1), ("rnn", 1), ("rnn", 2)]
     # rnn from {0.6, 0.8} (the pruned 0.9 is not a result): n=1 mean 0.7, sd 0.1; n=2: 0.25*0.6 + 0.75*0.8
     assert curves["mean"].tolist() == pytest.approx([0.7, 0.7, 0.75])
     assert curves["std"].tolist() == pytest.approx([0.0, 0.1, math.sqrt(0.25 * 0.15**2 + 0.75 * 0.05**2)])
-    assert stats.expected_max_frame(trials[trials.state == "FAIL"]).columns.tolist() == ["family", "n", "mean", "std"]
+    assert stats.expected_max_frame(trials[trials.state == "FAIL"]).columns.tolist() == [
+        "family",
+        "n",
+        "mean",
+        "std",
+    ]
 
 
 def test_crossings_need_a_strict_lead_and_name_an_unnamed_baseline_plainly():
-    curves = pd.DataFrame([{"family": f, "n": n, "mean": m, "std": 0.0}
-                           for f, ms in (("a", (0.80, 0.85, 0.90)), ("b", (0.80, 0.82, 0.84))) for n, m in enumerate(ms, 1)])
+    curves = pd.DataFrame(
+        [
+            {"family": f, "n": n, "mean": m, "std": 0.0}
+            for f, ms in (("a", (0.80, 0.85, 0.90)), ("b", (0.80, 0.82, 0.84)))
+            for n, m in enumerate(ms, 1)
+        ]
+    )
     assert stats.crossings(curves) == []  # b equals a at n = 1: a tie is not "ahead"
-    assert stats.crossings(curves, {"validation_accuracy": 0.80}) == []  # level with the baseline is not below it
+    assert (
+        stats.crossings(curves, {"validation_accuracy": 0.80}) == []
+    )  # level with the baseline is not below it
     assert stats.crossings(curves, {"validation_accuracy": 0.845}) == [
-        "With fewer than 2 trials, the baseline would have been ahead of a on validation."]  # b never passes it
+        "With fewer than 2 trials, the baseline would have been ahead of a on validation."
+    ]  # b never passes it
     assert stats.crossings(curves, {"validation_accuracy": 0.84, "name": "tfidf"}) == [
-        "With fewer than 2 trials, the tfidf baseline would have been ahead of a on validation."]  # b only ties it
+        "With fewer than 2 trials, the tfidf baseline would have been ahead of a on validation."
+    ]  # b only ties it
 
 
 def test_winners_curse_keeps_a_chosen_configuration_missing_from_the_search_table():
-    final = pd.DataFrame([{"family": "cnn", "rank": 1, "trial_number": 4, "seed": s, "validation_accuracy": v,
-                           "test_accuracy": 0.8} for s, v in enumerate((0.82, 0.84))])
+    final = pd.DataFrame(
+        [
+            {
+                "family": "cnn",
+                "rank": 1,
+                "trial_number": 4,
+                "seed": s,
+                "validation_accuracy": v,
+                "test_accuracy": 0.8,
+            }
+            for s, v in enumerate((0.82, 0.84))
+        ]
+    )
     cols = ["family", "trial_number", "search_validation", "final_validation_mean", "n", "drop"]
     other = pd.DataFrame({"family": ["cnn"], "number": [9], "value": [0.9]})
     curse = stats.winners_curse(other, final)
@@ -249,15 +333,23 @@ def test_winners_curse_keeps_a_chosen_configuration_missing_from_the_search_tabl
 
 def test_validation_only_verdicts_name_every_family_and_the_numbers():
     rows = [("cnn", 0.802), ("cnn", 0.79), ("rnn", 0.812), ("gru", None), ("lstm", None)]
-    trials = pd.DataFrame([{"family": f, "number": i, "state": "COMPLETE" if v else "FAIL", "value": v}
-                           for i, (f, v) in enumerate(rows)])
+    trials = pd.DataFrame(
+        [
+            {"family": f, "number": i, "state": "COMPLETE" if v else "FAIL", "value": v}
+            for i, (f, v) in enumerate(rows)
+        ]
+    )
     text = stats.verdict(trials, frame())
-    assert text == ("No final evaluation was run: ranking by validation only, rnn leads with a best validation "
-                    "accuracy of 0.812 vs 0.802 for cnn (best of each search, not a test result); gru and lstm "
-                    "completed no trial.")
+    assert text == (
+        "No final evaluation was run: ranking by validation only, rnn leads with a best validation "
+        "accuracy of 0.812 vs 0.802 for cnn (best of each search, not a test result); gru and lstm "
+        "completed no trial."
+    )
     alone = stats.verdict(trials[trials.family != "rnn"], frame())
-    assert alone == ("Only cnn completed any trial, so nothing can be compared: its best validation accuracy is "
-                     "0.802; gru and lstm completed no trial.")
+    assert alone == (
+        "Only cnn completed any trial, so nothing can be compared: its best validation accuracy is "
+        "0.802; gru and lstm completed no trial."
+    )
     three = stats.verdict(trials.replace({"gru": "cnn"}), frame())
     assert three.endswith("(best of each search, not a test result); lstm completed no trial.")
     assert stats._names(["a", "b", "c"]) == "a, b and c" and stats._names(["a"]) == "a"

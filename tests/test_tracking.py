@@ -36,10 +36,23 @@ def tracked(tmp_path_factory):
         frozen.append(study.tell(trial, value if state == TrialState.COMPLETE else None, state=state))
         tracker.trial_finished(study, frozen[-1])
     started = time.time() - 100
-    tracker.final_run(study, {"arch": "cnn", "trial_number": 0, "seed": 3_141_592_653, "seed_index": 1, "rank": 1,
-                              "params": {}, "test_accuracy": 0.7, "started_at": started, "ended_at": started + 12.5})
-    tracker.baseline_run("exp", {"name": "tfidf-logreg", "validation_accuracy": 0.6, "test_accuracy": 0.6,
-                                 "fit_seconds": 12.6})
+    tracker.final_run(
+        study,
+        {
+            "arch": "cnn",
+            "trial_number": 0,
+            "seed": 3_141_592_653,
+            "seed_index": 1,
+            "rank": 1,
+            "params": {},
+            "test_accuracy": 0.7,
+            "started_at": started,
+            "ended_at": started + 12.5,
+        },
+    )
+    tracker.baseline_run(
+        "exp", {"name": "tfidf-logreg", "validation_accuracy": 0.6, "test_accuracy": 0.6, "fit_seconds": 12.6}
+    )
     tracker.study_ended(study)
     return uri, study, frozen, mlflow_runs(uri, "exp")
 
@@ -55,8 +68,13 @@ def test_the_experiment_opens_on_its_runs_table(tracked):
 def test_run_names_are_short_and_a_pruned_trial_says_so(tracked):
     *_, runs = tracked
     names = {r.info.run_name: r.info.status for r in runs}
-    assert names == {"exp-cnn": "FINISHED", "cnn-0": "FINISHED", "cnn-1 pruned@30": "FINISHED",
-                     "cnn-0 final s2": "FINISHED", "tfidf-logreg": "FINISHED"}
+    assert names == {
+        "exp-cnn": "FINISHED",
+        "cnn-0": "FINISHED",
+        "cnn-1 pruned@30": "FINISHED",
+        "cnn-0 final s2": "FINISHED",
+        "tfidf-logreg": "FINISHED",
+    }
     assert max(map(len, names)) <= 16
 
 

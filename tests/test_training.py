@@ -19,12 +19,20 @@ from textbench.core.training import (
     evaluate_split,
     fit,
 )
+from textbench.spaces import FAMILIES
 
 
 def tiny_cnn(data, seed: int = 0):
     torch.manual_seed(seed)
-    return build_model(FAMILIES["cnn"], vocab_size=len(data.tokenizer), num_labels=data.num_labels,
-                       pad_token_id=data.tokenizer.pad_token_id, embedding_dim=16, filter_size=3, num_filters=8)
+    return build_model(
+        FAMILIES["cnn"],
+        vocab_size=len(data.tokenizer),
+        num_labels=data.num_labels,
+        pad_token_id=data.tokenizer.pad_token_id,
+        embedding_dim=16,
+        filter_size=3,
+        num_filters=8,
+    )
 
 
 class PoisonAt(TrainerCallback):
@@ -59,9 +67,9 @@ def test_best_checkpoint_is_restored(tiny_data, tmp_path):
     # the model left in the trainer is the best checkpoint, not the sabotaged last one
     metrics = result.trainer.evaluate()
     assert metrics["eval_accuracy"] == result.best_accuracy
-    assert evaluate_split(result.trainer, tiny_data.splits["validation"], "validation")["validation_accuracy"] == (
-        result.best_accuracy
-    )
+    assert evaluate_split(result.trainer, tiny_data.splits["validation"], "validation")[
+        "validation_accuracy"
+    ] == (result.best_accuracy)
     assert result.trainer.model.output_layer.bias[0] != 10.0
     assert not output.exists()  # checkpoints removed
     final = result.final_values()
@@ -84,9 +92,13 @@ def test_curves_and_final_values(tiny_data, tmp_path):
 def test_bf16_mixed_precision_trains_and_keeps_fp32_weights(tiny_data, tmp_path):
     settings = TrainSettings(max_steps=20, eval_steps=10, batch_size=8, patience=0, precision="bf16")
     result = fit(tiny_cnn(tiny_data), tiny_data, settings, tmp_path / "run", learning_rate=5e-3)
-    assert result.trainer.args.bf16 and all(np.isfinite(row["loss"]) for row in result.curves if "loss" in row)
+    assert result.trainer.args.bf16 and all(
+        np.isfinite(row["loss"]) for row in result.curves if "loss" in row
+    )
     assert result.best_accuracy is not None
-    assert {p.dtype for p in result.trainer.model.parameters()} == {torch.float32}  # autocast, not a bf16 model
+    assert {p.dtype for p in result.trainer.model.parameters()} == {
+        torch.float32
+    }  # autocast, not a bf16 model
 
 
 def test_early_stopping_when_accuracy_plateaus(tiny_data, tmp_path):
@@ -153,7 +165,13 @@ def test_compute_accuracy_offline():
 def test_train_settings_defaults():
     settings = TrainSettings()
     assert settings.logging_steps == settings.eval_steps
-    assert settings.budget() == {"max_steps": 2500, "eval_steps": 500, "batch_size": 8, "patience": 5, "precision": "fp32"}
+    assert settings.budget() == {
+        "max_steps": 2500,
+        "eval_steps": 500,
+        "batch_size": 8,
+        "patience": 5,
+        "precision": "fp32",
+    }
 
 
 @pytest.mark.parametrize(
@@ -168,7 +186,11 @@ def test_train_settings_defaults():
         ({"learning_rate": 0.0}, "learning rate must be positive"),
         ({"learning_rate": float("nan")}, "learning rate must be positive"),
         ({"precision": "fp8"}, "--precision must be one of fp32, bf16, fp16"),
-        *([] if torch.cuda.is_available() else [({"precision": "fp16"}, "--precision fp16 needs a CUDA GPU")]),
+        *(
+            []
+            if torch.cuda.is_available()
+            else [({"precision": "fp16"}, "--precision fp16 needs a CUDA GPU")]
+        ),
     ],
 )
 def test_train_settings_validation(values, fragment):

@@ -27,14 +27,24 @@ from optuna.trial import TrialState
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-         "--disable-component-update", "--disable-sync", "--window-size=1600,1000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1000",
+]
 BIN = Path(sys.executable).parent
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists() or not CHROMEDRIVER.exists(),
-                       reason=f"needs {CHROMIUM} and {CHROMEDRIVER} (apt install chromium chromium-driver)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists() or not CHROMEDRIVER.exists(),
+        reason=f"needs {CHROMIUM} and {CHROMEDRIVER} (apt install chromium chromium-driver)",
+    ),
 ]
 
 
@@ -79,13 +89,31 @@ def servers(finished, tmp_path_factory):
     logs = tmp_path_factory.mktemp("servers")
     mlflow_port, dashboard_port = free_port(), free_port()
     commands = {
-        "mlflow": [str(BIN / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{out / 'mlflow.db'}",
-                   "--host", "127.0.0.1", "--port", str(mlflow_port)],
-        "dashboard": [str(BIN / "optuna-dashboard"), default_storage(out), "--artifact-dir",
-                      str(out / "artifacts"), "--host", "127.0.0.1", "--port", str(dashboard_port)],
+        "mlflow": [
+            str(BIN / "mlflow"),
+            "ui",
+            "--backend-store-uri",
+            f"sqlite:///{out / 'mlflow.db'}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(mlflow_port),
+        ],
+        "dashboard": [
+            str(BIN / "optuna-dashboard"),
+            default_storage(out),
+            "--artifact-dir",
+            str(out / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(dashboard_port),
+        ],
     }
-    procs = [subprocess.Popen(cmd, stdout=open(logs / f"{name}.log", "w"), stderr=subprocess.STDOUT)
-             for name, cmd in commands.items()]
+    procs = [
+        subprocess.Popen(cmd, stdout=open(logs / f"{name}.log", "w"), stderr=subprocess.STDOUT)
+        for name, cmd in commands.items()
+    ]
     try:
         wait_for(f"http://127.0.0.1:{mlflow_port}/health")
         wait_for(f"http://127.0.0.1:{dashboard_port}/api/studies")

@@ -41,9 +41,33 @@ def run(tmp_path_factory):
     texts = pd.concat([pd.read_parquet(data / "train.parquet"), pd.read_parquet(data / "test.parquet")])
     build_tokenizer(texts["text"], data / "tokenizer", vocab_size=500)
     out = root / "out"
-    result = run_cli("--arch", "both", "--trials", "3", "--dataset", str(data), "--tokenizer", str(data / "tokenizer"),
-                     "--max-length", "64", "--max-steps", "40", "--eval-steps", "10", "--batch-size", "16",
-                     "--output-dir", str(out), "--name", NAME, "--top-k", "2", "--final-seeds", "2", "--no-baseline")
+    result = run_cli(
+        "--arch",
+        "both",
+        "--trials",
+        "3",
+        "--dataset",
+        str(data),
+        "--tokenizer",
+        str(data / "tokenizer"),
+        "--max-length",
+        "64",
+        "--max-steps",
+        "40",
+        "--eval-steps",
+        "10",
+        "--batch-size",
+        "16",
+        "--output-dir",
+        str(out),
+        "--name",
+        NAME,
+        "--top-k",
+        "2",
+        "--final-seeds",
+        "2",
+        "--no-baseline",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return {"out": out, "data": data, "stdout": result.stdout}
 
@@ -82,8 +106,18 @@ def test_predict_on_the_test_file_reproduces_the_final_stage_test_accuracy(run, 
     exactly the accuracy the final stage's Trainer measured for that seed."""
     _, best, _ = expected_choice(run["out"], family)
     output = tmp_path / "pred.csv"
-    code = benchmark.main(use_args(run, "predict", "--arch", family, "--input", str(run["data"] / "test.parquet"),
-                                   "--output", str(output)))
+    code = benchmark.main(
+        use_args(
+            run,
+            "predict",
+            "--arch",
+            family,
+            "--input",
+            str(run["data"] / "test.parquet"),
+            "--output",
+            str(output),
+        )
+    )
     stdout = capsys.readouterr().out
     assert code == 0
     line = next(x for x in stdout.splitlines() if x.startswith("accuracy against column 'label'"))
@@ -116,8 +150,20 @@ def test_predict_writes_jsonl_and_parquet(run, tmp_path, suffix, capsys):
     frame = pd.DataFrame({"review": ["superb lovely", "awful dull"], "id": [7, 8]})
     source, output = tmp_path / "in.csv", tmp_path / f"out{suffix}"
     frame.to_csv(source, index=False)
-    code = benchmark.main(use_args(run, "predict", "--arch", "cnn", "--input", str(source), "--text-column", "review",
-                                   "--output", str(output)))
+    code = benchmark.main(
+        use_args(
+            run,
+            "predict",
+            "--arch",
+            "cnn",
+            "--input",
+            str(source),
+            "--text-column",
+            "review",
+            "--output",
+            str(output),
+        )
+    )
     assert code == 0
     assert "accuracy" not in capsys.readouterr().out  # no label column, no accuracy
     back = pd.read_json(output, lines=True) if suffix == ".jsonl" else pd.read_parquet(output)
@@ -153,8 +199,14 @@ def test_export_loads_with_pipeline_in_a_fresh_process(run, tmp_path, capsys):
     assert benchmark.main(use_args(run, "export", "--arch", "rnn", "--to", str(dest))) == 0
     assert "trust_remote_code=True" in capsys.readouterr().out
     texts = ["brilliant superb gripping film", "awful dull boring mess " * 30]  # the second is truncated
-    result = subprocess.run([sys.executable, "-c", FRESH_PIPELINE, str(dest), *texts], cwd=tmp_path,
-                            env=fresh_env(tmp_path), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_PIPELINE, str(dest), *texts],
+        cwd=tmp_path,
+        env=fresh_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["module"].startswith("transformers_modules.")  # the folder's own code, not core.models
@@ -165,7 +217,7 @@ def test_export_loads_with_pipeline_in_a_fresh_process(run, tmp_path, capsys):
         assert row["negative"] == pytest.approx(want["prob_negative"], abs=1e-6)
         assert row["positive"] == pytest.approx(want["prob_positive"], abs=1e-6)
     card = (dest / "README.md").read_text()
-    settings = load_study(f"{NAME}-rnn", default_storage(run['out'])).user_attrs
+    settings = load_study(f"{NAME}-rnn", default_storage(run["out"])).user_attrs
     assert settings["settings"]["fingerprint"] in card
     assert settings["command"] in card
     assert f"seed {best['seed']} of trial {trial}" in card
@@ -192,16 +244,27 @@ def test_benchmark_registers_each_chosen_model_and_models_uri_predicts(run, tmp_
     assert "models:/textbench-tiny-cnn/1" in run["stdout"] and "models:/textbench-tiny-rnn/1" in run["stdout"]
     texts = ["brilliant superb gripping film", "awful dull boring mess"]
     uri = f"sqlite:///{run['out'] / 'mlflow.db'}"
-    result = subprocess.run([sys.executable, "-c", FRESH_REGISTRY, uri, "models:/textbench-tiny-cnn/1", *texts],
-                            cwd=tmp_path, env=fresh_env(tmp_path), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_REGISTRY, uri, "models:/textbench-tiny-cnn/1", *texts],
+        cwd=tmp_path,
+        env=fresh_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     got = json.loads(result.stdout.strip().splitlines()[-1])
     trial, best, _ = expected_choice(run["out"], "cnn")
-    want = Classifier.load(run["out"] / NAME / "models" / "final" / f"cnn-trial-{trial}-seed-{best['seed']}").predict(texts)
+    want = Classifier.load(
+        run["out"] / NAME / "models" / "final" / f"cnn-trial-{trial}-seed-{best['seed']}"
+    ).predict(texts)
     assert got["label"] == list(want["label"])
     assert got["prob_positive"] == pytest.approx(list(want["prob_positive"]), abs=1e-6)
     # registering the same model again adds no version
-    assert benchmark.main(use_args(run, "export", "--arch", "cnn", "--to", str(tmp_path / "e"), "--register")) == 0
+    assert (
+        benchmark.main(use_args(run, "export", "--arch", "cnn", "--to", str(tmp_path / "e"), "--register"))
+        == 0
+    )
     assert "registered: models:/textbench-tiny-cnn/1" in capsys.readouterr().out
 
 
@@ -216,13 +279,15 @@ def _row(stdout: str, label: str) -> list[str]:
 def test_rerun_of_a_search_trial_is_bit_identical(run, family, capsys):
     """Accuracies on 40 validation texts can coincide by chance; the validation losses cannot."""
     trial, _, _ = expected_choice(run["out"], family)
-    study = load_study(f"{NAME}-{family}", default_storage(run['out']))
+    study = load_study(f"{NAME}-{family}", default_storage(run["out"]))
     recorded = study.trials[trial]
     assert benchmark.main(use_args(run, "rerun", "--arch", family, "--trial", str(trial))) == 0
     out = capsys.readouterr().out
     assert _row(out, "validation accuracy ") == [repr(recorded.value), repr(recorded.value), "identical"]
-    bench = collect.load_benchmark(open_storage(default_storage(run['out'])), NAME)
-    losses = [(r["step"], r["eval_loss"]) for r in collect.trial_curves(bench, family, recorded) if "eval_loss" in r]
+    bench = collect.load_benchmark(open_storage(default_storage(run["out"])), NAME)
+    losses = [
+        (r["step"], r["eval_loss"]) for r in collect.trial_curves(bench, family, recorded) if "eval_loss" in r
+    ]
     assert len(losses) == len(recorded.intermediate_values) >= 2
     for step, value in losses:
         assert _row(out, f"  validation loss at step {step} ") == [repr(value), repr(value), "identical"]
@@ -233,7 +298,12 @@ def test_rerun_of_a_search_trial_is_bit_identical(run, family, capsys):
 
 def test_rerun_of_a_final_stage_run_reproduces_validation_and_test(run, capsys):
     trial, best, _ = expected_choice(run["out"], "rnn")
-    assert benchmark.main(use_args(run, "rerun", "--arch", "rnn", "--trial", str(trial), "--seed", str(best["seed"]))) == 0
+    assert (
+        benchmark.main(
+            use_args(run, "rerun", "--arch", "rnn", "--trial", str(trial), "--seed", str(best["seed"]))
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     for key in ("validation_accuracy", "test_accuracy", "test_loss"):
         value = repr(float(best[key]))
@@ -297,17 +367,29 @@ def _full_folder(tmp):
 
 
 BAD = {
-    "no such benchmark": (lambda tmp: ["predict", "--text", "x", "--name", "nope"], ["no study of benchmark 'nope'"]),
-    "no storage": (lambda tmp: ["predict", "--text", "x", "--output-dir", str(tmp / "void")], ["no benchmark storage"]),
+    "no such benchmark": (
+        lambda tmp: ["predict", "--text", "x", "--name", "nope"],
+        ["no study of benchmark 'nope'"],
+    ),
+    "no storage": (
+        lambda tmp: ["predict", "--text", "x", "--output-dir", str(tmp / "void")],
+        ["no benchmark storage"],
+    ),
     "empty file": (_empty, ["is empty"]),
     "missing column": (_no_column, ["no column 'text'", "--text-column"]),
     "no rows": (_header_only, ["no rows"]),
     "missing input": (lambda tmp: ["predict", "--input", str(tmp / "nope.csv")], ["does not exist"]),
-    "bad output suffix": (lambda tmp: ["predict", "--text", "x", "--output", str(tmp / "o.txt")], [".csv, .jsonl"]),
+    "bad output suffix": (
+        lambda tmp: ["predict", "--text", "x", "--output", str(tmp / "o.txt")],
+        [".csv, .jsonl"],
+    ),
     "unknown family": (lambda tmp: ["predict", "--text", "x", "--arch", "lstm"], ["no family 'lstm'"]),
     "name and model": (lambda tmp: ["predict", "--text", "x", "--model", str(tmp / "m")], ["exactly one of"]),
     "unknown trial": (lambda tmp: ["rerun", "--arch", "cnn", "--trial", "99"], ["no trial 99"]),
-    "unknown seed": (lambda tmp: ["rerun", "--arch", "cnn", "--trial", "0", "--seed", "5"], ["no final-stage run"]),
+    "unknown seed": (
+        lambda tmp: ["rerun", "--arch", "cnn", "--trial", "0", "--seed", "5"],
+        ["no final-stage run"],
+    ),
     "rerun without arch": (lambda tmp: ["rerun", "--trial", "0"], ["needs --arch"]),
     "export to a full folder": (_full_folder, ["not an empty folder"]),
 }

@@ -20,15 +20,20 @@ from textbench.core.errors import UsageError
 GIB = 2**30
 
 
-@pytest.mark.parametrize(("cores", "memory", "gpus", "trials", "expected"), [
-    (2, 22 * GIB, 0, 50, 2),  # this machine: one per core
-    (16, 22 * GIB, 0, 50, 14),  # memory bounds it: 22 GiB / 1.5 GiB = 14.7
-    (16, 1 * GIB, 0, 50, 1),  # never fewer than one
-    (8, 64 * GIB, 0, 3, 3),  # never more than the trials
-    (16, 128 * GIB, 1, 50, 4),  # one GPU: four small trials share it
-    (16, 128 * GIB, 2, 50, 8),
-])
-def test_auto_workers_is_one_per_core_bounded_by_memory_gpus_and_trials(cores, memory, gpus, trials, expected):
+@pytest.mark.parametrize(
+    ("cores", "memory", "gpus", "trials", "expected"),
+    [
+        (2, 22 * GIB, 0, 50, 2),  # this machine: one per core
+        (16, 22 * GIB, 0, 50, 14),  # memory bounds it: 22 GiB / 1.5 GiB = 14.7
+        (16, 1 * GIB, 0, 50, 1),  # never fewer than one
+        (8, 64 * GIB, 0, 3, 3),  # never more than the trials
+        (16, 128 * GIB, 1, 50, 4),  # one GPU: four small trials share it
+        (16, 128 * GIB, 2, 50, 8),
+    ],
+)
+def test_auto_workers_is_one_per_core_bounded_by_memory_gpus_and_trials(
+    cores, memory, gpus, trials, expected
+):
     from textbench.search.workers import auto_workers
 
     assert auto_workers(trials, cores=cores, memory=memory, gpus=gpus) == expected
@@ -50,7 +55,7 @@ def test_each_worker_sees_one_gpu_round_robin(monkeypatch):
 
 
 def test_sqlite_storage_runs_one_worker_and_refuses_more(tmp_path):
-    from textbench.search.settings import SearchSettings
+    from textbench.search.search_settings import SearchSettings
     from textbench.search.workers import worker_count
 
     sqlite = SearchSettings(storage=f"sqlite:///{tmp_path / 'o.db'}", output_dir=str(tmp_path))
@@ -64,7 +69,7 @@ def test_sqlite_storage_runs_one_worker_and_refuses_more(tmp_path):
 
 
 def test_an_earlier_versions_sqlite_store_is_kept_as_the_default(tmp_path):
-    from textbench.search.settings import SearchSettings
+    from textbench.search.search_settings import SearchSettings
 
     (tmp_path / "optuna.db").write_bytes(b"")
     assert SearchSettings(output_dir=str(tmp_path)).storage == f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -107,15 +112,25 @@ def test_concurrent_writers_on_the_default_mlflow_store_lose_no_run(tmp_path):
     once crash ("table runs already exists"); the tracker opens the store one process at a time."""
     writers, runs = 4, 25
     uri, go = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, uri, str(go), str(i), str(runs)], cwd=ROOT,
-                              env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(writers)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, uri, str(go), str(i), str(runs)],
+            cwd=ROOT,
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(writers)
+    ]
     start_together(procs, go)
     results = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0] * writers, [err[-2000:] for _, err in results]
     found = mlflow_runs(uri, "conc")
     assert len(found) == writers * runs
-    assert sorted(r.info.run_name for r in found) == sorted(f"w{i}-r{j}" for i in range(writers) for j in range(runs))
+    assert sorted(r.info.run_name for r in found) == sorted(
+        f"w{i}-r{j}" for i in range(writers) for j in range(runs)
+    )
     assert {r.info.status for r in found} == {"FINISHED"}
     assert all(r.data.metrics["test_accuracy"] == 0.5 for r in found)
 
@@ -154,9 +169,17 @@ def test_processes_sharing_the_default_journal_stop_at_the_exact_target(tmp_path
     from optuna.storages.journal import JournalFileBackend
 
     path, go, target = str(tmp_path / "optuna.journal"), tmp_path / "go", 7
-    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, path, str(go), str(target), str(i)], cwd=ROOT,
-                              env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIMER, path, str(go), str(target), str(i)],
+            cwd=ROOT,
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
     start_together(procs, go)
     results = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in results]
@@ -167,7 +190,9 @@ def test_processes_sharing_the_default_journal_stop_at_the_exact_target(tmp_path
     assert len({t.user_attrs["worker"] for t in trials}) >= 2  # they did share it
 
 
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # asked outside optimize, as the runner does
+@pytest.mark.filterwarnings(
+    "ignore:Heartbeat of storage:UserWarning"
+)  # asked outside optimize, as the runner does
 def test_the_journal_fails_and_retries_a_trial_whose_worker_stopped_beating(tmp_path):
     """Heartbeats on the journal file, as on PostgreSQL: a RUNNING trial whose heartbeat is older
     than the grace period is FAILed, the stale-trial callback is told, and a retry is enqueued; a
@@ -180,8 +205,9 @@ def test_the_journal_fails_and_retries_a_trial_whose_worker_stopped_beating(tmp_
     handler = StaleTrialHandler()
     told = []
     handler.listeners.append(lambda study, trial: told.append(trial.number))
-    storage = JournalStorage(str(tmp_path / "optuna.journal"), heartbeat_interval=1, grace_period=2,
-                             stale_trial_callback=handler)
+    storage = JournalStorage(
+        str(tmp_path / "optuna.journal"), heartbeat_interval=1, grace_period=2, stale_trial_callback=handler
+    )
     study = optuna.create_study(storage=storage, study_name="beats")
     lost, alive = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), study.ask()
     storage.record_heartbeat(lost._trial_id)

@@ -8,7 +8,9 @@ import datasets
 import evaluate
 from sklearn.metrics import accuracy_score
 
-_DESCRIPTION = "Accuracy = (TP + TN) / (TP + TN + FP + FN): the fraction of predictions equal to the reference."
+_DESCRIPTION = (
+    "Accuracy = (TP + TN) / (TP + TN + FP + FN): the fraction of predictions equal to the reference."
+)
 _KWARGS_DESCRIPTION = """
 Args:
     predictions (list of int): predicted labels.

@@ -11,7 +11,9 @@ def configure_logging(verbose: bool) -> None:
     """INFO lines and bars from textbench; no library chatter or warnings a user cannot act on (each
     silenced narrowly, the reason beside it); ``verbose`` shows everything. Imports the libraries it
     quiets, so it runs after the command line has been checked."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     if verbose:
         return
     # MLflow sets its own logger's level when imported (INFO: "Creating initial MLflow database tables")

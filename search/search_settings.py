@@ -3,7 +3,7 @@
 Everything here can be decided from the command line alone (families, counts, names, the shape of
 the storage URL and the tracking URI), so a mistyped value is refused in a fraction of a second,
 before torch, transformers, Optuna or MLflow are loaded and before any data is read. Whether a
-server answers is checked later, still before the data (``search.benchmark.setup``).
+server answers is checked later, still before the data (``search.studies.setup``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,25 @@ from textbench.spaces import FAMILIES
 SAMPLERS = ("tpe", "random", "qmc", "cmaes")
 PRUNERS = ("margin", "median", "hyperband", "none")
 JOURNAL_SUFFIXES = (".journal", ".log")  # a --storage without "://" is an Optuna journal file
-RDB_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "oracle")  # SQLAlchemy dialects Optuna's RDBStorage runs on
-TRACKING_SCHEMES = ("file", "http", "https", "databricks", "databricks-uc", "uc",
-                    "sqlite", "postgresql", "mysql", "mssql")  # the stores MLflow ships
+RDB_SCHEMES = (
+    "sqlite",
+    "postgresql",
+    "mysql",
+    "mssql",
+    "oracle",
+)  # SQLAlchemy dialects Optuna's RDBStorage runs on
+TRACKING_SCHEMES = (
+    "file",
+    "http",
+    "https",
+    "databricks",
+    "databricks-uc",
+    "uc",
+    "sqlite",
+    "postgresql",
+    "mysql",
+    "mssql",
+)  # the stores MLflow ships
 
 
 def default_storage(output_dir: str | Path) -> str:
@@ -69,13 +85,15 @@ def check_storage_url(url: str) -> None:
     if kind is None:
         if not url.endswith(JOURNAL_SUFFIXES) or url.endswith("/"):
             raise UsageError(
-                f"--storage {redact(url)!r} is neither a journal file nor a URL: use a file path ending in .journal "
+                f"--storage {redact(url)!r} is neither a journal file nor a URL: use a file path ending in "
+                ".journal "
                 "(e.g. runs/optuna.journal), sqlite:///runs/optuna.db or postgresql://USER@HOST/DB"
             )
         return
     if kind not in RDB_SCHEMES:
         raise UsageError(
-            f"malformed storage URL {redact(url)!r}: Optuna cannot use scheme '{kind}': use runs/optuna.journal, "
+            f"malformed storage URL {redact(url)!r}: Optuna cannot use scheme '{kind}': use "
+            "runs/optuna.journal, "
             "sqlite:///runs/optuna.db or postgresql://USER@HOST/DB"
         )
 
@@ -136,8 +154,10 @@ class SearchSettings:
     def __post_init__(self):
         unknown = [a for a in self.families if a not in FAMILIES]
         if unknown or not self.families:
-            raise UsageError(f"unknown family {unknown[0] if unknown else ''!r}: use one of "
-                             f"{', '.join(FAMILIES)}, 'both' or 'all'")
+            raise UsageError(
+                f"unknown family {unknown[0] if unknown else ''!r}: use one of "
+                f"{', '.join(FAMILIES)}, 'both' or 'all'"
+            )
         if self.trials <= 0:
             raise UsageError(f"--trials must be positive, got {self.trials}")
         if self.sampler not in SAMPLERS:

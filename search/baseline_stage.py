@@ -18,14 +18,19 @@ log = logging.getLogger(__name__)
 def cached_baseline(studies: dict[str, optuna.Study], fingerprint: str, max_length: int) -> dict | None:
     for study in studies.values():
         stored = study.user_attrs.get("baseline")
-        if (stored and stored.get("fingerprint") == fingerprint and stored.get("max_length") == max_length
-                and "test_predictions" in stored):  # older records lack what the paired comparison needs
+        if (
+            stored
+            and stored.get("fingerprint") == fingerprint
+            and stored.get("max_length") == max_length
+            and "test_predictions" in stored
+        ):  # older records lack what the paired comparison needs
             return stored
     return None
 
 
 def run_baseline(studies: dict[str, optuna.Study], data, *, name: str, max_length: int, tracker=None) -> dict:
-    """The baseline record of benchmark ``name`` on the prepared ``data``, fitted now or found in the studies."""
+    """The baseline record of benchmark ``name`` on the prepared ``data``, fitted now or found in the
+    studies."""
     record = cached_baseline(studies, data.fingerprint, max_length)
     if record is None:
         log.info("fitting the TF-IDF + logistic regression baseline")
