@@ -23,7 +23,7 @@ def test_the_import_contracts_hold():
     forbidden imports (core: no Optuna/MLflow; spaces: no torch; reports: no training)."""
     # importlinter's entry point run by this interpreter (a copied venv's lint-imports script may
     # point at another one)
-    command = "import sys; from importlinter.cli import lint_imports_command as m; sys.argv[1:2] = []; m()"
+    command = "from importlinter.cli import lint_imports_command; lint_imports_command()"
     out = subprocess.run(
         [sys.executable, "-c", command, str(ROOT / "pyproject.toml")],
         cwd=ROOT.parent,
