@@ -44,8 +44,14 @@ for _var in (
     os.environ.pop(_var, None)
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `core`, `spaces`, ... importable without installing the package
-    sys.path.insert(0, str(ROOT))
+if "textbench" not in sys.modules:  # the tests test this checkout (a worktree, mutmut's mutants/ copy),
+    import importlib.util  # whatever an installed textbench points at: as `python benchmark.py` does
+
+    _spec = importlib.util.spec_from_file_location(
+        "textbench", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
+    )
+    sys.modules["textbench"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["textbench"])
 
 import pytest  # noqa: E402
 from helpers import build_tokenizer, data_settings, make_dataset  # noqa: E402
