@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from textbench.core import cache_entry
 from textbench.core.errors import UsageError
 from textbench.core.settings import DATA_ENV, DataSettings
 
@@ -615,15 +616,17 @@ def tokenize(data: PreparedData, settings: DataSettings) -> PreparedData:
     }
     key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:16]
     cache = Path(settings.cache_dir) / "tokenized" / key
-    if (cache / "dataset_dict.json").exists():
-        splits, hit = datasets.load_from_disk(str(cache)), True
+    splits = _load_cached(cache, data.sizes) if (cache / "dataset_dict.json").exists() else None
+    if splits is not None:
+        hit = True
         log.info("tokenized splits loaded from cache %s", cache)
     else:
         log.info("tokenizing %s rows (cached afterwards in %s)", sum(map(len, data.frames.values())), cache)
         splits, hit = _tokenize(data.frames, data.tokenizer, settings.max_length), False
         tmp = cache.with_name(f"{key}.tmp-{os.getpid()}")
         splits.save_to_disk(str(tmp))
-        (tmp / "key.json").write_text(json.dumps(key_parts | {"settings": asdict(settings)}, indent=1))
+        sums = {cache_entry.CHECKSUMS: cache_entry.file_checksums(tmp)}
+        (tmp / "key.json").write_text(json.dumps(key_parts | {"settings": asdict(settings)} | sums, indent=1))
         try:
             tmp.replace(cache)  # atomic: concurrent workers never read a half-written cache
         except OSError:  # another worker won the race; its copy is identical
@@ -632,6 +635,29 @@ def tokenize(data: PreparedData, settings: DataSettings) -> PreparedData:
     data.splits, data.cache_hit, data.frames = splits, hit, None
     data.sizes = {name: len(ds) for name, ds in splits.items()}
     return data
+
+
+def _load_cached(cache: Path, sizes: dict) -> datasets.DatasetDict | None:
+    """The cached splits, or None (the entry moved out of the way, one warning) when a file is cut,
+    changed or does not load: the entry is rebuilt rather than ending the run (core/cache_entry.py)."""
+    why = cache_entry.problem(cache)
+    if why is None:
+        try:
+            splits = datasets.load_from_disk(str(cache))
+            got = {name: len(ds) for name, ds in splits.items()}
+            if got == sizes:
+                return splits
+            why = f"it holds {got} rows, not {sizes}"
+        except Exception as exc:  # noqa: BLE001 - pyarrow/datasets raise many kinds for a damaged file
+            why = f"it does not load ({exc.__class__.__name__}: {str(exc)[:120]})"
+    log.warning("tokenized cache entry %s is damaged (%s): rebuilding it", cache, why)
+    aside = cache.with_name(f"{cache.name}.damaged-{os.getpid()}")
+    try:
+        cache.replace(aside)  # out of the way first: another worker never reads it half-deleted
+    except OSError:
+        return None  # another process moved it already
+    shutil.rmtree(aside, ignore_errors=True)
+    return None
 
 
 def prepare(settings: DataSettings) -> PreparedData:
