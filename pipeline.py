@@ -56,6 +56,8 @@ def run_benchmark(
     """Run (or resume) the whole benchmark; the exit code: 0 done, 3 a family has no result
     (``reports.failures``), 130 interrupted, else a helper's."""
     gpus = gpu_ids() if helper is None else helper.gpus
+    if helper is None:  # the memory check shares the machine between the workers (core/memory.py)
+        os.environ["TEXTBENCH_WORKERS"] = str(workers)
     pin_device(0 if helper is None else helper.index, gpus)  # before anything starts CUDA
     from textbench.search.logs import configure_logging
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import pandas as pd
 from optuna.trial import TrialState
 
-from textbench.core.errors import UsageError
 from textbench.core import saved_check
+from textbench.core.errors import UsageError
 from textbench.core.inference import save_model, saved_labels
 from textbench.core.layout import best_seed, final_model_dir
 from textbench.reports import collect, stats
