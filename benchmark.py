@@ -208,6 +208,24 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a full disk is not a bug: one line and how to resume (core/disk.py)
+        from textbench.core.disk import FULL_DISK_EXIT, full_disk_message
+
+        message = full_disk_message(exc, _output_dir(argv))
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return FULL_DISK_EXIT
+
+
+def _output_dir(argv: list[str]) -> str:
+    """The --output-dir of ``argv`` (its default otherwise), for the full-disk message."""
+    for i, arg in enumerate(argv):
+        if arg == "--output-dir" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--output-dir="):
+            return arg.split("=", 1)[1]
+    return "runs"
 
 
 if __name__ == "__main__":
