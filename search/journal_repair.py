@@ -51,8 +51,8 @@ def split_records(data: bytes) -> tuple[bytes, bytes]:
 def repair_journal(path: str | Path) -> Path | None:
     """Move the torn bytes of journal ``path`` aside; return the file they went to (None if whole)."""
     path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return None
+    if not path.exists() or path.stat().st_size == 0 or not os.access(path.parent, os.W_OK):
+        return None  # nothing to check, or a read-only store (Optuna reads what it can)
     lock = JournalFileSymlinkLock(str(path))
     lock.acquire()
     try:
