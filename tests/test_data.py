@@ -322,7 +322,10 @@ def test_split_empty_after_splitting(tmp_path, tiny_tokenizer_dir):
     write_frame(make_frame(2, seed=1), folder / "train.parquet")  # one row per class: all go to validation
     write_frame(make_frame(10, seed=2, exclude=()), folder / "test.parquet")
     message = usage_error(data_settings(folder, tiny_tokenizer_dir, tmp_path))
-    assert "train split is empty after splitting" in message and "use more data" in message
+    assert "train split is empty after splitting" in message
+    # which class, how many rows, the minimum needed (one for train, one for the carved validation)
+    assert "has 1 row in the training data (2 rows, 2 classes)" in message
+    assert "each class needs at least 2 (one each for train, validation)" in message
 
 
 @pytest.mark.parametrize(
