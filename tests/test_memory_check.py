@@ -87,3 +87,14 @@ def test_a_sampled_configuration_that_cannot_fit_fails_unallocated(tiny_data, tm
     assert trial.state == optuna.trial.TrialState.FAIL
     assert trial.user_attrs["fail_reason"].startswith("DoesNotFit: cnn {")
     assert "cannot fit in memory" in trial.user_attrs["fail_reason"]
+
+
+def test_an_out_of_range_fix_that_fits_is_warned_once_by_textbench_not_by_optuna(tiny_data_dir, tmp_path):
+    args = search_args(tiny_data_dir, tmp_path / "out", family="cnn", trials=2, name="wide", max_steps=10)
+    result = run_cli(*args, "--fix", "embedding_dim=300", "--workers", "1", "--no-mlflow", timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    warnings = [w for w in result.stderr.splitlines() if "embedding_dim" in w and "range" in w]
+    assert warnings == [
+        "warning: --fix embedding_dim=300 is outside cnn's searched range 16..256: used as given"
+    ]
+    assert "UserWarning" not in result.stderr
