@@ -50,6 +50,14 @@ def cmd_search(argv: list[str]) -> int:
     )
     data, train = opt.data_settings(args), opt.settings_from(opt.TrainSettings, args)
     workers = worker_count(args.workers, search)
+    from textbench.search.fixed import out_of_range, parse_fixed
+
+    for family in search.families:
+        for note in out_of_range(family, parse_fixed(family, search.fix)):
+            print(note, file=sys.stderr)
+    from textbench.core.data_check import precheck
+
+    precheck(data)  # bad data files refused in a second, before torch/transformers/datasets load
     from textbench.pipeline import run_benchmark
 
     return run_benchmark(
@@ -66,14 +74,17 @@ def cmd_search(argv: list[str]) -> int:
 def cmd_train(argv: list[str]) -> int:
     args = opt.train_parser().parse_args(argv)
     data, train = opt.data_settings(args), opt.settings_from(opt.TrainSettings, args)
-    from textbench.search.fixed import parse_settable
+    from textbench.search.fixed import out_of_range, parse_settable
     from textbench.spaces import get as get_family
 
     family = get_family(args.family)
-    params = {
-        **family.notes_config,
-        **parse_settable(family.name, args.overrides),
-    }  # before the heavy imports
+    settable = parse_settable(family.name, args.overrides)
+    params = {**family.notes_config, **settable}  # before the heavy imports
+    for note in out_of_range(family.name, settable, "--set"):
+        print(note, file=sys.stderr)
+    from textbench.core.data_check import precheck
+
+    precheck(data)
     from textbench.search.logs import configure_logging
 
     configure_logging(args.verbose)
@@ -197,6 +208,24 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a full disk is not a bug: one line and how to resume (core/disk.py)
+        from textbench.core.disk import FULL_DISK_EXIT, full_disk_message
+
+        message = full_disk_message(exc, _output_dir(argv))
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return FULL_DISK_EXIT
+
+
+def _output_dir(argv: list[str]) -> str:
+    """The --output-dir of ``argv`` (its default otherwise), for the full-disk message."""
+    for i, arg in enumerate(argv):
+        if arg == "--output-dir" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--output-dir="):
+            return arg.split("=", 1)[1]
+    return "runs"
 
 
 if __name__ == "__main__":

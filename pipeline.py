@@ -53,8 +53,11 @@ def run_benchmark(
     baseline: bool = True,
     helper: Helper | None = None,
 ) -> int:
-    """Run (or resume) the whole benchmark; the exit code: 0 done, 130 interrupted, else a helper's."""
+    """Run (or resume) the whole benchmark; the exit code: 0 done, 3 a family has no result
+    (``reports.failures``), 130 interrupted, else a helper's."""
     gpus = gpu_ids() if helper is None else helper.gpus
+    if helper is None:  # the memory check shares the machine between the workers (core/memory.py)
+        os.environ["TEXTBENCH_WORKERS"] = str(workers)
     pin_device(0 if helper is None else helper.index, gpus)  # before anything starts CUDA
     from textbench.search.logs import configure_logging
 
@@ -151,6 +154,12 @@ def run_benchmark(
             pool.abort()
         raise
     finish(bench, studies, fitted)
+    from textbench.reports.failures import FAILED_EXIT, failed_families, failure_line
+
+    failed = failed_families(studies, final_requested=search.final_seeds > 0)
+    if failed:  # a report is written, but a family has no result: not a success
+        print(failure_line(search.name, failed), file=sys.stderr)
+        return FAILED_EXIT
     return 0
 
 

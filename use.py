@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 from optuna.trial import TrialState
 
+from textbench.core import saved_check
 from textbench.core.errors import UsageError
 from textbench.core.inference import save_model, saved_labels
 from textbench.core.layout import best_seed, final_model_dir
@@ -135,6 +136,12 @@ def chosen(bench: collect.Benchmark, family: str, run_dir: Path) -> Chosen:
         raise UsageError(
             f"the model of {pick.family} trial {pick.trial_number} is not saved under {run_dir}: "
             f"re-create it with `python benchmark.py {where}` (check --output-dir)"
+        )
+    damaged = saved_check.problem(pick.model_dir)
+    if damaged:
+        raise UsageError(
+            f"the saved model of {pick.family} trial {pick.trial_number} in {pick.model_dir} does not load: "
+            f"{damaged}: re-create it with `python benchmark.py {where}`"
         )
     settings = attrs.get("settings") or {}
     labels, max_length = saved_labels(pick.model_dir)

@@ -21,14 +21,17 @@ import shutil
 import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
+from textbench.core import cache_entry, data_check
 from textbench.core.errors import UsageError
 from textbench.core.settings import DATA_ENV, DataSettings
+
+if TYPE_CHECKING:  # datasets (and scikit-learn) load only when tokenizing/splitting: the data check
+    import datasets  # before them (core/data_check.py) must stay light
 
 log = logging.getLogger(__name__)
 
@@ -251,9 +254,10 @@ def _split_files(folder: Path) -> dict[str, list[Path]]:
     return found
 
 
-def load_raw(settings: DataSettings) -> tuple[dict[str, pd.DataFrame], dict]:
+def load_raw(settings: DataSettings, local_only: bool = False) -> tuple[dict[str, pd.DataFrame], dict] | None:
     """Raw splits as DataFrames with columns ``text`` and ``label`` (``validation``/``test`` may be
-    missing), and what happened on the way: source, which file each split came from, rows dropped."""
+    missing), and what happened on the way: source, which file each split came from, rows dropped.
+    With ``local_only``, None for a hub dataset (nothing read)."""
     local = _mirror(settings.dataset, settings.data_dir)
     if local is not None:
         if local.is_dir():
@@ -278,8 +282,12 @@ def load_raw(settings: DataSettings) -> tuple[dict[str, pd.DataFrame], dict]:
     ):  # a path, not a hub id ("name" or "owner/name")
         raise UsageError(f"dataset path '{settings.dataset}' does not exist: check the path")
     else:
+        if local_only:
+            return None
         if not hub_reachable():
             raise _offline_error("dataset", settings.dataset, settings.data_dir)
+        import datasets
+
         loaded = datasets.load_dataset(settings.dataset)
         raw, origin = {}, {}
         for split, names in SPLIT_NAMES.items():
@@ -448,6 +456,8 @@ def _stratified_take(df: pd.DataFrame, n: int, seed: int) -> tuple[pd.DataFrame,
     """(n rows, the rest), stratified by label when every class can be represented."""
     if n >= len(df):
         return df, df.iloc[:0]
+    from sklearn.model_selection import train_test_split
+
     counts = df["label"].value_counts()
     stratify = df["label"] if counts.min() >= 2 and counts.size <= n <= len(df) - counts.size else None
     taken, rest = train_test_split(df, train_size=n, stratify=stratify, random_state=seed)
@@ -458,6 +468,9 @@ def encode_labels(frames: dict[str, pd.DataFrame]) -> list[str]:
     """Map labels to 0..k-1 in place (sorted train labels); refuse unusable label sets."""
     train_labels = frames["train"]["label"]
     values = sorted(train_labels.unique().tolist(), key=lambda v: (str(type(v)), v))
+    regression = data_check.regression_problem(values)
+    if regression:
+        raise UsageError(regression)
     if len(values) < 2:
         raise UsageError(
             f"training data has a single class ({values[0]!r}): a classifier needs two or more labels; "
@@ -476,9 +489,11 @@ def encode_labels(frames: dict[str, pd.DataFrame]) -> list[str]:
     return [str(v) for v in values]
 
 
-def split_frames(frames: dict[str, pd.DataFrame], settings: DataSettings) -> dict[str, pd.DataFrame]:
+def split_frames(
+    frames: dict[str, pd.DataFrame], settings: DataSettings, label_names: list[str] | None = None
+) -> dict[str, pd.DataFrame]:
     """train/validation/test: test and validation from the data when given, else carved off train."""
-    train = frames["train"]
+    train = given = frames["train"]
     if "test" in frames:
         test = frames["test"]
     else:
@@ -497,7 +512,8 @@ def split_frames(frames: dict[str, pd.DataFrame], settings: DataSettings) -> dic
     out = {"train": train, "validation": validation, "test": test}
     for name, df in out.items():
         if df.empty:
-            raise UsageError(f"{name} split is empty after splitting: use more data or smaller fractions")
+            carved = data_check.carved_splits(frames)
+            raise UsageError(data_check.small_class_problem(given["label"], label_names, carved, name))
     if train["label"].nunique() < 2:
         raise UsageError("training split has a single class after capping: raise --max-train-samples")
     return out
@@ -554,6 +570,8 @@ def _tokenizer_parallelism():
 
 
 def _tokenize(frames: dict[str, pd.DataFrame], tokenizer, max_length: int) -> datasets.DatasetDict:
+    import datasets
+
     def encode(batch):
         enc = tokenizer(batch["text"], truncation=True, max_length=max_length, return_token_type_ids=False)
         return {
@@ -587,7 +605,7 @@ def load(settings: DataSettings) -> PreparedData:
             origin[split] = (
                 f"carved from train ({share}, stratified, seeded{'; ' + reason if reason else ''})"
             )
-    frames = split_frames(frames, settings)
+    frames = split_frames(frames, settings, label_names)
     tokenizer, tokenizer_source = load_tokenizer(settings)
     content = {name: frame_hash(df) for name, df in frames.items()}
     fingerprint = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
@@ -608,6 +626,8 @@ def load(settings: DataSettings) -> PreparedData:
 
 def tokenize(data: PreparedData, settings: DataSettings) -> PreparedData:
     """Fill ``data.splits``: from the on-disk cache, or tokenized now and cached."""
+    import datasets
+
     key_parts = {
         "data": data.fingerprint,
         "tokenizer": tokenizer_fingerprint(data.tokenizer),
@@ -615,15 +635,17 @@ def tokenize(data: PreparedData, settings: DataSettings) -> PreparedData:
     }
     key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:16]
     cache = Path(settings.cache_dir) / "tokenized" / key
-    if (cache / "dataset_dict.json").exists():
-        splits, hit = datasets.load_from_disk(str(cache)), True
+    splits = _load_cached(cache, data.sizes) if (cache / "dataset_dict.json").exists() else None
+    if splits is not None:
+        hit = True
         log.info("tokenized splits loaded from cache %s", cache)
     else:
         log.info("tokenizing %s rows (cached afterwards in %s)", sum(map(len, data.frames.values())), cache)
         splits, hit = _tokenize(data.frames, data.tokenizer, settings.max_length), False
         tmp = cache.with_name(f"{key}.tmp-{os.getpid()}")
         splits.save_to_disk(str(tmp))
-        (tmp / "key.json").write_text(json.dumps(key_parts | {"settings": asdict(settings)}, indent=1))
+        sums = {cache_entry.CHECKSUMS: cache_entry.file_checksums(tmp)}
+        (tmp / "key.json").write_text(json.dumps(key_parts | {"settings": asdict(settings)} | sums, indent=1))
         try:
             tmp.replace(cache)  # atomic: concurrent workers never read a half-written cache
         except OSError:  # another worker won the race; its copy is identical
@@ -632,6 +654,31 @@ def tokenize(data: PreparedData, settings: DataSettings) -> PreparedData:
     data.splits, data.cache_hit, data.frames = splits, hit, None
     data.sizes = {name: len(ds) for name, ds in splits.items()}
     return data
+
+
+def _load_cached(cache: Path, sizes: dict) -> datasets.DatasetDict | None:
+    """The cached splits, or None (the entry moved out of the way, one warning) when a file is cut,
+    changed or does not load: the entry is rebuilt rather than ending the run (core/cache_entry.py)."""
+    import datasets
+
+    why = cache_entry.problem(cache)
+    if why is None:
+        try:
+            splits = datasets.load_from_disk(str(cache))
+            got = {name: len(ds) for name, ds in splits.items()}
+            if got == sizes:
+                return splits
+            why = f"it holds {got} rows, not {sizes}"
+        except Exception as exc:  # noqa: BLE001 - pyarrow/datasets raise many kinds for a damaged file
+            why = f"it does not load ({exc.__class__.__name__}: {str(exc)[:120]})"
+    log.warning("tokenized cache entry %s is damaged (%s): rebuilding it", cache, why)
+    aside = cache.with_name(f"{cache.name}.damaged-{os.getpid()}")
+    try:
+        cache.replace(aside)  # out of the way first: another worker never reads it half-deleted
+    except OSError:
+        return None  # another process moved it already
+    shutil.rmtree(aside, ignore_errors=True)
+    return None
 
 
 def prepare(settings: DataSettings) -> PreparedData:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from textbench.core import saved_check
 from textbench.core.errors import UsageError
 
 
@@ -73,8 +74,19 @@ class Classifier:
         folder = Path(folder)
         if not (folder / "config.json").exists():
             raise UsageError(f"no saved model in {folder} (config.json missing)")
-        model = AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        damaged = saved_check.problem(folder)
+        if damaged is None:
+            try:
+                model = AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
+                tokenizer = AutoTokenizer.from_pretrained(str(folder))
+            except Exception as exc:  # noqa: BLE001 - transformers/safetensors raise many kinds
+                damaged = f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+        if damaged:
+            raise UsageError(
+                f"the saved model in {folder} does not load: {damaged}: re-create it with "
+                "`python benchmark.py rerun --name NAME --arch FAMILY --trial N --save` "
+                "(a benchmark's model; `predict --name NAME` names the exact command)"
+            )
         tokenizer.padding_side = "right"  # the models find each sequence's end from the attention mask
         labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
         return cls(model, tokenizer, int(tokenizer.model_max_length), labels)

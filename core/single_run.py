@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from textbench.core.data import prepare
+from textbench.core import memory
+from textbench.core.data import load, tokenize
+from textbench.core.errors import UsageError
 from textbench.core.families import Family
 from textbench.core.inference import save_model
 from textbench.core.models import count_parameters
@@ -61,7 +63,9 @@ def train_once(
     outputs to ``out_dir``; return the metrics (with ``report``, also print them and how to use the model)."""
     set_threads(threads)
     check_device(settings)
-    data = prepare(data_settings)  # validates the data before anything is written
+    data = load(data_settings)  # validates the data before anything is written
+    memory.check(family, params, data, settings, f"{family.name} {params}", UsageError)
+    tokenize(data, data_settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, result = train_config(family, params, data, settings, out_dir / "checkpoints", seed=seed)
     test = evaluate_split(result.trainer, data.splits["test"], "test")

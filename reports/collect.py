@@ -24,6 +24,7 @@ from textbench.core import predictions as packed
 from textbench.core.errors import UsageError
 from textbench.core.settings import BUDGET_KEYS
 from textbench.core.urls import redact
+from textbench.reports.failures import family_failure
 
 logger = logging.getLogger(__name__)
 
@@ -460,29 +461,52 @@ THIN_FRACTION = 0.2  # a family whose completed trials are fewer than this share
 
 def counts_frame(bench: Benchmark) -> pd.DataFrame:
     """Trials per family and state: complete, pruned, failed, running (and waiting), total; the
-    optimizer steps its trials trained (what the family really got of the budget), and ``thin``:
-    fewer completed trials than a fifth of the finished ones, too few for TPE and importances."""
+    optimizer steps its trials trained (what the family really got of the budget), ``thin``: some
+    but fewer completed trials than a fifth of the finished ones, too few for TPE and importances,
+    and ``family_failed``: none completed (a failure, not a thin search: ``reports.failures``)."""
     rows = []
     for family in bench.families:
         trials = bench.trials(family)
         states = [t.state for t in trials]
         complete, finished = states.count(TrialState.COMPLETE), len(states) - states.count(TrialState.RUNNING)
         finished -= states.count(TrialState.WAITING)
+        running = states.count(TrialState.RUNNING) + states.count(TrialState.WAITING)
         rows.append(
             {
                 "family": family,
                 "complete": complete,
                 "pruned": states.count(TrialState.PRUNED),
                 "failed": states.count(TrialState.FAIL),
-                "running": states.count(TrialState.RUNNING) + states.count(TrialState.WAITING),
+                "running": running,
                 "total": len(states),
                 "steps_trained": sum(int(t.user_attrs.get("steps_trained") or 0) for t in trials),
-                "thin": finished > 0 and complete < THIN_FRACTION * finished,
+                "thin": complete > 0 and complete < THIN_FRACTION * finished,
+                # nothing completed and nothing still running: no result to choose (reports.failures)
+                "family_failed": finished > 0 and not running and family_failure(trials) is not None,
             }
         )
     return pd.DataFrame(
-        rows, columns=["family", "complete", "pruned", "failed", "running", "total", "steps_trained", "thin"]
+        rows,
+        columns=[
+            "family",
+            "complete",
+            "pruned",
+            "failed",
+            "running",
+            "total",
+            "steps_trained",
+            "thin",
+            "family_failed",
+        ],
     )
+
+
+def failed_notes(bench: Benchmark, counts: pd.DataFrame) -> list[str]:
+    """One sentence per family that completed no trial: what happened and its most common reason."""
+    return [
+        f"{r.family}: FAILED: {family_failure(bench.trials(r.family))}."
+        for r in counts[counts["family_failed"]].itertuples()
+    ]
 
 
 def thin_notes(counts: pd.DataFrame) -> list[str]:

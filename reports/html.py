@@ -551,6 +551,7 @@ def build_context(bench: Benchmark, gains: pd.DataFrame | None = None) -> dict[s
         "importance_notes": [f"{r.family}: {r.note}" for r in importance.itertuples() if r.note],
         "counts": table(counts),
         "thin_notes": collect.thin_notes(counts),
+        "failed_notes": collect.failed_notes(bench, counts),
         "counts_figure": _figure(
             figures.trial_counts, counts[counts.total > 0], "No trials yet.", "trial states per family"
         ),

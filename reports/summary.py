@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from textbench.reports import stats
 from textbench.reports.collect import THIN_FRACTION
+from textbench.reports.failures import family_failure
 
 
 def study_wall_seconds(study: optuna.Study) -> float | None:
@@ -59,6 +60,7 @@ def summary_rows(studies: dict[str, optuna.Study], baseline: dict | None = None)
             "failed": states[TrialState.FAIL],
             "steps_trained": sum(int(t.user_attrs.get("steps_trained") or 0) for t in trials),
             "wall_seconds": study_wall_seconds(study),
+            "failure": family_failure(trials),  # None, or why the family has no result
         }
         if family in board.index:
             c = board.loc[family]
@@ -134,7 +136,9 @@ def format_summary(rows: list[dict]) -> str:
         lines.append("no final stage: chosen = the search's best trial; no test numbers")
     for r in rows:
         finished = r["complete"] + r["pruned"] + r["failed"]
-        if finished and r["complete"] < THIN_FRACTION * finished:
+        if r.get("failure"):
+            lines.append(f"FAILED: {r['arch']}: {r['failure']}; see the report")
+        elif finished and r["complete"] < THIN_FRACTION * finished:
             lines.append(
                 f"note: {r['arch']}'s search was thin: {r['complete']} of {finished} trials completed "
                 f"({r['pruned']} pruned, {r['failed']} failed); see the report"

@@ -2,8 +2,9 @@
 
 Values are parsed with the type of the parameter's distribution (and categorical values must be
 one of its choices), then pinned with Optuna's ``PartialFixedSampler`` so they still appear in
-every trial's params. A number outside the searched range is allowed on purpose (Optuna warns):
-pinning is how a user tries a value the space does not cover.
+every trial's params. A number outside the searched range is allowed on purpose, with textbench's
+own one warning line (``out_of_range``; Optuna's per-trial UserWarning is silenced in
+``search.logs``): pinning is how a user tries a value the space does not cover.
 
 The parameters are read by running a family's ``suggest`` on a recording stand-in for a trial, so
 that the command line checks ``--fix`` (and prints the spaces in ``--help``) without importing Optuna.
@@ -123,6 +124,29 @@ def parse_settable(family: str, pairs: list[str]) -> dict:
                 raise UsageError(f"--set {pair}: {name} must be true or false")
             values[name] = text.lower() in ("true", "1")
     return {**values, **parse_fixed(family, pairs, option="--set")}
+
+
+def out_of_range(family: str, values: dict, option: str = "--fix") -> list[str]:
+    """One warning per pinned number outside ``family``'s searched range (used as given)."""
+    params = parameters(family)
+    notes = []
+    for name, value in values.items():
+        p = params.get(name)
+        if p is not None and p.kind != "categorical" and not p.low <= value <= p.high:
+            notes.append(
+                f"warning: {option} {name}={value:g} is outside {family}'s searched range "
+                f"{p.low:g}..{p.high:g}: used as given"
+            )
+    return notes
+
+
+def smallest(family: str, fixed: dict) -> dict:
+    """The pinned values with every other parameter at the low end of its range (the first choice
+    for categories): the smallest model the search can sample, for the memory check at the start."""
+    return {
+        name: fixed.get(name, p.choices[0] if p.kind == "categorical" else p.low)
+        for name, p in parameters(family).items()
+    }
 
 
 def check_known(families: list[str], pairs: list[str]) -> None:

@@ -22,6 +22,9 @@ def configure_logging(verbose: bool) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # --fix pins values with Optuna's PartialFixedSampler, "experimental" since Optuna 2.4 and stable in use.
     warnings.filterwarnings("ignore", message="PartialFixedSampler is experimental")
+    # A --fix value outside the searched range: the command line warned once (search.fixed.out_of_range);
+    # Optuna would repeat it for every trial.
+    warnings.filterwarnings("ignore", message=r"Fixed parameter '.*' with value .* is out of range")
     # torch's Conv1d with padding='same' and an even filter_size pads one side more (a copy of the input
     # each step): intended, the search space includes even sizes.
     warnings.filterwarnings("ignore", message=".*padding='same' with even kernel.*")

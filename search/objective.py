@@ -20,6 +20,7 @@ import optuna
 import pandas as pd
 from transformers import TrainerCallback
 
+from textbench.core import memory
 from textbench.core.inference import save_model
 from textbench.core.models import count_parameters
 from textbench.core.settings import TrainSettings
@@ -94,6 +95,10 @@ class Objective:
         output_dir = Path(self.work_dir) / f"{self.family}-trial-{trial.number}"
         start = time.perf_counter()
         try:
+            # a sampled configuration too large for this machine fails here, before it is allocated
+            memory.check(
+                family, params, self.data, self.settings, f"{self.family} {params}", memory.DoesNotFit
+            )
             model, result = train_config(
                 family,
                 params,

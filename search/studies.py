@@ -20,6 +20,7 @@ from pathlib import Path
 
 import optuna
 
+from textbench.core import memory
 from textbench.core.data import PreparedData, load, tokenize
 from textbench.core.errors import UsageError
 from textbench.core.settings import DataSettings, TrainSettings
@@ -40,6 +41,7 @@ from textbench.search.study import (
     stale_trial_handler,
 )
 from textbench.search.tracking import MlflowTracker, check_tracking
+from textbench.spaces import get as get_family
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +150,15 @@ def setup(search: SearchSettings, data_settings: DataSettings, train: TrainSetti
     if search.mlflow:
         check_tracking(search.tracking_uri)
     data = load(data_settings)
+    for family in search.families:  # refused with the numbers before anything is written or trained
+        values = fixing.smallest(family, fixed[family])
+        shown = ", ".join(f"{k}={v:g}" for k, v in fixed[family].items() if isinstance(v, (int, float)))
+        what = (
+            f"{family} ({shown}; other parameters at their smallest)"
+            if shown
+            else f"{family}'s smallest model"
+        )
+        memory.check(get_family(family), values, data, train, what, UsageError)
     if storage is None and not _new_file_store(search.storage):  # an existing file: check it can resume
         storage = make_storage(search.storage)
     bench = SearchRun(

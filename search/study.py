@@ -30,6 +30,7 @@ from sqlalchemy.exc import ArgumentError
 from textbench.core.errors import UsageError
 from textbench.core.settings import BUDGET_KEYS
 from textbench.core.urls import redact
+from textbench.search.journal_repair import repair_journal
 from textbench.search.pruners import DEFAULT_K, NoiseMarginPruner
 from textbench.search.search_settings import PRUNERS, SAMPLERS, check_storage_url, is_journal, is_sqlite
 
@@ -124,6 +125,7 @@ class JournalStorage(optuna.storages.JournalStorage, BaseHeartbeat):
 
     def __init__(self, path: str, heartbeat_interval: int, grace_period: int, stale_trial_callback):
         # Optuna's own write lock (a symlink): optuna-dashboard and plain Optuna scripts use the same one.
+        repair_journal(path)  # a torn last record would make Optuna's reader raise on every later open
         super().__init__(JournalFileBackend(path))
         self.path = self.url = path  # url: what reports show, as RDBStorage.url
         self.folder = Path(path + ".d")

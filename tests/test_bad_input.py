@@ -48,6 +48,7 @@ class Case:
     absent: tuple[str, ...] = ()  # must not appear in stderr (e.g. a password)
     command: str = "search"  # a key of BASE_ARGS
     untouched: bool = False  # refused before any data or storage: no store, cache or MLflow file at all
+    data: bool = False  # bad data: refused before torch, transformers and datasets are imported
 
 
 # ---------------------------------------------------------------- bad data builders
@@ -105,6 +106,16 @@ def broken_jsonl_line(tmp, out, data_dir):
     return ["--dataset", path]
 
 
+def regression_target(tmp, out, data_dir):
+    frame = make_frame(80, seed=1)
+    return _folder(tmp, frame.assign(label=[round(0.37 * i + 0.05, 2) for i in range(80)]), None, fmt="csv")
+
+
+def one_row_per_class(tmp, out, data_dir):
+    frame = make_frame(3, n_classes=3, seed=1).assign(label=["neg", "neutral", "pos"])
+    return _folder(tmp, frame, None, fmt="csv")
+
+
 def output_dir_under_a_file(tmp, out, data_dir):
     (tmp / "a-file").write_text("not a folder")
     return ["--output-dir", str(tmp / "a-file" / "out")]
@@ -150,22 +161,44 @@ CASES: dict[str, Case] = {
     ),
     "fix-zero": Case(("--arch", "rnn", "--fix", "num_layers=0"), ("--fix num_layers=0", "must be positive")),
     "fix-without-value": Case(("--fix", "num_filters"), ("expected name=value", "--fix learning_rate=0.001")),
-    "dataset-path-missing": Case(prepare=missing_dataset, expect=("does not exist", "check the path")),
+    "dataset-path-missing": Case(
+        prepare=missing_dataset, expect=("does not exist", "check the path"), data=True
+    ),
     "no-text-column": Case(
-        prepare=no_text_column, expect=("has no column 'text'", "--text-column/--label-column")
+        prepare=no_text_column, expect=("has no column 'text'", "--text-column/--label-column"), data=True
     ),
     "single-class": Case(
-        prepare=single_class, expect=("single class", "two or more labels", "--label-column")
+        prepare=single_class, expect=("single class", "two or more labels", "--label-column"), data=True
     ),
-    "empty-test-file": Case(prepare=empty_test_file, expect=("test split is empty", "delete the file")),
-    "unreadable-train-file": Case(prepare=zero_byte_train_file, expect=("cannot read", "train.csv", "valid")),
+    "empty-test-file": Case(
+        prepare=empty_test_file, expect=("test split is empty", "delete the file"), data=True
+    ),
+    "unreadable-train-file": Case(
+        prepare=zero_byte_train_file, expect=("cannot read", "train.csv", "valid"), data=True
+    ),
     "labels-missing-above-5-percent": Case(
-        prepare=many_rows_without_label, expect=("10 of 60 rows", "without a label", "--drop-invalid")
+        prepare=many_rows_without_label,
+        expect=("10 of 60 rows", "without a label", "--drop-invalid"),
+        data=True,
     ),
-    "jsonl-broken-line": Case(prepare=broken_jsonl_line, expect=("train.jsonl", "line 3", "fix or delete")),
-    "no-header-with-column-names": Case(("--no-header",), ("with --no-header", "0-based column numbers")),
+    "jsonl-broken-line": Case(
+        prepare=broken_jsonl_line, expect=("train.jsonl", "line 3", "fix or delete"), data=True
+    ),
+    "no-header-with-column-names": Case(
+        ("--no-header",), ("with --no-header", "0-based column numbers"), data=True
+    ),
+    "regression-target": Case(
+        prepare=regression_target,
+        expect=("80 distinct numeric values", "looks like a regression target: textbench classifies"),
+        data=True,
+    ),
+    "classes-too-small-to-split": Case(
+        prepare=one_row_per_class,
+        expect=("class 'neg' has 1 row", "each class needs at least 3", "train, test, validation"),
+        data=True,
+    ),
     "test-label-not-in-train": Case(
-        prepare=label_only_in_test, expect=("test split has labels not in train", "consistent")
+        prepare=label_only_in_test, expect=("test split has labels not in train", "consistent"), data=True
     ),
     "max-length-zero": Case(("--max-length", "0"), ("--max-length must be positive", "got 0")),
     "validation-fraction-above-one": Case(
@@ -202,14 +235,12 @@ CASES: dict[str, Case] = {
     "postgres-unreachable": Case(
         ("--storage", "postgresql://postgres@127.0.0.1:1/textbench"),
         ("cannot open storage postgresql://postgres@127.0.0.1:1/textbench", "check that the server runs"),
-        prepare=missing_dataset,
         max_seconds=15,
         untouched=True,
     ),
     "tracking-server-unreachable": Case(
         ("--tracking-uri", "http://127.0.0.1:1"),
         ("MLflow tracking at http://127.0.0.1:1 is not usable", "--no-mlflow"),
-        prepare=missing_dataset,
         max_seconds=15,
         untouched=True,
     ),
@@ -257,7 +288,7 @@ CASES: dict[str, Case] = {
     ),
     "train-set-without-value": Case(("--set", "num_filters"), ("expected", "--set"), command="train"),
     "train-no-text-column": Case(
-        prepare=no_text_column, expect=("has no column 'text'", "--text-column"), command="train"
+        prepare=no_text_column, expect=("has no column 'text'", "--text-column"), command="train", data=True
     ),
     "train-eval-steps-over-max-steps": Case(
         ("--eval-steps", "50"), ("--eval-steps (50) exceeds --max-steps (20)",), command="train"
@@ -476,3 +507,34 @@ def test_a_bad_flag_costs_under_a_second_and_a_half(tmp_path, tiny_data_dir):
         times.append(time.monotonic() - start)
         assert result.returncode == 2
     assert min(times) < 1.5, times
+
+
+DATA_CASES = {name: case for name, case in CASES.items() if case.data}
+LIGHT = ("torch", "transformers", "datasets")  # what a data check must not wait for
+
+
+@pytest.mark.parametrize("case", DATA_CASES.values(), ids=DATA_CASES.keys())
+def test_bad_data_is_refused_before_torch_transformers_and_datasets_load(case: Case, tmp_path, tiny_data_dir):
+    """Each bad-data row in a fresh interpreter: the same one error line, and none of the heavy
+    libraries was imported when it was raised (what makes the refusal take about a second)."""
+    import subprocess
+    import sys
+
+    from helpers import ROOT, cli_env
+
+    out = tmp_path / "out"
+    extra = case.prepare(tmp_path, out, tiny_data_dir) if case.prepare else []
+    argv = [*BASE_ARGS[case.command](tiny_data_dir, out), *case.args, *extra]
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=LIGHT), *argv],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = error_lines(result.stderr)
+    for fragment in case.expect:
+        assert fragment in line, line
+    assert result.stdout.strip() == "", f"imported before refusing: {result.stdout.strip()}"

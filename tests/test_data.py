@@ -322,7 +322,10 @@ def test_split_empty_after_splitting(tmp_path, tiny_tokenizer_dir):
     write_frame(make_frame(2, seed=1), folder / "train.parquet")  # one row per class: all go to validation
     write_frame(make_frame(10, seed=2, exclude=()), folder / "test.parquet")
     message = usage_error(data_settings(folder, tiny_tokenizer_dir, tmp_path))
-    assert "train split is empty after splitting" in message and "use more data" in message
+    assert "train split is empty after splitting" in message
+    # which class, how many rows, the minimum needed (one for train, one for the carved validation)
+    assert "has 1 row in the training data (2 rows, 2 classes)" in message
+    assert "each class needs at least 2 (one each for train, validation)" in message
 
 
 @pytest.mark.parametrize(
@@ -391,6 +394,43 @@ def test_tokenization_cache_race_leaves_no_temp_folder(
     data = prepare(data_settings(tiny_data_dir, tiny_tokenizer_dir, tmp_path / "ours", max_length=16))
     assert not data.cache_hit and data.sizes == {"train": 360, "validation": 40, "test": 100}
     assert [p.name for p in ours.iterdir()] == [entry.name]
+
+
+@pytest.mark.parametrize("damage", ["cut", "flipped", "cut-old-entry"])
+def test_a_damaged_cache_entry_is_rebuilt_with_one_warning(
+    tiny_data_dir, tiny_tokenizer_dir, tmp_path, caplog, damage
+):
+    """An .arrow file cut to a third (a full disk, a crash while copying) or with one byte changed:
+    the next run rebuilds the entry instead of ending in a pyarrow traceback."""
+    import json as json_module
+    import logging
+
+    settings = data_settings(tiny_data_dir, tiny_tokenizer_dir, tmp_path / "cache", max_length=32)
+    first = prepare(settings)
+    expected = {name: first.splits[name]["input_ids"] for name in first.splits}
+    (entry,) = (tmp_path / "cache" / "tokenized").iterdir()
+    arrow = max(entry.rglob("*.arrow"), key=lambda p: p.stat().st_size)  # the train split's
+    raw, middle = arrow.read_bytes(), len(arrow.read_bytes()) // 2
+    damaged = (
+        raw[:middle] + bytes([raw[middle] ^ 0xFF]) + raw[middle + 1 :]
+        if damage == "flipped"
+        else raw[: len(raw) // 3]
+    )
+    arrow.with_suffix(".new").write_bytes(damaged)
+    arrow.with_suffix(".new").replace(arrow)  # a new file: this process still maps the old one
+    if damage == "cut-old-entry":  # written before entries had checksums: caught when it does not load
+        key = json_module.loads((entry / "key.json").read_text())
+        key.pop("checksums")
+        (entry / "key.json").write_text(json_module.dumps(key))
+    with caplog.at_level(logging.WARNING):
+        second = prepare(data_settings(tiny_data_dir, tiny_tokenizer_dir, tmp_path / "cache", max_length=32))
+    warnings = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert len(warnings) == 1 and "rebuilding" in warnings[0]
+    assert not second.cache_hit
+    assert {name: second.splits[name]["input_ids"] for name in second.splits} == expected
+    assert [p.name for p in (tmp_path / "cache" / "tokenized").iterdir()] == [entry.name]
+    third = prepare(data_settings(tiny_data_dir, tiny_tokenizer_dir, tmp_path / "cache", max_length=32))
+    assert third.cache_hit  # the rebuilt entry is whole
 
 
 # ---------------------------------------------------------------- resolution, offline

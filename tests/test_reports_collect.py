@@ -149,6 +149,7 @@ def test_counts_and_fail_reasons(bench):
         "total": 10,
         "steps_trained": 7400,
         "thin": False,
+        "family_failed": False,
     }
     assert collect.thin_notes(counts.reset_index()) == []
     reasons = collect.fail_reasons_frame(bench)
@@ -169,6 +170,20 @@ def test_a_family_with_fewer_completed_trials_than_a_fifth_is_thin(tmp_path, pru
             "cnn: the search was thin: 1 of 10 finished trials completed (9 pruned, 0 failed)"
         )
         assert "pruner" in notes[0]
+
+
+def test_a_family_that_completed_nothing_is_failed_not_thin(tmp_path):
+    url, store = sqlite_storage(tmp_path / "s.db")
+    make_study(store, "t", "cnn", n_trials=5, pruned=(), failed=(0, 1, 2, 3, 4), final=False)
+    make_study(store, "t", "rnn", n_trials=5, pruned=(), failed=(), final=False)
+    bench = collect.load_benchmark(url, "t")
+    counts = collect.counts_frame(bench)
+    assert counts["family_failed"].tolist() == [True, False]
+    assert counts["thin"].tolist() == [False, False]
+    assert collect.thin_notes(counts) == []
+    (note,) = collect.failed_notes(bench, counts)
+    assert note.startswith("cnn: FAILED: no trial completed (5 failed; most common reason, 5 of 5: ")
+    assert "out of memory" in note
 
 
 def test_settings_identical_means_no_budget_problem(bench):

@@ -134,6 +134,9 @@ def test_zero_completed_trials(tmp_path, quick_png):
     assert "No completed trials: nothing to draw." in text
     assert "CUDA out of memory &lt;b&gt;x&lt;/b&gt;" in text  # the fail reason, escaped
     assert "needs at least 2 completed trials (has 0)" in text
+    failed = text[text.index('id="failed-families"') :]
+    assert "cnn: FAILED: no trial completed (4 failed" in failed  # failed, not "thin"
+    assert 'id="thin-search"' not in text
 
 
 def test_single_family(tmp_path, quick_png):

@@ -342,6 +342,35 @@ def test_a_missing_or_outdated_model_is_named_and_rerun_save_restores_it(run, tm
     assert benchmark.main(args) == 0
 
 
+@pytest.mark.parametrize("damage", ["weights cut", "config garbled"])
+def test_a_damaged_saved_model_names_the_rerun_save_command(run, tmp_path, capsys, damage):
+    """A model file cut to a third (a full disk while saving) or a config.json that is no JSON: one
+    error line naming the command that re-creates the model, by name and by --model."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(run["out"], out, ignore=shutil.ignore_patterns("cache", "mlartifacts", "mlflow.db"))
+    trial, best, _ = expected_choice(out, "cnn")
+    folder = out / NAME / "models" / "final" / f"cnn-trial-{trial}-seed-{best['seed']}"
+    if damage == "weights cut":
+        weights = folder / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 3])
+    else:
+        (folder / "config.json").write_text('{"architectures": ["SimpleCNN"], "hidd')
+    args = ["predict", "--arch", "cnn", "--text", "superb", "--output-dir", str(out), "--name", NAME]
+    assert benchmark.main(args) == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    hint = f"rerun --name {NAME} --arch cnn --trial {trial} --seed {best['seed']} --save"
+    assert "does not load" in line and hint in line
+    if damage == "weights cut":
+        assert benchmark.main(["predict", "--model", str(folder), "--text", "superb"]) == 2
+        (line,) = error_lines(capsys.readouterr().err)
+        assert "does not load: model.safetensors is cut short" in line and "--save" in line
+    assert benchmark.main([*hint.split(), "--output-dir", str(out)]) == 0
+    capsys.readouterr()
+    assert benchmark.main(args) == 0
+
+
 # ---------------------------------------------------------------- bad input
 
 
