@@ -74,7 +74,8 @@ def check_model(family: Family, where: str) -> None:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(out).__name__
         raise refuse(
             "model",
-            f"must return .logits of shape (batch, num_labels) = (2, {PROBE_LABELS}) for a 2x8 batch, got {shape}",
+            f"must return .logits of shape (batch, num_labels) = (2, {PROBE_LABELS}) for a 2x8 batch, "
+            f"got {shape}",
         )
     out = forward(labels=torch.tensor([0, 2]))
     loss = getattr(out, "loss", None)

@@ -28,10 +28,10 @@ from textbench.core.urls import redact
 from textbench.search import fixed as fixing
 from textbench.search.objective import Objective
 from textbench.search.overall import Overall, measure_trial
+from textbench.search.plugins import source as family_source
 from textbench.search.reference import enqueue_reference
 from textbench.search.runner import count_trials, run_study
 from textbench.search.search_settings import SearchSettings, is_journal, is_server_storage, is_sqlite
-from textbench.search.plugins import source as family_source
 from textbench.search.study import (
     check_resumable,
     make_pruner,

@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, error_lines, run_cli, search_args
+from helpers import ROOT, run_cli, search_args
 
 from textbench import benchmark, spaces
 from textbench.search import plugins
