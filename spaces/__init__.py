@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from textbench.core.errors import UsageError
 from textbench.core.families import Family
-from textbench.spaces import cnn, gru, lstm, rnn
+from textbench.spaces import cnn, gru, lstm, rnn, transformer
 
 FAMILIES: dict[str, Family] = {}
 
@@ -28,5 +28,5 @@ def get(name: str) -> Family:
     return FAMILIES[name]
 
 
-for _module in (cnn, rnn, gru, lstm):
+for _module in (cnn, rnn, gru, lstm, transformer):
     register(_module.FAMILY)
