@@ -147,3 +147,26 @@ def test_the_kim_cnn_example_runs_through_search_report_predict_export_and_rerun
 
     rerun = run_cli("rerun", *where, "--arch", "kim_cnn", "--trial", "0")
     assert rerun.returncode == 0, rerun.stderr[-2000:]
+
+
+def readme_family() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("```python\n# my_family.py") + len("```python\n")
+    return text[start : text.index("```", start)]
+
+
+def test_the_readme_family_works_from_a_folder_outside_the_repository(
+    clean_registry, tmp_path, tiny_data_dir, tiny_tokenizer_dir, capsys, monkeypatch
+):
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    (folder / "my_family.py").write_text(readme_family())
+    monkeypatch.chdir(folder)
+    argv = ["train", "--family-module", "my_family.py", "--arch", "bag", "--set", "embedding_dim=12"]
+    data = ["--dataset", str(tiny_data_dir), "--tokenizer", str(tiny_tokenizer_dir), "--max-length", "32"]
+    budget = ["--max-steps", "20", "--eval-steps", "10", "--output-dir", str(folder / "runs")]
+    assert benchmark.main([*argv, *data, *budget]) == 0, capsys.readouterr().err
+    metrics = json.loads((folder / "runs" / "train-bag" / "metrics.json").read_text())
+    assert metrics["params"] == {"embedding_dim": 12, "learning_rate": 1e-3}
+    config = json.loads((folder / "runs" / "train-bag" / "model" / "config.json").read_text())
+    assert config["model_type"] == "my-bag" and config["embedding_dim"] == 12
