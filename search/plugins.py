@@ -33,7 +33,7 @@ ENV = "TEXTBENCH_FAMILY_MODULES"  # os.pathsep-separated modules the helpers loa
 ENTRY_POINT_GROUP = "textbench.families"
 SOURCES: dict[str, str] = {}  # family name -> the module it came from (absolute file path or dotted name)
 LOADED: dict[str, list[str]] = {}  # module spec -> names of the families it gave
-_entry_points_done = False
+ENTRY_POINTS_LOADED = False
 
 
 def is_file_spec(spec: str) -> bool:
@@ -178,10 +178,10 @@ def remember(key: str) -> None:
 
 def load_entry_points() -> list[str]:
     """Families of the installed packages' ``textbench.families`` entry points (once per process)."""
-    global _entry_points_done
-    if _entry_points_done:
+    global ENTRY_POINTS_LOADED
+    if ENTRY_POINTS_LOADED:
         return []
-    _entry_points_done = True
+    ENTRY_POINTS_LOADED = True
     from importlib.metadata import entry_points
 
     names = []

@@ -24,7 +24,10 @@ def register(family: Family) -> Family:
 def get(name: str) -> Family:
     """The registered family called ``name``, or an error listing the known ones."""
     if name not in FAMILIES:
-        raise UsageError(f"unknown family {name!r}: use one of {', '.join(FAMILIES)}")
+        raise UsageError(
+            f"unknown family {name!r}: use one of {', '.join(FAMILIES)} "
+            "(a family of your own: --family-module FILE.py)"
+        )
     return FAMILIES[name]
 
 

@@ -134,9 +134,7 @@ def workers_on_sqlite(tmp, out, data_dir):
 
 
 CASES: dict[str, Case] = {
-    "unknown-arch": Case(
-        ("--arch", "transformer"), ("unknown family 'transformer'", "use one of cnn, rnn"), subprocess=True
-    ),
+    "unknown-arch": Case(("--arch", "mlp"), ("unknown family 'mlp'", "use one of cnn, rnn"), subprocess=True),
     "trials-zero": Case(("--trials", "0"), ("--trials must be positive", "got 0")),
     "trials-negative": Case(("--trials", "-1"), ("--trials must be positive", "got -1")),
     "fix-unknown-parameter": Case(

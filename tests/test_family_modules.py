@@ -12,6 +12,7 @@ import pytest
 from helpers import ROOT, run_cli, search_args
 
 from textbench import benchmark, spaces
+from textbench.core.errors import UsageError
 from textbench.search import plugins
 
 EXAMPLE = ROOT / "examples" / "kim_cnn.py"
@@ -170,3 +171,32 @@ def test_the_readme_family_works_from_a_folder_outside_the_repository(
     assert metrics["params"] == {"embedding_dim": 12, "learning_rate": 1e-3}
     config = json.loads((folder / "runs" / "train-bag" / "model" / "config.json").read_text())
     assert config["model_type"] == "my-bag" and config["embedding_dim"] == 12
+
+
+def test_an_installed_entry_point_provides_a_family_without_any_flag(clean_registry, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    module(site, "ep")
+    dist = site / "textbench_test_family-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: textbench-test-family\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[textbench.families]\ntoy = family_ep:FAMILY\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(plugins, "ENTRY_POINTS_LOADED", False)
+    assert plugins.load_families() == ["toy"]
+    assert spaces.FAMILIES["toy"].config_class.model_type == "textbench-test-toy-ep"
+    assert plugins.source("toy") is None  # every process finds entry points itself: nothing recorded
+
+
+def test_a_broken_entry_point_is_refused_in_one_line(clean_registry, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    dist = site / "textbench_test_broken-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: textbench-test-broken\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[textbench.families]\nbroken = no_such_module_here:FAMILY\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(plugins, "ENTRY_POINTS_LOADED", False)
+    with pytest.raises(
+        UsageError, match=r"entry point broken = no_such_module_here:FAMILY .*ModuleNotFoundError"
+    ):
+        plugins.load_families()
