@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig
 
-from textbench import benchmark, spaces
+from textbench import benchmark, options, spaces
 from textbench.core.families import Family
 from textbench.core.models import _TextClassifier
 
@@ -62,7 +62,7 @@ def test_a_registered_family_appears_in_every_commands_help(registered, capsys):
         with pytest.raises(SystemExit):
             benchmark.main(argv)
         assert "bag" in capsys.readouterr().out
-    assert "embedding_dim 4..16 (log)" in benchmark.search_parser().epilog
+    assert "embedding_dim 4..16 (log)" in options.search_parser().epilog
 
 
 def test_a_registered_family_runs_through_search_train_predict_and_export(
