@@ -200,3 +200,19 @@ def test_a_broken_entry_point_is_refused_in_one_line(clean_registry, tmp_path, m
         UsageError, match=r"entry point broken = no_such_module_here:FAMILY .*ModuleNotFoundError"
     ):
         plugins.load_families()
+
+
+def test_a_workers_helper_loads_the_parents_family_modules_before_it_runs(
+    clean_registry, tmp_path, monkeypatch
+):
+    """A spawned helper starts from a fresh interpreter: it knows the parent's modules only from
+    ``$TEXTBENCH_FAMILY_MODULES``, and must load them before its benchmark looks families up."""
+    from textbench import pipeline
+
+    path = module(tmp_path, "helper")
+    monkeypatch.setenv(plugins.ENV, str(path.resolve()))  # what the parent's loading left for its children
+    seen = []
+    monkeypatch.setattr(pipeline, "run_benchmark", lambda *a, **k: seen.append("toy" in spaces.FAMILIES))
+    monkeypatch.setattr(pipeline.signal, "signal", lambda *a: None)
+    pipeline.helper_main((None, None, None), 1, 1, [], False, None, os.getpid())
+    assert seen == [True]
