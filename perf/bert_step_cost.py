@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 
 
@@ -40,8 +41,14 @@ def measure(steps: int, warmup: int, threads: int, batch_size: int, max_length: 
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad()
+        elapsed = time.perf_counter() - start
+        print(
+            f"step {i + 1}/{warmup + steps}: {elapsed:.2f} s{' (warm-up)' if i < warmup else ''}",
+            file=sys.stderr,
+            flush=True,
+        )
         if i >= warmup:
-            times.append(time.perf_counter() - start)
+            times.append(elapsed)
     median = statistics.median(times)
     return {
         "model": "bert-base-cased sized, random init",
