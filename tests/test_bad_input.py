@@ -390,7 +390,7 @@ def test_an_invalid_choice_is_argparse_usage_and_exit_2(tmp_path, tiny_data_dir)
 HEAVY = ("torch", "transformers", "optuna", "mlflow", "datasets", "pandas", "sklearn")
 FAST = {  # refused from the command line alone
     "trials-zero": ("--trials", "0"),
-    "unknown-arch": ("--arch", "transformer"),
+    "unknown-arch": ("--arch", "mlp"),
     "fix-unknown-parameter": ("--fix", "dropout=0.1"),
     "fix-not-an-integer": ("--arch", "rnn", "--fix", "num_layers=two"),
     "eval-steps-over-max-steps": ("--eval-steps", "50"),
