@@ -43,7 +43,8 @@ def measure(steps: int, warmup: int, threads: int, batch_size: int, max_length: 
         optimizer.zero_grad()
         elapsed, elapsed_cpu = time.perf_counter() - start, time.process_time() - start_cpu
         print(
-            f"step {i + 1}/{warmup + steps}: {elapsed:.2f} s{' (warm-up)' if i < warmup else ''}",
+            f"step {i + 1}/{warmup + steps}: {elapsed:.2f} s wall, {elapsed_cpu:.2f} s CPU"
+            + (" (warm-up)" if i < warmup else ""),
             file=sys.stderr,
             flush=True,
         )
