@@ -204,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _sigterm)
     name = argv[0] if argv and argv[0] in COMMANDS else ""
     try:
+        from textbench.search.plugins import load_families
+
+        load_families(opt.family_modules(argv))  # before any parser lists the families
         return COMMANDS[name][0](argv[1:] if name else argv)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

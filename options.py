@@ -117,6 +117,27 @@ def add_storage_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracking-uri", default=None, help=TRACKING)
 
 
+FAMILY_MODULE = (
+    "a Python module or .py file defining your own families (Family records: see the README); "
+    "repeatable; a finished benchmark's studies remember it"
+)
+
+
+def add_family_module_option(p: argparse.ArgumentParser) -> None:
+    """``--family-module``, on every command: read by ``family_modules`` before the parsers are made."""
+    p.add_argument(
+        "--family-module", action="append", default=[], metavar="MODULE_OR_FILE", help=FAMILY_MODULE
+    )
+
+
+def family_modules(argv: list[str]) -> list[str]:
+    """The ``--family-module`` values of ``argv``, read before any parser is built (the parsers list
+    the families, so the user's must be registered first)."""
+    p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    add_family_module_option(p)
+    return p.parse_known_args(argv)[0].family_module
+
+
 def add_common_options(p: argparse.ArgumentParser) -> None:
     setting(p, SearchSettings, "output_dir", WHERE)
     setting(p, SearchSettings, "seed", "seed of the split, the sampler and the trials")
@@ -129,6 +150,7 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
         "cores: use --workers for parallelism)",
     )
     p.add_argument("-v", "--verbose", action="store_true", help=VERBOSE)
+    add_family_module_option(p)
 
 
 def _search_parser(description: str, epilog: str) -> argparse.ArgumentParser:
@@ -209,6 +231,7 @@ def add_benchmark_options(p: argparse.ArgumentParser, family_help: str, name_req
         "OUTPUT_DIR/optuna.db)",
     )
     p.add_argument("-v", "--verbose", action="store_true", help=VERBOSE)
+    add_family_module_option(p)
 
 
 def data_settings(args) -> DataSettings:
@@ -271,6 +294,7 @@ def report_parser() -> argparse.ArgumentParser:
     setting(p, SearchSettings, "output_dir", "where the benchmark's outputs are")
     add_storage_options(p)
     p.add_argument("-v", "--verbose", action="store_true", help=VERBOSE)
+    add_family_module_option(p)
     return p
 
 

@@ -216,6 +216,9 @@ def helper_main(
     signal.signal(signal.SIGTERM, _sigterm)
     search, data, train = settings
     try:
+        from textbench.search.plugins import load_families
+
+        load_families()  # the parent's --family-module files, from $TEXTBENCH_FAMILY_MODULES
         run_benchmark(
             search, data, train, threads=threads, verbose=verbose, helper=Helper(index, gpus, ready, parent)
         )

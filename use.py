@@ -189,8 +189,13 @@ def open_storage(storage: str | None, output_dir: str | Path):
 
 
 def open_benchmark(storage: str | None, name: str, output_dir: str | Path = "runs") -> collect.Benchmark:
-    """The benchmark's studies, read with the report's reader."""
-    return collect.load_benchmark(open_storage(storage, output_dir), name)
+    """The benchmark's studies, read with the report's reader; the families that came from a user's
+    module are loaded again from the module their study recorded."""
+    from textbench.search.plugins import load_recorded
+
+    bench = collect.load_benchmark(open_storage(storage, output_dir), name)
+    load_recorded({family: bench.attrs(family).get("family_module") for family in bench.families})
+    return bench
 
 
 def resolve(storage: str | None, name: str, output_dir: str | Path, family: str | None = None) -> Chosen:

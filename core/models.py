@@ -185,6 +185,77 @@ class SimpleLSTM(_RecurrentClassifier):
     cell = nn.LSTM
 
 
+# ---------------------------------------------------------------- transformer
+
+
+class TransformerConfig(PretrainedConfig):
+    """A small encoder. Its width is ``num_heads * head_dim``, so the heads always divide it (the
+    space samples the heads and the width per head, never a width the heads cannot split)."""
+
+    model_type = "textbench-transformer"
+
+    def __init__(
+        self,
+        vocab_size=28996,
+        num_heads=4,
+        head_dim=16,
+        num_layers=2,
+        ffn_dim=256,
+        dropout=0.1,
+        max_position_embeddings=1024,
+        pad_token_id=0,
+        **kwargs,
+    ):
+        kwargs.pop("embedding_dim", None)  # derived (a saved config.json carries it)
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
+        self.vocab_size = vocab_size
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.num_layers = num_layers
+        self.ffn_dim = ffn_dim
+        self.dropout = dropout
+        self.max_position_embeddings = max_position_embeddings
+        self.embedding_dim = num_heads * head_dim  # the model width
+
+
+class TransformerClassifier(_TextClassifier):
+    """token + learned position embeddings -> pre-norm nn.TransformerEncoder (padding masked out of
+    attention) -> mean over the real tokens -> linear."""
+
+    config_class = TransformerConfig
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__(config)
+        width = config.embedding_dim
+        self.positions = nn.Embedding(config.max_position_embeddings, width)
+        layer = nn.TransformerEncoderLayer(
+            width,
+            config.num_heads,
+            dim_feedforward=config.ffn_dim,
+            dropout=config.dropout,
+            batch_first=True,
+            norm_first=True,
+        )
+        # No nested tensors: the same (dense) code path in training and evaluation.
+        self.encoder = nn.TransformerEncoder(layer, config.num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.output_layer = nn.Linear(width, config.num_labels)
+        self.post_init()
+
+    def features(self, embedded, mask):
+        length = embedded.size(1)
+        if length > self.config.max_position_embeddings:
+            raise ValueError(
+                f"texts of {length} tokens, but the transformer has {self.config.max_position_embeddings} "
+                "positions: lower --max-length"
+            )
+        x = embedded + self.positions(torch.arange(length, device=embedded.device)).unsqueeze(0)
+        x = self.norm(self.encoder(x, src_key_padding_mask=~mask))
+        # masked_fill, not a product: an all-padding row's outputs are NaN, and NaN * 0 is NaN.
+        x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
+        return x.sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp(min=1).to(x.dtype)
+
+
 # ---------------------------------------------------------------- transformers' Auto classes
 
 
@@ -200,6 +271,7 @@ for _config, _model in (
     (RNNConfig, SimpleRNN),
     (GRUConfig, SimpleGRU),
     (LSTMConfig, SimpleLSTM),
+    (TransformerConfig, TransformerClassifier),
 ):
     register_auto(_config, _model)
 

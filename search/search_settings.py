@@ -156,7 +156,7 @@ class SearchSettings:
         if unknown or not self.families:
             raise UsageError(
                 f"unknown family {unknown[0] if unknown else ''!r}: use one of "
-                f"{', '.join(FAMILIES)}, 'both' or 'all'"
+                f"{', '.join(FAMILIES)}, 'both' or 'all' (a family of your own: --family-module FILE.py)"
             )
         if self.trials <= 0:
             raise UsageError(f"--trials must be positive, got {self.trials}")

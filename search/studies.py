@@ -29,6 +29,7 @@ from textbench.core.urls import redact
 from textbench.search import fixed as fixing
 from textbench.search.objective import Objective
 from textbench.search.overall import Overall, measure_trial
+from textbench.search.plugins import source as family_source
 from textbench.search.reference import enqueue_reference
 from textbench.search.runner import count_trials, run_study
 from textbench.search.search_settings import SearchSettings, is_journal, is_server_storage, is_sqlite
@@ -199,6 +200,7 @@ def study_attrs(bench: SearchRun, family: str) -> dict:
     return {
         "benchmark": bench.search.name,
         "arch": family,
+        "family_module": family_source(family),  # report/predict/rerun load it again
         "settings": bench.study_settings(family),
         "data_settings": asdict(bench.data_settings),  # what `rerun` needs to prepare the same data
         "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from textbench.core.errors import UsageError
 from textbench.core.families import Family
-from textbench.spaces import cnn, gru, lstm, rnn
+from textbench.spaces import cnn, gru, lstm, rnn, transformer
 
 FAMILIES: dict[str, Family] = {}
 
@@ -24,9 +24,12 @@ def register(family: Family) -> Family:
 def get(name: str) -> Family:
     """The registered family called ``name``, or an error listing the known ones."""
     if name not in FAMILIES:
-        raise UsageError(f"unknown family {name!r}: use one of {', '.join(FAMILIES)}")
+        raise UsageError(
+            f"unknown family {name!r}: use one of {', '.join(FAMILIES)} "
+            "(a family of your own: --family-module FILE.py)"
+        )
     return FAMILIES[name]
 
 
-for _module in (cnn, rnn, gru, lstm):
+for _module in (cnn, rnn, gru, lstm, transformer):
     register(_module.FAMILY)

@@ -145,9 +145,7 @@ def workers_on_sqlite(tmp, out, data_dir):
 
 
 CASES: dict[str, Case] = {
-    "unknown-arch": Case(
-        ("--arch", "transformer"), ("unknown family 'transformer'", "use one of cnn, rnn"), subprocess=True
-    ),
+    "unknown-arch": Case(("--arch", "mlp"), ("unknown family 'mlp'", "use one of cnn, rnn"), subprocess=True),
     "trials-zero": Case(("--trials", "0"), ("--trials must be positive", "got 0")),
     "trials-negative": Case(("--trials", "-1"), ("--trials must be positive", "got -1")),
     "fix-unknown-parameter": Case(
@@ -423,7 +421,7 @@ def test_an_invalid_choice_is_argparse_usage_and_exit_2(tmp_path, tiny_data_dir)
 HEAVY = ("torch", "transformers", "optuna", "mlflow", "datasets", "pandas", "sklearn")
 FAST = {  # refused from the command line alone
     "trials-zero": ("--trials", "0"),
-    "unknown-arch": ("--arch", "transformer"),
+    "unknown-arch": ("--arch", "mlp"),
     "fix-unknown-parameter": ("--fix", "dropout=0.1"),
     "fix-not-an-integer": ("--arch", "rnn", "--fix", "num_layers=two"),
     "eval-steps-over-max-steps": ("--eval-steps", "50"),

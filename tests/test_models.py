@@ -42,6 +42,7 @@ VARIANTS = {
         {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2, "bidirectional": True},
     ),
     "lstm": ("lstm", {"embedding_dim": 8, "hidden_size": 6}),
+    "transformer": ("transformer", {"num_heads": 2, "head_dim": 4, "num_layers": 2, "ffn_dim": 16}),
     "lstm-2-layers-bidirectional": (
         "lstm",
         {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2, "bidirectional": True},
@@ -159,7 +160,9 @@ def test_rnn_reads_every_real_token(name):
             assert not torch.allclose(model(input_ids=changed, attention_mask=mask).logits[0], reference)
 
 
-@pytest.mark.parametrize("name", ["cnn", "cnn-even-filter", "rnn", "rnn-2-layers-bidirectional"])
+@pytest.mark.parametrize(
+    "name", ["cnn", "cnn-even-filter", "rnn", "rnn-2-layers-bidirectional", "transformer"]
+)
 def test_save_and_load_round_trip(name, tmp_path):
     model = make(name, num_labels=2)
     model.save_pretrained(tmp_path)

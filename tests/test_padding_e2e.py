@@ -24,7 +24,10 @@ WORDS = NEGATIVE + POSITIVE + FILLER + ["zzqx", "Ünïcode", "!", "..."]  # unkn
 
 # One small model per registered family, two layers and both directions where the family has them
 # (the backward direction is the one that would read padding first).
-PARAMS = {"cnn": {"embedding_dim": 8, "filter_size": 4, "num_filters": 6}}
+PARAMS = {
+    "cnn": {"embedding_dim": 8, "filter_size": 4, "num_filters": 6},
+    "transformer": {"num_heads": 2, "head_dim": 4, "num_layers": 2, "ffn_dim": 16, "dropout": 0.1},
+}
 RECURRENT = {"embedding_dim": 8, "hidden_size": 6, "num_layers": 2, "bidirectional": True}
 
 text = st.lists(st.sampled_from(WORDS), min_size=1, max_size=50).map(" ".join)
