@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from textbench.core.settings import PRECISIONS, DataSettings, TrainSettings
+from textbench.core.settings import PRECISIONS, SEPARATORS, DataSettings, TrainSettings
 from textbench.search.search_settings import PRUNERS, SAMPLERS, SearchSettings
 
 WHERE = "where studies, models, reports go"
@@ -78,6 +78,23 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
         D,
         "no_header",
         "CSV/TSV files have no header row: give --text-column/--label-column as 0-based numbers",
+    )
+    setting(
+        g,
+        D,
+        "separator",
+        "how a text file (no extension, .txt) is laid out: tab, ';', '|', ',', space (a label, one space, "
+        "the text) or fasttext (__label__X text); sniffed when not given",
+        choices=SEPARATORS,
+        shown="sniffed",
+    )
+    setting(
+        g,
+        D,
+        "label_names",
+        "names of numeric labels 0..k-1 or 1..k, e.g. World,Sports,Business,Sci/Tech "
+        "(default: a classes.txt beside the data, one name per line)",
+        shown=False,
     )
     setting(
         g,
