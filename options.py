@@ -246,6 +246,35 @@ USE_FAMILY = (
 )
 
 
+def suite_parser() -> argparse.ArgumentParser:
+    """The main command's options (applied to every dataset alike) plus the suite's own."""
+    from textbench.search.fixed import describe_spaces
+    from textbench.suite import SuiteSettings
+
+    p = _search_parser(
+        "Run one ordinary benchmark per dataset (same families, trials, budget and seeds for all; each "
+        "named SUITE-DATASET with its own report), then the suite report: which family wins across "
+        "datasets (average ranks, Friedman/autorank with a critical-difference diagram, Bayesian "
+        "signed-rank probabilities). Rerun the same command to resume.",
+        "search spaces (pin any with --fix name=value):\n" + describe_spaces(),
+    )
+    p.prog = "benchmark.py suite"
+    g = p.add_argument_group("suite")
+    setting(
+        g, SuiteSettings, "datasets", "comma list of datasets: hub ids, folders or files", metavar="A,B,..."
+    )
+    setting(
+        g,
+        SuiteSettings,
+        "suite",
+        'a TOML file: name = "..." and [[dataset]] tables with path and optional name, text_column, '
+        "label_column, no_header, separator, label_names, max_train_samples, max_eval_samples",
+        metavar="FILE.toml",
+    )
+    setting(g, SuiteSettings, "rope", "region of practical equivalence of the Bayesian test, in accuracy")
+    return p
+
+
 def search_parser() -> argparse.ArgumentParser:
     from textbench.search.fixed import describe_spaces
 
