@@ -248,16 +248,12 @@ def name_labels(frames: dict[str, pd.DataFrame], names: list[str], given: bool) 
     k = len(names)
     if len(names) != len(set(names)):
         raise UsageError(f"{where} names a class twice ({', '.join(names)}): give each class once")
-    zero, one = values <= set(range(k)), values <= set(range(1, k + 1))
+    shown = ", ".join(map(str, sorted(values)[:6])) + (", ..." if len(values) > 6 else "")
+    zero, one = values == set(range(k)), values == set(range(1, k + 1))
     if not (zero or one):
         raise UsageError(
-            f"{where} names {k} classes but the labels run {min(values)}..{max(values)}: give one name "
+            f"{where} names {k} classes but the labels are {len(values)} values ({shown}): give one name "
             "per class, for labels 0..k-1 or 1..k"
-        )
-    if zero and one:
-        raise UsageError(
-            f"{where} names {k} classes and the labels ({', '.join(map(str, sorted(values)))}) fit "
-            f"both 0..{k - 1} and 1..{k}: relabel the data, or give {k + 1} names with --label-names"
         )
     base = 0 if zero else 1
     for df in frames.values():

@@ -95,7 +95,7 @@ def test_headerless_quoted_csv_with_classes_txt(tmp_path, tiny_tokenizer_dir):
     )
     assert frames["train"]["label"].tolist() == [given[k - 1] for k in klass]
     message = error_of(data_settings(folder / "test.csv", tiny_tokenizer_dir, tmp_path, label_names="a,b,c"))
-    assert "--label-names names 3 classes" in message and "1..4" in message
+    assert "--label-names names 3 classes but the labels are 4 values (1, 2, 3, 4)" in message
 
 
 def test_zero_based_labels_with_label_names(tmp_path, tiny_tokenizer_dir):
