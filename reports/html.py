@@ -463,7 +463,7 @@ def build_context(bench: Benchmark, gains: pd.DataFrame | None = None) -> dict[s
         "tuning": _tuning_table(gains),
         "glance": _figure(
             figures.accuracy_glance,
-            order,
+            order if (order["kind"] == "family").any() else order.iloc[:0],
             "No final test result yet: nothing to draw.",
             "test accuracy per family with 95% CI, the baseline and the chance line",
             palette=palette,
