@@ -33,11 +33,12 @@ def _datasets(root: Path) -> list[str]:
     )
     third = make_dataset(root, n_train=240, n_test=0, name="src3", seed=3)
     ft = pd.read_parquet(third / "train.parquet")
-    (root / "ft.txt").write_text(
+    (root / "fast").mkdir()
+    (root / "fast" / "ft.txt").write_text(
         "".join(f"__label__{lab} {t}\n" for t, lab in zip(ft.text, ft.label, strict=True))
     )
     build_tokenizer(pd.concat([frame.text, spam.text, ft.text]), root / "tok", vocab_size=400)
-    return [str(folder), str(root / "Collection"), str(root / "ft.txt")]
+    return [str(folder), str(root / "Collection"), str(root / "fast" / "ft.txt")]  # named fast-ft
 
 
 @pytest.mark.slow
@@ -90,26 +91,28 @@ def test_a_suite_of_three_runs_resumes_and_reports(tmp_path):
 
     result = run_cli(*args, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "dataset 3 of 3 (ft), elapsed" in result.stdout and "ETA" in result.stdout
+    assert "dataset 3 of 3 (fast-ft), elapsed" in result.stdout and "ETA" in result.stdout
     assert len(load_study("tri-reviews-cnn", storage).trials) == first_trials  # finished work kept
-    assert {f"tri-{d}-{f}" for d in ("reviews", "Collection", "ft") for f in ("cnn", "rnn")} <= set(
+    assert {f"tri-{d}-{f}" for d in ("reviews", "Collection", "fast-ft") for f in ("cnn", "rnn")} <= set(
         study_names(storage)
     )
-    for name in ("reviews", "Collection", "ft"):
+    for name in ("reviews", "Collection", "fast-ft"):
         assert (out / f"tri-{name}" / "report.html").exists()
     page = (out / "tri" / "suite.html").read_text()
     assert "Across 3 datasets" in page and "cannot establish a general winner" in page
     assert 'href="../tri-reviews/report.html"' in page
     csv = pd.read_csv(out / "tri" / "suite.csv")
-    assert sorted(csv["dataset"].unique()) == ["Collection", "ft", "reviews"]
+    assert sorted(csv["dataset"].unique()) == ["Collection", "fast-ft", "reviews"]
     assert set(csv["entry"]) == {"cnn", "rnn", "tfidf-logreg"}
     assert csv.groupby("dataset")["winner"].sum().tolist() == [1, 1, 1]
 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
-    for name in ("reviews", "Collection", "ft"):
+    for name in ("reviews", "Collection", "fast-ft"):
         assert client.get_experiment_by_name(f"tri-{name}").tags.get("textbench.suite") == "tri"
 
-    report = run_cli("report", "--name", "tri-ft", "--output-dir", str(out), timeout=300)  # an ordinary one
+    report = run_cli(
+        "report", "--name", "tri-fast-ft", "--output-dir", str(out), timeout=300
+    )  # an ordinary one
     assert report.returncode == 0, report.stderr[-2000:]
