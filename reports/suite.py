@@ -220,7 +220,7 @@ def build_context(
             "cd": None if auto.cd is None else f"{auto.cd:.3f}",
             "normal": bool(auto.all_normal),
         },
-        "cd_png": cd_diagram(auto),
+        "cd_png": cd_diagram(suite_stats.rank_test(scores, force_mode="nonparametric")),
         "bayes": table(
             bayes, {c: (lambda v: cell(round(v, 3))) for c in ("p_a_better", "p_equal", "p_b_better")}
         ),

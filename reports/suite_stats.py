@@ -13,6 +13,8 @@ are instead of only rejecting "equal". The libraries do the arithmetic: scipy, a
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import warnings
 from typing import Any
@@ -39,16 +41,19 @@ def friedman(scores: pd.DataFrame) -> tuple[float, float] | None:
     return float(result.statistic), float(result.pvalue)
 
 
-def rank_test(scores: pd.DataFrame, alpha: float = ALPHA):
-    """autorank's result (its choice of omnibus and post-hoc test from normality and variance checks),
-    or None with fewer than ``MIN_DATASETS`` datasets or 2 entries (autorank refuses those)."""
+def rank_test(scores: pd.DataFrame, alpha: float = ALPHA, force_mode: str | None = None):
+    """autorank's result (its choice of omnibus and post-hoc test from normality and variance checks;
+    ``force_mode="nonparametric"``: Friedman + Nemenyi, whose result autorank draws as a critical-
+    difference diagram), or None with fewer than ``MIN_DATASETS`` datasets or 2 entries."""
     if scores.shape[0] < MIN_DATASETS or scores.shape[1] < 2:
         return None
     import autorank
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # autorank prints notes
         warnings.simplefilter("ignore")
-        return autorank.autorank(scores, alpha=alpha, verbose=False, order="descending", random_state=0)
+        return autorank.autorank(
+            scores, alpha=alpha, verbose=False, order="descending", random_state=0, force_mode=force_mode
+        )
 
 
 def bayes_pair(a: np.ndarray, b: np.ndarray, rope: float) -> tuple[float, float, float]:
