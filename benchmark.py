@@ -1,6 +1,7 @@
 """textbench command line: which text-classifier family wins on this data, by how much, how sure.
 
     python benchmark.py --arch both --trials 50          # search, final evaluation, report
+    python benchmark.py suite --datasets imdb,rt_polarity  # one benchmark per dataset + suite report
     python benchmark.py train --arch cnn                  # the course notes' single run
     python benchmark.py report --name imdb                # rebuild a report from storage
     python benchmark.py predict --name imdb --input reviews.csv --output labelled.csv
@@ -65,6 +66,30 @@ def cmd_search(argv: list[str]) -> int:
         data,
         train,
         workers=workers,
+        threads=args.threads,
+        verbose=args.verbose,
+        baseline=not args.no_baseline,
+    )
+
+
+def cmd_suite(argv: list[str]) -> int:
+    args = opt.suite_parser().parse_args(argv)
+    from textbench.search.search_settings import parse_families
+    from textbench.search.workers import worker_count
+    from textbench.suite import SuiteSettings, run_suite
+
+    suite = opt.settings_from(SuiteSettings, args)
+    search = opt.settings_from(
+        opt.SearchSettings, args, families=parse_families(args.arch), name=args.name or "suite"
+    )
+    data, train = opt.data_settings(args), opt.settings_from(opt.TrainSettings, args)
+    return run_suite(
+        suite,
+        search,
+        data,
+        train,
+        name=args.name,
+        workers=worker_count(args.workers, search),
         threads=args.threads,
         verbose=args.verbose,
         baseline=not args.no_baseline,
@@ -186,6 +211,7 @@ def default_name(dataset: str) -> str:
 
 COMMANDS = {
     "": (cmd_search, opt.search_parser),
+    "suite": (cmd_suite, opt.suite_parser),
     "train": (cmd_train, opt.train_parser),
     "report": (cmd_report, opt.report_parser),
     "predict": (cmd_predict, opt.predict_parser),

@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from textbench.core.settings import PRECISIONS, DataSettings, TrainSettings
+from textbench.core.settings import PRECISIONS, SEPARATORS, DataSettings, TrainSettings
 from textbench.search.search_settings import PRUNERS, SAMPLERS, SearchSettings
 
 WHERE = "where studies, models, reports go"
@@ -78,6 +78,23 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
         D,
         "no_header",
         "CSV/TSV files have no header row: give --text-column/--label-column as 0-based numbers",
+    )
+    setting(
+        g,
+        D,
+        "separator",
+        "how a text file (no extension, .txt) is laid out: tab, ';', '|', ',', space (a label, one space, "
+        "the text) or fasttext (__label__X text); sniffed when not given",
+        choices=SEPARATORS,
+        shown="sniffed",
+    )
+    setting(
+        g,
+        D,
+        "label_names",
+        "names of numeric labels 0..k-1 or 1..k, e.g. World,Sports,Business,Sci/Tech "
+        "(default: a classes.txt beside the data, one name per line)",
+        shown=False,
     )
     setting(
         g,
@@ -250,6 +267,35 @@ USE_FAMILY = (
     "family whose chosen model to use (default: the winner: the family whose chosen configuration has "
     "the best mean validation accuracy in the final stage)"
 )
+
+
+def suite_parser() -> argparse.ArgumentParser:
+    """The main command's options (applied to every dataset alike) plus the suite's own."""
+    from textbench.search.fixed import describe_spaces
+    from textbench.suite import SuiteSettings
+
+    p = _search_parser(
+        "Run one ordinary benchmark per dataset (same families, trials, budget and seeds for all; each "
+        "named SUITE-DATASET with its own report), then the suite report: which family wins across "
+        "datasets (average ranks, Friedman/autorank with a critical-difference diagram, Bayesian "
+        "signed-rank probabilities). Rerun the same command to resume.",
+        "search spaces (pin any with --fix name=value):\n" + describe_spaces(),
+    )
+    p.prog = "benchmark.py suite"
+    g = p.add_argument_group("suite")
+    setting(
+        g, SuiteSettings, "datasets", "comma list of datasets: hub ids, folders or files", metavar="A,B,..."
+    )
+    setting(
+        g,
+        SuiteSettings,
+        "suite",
+        'a TOML file: name = "..." and [[dataset]] tables with path and optional name, text_column, '
+        "label_column, no_header, separator, label_names, max_train_samples, max_eval_samples",
+        metavar="FILE.toml",
+    )
+    setting(g, SuiteSettings, "rope", "region of practical equivalence of the Bayesian test, in accuracy")
+    return p
 
 
 def search_parser() -> argparse.ArgumentParser:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from textbench.core import cache_entry, data_check
+from textbench.core import cache_entry, data_check, formats
 from textbench.core.errors import UsageError
 from textbench.core.settings import DATA_ENV, DataSettings
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 SUFFIXES = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json"}
 COMPRESSIONS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "valid", "dev"), "test": ("test",)}
+SPLIT_NAMES = {"train": ("train",), "validation": ("validation", "valid", "val", "dev"), "test": ("test",)}
 DROP_LIMIT = 0.05  # a split may lose at most this share of rows (no text, no label) without --drop-invalid
 MODEL_COLUMNS = ["input_ids", "attention_mask", "labels"]
 
@@ -121,6 +121,13 @@ def _kind(path: Path) -> str | None:
     return SUFFIXES.get(suffixes[-1]) if suffixes else None
 
 
+def _reader(path: Path) -> str | None:
+    """``_kind``, and "text" for a file with no extension or ``.txt`` (its layout is sniffed)."""
+    if not path.suffix or [s.lower() for s in path.suffixes][-1:] == [".txt"]:
+        return "text"
+    return _kind(path)
+
+
 def _open_text(path: Path, encoding: str = "utf-8-sig"):
     opener = COMPRESSIONS.get(path.suffix.lower(), open)
     return opener(path, "rt", encoding=encoding, newline="")
@@ -128,17 +135,17 @@ def _open_text(path: Path, encoding: str = "utf-8-sig"):
 
 def read_file(path: Path, settings: DataSettings | None = None) -> pd.DataFrame:
     """A file as a DataFrame of its raw values; parser errors become one line with the file's name."""
-    kind, no_header = _kind(path), settings is not None and settings.no_header
+    kind, no_header = _reader(path), settings is not None and settings.no_header
     if kind is None:
         raise UsageError(
-            f"unsupported file type '{path.name}': use .parquet, .csv, .tsv, .jsonl or .json "
+            f"unsupported file type '{path.name}': use .parquet, .csv, .tsv, .txt, .jsonl or .json "
             f"(optionally compressed: {', '.join(COMPRESSIONS)})"
         )
     try:
         if kind == "parquet":
             df = pd.read_parquet(path)
-        elif kind in ("csv", "tsv"):
-            df = _read_delimited(path, "\t" if kind == "tsv" else ",", no_header)
+        elif kind in ("csv", "tsv", "text"):
+            df = _read_table(path, kind, settings or DataSettings())
         elif kind == "jsonl":
             df = _read_jsonl(path)
         else:
@@ -154,6 +161,35 @@ def read_file(path: Path, settings: DataSettings | None = None) -> pd.DataFrame:
     if no_header:  # columns are 0-based positions, whatever the format
         df.columns = range(df.shape[1])
     return df
+
+
+def _read_table(path: Path, kind: str, settings: DataSettings) -> pd.DataFrame:
+    """A delimited or line-per-example file, laid out by ``core.formats`` (sniffed unless given)."""
+    with _open_text(path, "latin-1") as handle:  # any bytes decode: enough to see the layout
+        sample = handle.read(64 * 1024)
+    layout = formats.sniff(sample, path.name, kind, formats.separator_of(settings.separator))
+    if layout in ("fasttext", "space"):
+        with _open_text(path, _encoding(path)) as handle:
+            return formats.read_lines(handle.read(), layout, path.name)
+    if kind == "text":
+        with _open_text(path, _encoding(path)) as handle:
+            df = formats.read_delimited(handle.read(), layout)
+    else:
+        df = _read_delimited(path, layout, True)
+    return formats.arrange(df, path.name, settings.text_column, settings.label_column, settings.no_header)
+
+
+def _encoding(path: Path) -> str:
+    """The first of UTF-8, cp1252 and latin-1 that decodes the file (a warning for each that fails)."""
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            with _open_text(path, encoding) as handle:
+                while handle.read(1 << 20):
+                    pass
+            return encoding
+        except UnicodeDecodeError:
+            log.warning("%s is not %s text: trying the next encoding", path.name, encoding)
+    return "latin-1"
 
 
 def _read_delimited(path: Path, sep: str, no_header: bool) -> pd.DataFrame:
@@ -236,7 +272,7 @@ def _split_files(folder: Path) -> dict[str, list[Path]]:
     validation.jsonl, test.parquet, or shards such as train-00000-of-00002.parquet."""
     found: dict[str, list[Path]] = {}
     for where in (folder, folder / "data"):
-        files = sorted(p for p in where.iterdir() if p.is_file() and _kind(p)) if where.is_dir() else []
+        files = sorted(p for p in where.iterdir() if p.is_file() and _reader(p)) if where.is_dir() else []
         for split, names in SPLIT_NAMES.items():
             for path in files:
                 stem = path.name.split(".")[0].lower()
@@ -246,7 +282,7 @@ def _split_files(folder: Path) -> dict[str, list[Path]]:
             break
     for split, paths in found.items():
         names = {p.name.split(".")[0].lower().split("-")[0].split("_")[0] for p in paths}
-        kinds = {_kind(p) for p in paths}
+        kinds = {_reader(p) for p in paths}
         if len(names) > 1 or len(kinds) > 1:
             raise UsageError(
                 f"{folder} has several {split} files ({', '.join(p.name for p in paths)}): keep one per split"
@@ -264,7 +300,8 @@ def load_raw(settings: DataSettings, local_only: bool = False) -> tuple[dict[str
             files = _split_files(local)
             if "train" not in files:
                 raise UsageError(
-                    f"no train file (train.parquet/.csv/.tsv/.jsonl) in {local}: "
+                    f"no train file (train.parquet/.csv/.tsv/.txt/.jsonl, or train without extension) in "
+                    f"{local}: "
                     "add one or pass the file itself"
                 )
             raw = {
@@ -272,8 +309,10 @@ def load_raw(settings: DataSettings, local_only: bool = False) -> tuple[dict[str
                 for s, paths in files.items()
             }
             origin = {s: ", ".join(p.name for p in paths) for s, paths in files.items()}
+            read = [p for paths in files.values() for p in paths]
         else:
             raw, origin = {"train": read_file(local, settings)}, {"train": local.name}
+            read = [local]
         source = str(local.resolve())
     elif (
         settings.dataset.startswith(("/", ".", "~"))
@@ -298,7 +337,7 @@ def load_raw(settings: DataSettings, local_only: bool = False) -> tuple[dict[str
             raise UsageError(
                 f"hub dataset {settings.dataset!r} has no train split (splits: {', '.join(loaded)})"
             )
-        source = settings.dataset
+        source, read = settings.dataset, []
     frames, dropped = {}, {}
     for split, df in raw.items():
         selected = _select_columns(df, settings, split)
@@ -308,6 +347,9 @@ def load_raw(settings: DataSettings, local_only: bool = False) -> tuple[dict[str
             continue
         frames[split], dropped[split] = selected
     _check_dropped(dropped, {s: len(df) for s, df in raw.items()}, origin, settings.drop_invalid)
+    names = formats.label_names_beside(read, settings.label_names)
+    if names:
+        formats.name_labels(frames, names, given=bool(settings.label_names))
     info = {
         "source": source,
         "origin": origin,

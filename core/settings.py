@@ -14,6 +14,7 @@ from textbench.core.families import NOTES_LEARNING_RATE
 
 DATA_ENV = "TEXTBENCH_DATA"
 PRECISIONS = ("fp32", "bf16", "fp16")
+SEPARATORS = ("tab", ";", "|", ",", "space", "fasttext")  # core.formats: sniffed when not given
 
 
 @dataclass
@@ -25,6 +26,8 @@ class DataSettings:
     text_column: str = "text"  # a column, or "a,b": several joined by a space
     label_column: str = "label"
     no_header: bool = False  # CSV/TSV without a header row: columns are given as 0-based numbers
+    separator: str | None = None  # a text file's layout (SEPARATORS); None: sniffed
+    label_names: str | None = None  # "a,b,c": names of numeric labels 0..k-1 or 1..k (else classes.txt)
     drop_invalid: bool = False  # allow dropping more than DROP_LIMIT of a split (no text, no label)
     tokenizer: str = "bert-base-cased"  # hub id or local folder
     max_length: int = 128
@@ -38,6 +41,15 @@ class DataSettings:
     cache_dir: str = "runs/cache"
 
     def __post_init__(self):
+        if self.separator is not None and self.separator not in SEPARATORS:
+            raise UsageError(
+                f"--separator must be one of {', '.join(SEPARATORS)} (space: a label, one space, the text; "
+                f"fasttext: __label__X text), got {self.separator!r}"
+            )
+        if self.label_names is not None and len([n for n in self.label_names.split(",") if n.strip()]) < 2:
+            raise UsageError(
+                f"--label-names takes two or more comma-separated names, got {self.label_names!r}"
+            )
         if self.max_length <= 0:
             raise UsageError(f"--max-length must be positive, got {self.max_length}")
         if not 0 < self.validation_fraction < 1:

@@ -508,3 +508,60 @@ def trial_counts(counts: pd.DataFrame) -> Figure:
     handles, labels = ax.get_legend_handles_labels()
     _legend_top(fig, handles, labels)
     return fig
+
+
+def _glance_panel(ax, order: pd.DataFrame, palette: dict[str, Any], title: str | None = None) -> None:
+    """One dataset's entries (``stats.ranking``): mean test accuracy with its 95% CI, best on top,
+    the baseline as a grey square, the majority-class rate as a dashed line."""
+    order = order.iloc[::-1].reset_index(drop=True)
+    for y, row in order.iterrows():
+        base = row["kind"] == "baseline"
+        color = "0.45" if base else palette.get(row["name"], "0.3")
+        err = (
+            None
+            if math.isnan(row["ci_low"])
+            else [[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]]
+        )
+        ax.errorbar([row["mean"]], [y], xerr=err, fmt="s" if base else "o", ms=7, capsize=4, color=color)
+        mark = " (at chance)" if row["at_chance"] is True else ""
+        ax.annotate(
+            f"{row['mean']:.3f}{mark}",
+            (row["mean"], y),
+            xytext=(0, 7),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+            color=color,
+        )
+    ax.set_yticks(range(len(order)), [_plain(n) for n in order["name"]])
+    ax.set_ylim(-0.6, len(order) - 0.3)
+    chance = order["chance_rate"].dropna()
+    if len(chance):
+        ax.axvline(float(chance.iloc[0]), color="0.4", ls="--", lw=1)
+    ax.set_xlabel("test accuracy")
+    if title:
+        ax.set_title(_plain(title))
+
+
+@styled
+def accuracy_glance(order: pd.DataFrame, palette: dict[str, Any] | None = None) -> Figure:
+    """The verdict at a glance: test accuracy per family with its 95% CI, the baseline and the chance
+    line (the majority-class rate, dashed)."""
+    palette = palette or family_palette(order.loc[order.kind == "family", "name"])
+    fig = _figure(6.5, 0.45 * len(order) + 1.3)
+    _glance_panel(fig.add_subplot(), order, palette)
+    return fig
+
+
+@styled
+def suite_glance(orders: dict[str, pd.DataFrame], palette: dict[str, Any] | None = None) -> Figure:
+    """``accuracy_glance`` for every dataset of a suite, one panel each (dashed: chance)."""
+    names = sorted({n for o in orders.values() for n in o.loc[o.kind == "family", "name"]})
+    palette = palette or family_palette(names)
+    cols = min(3, len(orders))
+    rows = math.ceil(len(orders) / cols)
+    height = max(len(o) for o in orders.values()) * 0.45 + 1.4
+    fig = _figure(4.2 * cols, height * rows)
+    for i, (dataset, order) in enumerate(orders.items()):
+        _glance_panel(fig.add_subplot(rows, cols, i + 1), order, palette, dataset)
+    return fig

@@ -461,6 +461,13 @@ def build_context(bench: Benchmark, gains: pd.DataFrame | None = None) -> dict[s
             *filter(None, [tuning.sentence(gains)]),
         ],
         "tuning": _tuning_table(gains),
+        "glance": _figure(
+            figures.accuracy_glance,
+            order if (order["kind"] == "family").any() else order.iloc[:0],
+            "No final test result yet: nothing to draw.",
+            "test accuracy per family with 95% CI, the baseline and the chance line",
+            palette=palette,
+        ),
         "leaderboard": _leaderboard(trials, order),
         "pairs": _pairs_table(pairs),
         "paired": bool(len(pairs)) and (pairs["method"] == "paired bootstrap").any(),

@@ -144,7 +144,54 @@ def workers_on_sqlite(tmp, out, data_dir):
     return ["--workers", "2", "--storage", f"sqlite:///{tmp / 'optuna.db'}"]
 
 
+def _text_file(name: str, lines: list[str]):
+    def prepare(tmp, out, data_dir):
+        (tmp / name).write_text("\n".join(lines) + "\n")
+        return ["--dataset", str(tmp / name)]
+
+    return prepare
+
+
+def suite_bad_third(tmp, out, data_dir):
+    import shutil
+
+    shutil.copytree(data_dir, tmp / "copy")
+    return ["--datasets", f"{data_dir},{tmp / 'copy'},{tmp / 'nothere'}"]
+
+
+def label_names_count(tmp, out, data_dir):
+    make_frame(60, seed=2).to_csv(tmp / "two.csv", index=False)
+    return ["--dataset", str(tmp / "two.csv"), "--label-names", "a,b,c"]
+
+
 CASES: dict[str, Case] = {
+    "txt-separator-ambiguous": Case(
+        prepare=_text_file("both.txt", [f"{i % 2}\tword{i};x{i}" for i in range(40)]),
+        expect=("cannot tell how both.txt is separated", "--separator"),
+    ),
+    "txt-no-layout": Case(
+        prepare=_text_file("notes.txt", ["hello"]),
+        expect=("cannot tell how notes.txt is laid out", "--separator"),
+    ),
+    "fasttext-several-labels": Case(
+        prepare=_text_file(
+            "ft.txt", [f"__label__{i % 2} text {i}" for i in range(20)] + ["__label__0 __label__1 x"]
+        ),
+        expect=("line 21 has several labels", "one __label__ per line"),
+    ),
+    "label-names-count": Case(
+        prepare=label_names_count,
+        expect=("--label-names names 3 classes but the labels are 2 values (0, 1)",),
+    ),
+    "suite-without-datasets": Case(
+        command="suite", expect=("exactly one of --datasets", "--suite FILE.toml"), untouched=True
+    ),
+    "suite-bad-third-dataset": Case(
+        command="suite",
+        prepare=suite_bad_third,
+        expect=("suite dataset 3 of 3 (nothere)", "does not exist"),
+        max_seconds=90,
+    ),
     "unknown-arch": Case(("--arch", "mlp"), ("unknown family 'mlp'", "use one of cnn, rnn"), subprocess=True),
     "trials-zero": Case(("--trials", "0"), ("--trials must be positive", "got 0")),
     "trials-negative": Case(("--trials", "-1"), ("--trials must be positive", "got -1")),
@@ -334,8 +381,13 @@ def report_base(data_dir: Path, out: Path) -> list[str]:
     return ["report", "--name", NAME, "--output-dir", str(out)]
 
 
+def suite_base(data_dir: Path, out: Path) -> list[str]:
+    return ["suite", *search_base(data_dir, out)]
+
+
 # The lean, valid arguments of each subcommand; a case adds what makes them bad.
 BASE_ARGS: dict[str, Callable[[Path, Path], list[str]]] = {
+    "suite": suite_base,
     "search": search_base,
     "train": train_base,
     "report": report_base,

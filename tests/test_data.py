@@ -273,9 +273,12 @@ def test_folder_without_train_file(tmp_path, tiny_tokenizer_dir):
 
 
 def test_unsupported_and_unreadable_files(tmp_path, tiny_tokenizer_dir):
-    (tmp_path / "data.txt").write_text("hello\n")
-    message = usage_error(data_settings(tmp_path / "data.txt", tiny_tokenizer_dir, tmp_path))
+    (tmp_path / "data.xyz").write_text("hello\n")
+    message = usage_error(data_settings(tmp_path / "data.xyz", tiny_tokenizer_dir, tmp_path))
     assert "unsupported file type" in message and ".parquet" in message
+    (tmp_path / "data.txt").write_text("hello\n")  # a text file that no layout explains
+    message = usage_error(data_settings(tmp_path / "data.txt", tiny_tokenizer_dir, tmp_path))
+    assert "cannot tell how data.txt is laid out" in message and "--separator" in message
     (tmp_path / "broken.parquet").write_bytes(b"not a parquet file at all")
     message = usage_error(data_settings(tmp_path / "broken.parquet", tiny_tokenizer_dir, tmp_path))
     assert message.startswith("cannot read") and "broken.parquet" in message

@@ -183,8 +183,10 @@ def test_no_header_with_column_numbers_and_joined_text(tmp_path, tiny_tokenizer_
     assert frames["train"]["text"].tolist() == [f"title {i} {t}" for i, t in enumerate(df["text"])]
     assert frames["train"]["label"].tolist() == df["label"].tolist()
 
-    message = error_of(data_settings(path, tiny_tokenizer_dir, tmp_path, text_column="text"))
-    assert "--no-header" in message  # the first row was taken for a header: say what to do
+    detected, _ = load_raw(data_settings(path, tiny_tokenizer_dir, tmp_path))  # no header row: detected
+    assert detected["train"].equals(frames["train"])
+    message = error_of(data_settings(path, tiny_tokenizer_dir, tmp_path, text_column="body"))
+    assert "--no-header" in message  # the first row is data: a column name cannot be found
     message = error_of(data_settings(path, tiny_tokenizer_dir, tmp_path, no_header=True))
     assert "0-based column numbers" in message
     message = error_of(

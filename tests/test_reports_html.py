@@ -53,12 +53,15 @@ def report(tmp_path_factory):
     return build(tmp_path_factory.mktemp("report"), "imdb-small", n_trials=10)
 
 
-def test_full_report_has_every_section_and_nine_inline_pngs(report):
+def test_full_report_has_every_section_and_ten_inline_pngs(report):
+    """Nine figures in the sections, and the at-a-glance figure at the top of the verdict."""
     _, page, text = report
     assert page.name == "report.html"
     assert_every_section(text)
     images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', text)
-    assert len(images) == 9
+    assert len(images) == 10
+    verdict = text[text.index('<section id="verdict"') : text.index('<section id="budget"')]
+    assert 'alt="test accuracy per family with 95% CI, the baseline and the chance line"' in verdict
     assert all(base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n" for img in images)
     assert "could not be drawn" not in text
 
@@ -145,7 +148,7 @@ def test_single_family(tmp_path, quick_png):
     assert verdict_of(text).startswith(
         "Ranking by mean test accuracy of each family's chosen configuration: cnn "
     )
-    assert text.count("<img ") == 9
+    assert text.count("<img ") == 10  # nine figures and the at-a-glance one in the verdict
 
 
 def test_no_final_results(tmp_path, quick_png):
@@ -177,7 +180,7 @@ def test_five_families(tmp_path, quick_png):
         tmp_path, "many", families=("cnn", "gru", "lstm", "rnn", "tiny"), n_trials=5, pruned=(3,), failed=()
     )
     assert_every_section(text)
-    assert text.count("<img ") == 9 and "could not be drawn" not in text
+    assert text.count("<img ") == 10 and "could not be drawn" not in text
     first = verdict_of(text)
     means = [float(m) for m in re.findall(r"(?:cnn|gru|lstm|rnn|tiny|baseline) (0\.\d{3})", first)]
     assert len(means) == 6 and means == sorted(
