@@ -76,7 +76,10 @@ def run_benchmark(
 
     from textbench.core.urls import redact
     from textbench.search.overall import Overall
+    from textbench.search.spent import SpentClock
 
+    clock = SpentClock(search.run_dir)
+    clock.start()  # the budget counts this run from here, plus what earlier runs spent
     log.info("workers: %d, storage: %s", workers, redact(search.storage))
     pool = (
         Workers(helper_main, (search, data, train), workers, threads, gpus, verbose) if workers > 1 else None
@@ -97,6 +100,12 @@ def run_benchmark(
         train_rows=len(bench.data.splits["train"]),
         workers=workers,
     )
+    try:
+        plan_budget(bench, clock)
+    except BaseException:
+        if pool is not None:
+            pool.abort()
+        raise
 
     def final_stage(study, family, share=False):
         run_final(
@@ -150,8 +159,39 @@ def run_benchmark(
         if pool is not None:
             pool.abort()
         raise
+    finally:
+        clock.save()  # interrupted or not: a resumed run's budget counts this run's time
+    if bench.budget is not None:
+        record = bench.budget.record()
+        for study in studies.values():
+            study.set_user_attr("time_budget", record)
     finish(bench, studies, fitted)
+    clock.save()
+    if bench.budget is not None:
+        log.info("time budget: %s spent of %s", *bench.budget.spent_of())
     return 0
+
+
+def plan_budget(bench, clock) -> None:
+    """Calibrate every family's rate (the first ETA needs it) and, with --time-budget, plan the
+    trials per family; a budget that cannot hold one trial per family plus the final stage is refused
+    here, before any trial runs."""
+    from textbench.search.budget import Budget
+    from textbench.search.calibrate import seconds_per_step
+
+    overall, search = bench.overall, bench.search
+    for family in search.families:
+        rate, _ = seconds_per_step(family, bench.data, bench.train, seed=search.seed)
+        overall.calibrated[family] = rate
+    if search.time_budget is None:
+        return
+    budget = Budget(search.time_budget, clock, overall, cap=search.trials)
+    plan = budget.replan()
+    if not plan.fits:
+        raise UsageError(budget.refusal())
+    bench.budget = budget
+    overall.extra = budget.left
+    log.info("time budget %s: %s", budget.left(), plan.reason())
 
 
 def finish(bench, studies: dict, baseline: dict | None) -> None:
