@@ -83,8 +83,9 @@ class Plan:
                 f"--trials {self.cap} fits the budget: {format_duration(self.budget)}, "
                 f"{format_duration(self.reserved)} reserved for the final stage and baseline"
             )
+        trials = f"{self.trials} trial{'s' if self.trials != 1 else ''}"
         return (
-            f"{self.trials} trial{'s' if self.trials != 1 else ''} per family (of --trials {self.cap}) fit the budget of "
+            f"{trials} per family (of --trials {self.cap}) fit the budget of "
             f"{format_duration(self.budget)}: one trial of every family takes about "
             f"{format_duration(self.per_trial)}, the final stage and baseline need "
             f"{format_duration(self.reserved)}"
