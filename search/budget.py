@@ -27,6 +27,7 @@ class Budget:
     cap: int  # --trials
     history: list[dict] = field(default_factory=list)  # every distinct plan, for the report
     plan: Plan | None = None
+    ceiling: int | None = None  # the count a family stopped at under the budget: no later family exceeds it
 
     def rates(self) -> Rates:
         o = self.overall
@@ -48,6 +49,7 @@ class Budget:
             final_done=dict(o.final_done),
             spent=self.clock.spent(),
             workers=o.workers,
+            ceiling=self.ceiling,
         )
         if self.plan is None or plan.trials != self.plan.trials:
             self.history.append(
@@ -63,6 +65,7 @@ class Budget:
         study.set_user_attr("planned_trials", plan.trials)
         self.clock.save()
         if finished >= plan.trials and plan.trials < self.cap:
+            self.ceiling = plan.trials
             return f"time budget: {plan.reason()}"
         return None
 

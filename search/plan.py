@@ -102,12 +102,15 @@ def plan_trials(
     final_done: dict[str, int] | None = None,
     spent: float = 0.0,
     workers: int = 1,
+    ceiling: int | None = None,
 ) -> Plan:
     """The largest equal trial count per family that fits ``budget`` seconds.
 
     ``finished``: trials each family already ran (their time is in ``spent``); the families then
     need ``target - finished[f]`` more each. The final stage's runs not done yet and the baseline
-    are reserved first. ``workers`` processes share the trials and final runs.
+    are reserved first. ``workers`` processes share the trials and final runs. ``ceiling``: the
+    count a family already stopped at under the budget; later families run exactly that many (fairness
+wins over the budget when the rates turned out worse than planned).
     """
     families = list(rates.seconds_per_step)
     final_done = final_done or {}
@@ -127,9 +130,11 @@ def plan_trials(
     def cost(target: int) -> float:
         return sum(max(target - finished.get(f, 0), 0) * trial_seconds[f] for f in families)
 
-    base = min(max(finished.values(), default=0), cap)  # equal counts: no family can un-run a trial
+    top = cap if ceiling is None else min(cap, ceiling)
+    # equal counts: no family can un-run a trial, and once one stopped at the ceiling the rest reach it
+    base = min(max(max(finished.values(), default=0), ceiling or 0), top)
     target = base
-    while target < cap and cost(target + 1) <= left:
+    while target < top and cost(target + 1) <= left:
         target += 1
     fits = cost(max(base, 1)) <= left
     return Plan(
