@@ -12,10 +12,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from textbench.core.durations import parse_duration
 from textbench.core.errors import UsageError
 from textbench.core.urls import redact
 from textbench.search import fixed as fixing
-from textbench.search.plan import parse_duration
 from textbench.spaces import FAMILIES
 
 SAMPLERS = ("tpe", "random", "qmc", "cmaes")
