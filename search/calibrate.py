@@ -25,8 +25,8 @@ from textbench.spaces import get as get_family
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_STEPS = 20  # optimizer steps timed per configuration (plus one evaluation)
-SAMPLED = 3  # random configurations of the space timed besides the course notes' one
+CALIBRATION_STEPS = 10  # optimizer steps timed per configuration (plus one evaluation)
+SAMPLED = 2  # random configurations of the space timed besides the course notes' one
 
 
 def configurations(family: str, sampled: int = SAMPLED, seed: int = 0) -> list[dict]:

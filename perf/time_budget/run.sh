@@ -18,3 +18,4 @@ run() {
 run budget5m $TASTE --trials 50 --time-budget 5m
 run converged $SMALL --trials 12 --stop-when-converged --min-trials 6
 run plain $SMALL --trials 12
+run budget8m $TASTE --trials 50 --time-budget 8m
