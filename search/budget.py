@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from textbench.core.durations import format_duration
 from textbench.search.overall import BASELINE_SECONDS_PER_ROW, Overall
-from textbench.search.plan import Plan, Rates, format_duration, plan_trials
+from textbench.search.plan import Plan, Rates, plan_trials
 from textbench.search.spent import SpentClock
 
 REPORT_SECONDS = 30.0  # the summary, MLflow's chosen configurations, the registry and the report

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textbench.core.durations import format_duration, parse_duration  # noqa: F401 - re-exported
+from textbench.core.durations import format_duration
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from textbench.core.durations import format_duration, parse_duration
 from textbench.search.budget import REPORT_SECONDS, Budget
 from textbench.search.overall import Overall
-from textbench.search.plan import Rates, format_duration, parse_duration, plan_trials
+from textbench.search.plan import Rates, plan_trials
 from textbench.search.spent import SpentClock
 
 # cnn 0.01 s/step, rnn 0.03 s/step, 100 steps a trial and a final run, 10 s of baseline:
