@@ -49,7 +49,9 @@ class ConvergenceRule:
             raise ValueError(f"n_validation must be positive, got {n_validation}")
         self.n_validation = n_validation
         self.min_trials = max(2, min_trials)
-        self.evaluator = RegretBoundEvaluator(min_n_trials=2, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ExperimentalWarning: the run prints textbench's lines only
+            self.evaluator = RegretBoundEvaluator(min_n_trials=2, seed=seed)
 
     def criterion(self, study: optuna.Study) -> Criterion | None:
         """The regret bound and the noise now, or None before ``min_trials`` completed trials."""
