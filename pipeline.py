@@ -94,7 +94,7 @@ def run_benchmark(
     bench.overall = Overall(
         families=search.families,
         trials=search.trials,
-        final_runs=search.top_k * search.final_seeds,
+        final_runs=(search.top_k + search.reference) * search.final_seeds,  # the notes' configuration too
         baseline=baseline,
         max_steps=train.max_steps,
         train_rows=len(bench.data.splits["train"]),
