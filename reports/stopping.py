@@ -99,7 +99,9 @@ def criterion_curves(frame: pd.DataFrame, palette: dict[str, Any] | None = None)
     for family, part in frame.groupby("family", sort=False):
         color = palette.get(family)
         ax.plot(part["trial"], part["bound"], marker="o", ms=3, color=color, label=f"{family}: regret bound")
-        ax.plot(part["trial"], part["error"], ls="--", color=color, label=f"{family}: standard error")
-    ax.set(xlabel="trial number", ylabel="validation accuracy", yscale="log")
+        ax.plot(
+            part["trial"], part["error"], ls="--", marker="x", color=color, label=f"{family}: standard error"
+        )
+    ax.set(xlabel="trial number", ylabel="accuracy gap (log scale)", yscale="log")
     ax.legend(fontsize="small")
     return fig
