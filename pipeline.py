@@ -100,12 +100,7 @@ def run_benchmark(
         train_rows=len(bench.data.splits["train"]),
         workers=workers,
     )
-    try:
-        plan_budget(bench, clock)
-    except BaseException:
-        if pool is not None:
-            pool.abort()
-        raise
+    refused = False
 
     def final_stage(study, family, share=False):
         run_final(
@@ -120,6 +115,11 @@ def run_benchmark(
         )
 
     try:
+        try:
+            plan_budget(bench, clock)  # the calibration: Ctrl-C here is an interrupt like any other
+        except UsageError:
+            refused = True  # no trial ran: a rerun with a larger budget starts from nothing spent
+            raise
         if pool is not None:
             pool.go()
         studies = run_searches(bench)  # with helpers, this process is worker 0
@@ -160,7 +160,8 @@ def run_benchmark(
             pool.abort()
         raise
     finally:
-        clock.save()  # interrupted or not: a resumed run's budget counts this run's time
+        if not refused:
+            clock.save()  # interrupted or not: a resumed run's budget counts this run's time
     if bench.budget is not None:
         record = bench.budget.record()
         for study in studies.values():
