@@ -304,7 +304,10 @@ def stopping(bench: SearchRun, study: optuna.Study, callbacks: list):
         finished = count_trials(study).finished
         if bench.budget is not None:
             return bench.budget.stop(study, finished)
-        planned = study.user_attrs.get("planned_trials")  # a --workers helper follows worker 0's plan
+        attrs = study.user_attrs  # a --workers helper follows worker 0's plan, and stops when it stopped
+        planned = attrs.get("planned_trials")
+        if s.time_budget is not None and attrs.get("stop_reason"):
+            return attrs["stop_reason"]
         if s.time_budget is not None and planned is not None and finished >= planned:
             return f"time budget: {planned} trials per family planned"
         return None
