@@ -210,6 +210,24 @@ def _search_parser(description: str, epilog: str) -> argparse.ArgumentParser:
     setting(
         p,
         S,
+        "time_budget",
+        "wall-clock budget of the whole benchmark (searches, final stage, baseline, report), e.g. 90m, "
+        "1h30m, 45s or seconds: every family gets the same number of trials, the most that fit; a "
+        "resumed run counts only the time already spent running",
+        metavar="DURATION",
+        type=str,
+    )
+    setting(
+        p,
+        S,
+        "stop_when_converged",
+        "stop a family's search when Optuna's Terminator bounds what more trials could gain below the "
+        "binomial standard error of validation accuracy (--trials stays the cap)",
+    )
+    setting(p, S, "min_trials", "completed trials before --stop-when-converged may stop a search")
+    setting(
+        p,
+        S,
         "fix",
         "pin a search-space parameter, e.g. --fix num_layers=1 (repeatable)",
         action="append",

@@ -79,7 +79,10 @@ def run_benchmark(
 
     from textbench.core.urls import redact
     from textbench.search.overall import Overall
+    from textbench.search.spent import SpentClock
 
+    clock = SpentClock(search.run_dir)
+    clock.start()  # the budget counts this run from here, plus what earlier runs spent
     log.info("workers: %d, storage: %s", workers, redact(search.storage))
     pool = (
         Workers(helper_main, (search, data, train), workers, threads, gpus, verbose) if workers > 1 else None
@@ -94,12 +97,13 @@ def run_benchmark(
     bench.overall = Overall(
         families=search.families,
         trials=search.trials,
-        final_runs=search.top_k * search.final_seeds,
+        final_runs=(search.top_k + search.reference) * search.final_seeds,  # the notes' configuration too
         baseline=baseline,
         max_steps=train.max_steps,
         train_rows=len(bench.data.splits["train"]),
         workers=workers,
     )
+    refused = False
 
     def final_stage(study, family, share=False):
         run_final(
@@ -114,6 +118,11 @@ def run_benchmark(
         )
 
     try:
+        try:
+            plan_budget(bench, clock)  # the calibration: Ctrl-C here is an interrupt like any other
+        except UsageError:
+            refused = True  # no trial ran: a rerun with a larger budget starts from nothing spent
+            raise
         if pool is not None:
             pool.go()
         studies = run_searches(bench)  # with helpers, this process is worker 0
@@ -153,7 +162,17 @@ def run_benchmark(
         if pool is not None:
             pool.abort()
         raise
+    finally:
+        if not refused:
+            clock.save()  # interrupted or not: a resumed run's budget counts this run's time
+    if bench.budget is not None:
+        record = bench.budget.record()
+        for study in studies.values():
+            study.set_user_attr("time_budget", record)
     finish(bench, studies, fitted)
+    clock.save()
+    if bench.budget is not None:
+        log.info("time budget: %s spent of %s", *bench.budget.spent_of())
     from textbench.reports.failures import FAILED_EXIT, failed_families, failure_line
 
     failed = failed_families(studies, final_requested=search.final_seeds > 0)
@@ -161,6 +180,28 @@ def run_benchmark(
         print(failure_line(search.name, failed), file=sys.stderr)
         return FAILED_EXIT
     return 0
+
+
+def plan_budget(bench, clock) -> None:
+    """Calibrate every family's rate (the first ETA needs it) and, with --time-budget, plan the
+    trials per family; a budget that cannot hold one trial per family plus the final stage is refused
+    here, before any trial runs."""
+    from textbench.search.budget import Budget
+    from textbench.search.calibrate import seconds_per_step
+
+    overall, search = bench.overall, bench.search
+    for family in search.families:
+        rate, _ = seconds_per_step(family, bench.data, bench.train, seed=search.seed)
+        overall.calibrated[family] = rate
+    if search.time_budget is None:
+        return
+    budget = Budget(search.time_budget, clock, overall, cap=search.trials)
+    plan = budget.replan()
+    if not plan.fits:
+        raise UsageError(budget.refusal())
+    bench.budget = budget
+    overall.extra = budget.left
+    log.info("time budget %s: %s", budget.left(), plan.reason())
 
 
 def finish(bench, studies: dict, baseline: dict | None) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from textbench.reports import collect, figures, stats, tuning
+from textbench.reports import collect, figures, stats, stopping, tuning
 from textbench.reports.collect import Benchmark
 
 logger = logging.getLogger(__name__)
@@ -474,6 +474,15 @@ def build_context(bench: Benchmark, gains: pd.DataFrame | None = None) -> dict[s
         "chance": None if chance is None else stats.fmt_acc(chance),
         "warnings": collect.budget_check(bench),
         "budget_sentence": _budget_sentence(bench, not final.empty),
+        "stopping": stopping.sentences(bench),  # --time-budget and --stop-when-converged (reports.stopping)
+        "stops": table(stopping.stops_frame(bench)),
+        "criterion": _figure(
+            stopping.criterion_curves,
+            stopping.criterion_frame(bench),
+            "",
+            "convergence criterion per trial",
+            palette=palette,
+        ),
         "has_final": not final.empty,
         "settings": _settings_table(settings),
         "best": _best_table(bench, final),

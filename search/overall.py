@@ -3,11 +3,11 @@
 Each study's bar shows its own trials; this status (shown in the description of whichever bar is
 running) adds what comes after: the remaining families, the final stage and the baseline. The ETA
 comes from measured step rates: the steps and wall seconds of every finished trial and final run
-(evaluation included) give each family's seconds per step (a family not started yet is assumed to
-run at the mean of those measured, so the ETA sharpens as each family starts); finished trials give
-the mean steps of a search trial (pruning included) and completed ones the mean steps of a final
-run (early stopping included). The baseline is estimated per training row. Before anything is
-measured the ETA is unknown ("ETA ?").
+(evaluation included) give each family's seconds per step; finished trials give the mean steps of
+a search trial (pruning included) and completed ones the mean steps of a final run (early stopping
+included). Before a family's first trial, its rate comes from a calibration (``search.calibrate``),
+scaled by what the families already searched showed (``Overall.rate``). The baseline is estimated
+per training row. Before anything is measured the ETA is unknown ("ETA ?").
 """
 
 from __future__ import annotations
@@ -38,6 +38,10 @@ class Overall:
     trial_steps: list[int] = field(default_factory=list)  # steps of each finished trial (pruned ones too)
     complete_steps: list[int] = field(default_factory=list)  # steps of each completed trial and final run
     clock: object = time.time
+    calibrated: dict[str, float] = field(default_factory=dict)  # seconds per step of a short timed run of
+    # each family's course-notes configuration (search.calibrate), before any of its trials ran
+    stopped: dict[str, int] = field(default_factory=dict)  # a family whose search stopped early: its trials
+    extra: object = None  # a callable whose text ends the line (a time budget's time left)
 
     def measured(self, family: str, steps: int, seconds: float, *, trial: bool, complete: bool) -> None:
         """Record one finished trial (``trial``) or final run of ``family``; ``complete``: not pruned."""
@@ -50,12 +54,30 @@ class Overall:
         if complete:
             self.complete_steps.append(int(steps))
 
+    def rate(self, family: str) -> float | None:
+        """Seconds per step of ``family``: measured on its trials and final runs; before those, its
+        calibrated rate scaled by how much slower the searched configurations of the families already
+        measured ran than their own calibration (a search samples larger models than the course
+        notes'); without a calibration, the mean measured rate. None when nothing is known."""
+        if self.steps.get(family):
+            return self.seconds[family] / self.steps[family]
+        ratios = [
+            self.seconds[f] / self.steps[f] / self.calibrated[f]
+            for f in self.families
+            if self.steps.get(f) and self.calibrated.get(f)
+        ]
+        if self.calibrated.get(family):
+            return self.calibrated[family] * (sum(ratios) / len(ratios) if ratios else 1.0)
+        if self.steps:
+            return sum(self.seconds.values()) / sum(self.steps.values())
+        if self.calibrated:
+            return sum(self.calibrated.values()) / len(self.calibrated)
+        return None
+
     def remaining_seconds(self) -> float | None:
-        """Seconds left for the whole benchmark, or None before any step was measured. A family runs
-        at its own measured seconds per step; one not measured yet at the mean of those measured."""
-        if not self.steps:
+        """Seconds left for the whole benchmark, or None before any rate is known (``rate``)."""
+        if not self.steps and not self.calibrated:
             return None
-        mean_rate = sum(self.seconds.values()) / sum(self.steps.values())
         per_trial = sum(self.trial_steps) / len(self.trial_steps) if self.trial_steps else self.max_steps
         per_final = (
             sum(self.complete_steps) / len(self.complete_steps) if self.complete_steps else self.max_steps
@@ -63,12 +85,15 @@ class Overall:
         training = 0.0
         for a in self.families:
             steps = (
-                max(self.trials - self.finished.get(a, 0), 0) * per_trial
+                max(self.target(a) - self.finished.get(a, 0), 0) * per_trial
                 + max(self._final_runs(a) - self.final_done.get(a, 0), 0) * per_final
             )
-            rate = self.seconds[a] / self.steps[a] if self.steps.get(a) else mean_rate
-            training += steps * rate
+            training += steps * self.rate(a)
         return training / max(self.workers, 1) + self.baseline * self.train_rows * BASELINE_SECONDS_PER_ROW
+
+    def target(self, family: str) -> int:
+        """The trials ``family`` runs: the target, or where its search stopped (convergence, budget)."""
+        return self.stopped.get(family, self.trials)
 
     def _final_runs(self, family: str) -> int:
         return self.final_planned.get(family, self.final_runs)
@@ -76,7 +101,7 @@ class Overall:
     def families_done(self) -> int:
         """Families whose search reached its target and whose final stage has run."""
         return sum(
-            self.finished.get(a, 0) >= self.trials and self.final_done.get(a, 0) >= self._final_runs(a)
+            self.finished.get(a, 0) >= self.target(a) and self.final_done.get(a, 0) >= self._final_runs(a)
             for a in self.families
         )
 
@@ -87,7 +112,9 @@ class Overall:
             if left is None
             else f"{_duration(left)} left, ETA {time.strftime('%H:%M', time.localtime(self.clock() + left))}"
         )
-        return f"[{self.phase} | families done {self.families_done()}/{len(self.families)} | benchmark {eta}]"
+        more = f" | {self.extra()}" if self.extra is not None else ""
+        done = f"families done {self.families_done()}/{len(self.families)}"
+        return f"[{self.phase} | {done} | benchmark {eta}{more}]"
 
 
 def _duration(seconds: float) -> str:

@@ -132,9 +132,12 @@ def run_study(
     callbacks=(),
     progress: bool = True,
     status=None,
+    stop=None,
 ) -> Counts:
     """Run trials until ``target`` are finished (complete + pruned); returns the final counts.
-    ``status``: a callable whose text (the whole benchmark's line) follows the study's name on its bar."""
+    ``status``: a callable whose text (the whole benchmark's line) follows the study's name on its bar.
+    ``stop(study)``: asked before each new trial; a reason (text) ends the study early (a time
+    budget's plan, convergence) and is stored on the study as ``stop_reason``."""
     start = time.monotonic()
     counts = count_trials(study)
 
@@ -159,6 +162,18 @@ def run_study(
                     counts.finished,
                     target,
                 )
+                break
+            reason = stop(study) if stop is not None else None
+            if reason:
+                log.info(
+                    "%s: stopped with %d/%d trials finished: %s",
+                    study.study_name,
+                    counts.finished,
+                    target,
+                    reason,
+                )
+                study.set_user_attr("stop_reason", reason)
+                study.set_user_attr("stopped_at", counts.finished)
                 break
             trial = None
             with claim_lock(study):  # one worker at a time fails a stale trial and enqueues its retry

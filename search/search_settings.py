@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from textbench.core.durations import parse_duration
 from textbench.core.errors import UsageError
 from textbench.core.urls import redact
 from textbench.search import fixed as fixing
@@ -143,6 +144,9 @@ class SearchSettings:
     sampler: str = "tpe"
     pruner: str = "margin"
     timeout: float | None = None  # seconds per study
+    time_budget: str | float | None = None  # the whole benchmark: 90m, 1h30m, 45s or seconds (search.plan)
+    stop_when_converged: bool = False  # stop a family's search at convergence (search.converge)
+    min_trials: int = 10  # completed trials before --stop-when-converged may stop a search
     fix: list[str] = field(default_factory=list)
     reference: bool = True  # the course notes' configuration as trial 0 and in the final stage
     top_k: int = 3
@@ -170,6 +174,13 @@ class SearchSettings:
             raise UsageError(f"--name {self.name!r} must be a plain name (no slashes), e.g. imdb-small")
         if self.timeout is not None and self.timeout <= 0:
             raise UsageError(f"--timeout must be positive seconds, got {self.timeout}")
+        if self.time_budget is not None:
+            try:
+                self.time_budget = parse_duration(self.time_budget)
+            except ValueError as exc:
+                raise UsageError(f"--time-budget: {exc}") from None
+        if self.min_trials < 2:
+            raise UsageError(f"--min-trials must be 2 or more (the rule fits a model), got {self.min_trials}")
         self.storage = resolve_storage(self.storage, self.output_dir)
         check_storage_url(self.storage)
         if self.tracking_uri is None:

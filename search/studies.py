@@ -27,6 +27,8 @@ from textbench.core.settings import DataSettings, TrainSettings
 from textbench.core.training import check_device
 from textbench.core.urls import redact
 from textbench.search import fixed as fixing
+from textbench.search.budget import Budget
+from textbench.search.converge import ConvergenceRule
 from textbench.search.objective import Objective
 from textbench.search.overall import Overall, measure_trial
 from textbench.search.plugins import source as family_source
@@ -74,6 +76,7 @@ class SearchRun:
     overall: Overall | None = (
         None  # the whole benchmark's status line (search.overall), None without progress
     )
+    budget: Budget | None = None  # --time-budget's running plan (worker 0 only; helpers read the study)
     worker: int = 0  # which --workers process this is (0: the CLI process); each samples from its own seed
 
     @property
@@ -261,9 +264,11 @@ def run_family(bench: SearchRun, family: str) -> optuna.Study:
         overall.finished[family] = count_trials(study).finished
         callbacks.append(track)
         status = overall.line
+    stop = stopping(bench, study, callbacks)
+    study.set_user_attr("stop_reason", None)  # a resumed study may have stopped for another reason
     interrupted = False
     try:
-        run_study(
+        counts = run_study(
             study,
             objective,
             s.trials,
@@ -271,7 +276,12 @@ def run_family(bench: SearchRun, family: str) -> optuna.Study:
             callbacks=callbacks,
             progress=s.progress,
             status=status,
+            stop=stop,
         )
+        if counts.finished >= s.trials and not study.user_attrs.get("stop_reason"):
+            study.set_user_attr("stop_reason", f"--trials {s.trials} reached")
+        elif study.user_attrs.get("stop_reason") and bench.overall is not None:
+            bench.overall.stopped[family] = counts.finished
         if bench.overall is not None:  # with other workers, their last trials ended after this one's
             bench.overall.finished[family] = count_trials(study).finished
     except KeyboardInterrupt:
@@ -281,6 +291,41 @@ def run_family(bench: SearchRun, family: str) -> optuna.Study:
         for hook in bench.hooks:
             hook.study_ended(study, interrupted=interrupted)
     return study
+
+
+def stopping(bench: SearchRun, study: optuna.Study, callbacks: list):
+    """The ``stop(study)`` of ``run_study`` for --stop-when-converged and --time-budget (None without
+    either). The convergence rule runs after each trial (a callback appended to ``callbacks``) and once
+    on a resumed study's trials; the budget's plan is recomputed before each trial."""
+    s = bench.search
+    rule = None
+    verdict: dict[str, str | None] = {}
+    if s.stop_when_converged:
+        rule = ConvergenceRule(len(bench.data.splits["validation"]), min_trials=s.min_trials, seed=s.seed)
+        verdict["reason"] = rule.reason(rule.criterion(study))  # a resumed study may have converged
+
+        def judge(study, frozen):
+            verdict["reason"] = rule(study, frozen) or verdict.get("reason")
+
+        callbacks.append(judge)
+    if rule is None and s.time_budget is None:
+        return None
+
+    def stop(study) -> str | None:
+        if verdict.get("reason"):
+            return verdict["reason"]
+        finished = count_trials(study).finished
+        if bench.budget is not None:
+            return bench.budget.stop(study, finished)
+        attrs = study.user_attrs  # a --workers helper follows worker 0's plan, and stops when it stopped
+        planned = attrs.get("planned_trials")
+        if s.time_budget is not None and attrs.get("stop_reason"):
+            return attrs["stop_reason"]
+        if s.time_budget is not None and planned is not None and finished >= planned:
+            return f"time budget: {planned} trials per family planned"
+        return None
+
+    return stop
 
 
 def artifact_dir(search: SearchSettings) -> Path:

@@ -1,0 +1,73 @@
+"""Measure every family's seconds per step before any search starts.
+
+The first ETA and a time budget's plan both need each family's rate, and a family not started yet
+used to be assumed to run at the rate of those measured (the flagship's first ETA took the RNN to
+run at the CNN's speed: "15 min left" of an hour). Here a few configurations of each family (the
+course notes' one and ``SAMPLED`` drawn at random from its search space, since a search visits
+models much larger than the notes' one) train for a few steps on the real batches, then evaluate
+once on the validation split; the rate of a trial is the training seconds per step plus one
+evaluation per ``eval_steps`` steps, which is how a trial spends its time. The family's rate is
+the mean over the configurations. It takes a few seconds per family.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import time
+
+import optuna
+
+from textbench.core.settings import TrainSettings
+from textbench.core.training import train_config
+from textbench.spaces import get as get_family
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_STEPS = 10  # optimizer steps timed per configuration (plus one evaluation)
+SAMPLED = 2  # random configurations of the space timed besides the course notes' one
+
+
+def configurations(family: str, sampled: int = SAMPLED, seed: int = 0) -> list[dict]:
+    """The course notes' configuration and ``sampled`` random ones from ``family``'s space."""
+    spec = get_family(family)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    return [dict(spec.notes_config), *(spec.suggest(study.ask()) for _ in range(sampled))]
+
+
+def seconds_per_step(
+    family: str,
+    data,
+    train: TrainSettings,
+    *,
+    steps: int = CALIBRATION_STEPS,
+    seed: int = 0,
+    sampled: int = SAMPLED,
+) -> tuple[float, int]:
+    """A trial's mean seconds per optimizer step for ``family`` (evaluation included at the budget's
+    ``eval_steps``) over ``configurations``, and the steps timed per configuration."""
+    steps = max(1, min(steps, train.max_steps))
+    rates = [
+        config_rate(family, params, data, train, steps=steps, seed=seed)
+        for params in configurations(family, sampled, seed)
+    ]
+    rate = sum(rates) / len(rates)
+    log.info("calibration %s: %s s/step -> %.4f s/step", family, ", ".join(f"{r:.4f}" for r in rates), rate)
+    return rate, steps
+
+
+def config_rate(family: str, params: dict, data, train: TrainSettings, *, steps: int, seed: int) -> float:
+    """Seconds per step of one configuration: a short timed run plus one timed evaluation."""
+    short = dataclasses.replace(train, max_steps=steps, eval_steps=steps, logging_steps=steps, patience=0)
+    spec = get_family(family)
+    with tempfile.TemporaryDirectory(prefix=f"calibrate-{family}-") as tmp:
+        start = time.perf_counter()
+        _, result = train_config(spec, params, data, short, tmp, seed=seed)
+        total = time.perf_counter() - start
+        start = time.perf_counter()
+        result.trainer.evaluate()
+        evaluation = time.perf_counter() - start
+    training = max(total - evaluation, 1e-6) / max(result.steps_trained, 1)
+    return training + evaluation / train.eval_steps

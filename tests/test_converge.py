@@ -1,0 +1,90 @@
+"""--stop-when-converged on synthetic studies: Optuna's Terminator (regret bound against the
+binomial standard error of validation accuracy) stops a search that is flat from trial 5, and lets
+one that keeps improving run to --trials. Run through ``run_study`` with the benchmark's own stop
+rule (``search.studies.stopping``), as a family's search runs."""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+
+import optuna
+import pytest
+
+from textbench.search.converge import ATTR, ConvergenceRule
+from textbench.search.pruners import binomial_se
+from textbench.search.runner import run_study
+from textbench.search.studies import stopping
+
+N_VALIDATION = 2500  # the flagship's validation size: a standard error of about 0.008 at 0.8
+CAP = 30
+MIN_TRIALS = 10
+
+
+def bench(min_trials=MIN_TRIALS, stop_when_converged=True):
+    search = SimpleNamespace(
+        stop_when_converged=stop_when_converged, min_trials=min_trials, seed=0, time_budget=None
+    )
+    return SimpleNamespace(
+        search=search, data=SimpleNamespace(splits={"validation": [0] * N_VALIDATION}), budget=None
+    )
+
+
+def run(objective, **kwargs):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    callbacks = []
+    stop = stopping(bench(**kwargs), study, callbacks)
+    counts = run_study(study, objective, CAP, callbacks=callbacks, progress=False, stop=stop)
+    return study, counts
+
+
+def space(trial):
+    trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
+    trial.suggest_int("hidden_size", 16, 256)
+
+
+def flat_from_5(trial):
+    """Climbs for five trials, then every configuration is within 0.3 points of 0.80."""
+    space(trial)
+    noise = random.Random(trial.number).gauss(0, 0.003)
+    return 0.55 + 0.05 * trial.number if trial.number < 5 else 0.80 + noise
+
+
+def improving(trial):
+    """Every trial is 1.5 points better than the one before (far more than the 0.8-point noise)."""
+    space(trial)
+    return 0.3 + 0.015 * trial.number + random.Random(trial.number).gauss(0, 0.002)
+
+
+def test_a_flat_search_stops_early_and_says_why():
+    study, counts = run(flat_from_5)
+    assert MIN_TRIALS <= counts.finished < CAP / 2
+    assert study.user_attrs["stop_reason"].startswith(f"converged after {counts.finished} completed trials")
+    assert study.user_attrs["stopped_at"] == counts.finished
+    # the criterion per trial, from the first trial the rule may judge
+    history = study.user_attrs[ATTR]
+    assert sorted(map(int, history)) == list(range(MIN_TRIALS - 1, counts.finished))
+    bound, error = history[str(counts.finished - 1)]
+    assert bound < error == pytest.approx(binomial_se(study.best_value, N_VALIDATION))
+
+
+def test_an_improving_search_runs_to_the_cap():
+    study, counts = run(improving)
+    assert counts.finished == CAP
+    assert "stop_reason" not in study.user_attrs
+    assert all(bound >= error for bound, error in study.user_attrs[ATTR].values())
+
+
+def test_no_stop_before_the_minimum():
+    study, counts = run(flat_from_5, min_trials=25)
+    assert counts.finished >= 25
+
+
+def test_the_rule_is_off_without_the_option():
+    assert stopping(bench(stop_when_converged=False), None, []) is None
+
+
+def test_the_rule_needs_a_validation_size():
+    with pytest.raises(ValueError):
+        ConvergenceRule(0)

@@ -1,0 +1,60 @@
+"""The report's account of --time-budget and --stop-when-converged (reports.stopping), from studies
+that carry what the search stores: unequal counts from convergence are stated as deliberate and not
+flagged as an unfair budget; the same counts without a recorded reason are still flagged."""
+
+from __future__ import annotations
+
+import optuna
+
+from textbench.reports import collect, stopping
+from textbench.reports.collect import Benchmark
+
+
+def study(n: int, **attrs) -> optuna.Study:
+    s = optuna.create_study(direction="maximize")
+    for i in range(n):
+        s.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5 + i / 100))
+    s.set_user_attr("settings", {"target_trials": 12})
+    for key, value in attrs.items():
+        s.set_user_attr(key, value)
+    return s
+
+
+def bench(**studies) -> Benchmark:
+    return Benchmark(name="b", storage="memory", studies=studies)
+
+
+def test_unequal_counts_from_convergence_are_stated_not_flagged():
+    reason = "converged after 6 completed trials: the regret bound 0.0168 is below ..."
+    b = bench(
+        cnn=study(12, stop_reason="--trials 12 reached"),
+        rnn=study(6, stop_reason=reason, converge={"5": [0.0168, 0.0221]}),
+    )
+    text = " ".join(stopping.sentences(b))
+    assert f"rnn stopped at 6 trials: {reason}." in text
+    assert "different numbers of trials (cnn 12, rnn 6), deliberately" in text
+    assert not [w for w in collect.budget_check(b) if "trials" in w]
+    frame = stopping.criterion_frame(b)
+    assert frame.to_dict("records") == [{"family": "rnn", "trial": 5, "bound": 0.0168, "error": 0.0221}]
+
+
+def test_unequal_counts_without_a_reason_are_still_flagged():
+    b = bench(cnn=study(12), rnn=study(6))
+    assert stopping.sentences(b) == []
+    assert any("different numbers of trials" in w for w in collect.budget_check(b))
+
+
+def test_the_time_budget_is_stated():
+    record = {
+        "budget_seconds": 1200,
+        "spent_seconds": 1130.5,
+        "trials_per_family": 3,
+        "cap": 50,
+        "reason": "3 trials per family (of --trials 50) fit the budget of 20m00s",
+        "plans": [{"spent": 200.0, "trials": 4, "reason": ""}, {"spent": 600.0, "trials": 3, "reason": ""}],
+    }
+    b = bench(cnn=study(3, time_budget=record, planned_trials=3), rnn=study(3, time_budget=record))
+    text = " ".join(stopping.sentences(b))
+    assert "Time budget 20m00s for the whole benchmark" in text and "18m50s spent running" in text
+    assert "It allowed 3 trials per family: 3 trials per family (of --trials 50)" in text
+    assert "recomputed as step rates were measured: 4 after 3m20s, 3 after 10m00s" in text
