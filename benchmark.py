@@ -40,15 +40,9 @@ from textbench.core.errors import UsageError  # noqa: E402
 
 def cmd_search(argv: list[str]) -> int:
     args = opt.search_parser().parse_args(argv)
-    from textbench.search.search_settings import parse_families
     from textbench.search.workers import worker_count
 
-    search = opt.settings_from(
-        opt.SearchSettings,
-        args,
-        families=parse_families(args.arch),
-        name=args.name or default_name(args.dataset),
-    )
+    search = opt.search_settings(args, default=opt.default_name(args.dataset))
     data, train = opt.data_settings(args), opt.settings_from(opt.TrainSettings, args)
     workers = worker_count(args.workers, search)
     from textbench.search.fixed import out_of_range, parse_fixed
@@ -74,14 +68,11 @@ def cmd_search(argv: list[str]) -> int:
 
 def cmd_suite(argv: list[str]) -> int:
     args = opt.suite_parser().parse_args(argv)
-    from textbench.search.search_settings import parse_families
     from textbench.search.workers import worker_count
     from textbench.suite import SuiteSettings, run_suite
 
     suite = opt.settings_from(SuiteSettings, args)
-    search = opt.settings_from(
-        opt.SearchSettings, args, families=parse_families(args.arch), name=args.name or "suite"
-    )
+    search = opt.search_settings(args, default="suite")
     data, train = opt.data_settings(args), opt.settings_from(opt.TrainSettings, args)
     return run_suite(
         suite,
@@ -201,14 +192,6 @@ def cmd_rerun(argv: list[str]) -> int:
     return 0
 
 
-def default_name(dataset: str) -> str:
-    """imdb -> imdb; owner/imdb -> imdb; data/rt_polarity/all.parquet -> rt_polarity-all."""
-    path = Path(dataset)
-    if path.suffix and path.parent.name:
-        return f"{path.parent.name}-{path.stem}"
-    return path.stem or "benchmark"
-
-
 COMMANDS = {
     "": (cmd_search, opt.search_parser),
     "suite": (cmd_suite, opt.suite_parser),
@@ -240,21 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a full disk is not a bug: one line and how to resume (core/disk.py)
         from textbench.core.disk import FULL_DISK_EXIT, full_disk_message
 
-        message = full_disk_message(exc, _output_dir(argv))
+        message = full_disk_message(exc, opt.output_dir_of(argv))
         if message is None:
             raise
         print(f"error: {message}", file=sys.stderr)
         return FULL_DISK_EXIT
-
-
-def _output_dir(argv: list[str]) -> str:
-    """The --output-dir of ``argv`` (its default otherwise), for the full-disk message."""
-    for i, arg in enumerate(argv):
-        if arg == "--output-dir" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--output-dir="):
-            return arg.split("=", 1)[1]
-    return "runs"
 
 
 if __name__ == "__main__":

@@ -431,3 +431,28 @@ def rerun_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=int, default=1, help="torch threads, as in the benchmark (default: 1)")
     return p
+
+
+def default_name(dataset: str) -> str:
+    """imdb -> imdb; owner/imdb -> imdb; data/rt_polarity/all.parquet -> rt_polarity-all."""
+    path = Path(dataset)
+    if path.suffix and path.parent.name:
+        return f"{path.parent.name}-{path.stem}"
+    return path.stem or "benchmark"
+
+
+def search_settings(args: argparse.Namespace, default: str) -> SearchSettings:
+    """The search settings of a parsed benchmark or suite command (``--name`` else ``default``)."""
+    from textbench.search.search_settings import parse_families
+
+    return settings_from(SearchSettings, args, families=parse_families(args.arch), name=args.name or default)
+
+
+def output_dir_of(argv: list[str]) -> str:
+    """The --output-dir of ``argv`` (its default otherwise), for the full-disk message."""
+    for i, arg in enumerate(argv):
+        if arg == "--output-dir" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--output-dir="):
+            return arg.split("=", 1)[1]
+    return "runs"

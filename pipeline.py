@@ -192,7 +192,8 @@ def plan_budget(bench, clock) -> None:
     overall, search = bench.overall, bench.search
     for family in search.families:
         rate, _ = seconds_per_step(family, bench.data, bench.train, seed=search.seed)
-        overall.calibrated[family] = rate
+        if rate is not None:
+            overall.calibrated[family] = rate
     if search.time_budget is None:
         return
     budget = Budget(search.time_budget, clock, overall, cap=search.trials)

@@ -45,14 +45,24 @@ def seconds_per_step(
     steps: int = CALIBRATION_STEPS,
     seed: int = 0,
     sampled: int = SAMPLED,
-) -> tuple[float, int]:
+) -> tuple[float | None, int]:
     """A trial's mean seconds per optimizer step for ``family`` (evaluation included at the budget's
-    ``eval_steps``) over ``configurations``, and the steps timed per configuration."""
+    ``eval_steps``) over ``configurations``, and the steps timed per configuration. A configuration
+    that cannot train is left out (its trials fail in the search, with their reason, as before); None
+    when none trained: the family's rate is then taken from the others (``Overall.rate``)."""
     steps = max(1, min(steps, train.max_steps))
-    rates = [
-        config_rate(family, params, data, train, steps=steps, seed=seed)
-        for params in configurations(family, sampled, seed)
-    ]
+    rates = []
+    for params in configurations(family, sampled, seed):
+        try:
+            rates.append(config_rate(family, params, data, train, steps=steps, seed=seed))
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a measurement, never a reason to stop the benchmark
+            log.warning(
+                "calibration %s: a configuration did not train (%s)", family, str(exc).splitlines()[0][:200]
+            )
+    if not rates:
+        return None, steps
     rate = sum(rates) / len(rates)
     log.info("calibration %s: %s s/step -> %.4f s/step", family, ", ".join(f"{r:.4f}" for r in rates), rate)
     return rate, steps

@@ -28,6 +28,7 @@ def clean_registry(monkeypatch):
     yield
     spaces.FAMILIES.clear()
     spaces.FAMILIES.update(before)
+    os.environ.pop(plugins.ENV, None)  # set by load_families for the helpers: delenv above recorded nothing
 
 
 GOOD = """
