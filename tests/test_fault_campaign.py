@@ -10,6 +10,7 @@ case is tests/test_full_disk.py (a small tmpfs, skipped where mounting is not al
 from __future__ import annotations
 
 import random
+import re
 import signal
 import time
 
@@ -22,6 +23,16 @@ TORN = b'{"op_code":6,"worker_id":"gone","trial_id":2,"state":1,"val'  # a recor
 # The interrupt comes first (the search is left unfinished), then a torn record; a helper killed in the
 # search (the CLI process finishes the search alone, exit 1), then one killed in the final stage.
 PLAN = ("interrupt", "torn-record", "kill-helper", "kill-helper")
+
+
+def _without_ignored(stderr: str) -> str:
+    """stderr without the "Exception ignored in: ..." reports Python prints when a signal lands in a
+    weakref or ``__del__`` callback: the interpreter's note about the interrupt, not a textbench crash."""
+    return re.sub(
+        r"Exception ignored in: .*?\n(?:Traceback.*?\n(?:[ \t].*\n)*)?\S*(?:Error|Interrupt)\b.*\n?",
+        "",
+        stderr,
+    )
 
 
 def _training(logs) -> bool:
@@ -71,7 +82,7 @@ def test_fault_campaign_loses_nothing(tiny_data_dir, tmp_path):
         finally:
             kill_tree(proc)
         stderr = cli_output(logs)[1]
-        assert "Traceback" not in stderr, stderr[-3000:]
+        assert "Traceback" not in _without_ignored(stderr), stderr[-3000:]
         outcomes.append(code)
         if round_ and PLAN[round_ - 1] == "torn-record":
             assert stderr.count("had an incomplete record") == 1, stderr[-3000:]
