@@ -53,6 +53,19 @@ def runs_table_path(experiment_id: str) -> str:
 LOCKED_RETRIES = 3
 
 
+def _not_locked(record: logging.LogRecord) -> bool:
+    """MLflow's SQL store logs a full traceback for every OperationalError before raising it; a locked
+    SQLite file is retried by ``MlflowTracker._call``, which says so in one line, so that traceback
+    is noise (any other database error still prints)."""
+    return "database is locked" not in record.getMessage()
+
+
+def _quiet_locked_writes() -> None:
+    sql_log = logging.getLogger("mlflow.store.db.utils")
+    if _not_locked not in sql_log.filters:
+        sql_log.addFilter(_not_locked)
+
+
 def check_tracking(uri: str) -> None:
     """Before any data is read: a tracking server (or database server) must answer. A file store
     (sqlite, a folder) is checked by creating it, after the data (nothing written before)."""
@@ -107,6 +120,7 @@ class MlflowTracker:
         self.broken: str | None = None
         self.parent: dict[str, str] = {}  # study name -> parent run id
         self.child: dict[tuple[str, int], str] = {}  # (study name, trial number) -> run id
+        _quiet_locked_writes()
         with _store_lock(tracking_uri):
             self.client = MlflowClient(tracking_uri=tracking_uri)
             self.experiment_id = self._experiment(experiment, artifact_root)
@@ -428,27 +442,56 @@ class MlflowTracker:
 
     def baseline_run(self, benchmark: str, record: dict) -> None:
         """The linear baseline as its own top-level run of the benchmark's experiment."""
-        now = time.time()  # called as the fit ends: it began fit_seconds ago
+        self._reference_run(
+            benchmark,
+            "baseline",
+            record["name"],
+            {k: record[k] for k in ("name", "C", "n_features", "fingerprint", "max_length") if k in record},
+            {k: record.get(k) for k in ("validation_accuracy", "test_accuracy", "fit_seconds")},
+            record.get("fit_seconds", 0),
+        )
+
+    def finetune_runs(self, benchmark: str, record: dict) -> None:
+        """The fine-tuned pretrained reference: one top-level run per training (every learning rate of
+        the grid with the first seed, then the chosen rate's other seeds), with its test figures when
+        it is one of the reference's runs."""
+        tested = {r["seed"]: r for r in record["runs"]}
+        for t in record["trainings"]:
+            chosen = t["learning_rate"] == record["learning_rate"] and t["seed"] in tested
+            test = tested[t["seed"]] if chosen else {}
+            params = {k: record[k] for k in ("model", "source", "n_params", "fingerprint", "max_length")}
+            self._reference_run(
+                benchmark,
+                "finetune",
+                f"{record['name']} lr {t['learning_rate']:g} s{t['seed']}",
+                params | {"learning_rate": t["learning_rate"], "seed": t["seed"], "chosen": chosen},
+                {
+                    **{k: t.get(k) for k in ("validation_accuracy", "steps_trained", "wall_seconds")},
+                    "steps_per_second": t.get("steps_per_second"),
+                    **{k: test.get(k) for k in ("test_accuracy", "test_loss")},
+                },
+                t.get("wall_seconds", 0),
+            )
+
+    def _reference_run(
+        self, benchmark: str, role: str, name: str, params: dict, metrics: dict, seconds: float
+    ) -> None:
+        """A reference's run (baseline, fine-tune), called as its work ends: it began ``seconds`` ago."""
+        now = time.time()
         run = self._call(
-            "create baseline run",
+            f"create {role} run",
             self.client.create_run,
             self.experiment_id,
-            run_name=record["name"],
-            start_time=_ms(now - record.get("fit_seconds", 0)),
-            tags={ROLE: "baseline", ARCH: record["name"], "benchmark": benchmark},
+            run_name=name,
+            start_time=_ms(now - seconds),
+            tags={ROLE: role, ARCH: name, "benchmark": benchmark},
         )
         if run is None:
             return
-        self._log_params(
-            run.info.run_id,
-            {k: record[k] for k in ("name", "C", "n_features", "fingerprint", "max_length") if k in record},
-        )
-        self.log_metrics(
-            run.info.run_id,
-            {k: record.get(k) for k in ("validation_accuracy", "test_accuracy", "fit_seconds")},
-        )
+        self._log_params(run.info.run_id, params)
+        self.log_metrics(run.info.run_id, {k: v for k, v in metrics.items() if v is not None})
         self._call(
-            "close baseline run", self.client.set_terminated, run.info.run_id, "FINISHED", end_time=_ms(now)
+            f"close {role} run", self.client.set_terminated, run.info.run_id, "FINISHED", end_time=_ms(now)
         )
 
 

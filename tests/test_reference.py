@@ -141,7 +141,9 @@ def test_a_notes_value_outside_the_space_is_left_to_the_sampler_and_said_once(mo
 
 def _final_stage(tmp_path, top_k: int, seeds: int = 2) -> dict:
     """``run_final``'s keyword arguments for a stand-in benchmark (the training itself is faked)."""
-    search = SimpleNamespace(final_seeds=seeds, top_k=top_k, seed=7, progress=False, run_dir=tmp_path)
+    search = SimpleNamespace(
+        final_seeds=seeds, top_k=top_k, seed=7, time_budget=None, progress=False, run_dir=tmp_path
+    )
     return {"search": search, "data": SimpleNamespace(splits={"test": {"labels": [0, 1, 1]}}), "train": None}
 
 

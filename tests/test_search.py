@@ -88,6 +88,7 @@ def test_run_study_reaches_the_exact_target_and_resumes_without_overshoot(tmp_pa
         storage=storage,
         study_name="s",
         direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),  # unseeded, a draw now and then prunes nothing
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2),
     )
     counts = run_study(study, _toy, 7, progress=False)

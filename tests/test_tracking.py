@@ -3,6 +3,9 @@ short, a pruned trial says so in its name, and every run carries its real start 
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
 import time
 
 import optuna
@@ -90,3 +93,33 @@ def test_runs_carry_their_real_start_and_end_times(tracked):
     assert final.end_time < time.time() * 1000 - 80_000  # from the record, not from when it was logged
     baseline = by_name["tfidf-logreg"]
     assert abs(baseline.end_time - baseline.start_time - 12_600) <= 1
+
+
+@pytest.mark.slow  # about 25 s: MLflow waits 20 s on a locked SQLite file before it gives up
+def test_a_locked_store_is_retried_in_one_line_without_a_traceback(tmp_path, caplog):
+    """Many workers on one SQLite file: a write that outlasts MLflow's own wait is retried, said once,
+    and the metric still lands; MLflow's traceback for it must not reach the terminal."""
+    path = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{path}"
+    tracker = MlflowTracker(uri, "exp", tmp_path / "art", {"cnn": {}})
+    run = tracker.client.create_run(tracker.experiment_id)
+    caplog.set_level(logging.INFO, logger="textbench")
+    shown: list[logging.LogRecord] = []  # what MLflow's own stderr handler would print
+    sql_log = logging.getLogger("mlflow.store.db.utils")
+    seen = logging.Handler()
+    seen.emit = shown.append
+    sql_log.addHandler(seen)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(22, holder.rollback)
+    release.start()
+    try:
+        tracker.log_metrics(run.info.run_id, {"accuracy": 0.75})
+    finally:
+        release.join()
+        sql_log.removeHandler(seen)
+    assert tracker.broken is None
+    assert tracker.client.get_run(run.info.run_id).data.metrics == {"accuracy": 0.75}
+    assert "MLflow store busy (log metrics); retrying" in caplog.text
+    printed = [r.getMessage() for r in shown if r.levelno >= logging.WARNING]
+    assert not printed, printed[0][:500]
