@@ -248,6 +248,17 @@ def _search_parser(description: str, epilog: str) -> argparse.ArgumentParser:
     )
     setting(p, S, "top_k", "configurations per family re-run for the final test")
     setting(p, S, "final_seeds", "seeds per final configuration; 0 skips")
+    setting(
+        p,
+        S,
+        "finetune",
+        "also fine-tune this pretrained model (a Hugging Face Hub id, or a folder written by "
+        "save_pretrained) with its own tokenizer as a reference row: same split, steps, batch size, "
+        "evaluation cadence, patience and final seeds; learning rate chosen on validation from 2e-5, "
+        "3e-5, 5e-5; its cost is measured and printed before it starts",
+        metavar="MODEL",
+        type=str,
+    )
     add_data_options(p)
     add_budget_options(p)
     add_common_options(p)
@@ -283,7 +294,7 @@ DESCRIPTION = (
 )
 USE_FAMILY = (
     "family whose chosen model to use (default: the winner: the family whose chosen configuration has "
-    "the best mean validation accuracy in the final stage)"
+    "the best mean validation accuracy in the final stage); 'finetune': the --finetune reference's model"
 )
 
 

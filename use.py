@@ -26,8 +26,10 @@ from optuna.trial import TrialState
 
 from textbench.core import saved_check
 from textbench.core.errors import UsageError
+from textbench.core.finetune import ARCH as FINETUNE
+from textbench.core.finetune import SOURCE as FINETUNE_SOURCE
 from textbench.core.inference import save_model, saved_labels
-from textbench.core.layout import best_seed, final_model_dir
+from textbench.core.layout import best_seed, final_model_dir, finetune_model_dir
 from textbench.reports import collect, stats
 from textbench.reports.card import model_card
 from textbench.search.final import stored_records, train_final
@@ -66,6 +68,10 @@ class Chosen:
         return f"textbench-{self.benchmark}-{self.family}"
 
     def describe(self) -> str:
+        if self.source == FINETUNE_SOURCE:
+            return (
+                f"{self.family}: {self.params.get('model')} fine-tuned, seed {self.seed} ({self.model_dir})"
+            )
         seed = f", seed {self.seed}" if self.source == "final stage" else ""
         return f"{self.family} trial {self.trial_number}{seed} ({self.source} model, {self.model_dir})"
 
@@ -75,8 +81,41 @@ def _summary(rows: pd.DataFrame, value: str) -> dict:
     return stats.summarize(rows.assign(family="x"), value=value).iloc[0].drop("family").to_dict()
 
 
+def finetuned(bench: collect.Benchmark, run_dir: Path) -> Chosen:
+    """The fine-tuned pretrained reference's model (``--arch finetune``): its best-validation seed."""
+    record = bench.finetune
+    if not record:
+        raise UsageError(
+            f"benchmark {bench.name!r} has no fine-tuned reference: run it with --finetune MODEL"
+        )
+    runs = pd.DataFrame(record["runs"])
+    best = best_seed(record["runs"])
+    pick = Chosen(
+        bench.name,
+        FINETUNE,
+        -1,
+        {"model": record["model"], "learning_rate": record["learning_rate"]},
+        finetune_model_dir(run_dir),
+        FINETUNE_SOURCE,
+        int(best["seed"]),
+        float(best["validation_accuracy"]),
+        float(best["test_accuracy"]),
+        _summary(runs, "validation_accuracy"),
+        _summary(runs, "test_accuracy"),
+        bench.attrs(bench.families[0]),
+    )
+    if not (pick.model_dir / "config.json").exists() or saved_check.problem(pick.model_dir):
+        raise UsageError(
+            f"the fine-tuned model of benchmark {bench.name!r} is missing or damaged in {pick.model_dir}: "
+            "rerun the benchmark's command (a fine-tune without its model is trained again)"
+        )
+    return pick
+
+
 def chosen(bench: collect.Benchmark, family: str, run_dir: Path) -> Chosen:
     """``family``'s chosen configuration and model; a one-line error when there is none to use."""
+    if family == FINETUNE and family not in bench.studies:
+        return finetuned(bench, run_dir)
     if family not in bench.studies:
         raise UsageError(
             f"benchmark {bench.name!r} has no family {family!r}: use one of {', '.join(bench.families)}"
@@ -211,7 +250,7 @@ def register_models(storage: str | None, name: str, output_dir: str | Path, trac
 
     bench = open_benchmark(storage, name, output_dir)
     uris = []
-    for family in bench.families:
+    for family in [*bench.families, *([FINETUNE] if bench.finetune else [])]:
         try:
             pick = chosen(bench, family, Path(output_dir) / name)
             labels, max_length = saved_labels(pick.model_dir)
@@ -435,12 +474,11 @@ def export(
     pick = resolve(storage, name, output_dir, family)
     labels, max_length = saved_labels(pick.model_dir)
     card = model_card(pick, str(to), command, labels, max_length)
-    folder = export_folder(pick.model_dir, to, get_family(pick.family), {"README.md": card})
+    family = None if pick.source == FINETUNE_SOURCE else get_family(pick.family)  # a standard HF model
+    folder = export_folder(pick.model_dir, to, family, {"README.md": card})
     print(f"exported {pick.describe()} to {folder}")
-    print(
-        f'load it: transformers.pipeline("text-classification", model="{folder}", trust_remote_code=True, '
-        "truncation=True)"
-    )
+    remote = "" if family is None else "trust_remote_code=True, "
+    print(f'load it: transformers.pipeline("text-classification", model="{folder}", {remote}truncation=True)')
     if register:
         from textbench.search.registry import register as register_model
         from textbench.search.search_settings import default_tracking_uri

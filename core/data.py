@@ -81,7 +81,7 @@ class PreparedData:
 # ---------------------------------------------------------------- resolution
 
 
-def _mirror(name: str, data_dir: str | None) -> Path | None:
+def local_copy(name: str, data_dir: str | None) -> Path | None:
     """A local copy of a hub name: the path itself, or DATA_DIR/<name>."""
     if Path(name).expanduser().exists():
         return Path(name).expanduser()
@@ -294,7 +294,7 @@ def load_raw(settings: DataSettings, local_only: bool = False) -> tuple[dict[str
     """Raw splits as DataFrames with columns ``text`` and ``label`` (``validation``/``test`` may be
     missing), and what happened on the way: source, which file each split came from, rows dropped.
     With ``local_only``, None for a hub dataset (nothing read)."""
-    local = _mirror(settings.dataset, settings.data_dir)
+    local = local_copy(settings.dataset, settings.data_dir)
     if local is not None:
         if local.is_dir():
             files = _split_files(local)
@@ -573,7 +573,7 @@ def load_tokenizer(settings: DataSettings):
     """The tokenizer from a local folder, the local mirror, the HF cache, or the hub."""
     from transformers import AutoTokenizer
 
-    local = _mirror(settings.tokenizer, settings.data_dir)
+    local = local_copy(settings.tokenizer, settings.data_dir)
     if local is not None:
         tokenizer, source = AutoTokenizer.from_pretrained(str(local)), str(local.resolve())
     else:

@@ -70,25 +70,26 @@ def modeling_source(family: Family) -> str:
 
 
 def export_folder(
-    model_dir: str | Path, dest: str | Path, family: Family, files: dict[str, str] | None = None
+    model_dir: str | Path, dest: str | Path, family: Family | None, files: dict[str, str] | None = None
 ) -> Path:
     """Copy the saved model in ``model_dir`` to ``dest`` with its own code and an ``auto_map``; add ``files``
-    (e.g. the model card README.md). ``dest`` must be new or empty; it is written whole or not at all."""
+    (e.g. the model card README.md). ``dest`` must be new or empty; it is written whole or not at all.
+    ``family`` None: a model type transformers knows (the fine-tuned reference), copied without code."""
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UsageError(f"--to {dest} exists and is not an empty folder: pass a new folder")
-    config_class, model_class = family.config_class, family.model_class
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("TRIAL", "*.tmp-*"))
-        (tmp / f"{MODULE}.py").write_text(modeling_source(family))
-        config = json.loads((tmp / "config.json").read_text())
-        config["auto_map"] = {
-            "AutoConfig": f"{MODULE}.{config_class.__name__}",
-            "AutoModelForSequenceClassification": f"{MODULE}.{model_class.__name__}",
-        }
-        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        if family is not None:
+            (tmp / f"{MODULE}.py").write_text(modeling_source(family))
+            config = json.loads((tmp / "config.json").read_text())
+            config["auto_map"] = {
+                "AutoConfig": f"{MODULE}.{family.config_class.__name__}",
+                "AutoModelForSequenceClassification": f"{MODULE}.{family.model_class.__name__}",
+            }
+            (tmp / "config.json").write_text(json.dumps(config, indent=2))
         for name, text in (files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
         if dest.exists():

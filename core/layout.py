@@ -14,3 +14,8 @@ def final_model_dir(run_dir: Path, family: str, trial_number: int, seed: int) ->
 def best_seed(records: list[dict]) -> dict:
     """The record with the best validation accuracy among one configuration's seeds (ties: lower seed)."""
     return max(records, key=lambda r: (r["validation_accuracy"], -r["seed"]))
+
+
+def finetune_model_dir(run_dir: Path) -> Path:
+    """Where the fine-tuned pretrained reference's model is kept (its best-validation seed)."""
+    return Path(run_dir) / "models" / "finetune"

@@ -41,8 +41,16 @@ def model_card(chosen, folder_name: str, export_command: str, label_names: list[
         else f"the search's best trial {c.trial_number} (seed {c.seed}); no final stage was run, so it has "
         "no test figure"
     )
+    if c.source == "fine-tune":  # core.finetune.SOURCE
+        which = (
+            f"the pretrained `{c.params.get('model')}` fine-tuned at learning rate "
+            f"{c.params.get('learning_rate')} (chosen on validation) with seed {c.seed}: among the "
+            "reference's seeds, the one with the best validation accuracy"
+        )
     rerun = f"python benchmark.py rerun --name {c.benchmark} --arch {c.family} --trial {c.trial_number}"
     rerun += f" --seed {c.seed}" if final else ""
+    if c.source == "fine-tune":
+        rerun = f"the benchmark command below, after deleting this model's folder models/{c.family}"
     versions = c.attrs.get("versions") or {}
     lines = [
         f"# textbench {c.family} text classifier (benchmark `{c.benchmark}`)",

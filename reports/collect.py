@@ -108,13 +108,22 @@ class Benchmark:
     def settings(self, family: str) -> dict[str, Any]:
         return dict(self.attrs(family).get("settings") or {})
 
+    def shared(self, attr: str) -> dict[str, Any] | None:
+        """A record stored alike on every study (a reference's); the first study that has it wins."""
+        for family in self.families:
+            if self.attrs(family).get(attr):
+                return dict(self.attrs(family)[attr])
+        return None
+
     @property
     def baseline(self) -> dict[str, Any] | None:
-        """The TF-IDF reference; the same for every study, so the first one that has it wins."""
-        for family in self.families:
-            if self.attrs(family).get("baseline"):
-                return dict(self.attrs(family)["baseline"])
-        return None
+        """The TF-IDF reference."""
+        return self.shared("baseline")
+
+    @property
+    def finetune(self) -> dict[str, Any] | None:
+        """The fine-tuned pretrained reference (``--finetune``)."""
+        return self.shared("finetune")
 
 
 def load_benchmark(storage: str | optuna.storages.BaseStorage, name: str) -> Benchmark:
@@ -358,7 +367,8 @@ def test_labels(bench: Benchmark) -> np.ndarray | None:
 
 
 def final_predictions(bench: Benchmark) -> dict[tuple, np.ndarray]:
-    """(family, trial number, seed) -> that final run's test predictions; ("baseline",) -> the baseline's.
+    """(family, trial number, seed) -> that final run's test predictions; ("baseline",) -> the baseline's;
+    ("finetune", seed) -> the fine-tuned reference's.
 
     Runs stored without predictions (older studies) are left out; the report then falls back to
     seed-level statistics.
@@ -371,6 +381,8 @@ def final_predictions(bench: Benchmark) -> dict[tuple, np.ndarray]:
     base = bench.baseline
     if base and base.get("test_predictions"):
         out[("baseline",)] = packed.unpack(base["test_predictions"])
+    for r in (bench.finetune or {}).get("runs") or []:
+        out[("finetune", int(r["seed"]))] = packed.unpack(r["test_predictions"])
     return out
 
 

@@ -512,17 +512,18 @@ def trial_counts(counts: pd.DataFrame) -> Figure:
 
 def _glance_panel(ax, order: pd.DataFrame, palette: dict[str, Any], title: str | None = None) -> None:
     """One dataset's entries (``stats.ranking``): mean test accuracy with its 95% CI, best on top,
-    the baseline as a grey square, the majority-class rate as a dashed line."""
+    the baseline as a grey square, the fine-tuned pretrained reference as a dark diamond, the
+    majority-class rate as a dashed line."""
     order = order.iloc[::-1].reset_index(drop=True)
     for y, row in order.iterrows():
-        base = row["kind"] == "baseline"
-        color = "0.45" if base else palette.get(row["name"], "0.3")
+        color = {"baseline": "0.45", "pretrained": "0.15"}.get(row["kind"]) or palette.get(row["name"], "0.3")
+        marker = {"baseline": "s", "pretrained": "D"}.get(row["kind"], "o")
         err = (
             None
             if math.isnan(row["ci_low"])
             else [[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]]
         )
-        ax.errorbar([row["mean"]], [y], xerr=err, fmt="s" if base else "o", ms=7, capsize=4, color=color)
+        ax.errorbar([row["mean"]], [y], xerr=err, fmt=marker, ms=7, capsize=4, color=color)
         mark = " (at chance)" if row["at_chance"] is True else ""
         ax.annotate(
             f"{row['mean']:.3f}{mark}",

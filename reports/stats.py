@@ -21,6 +21,9 @@ import pandas as pd
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
+from textbench.core.durations import format_duration
+from textbench.core.finetune import parameters_text
+
 ALPHA = 0.05
 CONFIDENCE = 0.95
 N_BOOT = 4000
@@ -335,13 +338,19 @@ RANKING_COLUMNS = [
 
 
 def ranking(
-    final: pd.DataFrame, baseline: dict[str, Any] | None = None, predictions: dict | None = None, labels=None
+    final: pd.DataFrame,
+    baseline: dict[str, Any] | None = None,
+    predictions: dict | None = None,
+    labels=None,
+    finetune: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """Every family's chosen configuration and the baseline, best mean test accuracy first.
+    """Every family's chosen configuration and the references (the baseline, the fine-tuned pretrained
+    model: kind ``baseline`` / ``pretrained``), best mean test accuracy first.
 
     ``predictions`` maps (family, trial number, seed) to that final run's test predictions and
     ``labels`` are the test labels; with them each entry gets the majority-class rate, the exact
-    binomial p-value against it and ``at_chance``. Without them those columns are empty.
+    binomial p-value against it and ``at_chance``. Without them those columns are empty. The
+    fine-tuned reference has seeds like a family: its mean, spread and CI are over them.
     """
     board, chosen = leaderboard(final), choose(final)
     labels = None if labels is None else np.asarray(labels)
@@ -372,6 +381,20 @@ def ranking(
         }
         preds = predictions.get(("baseline",)) if predictions else None
         rows.append(row | _chance_columns(None if preds is None else preds[None], labels, math.nan))
+    if finetune and finetune.get("runs"):
+        runs = pd.DataFrame(finetune["runs"]).assign(family=finetune["name"])
+        spread = summarize(runs).iloc[0].drop("family").to_dict()
+        row = {
+            "name": finetune["name"],
+            "kind": "pretrained",
+            "rank": None,
+            "trial_number": None,
+            "validation_mean": float(runs["validation_accuracy"].mean()),
+            **spread,
+        }
+        rows.append(
+            row | _chance_columns(_finetune_predictions(finetune, predictions), labels, row["ci_low"])
+        )
     out = pd.DataFrame(rows, columns=RANKING_COLUMNS)
     return out.sort_values(["mean", "name"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
@@ -385,6 +408,22 @@ def _chance_columns(preds: np.ndarray | None, labels: np.ndarray | None, ci_low:
         }
     rate, p, at = chance(preds, labels, ci_low)
     return {"chance_rate": rate, "chance_p": p, "at_chance": at}
+
+
+def _finetune_predictions(finetune: dict[str, Any], predictions: dict | None) -> np.ndarray | None:
+    """(seeds x examples) test predictions of the fine-tuned reference, in seed order."""
+    keys = [("finetune", int(r["seed"])) for r in sorted(finetune["runs"], key=lambda r: r["seed"])]
+    if not predictions or any(k not in predictions for k in keys):
+        return None
+    return np.stack([predictions[k] for k in keys])
+
+
+def _seed_accuracies(chosen: pd.DataFrame, finetune: dict[str, Any] | None) -> dict[str, pd.Series]:
+    """Per entry with seeds (families, the fine-tuned reference): its test accuracy per seed."""
+    out = {f: g["test_accuracy"] for f, g in chosen.groupby("family")} if len(chosen) else {}
+    if finetune and finetune.get("runs"):
+        out[finetune["name"]] = pd.Series([r["test_accuracy"] for r in finetune["runs"]])
+    return out
 
 
 PAIRWISE_COLUMNS = [
@@ -410,28 +449,30 @@ def pairwise(
     predictions: dict | None = None,
     labels=None,
     seed: int = 0,
+    finetune: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Every pair of ranking entries (higher mean first): the paired bootstrap on the shared test set
     when predictions are stored, else Welch's t on seed accuracies; Holm-corrected across all pairs.
 
-    Welch's p-value is kept as a seed-level column for family pairs.
+    Welch's p-value is kept as a seed-level column for pairs of entries with seeds.
     """
-    order = ranking(final, baseline, predictions, labels)
+    order = ranking(final, baseline, predictions, labels, finetune)
     chosen = choose(final)
     preds: dict[str, np.ndarray | None] = {}
     for name, kind in zip(order["name"], order["kind"], strict=True):
         if kind == "baseline":
             p = predictions.get(("baseline",)) if predictions else None
             preds[name] = None if p is None else p[None]
+        elif kind == "pretrained":
+            preds[name] = _finetune_predictions(finetune, predictions)
         else:
             preds[name] = _chosen_predictions(chosen, name, predictions)
+    seeded = _seed_accuracies(chosen, finetune)
     rows = []
     names = order["name"].tolist()
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
-            acc = {
-                n: chosen.loc[chosen.family == n, "test_accuracy"] for n in (a, b) if n in set(chosen.family)
-            }
+            acc = {n: seeded[n] for n in (a, b) if n in seeded}
             welch = compare(acc[a], acc[b]) if len(acc) == 2 else None
             if labels is not None and preds[a] is not None and preds[b] is not None:
                 r = paired_difference(preds[a], preds[b], labels, seed=seed)
@@ -474,12 +515,27 @@ def _baseline_label(name: str) -> str:
     return "baseline" if name in ("", "baseline") else f"{name} baseline"
 
 
-def _entry(row: pd.Series) -> str:
+def _pretrained_label(name: str, finetune: dict[str, Any] | None) -> str:
+    """``bert-base-cased fine-tuned (pretrained reference, 108.3 M parameters, 2.1 h)``: a pretrained
+    model read external text before this benchmark, and its cost is part of what it says."""
+    finetune = finetune or {}
+    cost = [
+        parameters_text(finetune["n_params"]) if finetune.get("n_params") else None,
+        f"{format_duration(finetune['seconds'])} of fine-tuning on {finetune.get('device', 'CPU')}"
+        if finetune.get("seconds") is not None
+        else None,
+    ]
+    return f"{name} (pretrained reference, {', '.join(filter(None, ['not searched', *cost]))})"
+
+
+def _entry(row: pd.Series, finetune: dict[str, Any] | None = None) -> str:
     """``cnn 0.861 (95% CI 0.85 to 0.87)``, with "at chance" when it is."""
     name = _baseline_label(row["name"]) if row["kind"] == "baseline" else row["name"]
+    if row["kind"] == "pretrained":
+        name = _pretrained_label(row["name"], finetune)
     what = f"{name} {fmt_acc(row['mean'])}"
     extra = []
-    if row["kind"] == "family":
+    if row["kind"] in ("family", "pretrained"):
         if not math.isnan(row["ci_low"]):
             extra.append(f"95% CI {fmt_acc(row['ci_low'])} to {fmt_acc(row['ci_high'])}")
         elif row["n"] >= 2:
@@ -491,18 +547,29 @@ def _entry(row: pd.Series) -> str:
     return what + (f" ({', '.join(extra)})" if extra else "")
 
 
-def _headline(order: pd.DataFrame) -> str:
-    """The first sentence: the whole ranking, and the baseline beating every family when it does."""
-    listing = ", ".join(_entry(r) for _, r in order.iterrows())
-    fams, base = order[order.kind == "family"], order[order.kind == "baseline"]
-    if len(base) and len(fams) and base["mean"].iloc[0] > fams["mean"].max():
+def _headline(order: pd.DataFrame, finetune: dict[str, Any] | None = None) -> str:
+    """The first sentence: the whole ranking, and a reference (the baseline, the fine-tuned pretrained
+    model) beating every family when it does."""
+    listing = ", ".join(_entry(r, finetune) for _, r in order.iterrows())
+    fams, refs = order[order.kind == "family"], order[order.kind != "family"]
+    whose = "each family's chosen configuration" + (" and the references" if len(refs) > 1 else "")
+    beaten = []
+    for _, ref in refs.iterrows():
+        if len(fams) and ref["mean"] > fams["mean"].max():
+            beaten.append(
+                f"the {_baseline_label(ref['name'])}"
+                if ref["kind"] == "baseline"
+                else f"the {ref['name']} model"
+            )
+    if beaten:
         which = "the only family" if len(fams) == 1 else f"all {len(fams)} families"
+        verb = "beats" if len(beaten) == 1 else "each beat"
+        who = _names(beaten)
         return (
-            f"The {_baseline_label(base['name'].iloc[0])} beats {which} on test; ranking by mean test "
-            "accuracy "
-            f"of each family's chosen configuration: {listing}."
+            f"{who[0].upper()}{who[1:]} {verb} {which} on test; ranking by mean test accuracy of {whose}: "
+            f"{listing}."
         )
-    return f"Ranking by mean test accuracy of each family's chosen configuration: {listing}."
+    return f"Ranking by mean test accuracy of {whose}: {listing}."
 
 
 def _pair_sentence(r: pd.Series) -> str:
@@ -524,9 +591,10 @@ def verdict(
     predictions: dict | None = None,
     labels=None,
     pairs: pd.DataFrame | None = None,
+    finetune: dict[str, Any] | None = None,
 ) -> str:
     """``verdict_parts`` as one paragraph."""
-    return " ".join(verdict_parts(trials, final, baseline, predictions, labels, pairs))
+    return " ".join(verdict_parts(trials, final, baseline, predictions, labels, pairs, finetune))
 
 
 def verdict_parts(
@@ -536,10 +604,11 @@ def verdict_parts(
     predictions: dict | None = None,
     labels=None,
     pairs: pd.DataFrame | None = None,
+    finetune: dict[str, Any] | None = None,
 ) -> list[str]:
     """The answer to "which family wins on test, by how much, how sure", or what is missing.
 
-    First sentence: the whole ranking (baseline included, at-chance entries labelled). Then the
+    First sentence: the whole ranking (the references included, at-chance entries labelled). Then the
     pairwise conclusions between neighbours in the ranking, then what limits them (few seeds).
     ``pairs`` is ``pairwise(...)`` when the caller has it already (it costs a bootstrap per pair).
     """
@@ -562,9 +631,9 @@ def verdict_parts(
                 f"nothing is compared: its best validation accuracy is {fmt_acc(done['value'].max())}."
             ]
         return [_validation_verdict(done, families, no_final)]
-    order = ranking(final, baseline, predictions, labels)
-    pairs = pairwise(final, baseline, predictions, labels) if pairs is None else pairs
-    parts = [_headline(order)]
+    order = ranking(final, baseline, predictions, labels, finetune)
+    pairs = pairwise(final, baseline, predictions, labels, finetune=finetune) if pairs is None else pairs
+    parts = [_headline(order, finetune)]
     if len(families) == 1 and len(order) == 1:
         parts = [
             f"Only one family ({families[0]}) in this benchmark, so nothing is compared: its chosen "

@@ -10,6 +10,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from textbench.core.finetune import parameters_text
 from textbench.reports import stats
 from textbench.reports.collect import THIN_FRACTION
 from textbench.reports.failures import family_failure
@@ -94,6 +95,33 @@ def summary_rows(studies: dict[str, optuna.Study], baseline: dict | None = None)
                 "wall_seconds": baseline["fit_seconds"],
             }
         )
+    tuned = next((s.user_attrs["finetune"] for s in studies.values() if s.user_attrs.get("finetune")), None)
+    if tuned:  # the fine-tuned pretrained reference: its seeds summarised as the report does
+        board = stats.ranking(pd.DataFrame(columns=[*FINAL_FIELDS]), finetune=tuned).iloc[0]
+        rows.append(
+            {
+                "arch": tuned["name"],
+                "best_value": max(tuned["validation_by_lr"].values()),
+                "chosen_trial": None,
+                "params": {"learning_rate": tuned["learning_rate"], "n_params": tuned["n_params"]},
+                "validation_mean": tuned["validation_accuracy"],
+                "test_mean": float(board["mean"]),
+                "test_ci_low": _number(board["ci_low"]),
+                "test_ci_high": _number(board["ci_high"]),
+                "seeds": len(tuned["runs"]),
+                "complete": len(tuned["trainings"]),
+                "pruned": 0,
+                "failed": 0,
+                "steps_trained": sum(t["steps_trained"] for t in tuned["trainings"]),
+                "wall_seconds": tuned["seconds"],
+                "note": (
+                    f"pretrained reference, not searched ({parameters_text(tuned['n_params'])}; learning "
+                    f"rate chosen on validation from {', '.join(tuned['validation_by_lr'])}; "
+                    f"{tuned['steps_per_second']:.2f} steps/s, {tuned['seconds']:.0f} s in all on "
+                    f"{tuned.get('device', 'CPU')}); 'search best' is its best learning rate's validation"
+                ),
+            }
+        )
     return rows
 
 
@@ -110,8 +138,9 @@ def format_summary(rows: list[dict]) -> str:
     def f(x, digits=4):
         return "-" if x is None else f"{x:.{digits}f}"
 
+    w = max([12, *(len(str(r["arch"])) for r in rows)])
     lines = [
-        f"{'family':<12} {'search best':>11} {'chosen':>6} {'final val':>9} {'test mean':>9} "
+        f"{'family':<{w}} {'search best':>11} {'chosen':>6} {'final val':>9} {'test mean':>9} "
         f"{'test 95% CI':>13} {'seeds':>5} {'complete':>8} {'pruned':>6} {'failed':>6} {'steps':>8} "
         f"{'wall s':>7}  "
         "chosen params"
@@ -123,7 +152,7 @@ def format_summary(rows: list[dict]) -> str:
         trial = r["chosen_trial"] if r["chosen_trial"] is not None else "-"
         steps = r["steps_trained"] if r.get("steps_trained") is not None else "-"
         lines.append(
-            f"{r['arch']:<12} {f(r['best_value']):>11} {trial:>6} {f(r['validation_mean']):>9} "
+            f"{r['arch']:<{w}} {f(r['best_value']):>11} {trial:>6} {f(r['validation_mean']):>9} "
             f"{f(r['test_mean']):>9} {ci:>13} {r['seeds']:>5} {r['complete']:>8} {r['pruned']:>6} "
             f"{r['failed']:>6} {steps:>8} {wall:>7}  {params}"
         )
@@ -136,6 +165,8 @@ def format_summary(rows: list[dict]) -> str:
         lines.append("no final stage: chosen = the search's best trial; no test numbers")
     for r in rows:
         finished = r["complete"] + r["pruned"] + r["failed"]
+        if r.get("note"):
+            lines.append(f"note: {r['arch']}: {r['note']}")
         if r.get("failure"):
             lines.append(f"FAILED: {r['arch']}: {r['failure']}; see the report")
         elif finished and r["complete"] < THIN_FRACTION * finished:

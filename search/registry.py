@@ -17,6 +17,7 @@ from pathlib import Path
 
 from textbench.core.errors import UsageError
 from textbench.core.export import export_folder
+from textbench.core.finetune import SOURCE as FINETUNE_SOURCE
 from textbench.core.urls import redact
 from textbench.search.tracking import ARCH, ROLE, restored_env
 from textbench.spaces import get as get_family
@@ -102,7 +103,10 @@ def _log_and_register(
         experiment_id = experiment.experiment_id
     with tempfile.TemporaryDirectory(prefix="textbench-register-") as tmp:
         folder = export_folder(
-            chosen.model_dir, Path(tmp) / "model", get_family(chosen.family), {"README.md": card}
+            chosen.model_dir,
+            Path(tmp) / "model",
+            None if chosen.source == FINETUNE_SOURCE else get_family(chosen.family),  # a standard HF model
+            {"README.md": card},
         )
         with mlflow.start_run(
             experiment_id=experiment_id,

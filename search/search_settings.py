@@ -151,6 +151,7 @@ class SearchSettings:
     reference: bool = True  # the course notes' configuration as trial 0 and in the final stage
     top_k: int = 3
     final_seeds: int = 3
+    finetune: str | None = None  # a pretrained model (hub id or folder) fine-tuned as a reference row
     tracking_uri: str | None = None  # default $MLFLOW_TRACKING_URI, else sqlite:///<output_dir>/mlflow.db
     mlflow: bool = True
     progress: bool = True
@@ -179,6 +180,11 @@ class SearchSettings:
                 self.time_budget = parse_duration(self.time_budget)
             except ValueError as exc:
                 raise UsageError(f"--time-budget: {exc}") from None
+        if self.finetune is not None and self.final_seeds == 0:
+            raise UsageError(
+                "--finetune trains over the final-stage seeds and is tested with them: use --final-seeds 1 "
+                "or more"
+            )
         if self.min_trials < 2:
             raise UsageError(f"--min-trials must be 2 or more (the rule fits a model), got {self.min_trials}")
         self.storage = resolve_storage(self.storage, self.output_dir)

@@ -465,3 +465,27 @@ def sabotage_after(step: int = 0):
                     model.output_layer.bias.copy_(torch.tensor([10.0, -10.0]))
 
     return SabotageAfter()
+
+
+def make_tiny_bert(out_dir: Path, tokenizer_dir: Path, *, seed: int = 0) -> Path:
+    """A tiny randomly initialised BERT checkpoint with ``tokenizer_dir``'s tokenizer beside it: what
+    ``--finetune FOLDER`` loads, with no weights download (about 40 k parameters over a 500-token
+    vocabulary)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    torch.manual_seed(seed)
+    config = BertConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    out_dir = Path(out_dir)
+    BertForSequenceClassification(config).save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    return out_dir
