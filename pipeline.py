@@ -64,7 +64,7 @@ def run_benchmark(
     configure_logging(verbose)  # the heavy imports start here
     from textbench.core.training import set_threads
     from textbench.search.final import run_final
-    from textbench.search.studies import run_searches, setup
+    from textbench.search.studies import open_searches, run_searches, setup
 
     set_threads(threads)
     if helper is not None:
@@ -77,6 +77,10 @@ def run_benchmark(
             )
         return 0
 
+    if search.finetune:  # a missing model is refused here, before anything is written or trained
+        from textbench.core.finetune import resolve_model
+
+        resolve_model(search.finetune, data.data_dir)
     from textbench.core.urls import redact
     from textbench.search.overall import Overall
     from textbench.search.spent import SpentClock
@@ -87,23 +91,38 @@ def run_benchmark(
     pool = (
         Workers(helper_main, (search, data, train), workers, threads, gpus, verbose) if workers > 1 else None
     )
+
+    tune = None  # the --finetune stage's plan: its cost is measured before the searches start
+
+    def plan(bench) -> None:  # after the data is checked and tokenized, before anything is created
+        nonlocal tune
+        bench.overall = Overall(
+            families=search.families,
+            trials=search.trials,
+            final_runs=(search.top_k + search.reference) * search.final_seeds,  # the notes' configuration too
+            baseline=baseline,
+            max_steps=train.max_steps,
+            train_rows=len(bench.data.splits["train"]),
+            workers=workers,
+        )
+        if search.finetune:
+            from textbench.search.finetune_stage import plan_finetune
+
+            set_threads(threads * workers)  # timed as it will run: alone, after the helpers end
+            tune = plan_finetune(search, data, train, bench.data, bench.storage)
+            set_threads(threads)
+            bench.overall.finetune_seconds = tune.estimated_seconds  # in every ETA (and plan) until it ran
+        plan_budget(bench, clock)  # a refused budget leaves nothing behind: no store, run or time spent
+
     try:
-        bench = setup(search, data, train)
+        bench = setup(search, data, train, before_create=plan)
+        log.info("data: %s", {k: v for k, v in bench.data.describe().items() if k != "labels"})
+        searches = open_searches(bench)  # before the helpers start: they read worker 0's plan
     except BaseException:
         if pool is not None:
             pool.abort()
         raise
-    log.info("data: %s", {k: v for k, v in bench.data.describe().items() if k != "labels"})
-    bench.overall = Overall(
-        families=search.families,
-        trials=search.trials,
-        final_runs=(search.top_k + search.reference) * search.final_seeds,  # the notes' configuration too
-        baseline=baseline,
-        max_steps=train.max_steps,
-        train_rows=len(bench.data.splits["train"]),
-        workers=workers,
-    )
-    refused = False
+    tune_failed = None
 
     def final_stage(study, family, share=False):
         run_final(
@@ -118,14 +137,11 @@ def run_benchmark(
         )
 
     try:
-        try:
-            plan_budget(bench, clock)  # the calibration: Ctrl-C here is an interrupt like any other
-        except UsageError:
-            refused = True  # no trial ran: a rerun with a larger budget starts from nothing spent
-            raise
         if pool is not None:
             pool.go()
-        studies = run_searches(bench)  # with helpers, this process is worker 0
+        studies = run_searches(bench, searches)  # with helpers, this process is worker 0
+        if bench.budget is not None:  # the final stage that fits what the searches left (the helpers wait)
+            fit_final_stage(bench, studies)
         if pool is not None:
             for family, study in studies.items():  # the final stage, split with the helpers
                 final_stage(study, family, share=True)
@@ -149,6 +165,22 @@ def run_benchmark(
             fitted = run_baseline(
                 studies, bench.data, name=search.name, max_length=data.max_length, tracker=bench.tracker
             )
+        if tune is not None:
+            from textbench.search.finetune_stage import run_finetune
+
+            bench.overall.phase = "fine-tune"
+            log.info("%s", bench.overall.line())
+            set_threads(threads * workers)  # the helpers are done: every core is the fine-tune's
+            try:
+                run_finetune(studies, tune, search=search, train=train, tracker=bench.tracker)
+            except (RuntimeError, ValueError, OSError) as exc:  # NaN loss, out of memory, a bad checkpoint
+                tune_failed = (
+                    f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+                )
+                log.error(
+                    "the --finetune reference failed (%s): the report is written without it", tune_failed
+                )
+            bench.overall.finetune_seconds = 0.0
     except KeyboardInterrupt:
         if pool is not None:
             pool.interrupt()
@@ -163,8 +195,7 @@ def run_benchmark(
             pool.abort()
         raise
     finally:
-        if not refused:
-            clock.save()  # interrupted or not: a resumed run's budget counts this run's time
+        clock.save()  # interrupted or not: a resumed run's budget counts this run's time
     if bench.budget is not None:
         record = bench.budget.record()
         for study in studies.values():
@@ -179,30 +210,78 @@ def run_benchmark(
     if failed:  # a report is written, but a family has no result: not a success
         print(failure_line(search.name, failed), file=sys.stderr)
         return FAILED_EXIT
+    if tune_failed:  # the families' results stand; the reference row is missing: not a success either
+        print(
+            f"error: benchmark '{search.name}': the --finetune {search.finetune} reference failed "
+            f"({tune_failed}); rerun the same command to try it again (finished work is kept)",
+            file=sys.stderr,
+        )
+        return FAILED_EXIT
     return 0
 
 
 def plan_budget(bench, clock) -> None:
     """Calibrate every family's rate (the first ETA needs it) and, with --time-budget, plan the
-    trials per family; a budget that cannot hold one trial per family plus the final stage is refused
-    here, before any trial runs."""
+    trials per family; a budget that cannot hold one trial per family plus the final stage (and the
+    --finetune reference, ``Overall.finetune_seconds``) is refused here, before any trial runs."""
+    from textbench.core.durations import format_duration
     from textbench.search.budget import Budget
     from textbench.search.calibrate import seconds_per_step
+    from textbench.search.studies import measure_stored
 
     overall, search = bench.overall, bench.search
+    measure_stored(bench)  # a resume: its trials' rates and the final runs already done
     for family in search.families:
+        if overall.steps.get(family):  # measured on its own trials: no calibration needed
+            continue
         rate, _ = seconds_per_step(family, bench.data, bench.train, seed=search.seed)
         if rate is not None:
             overall.calibrated[family] = rate
     if search.time_budget is None:
         return
-    budget = Budget(search.time_budget, clock, overall, cap=search.trials)
+    splits = bench.data.splits
+    budget = Budget(
+        search.time_budget,
+        clock,
+        overall,
+        cap=search.trials,
+        finetune=search.finetune,
+        top_k=search.top_k,
+        test_per_validation=len(splits["test"]) / max(len(splits["validation"]), 1),
+    )
     plan = budget.replan()
-    if not plan.fits:
+    if not plan.fits and not any(overall.finished.values()):
         raise UsageError(budget.refusal())
+    if not plan.fits:  # a resume past its budget: what was started is finished, nothing more is searched
+        log.warning(
+            "time budget: %s of %s already spent; the searches stop at %d trials per family and the rest "
+            "of the final stage runs (about %s, over the budget)",
+            *budget.spent_of(),
+            plan.trials,
+            format_duration(plan.reserved),
+        )
     bench.budget = budget
     overall.extra = budget.left
     log.info("time budget %s: %s", budget.left(), plan.reason())
+
+
+def fit_final_stage(bench, studies: dict) -> None:
+    """Under --time-budget: the final stage's configurations x seeds that fit what is left, stored on
+    every study (``final_plan``) for ``search.final`` and the helpers; a cut is said and reported."""
+    from textbench.search.runner import count_trials
+
+    search = bench.search
+    fit = bench.budget.final_stage(
+        {f: count_trials(study).complete for f, study in studies.items()},
+        search.top_k,
+        search.final_seeds,
+        search.reference,
+    )
+    for study in studies.values():
+        study.set_user_attr("final_plan", fit)
+    bench.overall.final_runs = (fit["top_k"] + search.reference) * fit["final_seeds"]  # the ETA's count
+    if fit.get("why"):
+        log.warning("time budget: %s", fit["why"])
 
 
 def finish(bench, studies: dict, baseline: dict | None) -> None:

@@ -109,6 +109,17 @@ def plan(settings: SuiteSettings, search, data, name: str | None) -> tuple[str, 
     return suite, out
 
 
+def budget_share(budget: float, members: list[tuple], k: int) -> float:
+    """Dataset ``k``'s part of a suite's ``--time-budget``: what the datasets before it left, split
+    evenly over it and the ones after it (a dataset that finished early passes its time on). The
+    datasets' running times come from their own ``time_spent.json`` (``search.spent``), so a resumed
+    suite gives the same shares and counts only time spent running."""
+    from textbench.search.spent import SpentClock
+
+    spent = sum(SpentClock(s.run_dir).before for _, s, _ in members[: k - 1])
+    return max(budget - spent, 1.0) / (len(members) - k + 1)
+
+
 def validate(members: list[tuple]) -> None:
     """Load and check every dataset (and the tokenizer) before any training; writes nothing."""
     from textbench.core.data import load
@@ -165,6 +176,11 @@ def describe(search, train, data) -> list[str]:
         f"budget {train.max_steps} steps, eval every {train.eval_steps}, batch {train.batch_size}, "
         f"patience {train.patience}, {train.precision}",
         f"{caps}{evals}, max length {data.max_length}, seed {search.seed}",
+        *(
+            [f"--time-budget {_clock(search.time_budget)} for the whole suite, shared out dataset by dataset"]
+            if search.time_budget is not None
+            else []
+        ),
     ]
 
 
@@ -179,6 +195,9 @@ def run_suite(settings: SuiteSettings, search, data, train, *, name: str | None 
     for k, (label, s, d) in enumerate(members, start=1):
         print(progress_line(suite, k, len(members), label, time.monotonic() - start, durations), flush=True)
         began = time.monotonic()
+        if search.time_budget is not None:
+            s = dataclasses.replace(s, time_budget=budget_share(search.time_budget, members, k))
+            print(f"suite {suite}: {label} gets {_clock(s.time_budget)} of the --time-budget", flush=True)
         code = run_benchmark(s, d, train, **kwargs)
         if code:
             print(

@@ -91,6 +91,8 @@ class FitResult:
     wall_seconds: float
     curves: list[dict] = field(default_factory=list)
     trainer: Trainer | None = None
+    seconds_per_evaluation: float = 0.0  # one pass over the validation split (the Trainer's eval_runtime):
+    # what a time budget scales to the test split when it estimates a final run of this configuration
 
     def final_values(self) -> dict:
         """The curves' last value of each metric (for trial attributes and run metrics)."""
@@ -209,7 +211,13 @@ def fit(
         wall_seconds=time.perf_counter() - start,
         curves=curves.as_records(),
         trainer=trainer,
+        seconds_per_evaluation=_seconds_per_evaluation(state.log_history),
     )
+
+
+def _seconds_per_evaluation(log_history: list[dict]) -> float:
+    runtimes = [float(e["eval_runtime"]) for e in log_history if "eval_runtime" in e]
+    return sum(runtimes) / len(runtimes) if runtimes else 0.0
 
 
 def train_config(
@@ -258,6 +266,15 @@ def evaluate_split(trainer: Trainer, dataset, prefix: str = "test") -> dict:
         dataset = ArrayRows(dataset)
     metrics = trainer.predict(dataset, metric_key_prefix=prefix).metrics
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def predict_split(trainer: Trainer, split) -> tuple[dict, np.ndarray]:
+    """(metrics with the ``test_`` prefix, predicted label ids) of the trainer's (best) model on one
+    split, evaluated once."""
+    out = trainer.predict(ArrayRows(split), metric_key_prefix="test")
+    logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
+    metrics = {k: float(v) for k, v in out.metrics.items() if isinstance(v, (int, float))}
+    return metrics, np.asarray(logits).argmax(axis=-1)
 
 
 def set_threads(num_threads: int | None) -> None:

@@ -21,6 +21,8 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from textbench.core.durations import format_duration
+from textbench.core.finetune import parameters_text
 from textbench.reports import collect, figures, stats, stopping, tuning
 from textbench.reports.collect import Benchmark
 
@@ -111,8 +113,17 @@ def _budget_sentence(bench: Benchmark, has_final: bool) -> str:
         return "No settings were recorded with the studies."
     labels = raw.get("labels") or []
     s = {k: cell(v) for k, v in raw.items()}
+    budget = bench.attrs(bench.families[0]).get("time_budget") or {}
+    final = budget.get("final_stage") or {}
+    trials = f"{s.get('target_trials', '?')} trials"
+    if budget:  # the budget's own sentences (reports.stopping) say how many it allowed and why
+        trials = f"up to {trials} (--trials; the time budget below allowed {budget.get('trials_per_family')})"
+    top_k, seeds = (
+        final.get("top_k", s.get("top_k", "?")),
+        final.get("final_seeds", s.get("final_seeds", "?")),
+    )
     return (
-        f"Every family gets {s.get('target_trials', '?')} trials (sampler {s.get('sampler', '?')}, "
+        f"Every family gets {trials} (sampler {s.get('sampler', '?')}, "
         f"pruner {s.get('pruner', '?')}), each at most {s.get('max_steps', '?')} steps of batch size "
         f"{s.get('batch_size', '?')}, evaluated on the validation split every {s.get('eval_steps', '?')} "
         "steps "
@@ -121,8 +132,9 @@ def _budget_sentence(bench: Benchmark, has_final: bool) -> str:
         f"validation / {s.get('test_size', '?')} test examples, {len(labels)} labels "
         f"({', '.join(map(str, labels))}), tokenizer {s.get('tokenizer', '?')}, max length "
         f"{s.get('max_length', '?')}. Search and ranking use validation only; the test split is used once, "
-        f"to evaluate the top {s.get('top_k', '?')} configurations per family with "
-        f"{s.get('final_seeds', '?')} seeds"
+        f"to evaluate the top {top_k} configuration{'s' if str(top_k) != '1' else ''} per family with "
+        f"{seeds} seeds"
+        + (" (cut to fit the time budget)" if final.get("why") else "")
         + ("." if has_final else " (not run yet for this benchmark).")
         + _data_sentence(raw)
     )
@@ -178,7 +190,7 @@ def _leaderboard(trials: pd.DataFrame, order: pd.DataFrame) -> dict[str, Any] | 
             {
                 "rank": range(1, len(order) + 1),
                 "family": [
-                    f"{n} (baseline)" if k == "baseline" else n
+                    {"baseline": f"{n} (baseline)", "pretrained": f"{n} (pretrained reference)"}.get(k, n)
                     for n, k in zip(order["name"], order["kind"], strict=True)
                 ],
                 "chosen trial": order["trial_number"],
@@ -186,7 +198,7 @@ def _leaderboard(trials: pd.DataFrame, order: pd.DataFrame) -> dict[str, Any] | 
                 "mean test": order["mean"],
                 "std": order["std"],
                 "seeds": order["n"],
-                "95% CI (test)": [_ci(r) if r["kind"] == "family" else "–" for _, r in order.iterrows()],
+                "95% CI (test)": [_ci(r) if r["kind"] != "baseline" else "–" for _, r in order.iterrows()],
                 "above chance": order["at_chance"].map(_chance_cell),
             }
         )
@@ -429,19 +441,49 @@ def _rerun_commands(bench: Benchmark, final: pd.DataFrame) -> list[str]:
     return commands
 
 
+def _finetune_text(record: dict[str, Any] | None) -> str | None:
+    """The fine-tuned pretrained reference: how it was trained, what it scored, what it cost."""
+    if not record:
+        return None
+    grid = ", ".join(
+        f"{lr} ({stats.fmt_acc(acc)})" for lr, acc in (record.get("validation_by_lr") or {}).items()
+    )
+    tests = ", ".join(stats.fmt_acc(a) for a in record.get("test_accuracies") or [])
+    n_params = record.get("n_params") or 0
+    return (
+        f"Pretrained reference: {record.get('model')} fine-tuned with its own tokenizer on the same rows "
+        f"(AutoModelForSequenceClassification, {parameters_text(n_params)}; not searched, and "
+        "pretrained on text outside this benchmark). Same steps, batch size, evaluation cadence, patience "
+        f"and final-stage seeds as the families; learning rate {record.get('learning_rate'):g} chosen on "
+        f"validation (seed {record.get('lr_selection_seed')}, whose run is also its first seed) from {grid}. "
+        f"Test accuracy per seed {tests}, mean "
+        f"{stats.fmt_acc(float(record.get('test_accuracy', math.nan)))}. "
+        f"Cost on {record.get('device', 'CPU')}: {format_duration(record.get('seconds') or 0)} for "
+        f"{len(record.get('trainings') or [])} trainings, {cell(record.get('steps_per_second'))} steps/s"
+        + (
+            f" (estimated at most {format_duration(record['estimated_seconds'])} before it started)."
+            if record.get("estimated_seconds")
+            else "."
+        )
+    )
+
+
 def build_context(bench: Benchmark, gains: pd.DataFrame | None = None) -> dict[str, Any]:
     """Everything the template needs, as plain strings, lists and dicts (``gains``: ``tuning.for_benchmark``,
     computed here when not given)."""
     palette = figures.family_palette(bench.families)
     trials, final, baseline = collect.trials_frame(bench), collect.final_frame(bench), bench.baseline
+    tuned = bench.finetune
     settings, counts = collect.settings_frame(bench), collect.counts_frame(bench)
     importance = collect.importance_frame(bench)
     no_done = "No completed trials: nothing to draw."
     versions = collect.versions_frame(bench)
     preds, labels = collect.final_predictions(bench), collect.test_labels(bench)
     gains = tuning.gains(trials, final, preds, labels) if gains is None else gains
-    order = stats.ranking(final, baseline, preds, labels)
-    pairs = stats.pairwise(final, baseline, preds, labels) if not final.empty else pd.DataFrame()
+    order = stats.ranking(final, baseline, preds, labels, tuned)
+    pairs = (
+        stats.pairwise(final, baseline, preds, labels, finetune=tuned) if not final.empty else pd.DataFrame()
+    )
     chance = _chance_rate(order, labels)
     curves = stats.expected_max_frame(trials)
     best = collect.best_frame(bench)
@@ -457,7 +499,9 @@ def build_context(bench: Benchmark, gains: pd.DataFrame | None = None) -> dict[s
         "optuna_version": optuna.__version__,
         "sections": SECTIONS,
         "verdict": [
-            *stats.verdict_parts(trials, final, baseline, preds, labels, pairs=pairs if len(pairs) else None),
+            *stats.verdict_parts(
+                trials, final, baseline, preds, labels, pairs=pairs if len(pairs) else None, finetune=tuned
+            ),
             *filter(None, [tuning.sentence(gains)]),
         ],
         "tuning": _tuning_table(gains),
@@ -487,6 +531,7 @@ def build_context(bench: Benchmark, gains: pd.DataFrame | None = None) -> dict[s
         "settings": _settings_table(settings),
         "best": _best_table(bench, final),
         "baseline": _baseline_text(baseline),
+        "finetune": _finetune_text(tuned),
         "distribution": _figure(
             figures.validation_distribution,
             trials[trials.state == "COMPLETE"],

@@ -62,13 +62,18 @@ def sentences(bench: Benchmark) -> list[str]:
             f"before the report. It allowed {record['trials_per_family']} trials per family: "
             f"{record['reason']}."
         )
+        if (record.get("final_stage") or {}).get("why"):
+            out.append(f"Under the budget {record['final_stage']['why']}.")
         if len(record.get("plans", [])) > 1:
             steps = ", ".join(f"{p['trials']} after {format_duration(p['spent'])}" for p in record["plans"])
             out.append(f"The plan was recomputed as step rates were measured: {steps}.")
     stops = stops_frame(bench)
     early = stops[stops["why it stopped"].map(deliberate)]
     for row in early.itertuples(index=False):
-        out.append(f"{row.family} stopped at {row[1]} trials: {row[4]}.")
+        said = record and row[4] == f"time budget: {record['reason']}"  # the budget's reason, said above
+        out.append(
+            f"{row.family} stopped at {row[1]} trials" + (" under the budget." if said else f": {row[4]}.")
+        )
     if stops["finished trials"].nunique() > 1 and len(early):
         out.append(
             "The families ran different numbers of trials ("

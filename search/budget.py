@@ -2,9 +2,11 @@
 
 ``search.plan`` does the arithmetic; this keeps the running state: the whole benchmark's measured
 rates (``search.overall.Overall``, calibrated before the searches), the time spent running
-(``search.spent.SpentClock``, earlier runs included) and the latest plan. Before each trial the plan
-is recomputed and stored on the study (``planned_trials``, which ``--workers`` helpers obey too);
-a family stops when it reached the plan's count.
+(``search.spent.SpentClock``, earlier runs included), the families' studies and the latest plan.
+Before each trial the plan is recomputed and stored on every study (``planned_trials``, which
+``--workers`` helpers obey too); a family stops when its trials (finished or running) reached the
+plan's count. Trials other workers are running count as run: the plan never drops below a count a
+family already claimed, so the families end equal.
 """
 
 from __future__ import annotations
@@ -26,26 +28,73 @@ class Budget:
     clock: SpentClock
     overall: Overall
     cap: int  # --trials
+    finetune: str | None = None  # the --finetune model, whose estimate (Overall.finetune_seconds) is reserved
+    top_k: int = 0  # --top-k: the configurations per family whose own trials estimate the final stage
+    test_per_validation: float = 0.0  # test rows / validation rows: a final run's test prediction costs
+    # that many of its trial's validation evaluations
     history: list[dict] = field(default_factory=list)  # every distinct plan, for the report
     plan: Plan | None = None
     ceiling: int | None = None  # the count a family stopped at under the budget: no later family exceeds it
+    studies: dict = field(default_factory=dict)  # family -> its optuna study (``watch``)
+    final: dict | None = None  # the final stage that fit (``final_stage``)
+
+    def watch(self, family: str, study) -> None:
+        """Count ``study``'s claimed trials in every plan, and tell it the plan (for the helpers)."""
+        self.studies[family] = study
+        stored = (study.user_attrs.get("time_budget") or {}).get("plans") or []
+        if len(self.studies) == 1 and stored:  # a resume: the earlier runs' plans come first in the report
+            self.history[:0] = [p for p in stored if p not in self.history]
+        study.set_user_attr("planned_trials", self.plan.trials if self.plan else None)
+
+    def claimed(self) -> dict[str, int]:
+        """Trials per family that finished or are running (other workers' included)."""
+        from textbench.search.runner import count_trials  # Optuna's, imported where the studies are
+
+        out = dict(self.overall.finished)
+        for family, study in self.studies.items():
+            counts = count_trials(study)
+            out[family] = max(out.get(family, 0), counts.finished + counts.running)
+        return out
 
     def rates(self) -> Rates:
         o = self.overall
+        final_run = {f: est for f in o.families if (est := self.final_run_seconds(f, self.top_k))}
         return Rates(
             seconds_per_step={f: o.rate(f) or 0.0 for f in o.families},
             trial_steps=sum(o.trial_steps) / len(o.trial_steps) if o.trial_steps else o.max_steps,
             final_steps=sum(o.complete_steps) / len(o.complete_steps) if o.complete_steps else o.max_steps,
             baseline_seconds=o.baseline * o.train_rows * BASELINE_SECONDS_PER_ROW + REPORT_SECONDS,
+            finetune_seconds=o.finetune_seconds,
+            final_run_seconds={f: sum(est) / len(est) for f, est in final_run.items()},
         )
 
+    def final_run_seconds(self, family: str, k: int) -> list[float]:
+        """Seconds of one final run of each configuration that ``family``'s final stage would re-train
+        now (its top ``k`` and the course notes', ``search.final.final_configs``): a re-training of a
+        searched configuration costs what its own trial cost, plus one prediction of the test split (its
+        seconds per validation evaluation, scaled by the splits' sizes). A family's mean rate misleads
+        here: the flagship's RNN trials ran 68 s (the notes' configuration, the one re-trained) to 341 s,
+        and the mean made a 4-minute final stage look like 12. Empty before a trial of it completed."""
+        study = self.studies.get(family)
+        if study is None or k < 1:
+            return []
+        from textbench.search.final import final_configs  # with the studies: Optuna's, and torch's
+
+        _, configs = final_configs(study, k)
+        return [
+            t.user_attrs["wall_seconds"]
+            + (t.user_attrs.get("seconds_per_evaluation") or 0.0) * self.test_per_validation
+            for t in configs
+            if t.user_attrs.get("wall_seconds")
+        ]
+
     def replan(self) -> Plan:
-        o = self.overall
+        o, rates = self.overall, self.rates()
         plan = plan_trials(
             self.seconds,
-            self.rates(),
+            rates,
             cap=self.cap,
-            finished=dict(o.finished),
+            finished=self.claimed(),
             final_runs=o.final_runs,
             final_done=dict(o.final_done),
             spent=self.clock.spent(),
@@ -56,19 +105,53 @@ class Budget:
             self.history.append(
                 {"spent": round(plan.spent, 1), "trials": plan.trials, "reason": plan.reason()}
             )
+            for study in self.studies.values():
+                study.set_user_attr("planned_trials", plan.trials)
         self.plan = plan
         o.trials = plan.trials  # the ETA counts the planned trials, not --trials
+        o.final_run_seconds = rates.final_run_seconds  # and the final stage as the plan estimates it
         return plan
 
-    def stop(self, study, finished: int) -> str | None:
-        """Asked before each trial of ``study``: a reason to stop, or None."""
+    def stop(self, claimed: int) -> str | None:
+        """Asked before each trial of a study whose trials finished or running are ``claimed``: a
+        reason to stop, or None."""
         plan = self.replan()
-        study.set_user_attr("planned_trials", plan.trials)
         self.clock.save()
-        if finished >= plan.trials and plan.trials < self.cap:
+        if claimed >= plan.trials and plan.trials < self.cap:
             self.ceiling = plan.trials
             return f"time budget: {plan.reason()}"
         return None
+
+    def final_stage(self, completed: dict[str, int], top_k: int, seeds: int, reference: bool) -> dict:
+        """The final stage that fits what the searches left of the budget: ``top_k`` x ``seeds`` when it
+        fits; else fewer configurations first, then fewer seeds (never under 2, which a confidence
+        interval needs, nor more than asked), the same for every family; the smallest when nothing
+        fits. ``completed``: completed trials per family (at most that many configurations)."""
+        rates, o = self.rates(), self.overall
+        left = self.seconds - self.clock.spent() - rates.baseline_seconds - rates.finetune_seconds
+
+        measured = {  # per k, each family's configurations' own estimates (read from the studies once)
+            k: {f: sum(self.final_run_seconds(f, k)) for f in rates.seconds_per_step}
+            for k in range(1, max(top_k, 1) + 1)
+        }
+
+        def cost(k: int, n: int) -> float:
+            return sum(
+                measured[k][f] * n or (min(k, completed.get(f, 0)) + reference) * n * rates.final_steps * rate
+                for f, rate in rates.seconds_per_step.items()
+            ) / max(o.workers, 1)
+
+        choices = [(k, seeds) for k in range(top_k, 0, -1)] + [(1, n) for n in range(seeds - 1, 1, -1)]
+        k, n = next(((k, n) for k, n in choices if cost(k, n) <= left), choices[-1])
+        record = {"top_k": k, "final_seeds": n, "asked": [top_k, seeds]}
+        if (k, n) != (top_k, seeds):
+            record["why"] = (
+                f"the final stage was cut to the top {k} x {n} seeds (of --top-k {top_k} x --final-seeds "
+                f"{seeds}) to fit the budget: about {format_duration(cost(k, n))} of "
+                f"{format_duration(max(left, 0))} left (the asked {format_duration(cost(top_k, seeds))})"
+            )
+        self.final = record
+        return record
 
     def left(self) -> str:
         left = max(self.seconds - self.clock.spent(), 0)
@@ -81,13 +164,18 @@ class Budget:
         """The error when not even one trial per family plus the final stage fits, with its numbers."""
         plan, rates = self.plan, self.rates()
         rate = ", ".join(f"{f} {r:.3f} s/step" for f, r in rates.seconds_per_step.items())
+        tune = (
+            f" (of which the --finetune {self.finetune} reference {format_duration(rates.finetune_seconds)})"
+            if rates.finetune_seconds
+            else ""
+        )
         return (
             f"--time-budget {format_duration(self.seconds)} cannot hold one trial per family plus the "
             f"final stage: one trial of every family takes about {format_duration(plan.per_trial)} "
             f"({rates.trial_steps:.0f} steps; {rate}), the final stage and baseline need "
-            f"{format_duration(plan.reserved)}, {format_duration(plan.spent)} are already spent: give at "
-            f"least {format_duration(plan.spent + plan.reserved + plan.per_trial)}, or lower --max-steps, "
-            "--top-k or --final-seeds"
+            f"{format_duration(plan.reserved)}{tune}, {format_duration(plan.spent)} are already spent: "
+            f"give at least {format_duration(plan.spent + plan.reserved + plan.per_trial)}, "
+            "or lower --max-steps, --top-k or --final-seeds"
         )
 
     def record(self) -> dict:
@@ -99,5 +187,7 @@ class Budget:
             "trials_per_family": plan.trials if plan else None,
             "cap": self.cap,
             "reason": plan.reason() if plan else "",
+            "finetune_reserved_seconds": round(self.overall.finetune_seconds, 1),
+            "final_stage": self.final,
             "plans": self.history,
         }

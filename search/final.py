@@ -20,18 +20,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import optuna
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from textbench.core import predictions
-from textbench.core.data import ArrayRows
 from textbench.core.inference import save_model
 from textbench.core.layout import best_seed, final_model_dir
 from textbench.core.models import count_parameters
 from textbench.core.settings import TrainSettings
-from textbench.core.training import train_config
+from textbench.core.training import predict_split, train_config
 from textbench.search.objective import trial_seed
 from textbench.search.reference import ATTR as REFERENCE
 from textbench.search.reference import is_reference, reference_trial
@@ -53,10 +51,32 @@ def final_seeds(study_seed: int, n: int) -> list[int]:
     return [trial_seed(study_seed, FINAL_SEED_OFFSET + i) for i in range(n)]
 
 
+def final_size(study: optuna.Study, search: SearchSettings) -> tuple[int, int]:
+    """(configurations, seeds) of the final stage: --top-k x --final-seeds, or under --time-budget what
+    worker 0 fitted to the budget after the searches (``final_plan`` on the study, which a ``--workers``
+    helper waits for: its searches may end before worker 0's)."""
+    if search.time_budget is None:
+        return search.top_k, search.final_seeds
+    while not (plan := study.user_attrs.get("final_plan")):
+        time.sleep(1)
+    return int(plan["top_k"]), int(plan["final_seeds"])
+
+
 def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
     """The k completed trials with the best validation value (ties: lower trial number first)."""
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
     return sorted(complete, key=lambda t: (-t.value, t.number))[:k]
+
+
+def final_configs(
+    study: optuna.Study, k: int
+) -> tuple[list[optuna.trial.FrozenTrial], list[optuna.trial.FrozenTrial]]:
+    """(the top k, every configuration the final stage re-trains): the course notes' configuration is
+    re-trained with the same seeds too (unless it is in the top k already), so that what tuning bought
+    is measured on the same test examples."""
+    top = top_trials(study, k)
+    ref = reference_trial(study)
+    return top, top + ([ref] if ref is not None and ref.number not in {t.number for t in top} else [])
 
 
 def keep_best_seed_models(run_dir: Path, family: str, records: list[dict]) -> None:
@@ -92,9 +112,7 @@ def train_final(
         work_dir / f"final-{family}-{trial.number}-{seed}",
         seed=seed,
     )
-    out = result.trainer.predict(ArrayRows(data.splits["test"]), metric_key_prefix="test")
-    logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
-    test = {k: float(v) for k, v in out.metrics.items() if isinstance(v, (int, float))}
+    test, predicted = predict_split(result.trainer, data.splits["test"])
     save_model(
         result.trainer.model,
         data.tokenizer,
@@ -115,7 +133,7 @@ def train_final(
         "n_params": count_parameters(model),
         "params": dict(trial.params),
         "worker": WORKER,
-        "test_predictions": predictions.pack(np.asarray(logits).argmax(axis=-1)),
+        "test_predictions": predictions.pack(predicted),
         "curves": result.curves,
         "started_at": started_at,
         "ended_at": time.time(),
@@ -174,16 +192,14 @@ def run_final(
     s = search
     if s.final_seeds == 0:
         return []
-    top = top_trials(study, s.top_k)
+    top_k, n_seeds = final_size(study, s)
+    top, configs = final_configs(study, top_k)
     rank = {t.number: i + 1 for i, t in enumerate(top)}
-    seeds = final_seeds(s.seed, s.final_seeds)
+    seeds = final_seeds(s.seed, n_seeds)
     if not top and not share:
         log.warning("%s: no completed trial, nothing to evaluate on test", study.study_name)
-    # The course notes' configuration is re-trained with the same seeds (unless it is in the top-k
-    # already), so that what tuning bought is measured on the same test examples; rank None.
-    ref = reference_trial(study)
-    configs = top + ([ref] if ref is not None and ref.number not in rank else [])
     keep = {t.number for t in configs}
+    ref = reference_trial(study)
 
     runs = [(t, seed) for t in configs for seed in seeds]
     labels = predictions.pack(data.splits["test"]["labels"])

@@ -125,6 +125,7 @@ class Objective:
         attrs = {
             "best_step": result.best_step,
             "steps_trained": result.steps_trained,
+            "seconds_per_evaluation": round(result.seconds_per_evaluation, 3),
             **result.final_values(),
         }
         for key, value in attrs.items():

@@ -41,7 +41,11 @@ class Overall:
     calibrated: dict[str, float] = field(default_factory=dict)  # seconds per step of a short timed run of
     # each family's course-notes configuration (search.calibrate), before any of its trials ran
     stopped: dict[str, int] = field(default_factory=dict)  # a family whose search stopped early: its trials
+    preloaded: set = field(default_factory=set)  # families whose stored trials were measured (a resume)
     extra: object = None  # a callable whose text ends the line (a time budget's time left)
+    finetune_seconds: float = 0.0  # the --finetune reference's estimate, until it has run (last)
+    final_run_seconds: dict[str, float] = field(default_factory=dict)  # per family, one final run of the
+    # configurations it would re-train, from their own trials (a time budget's, ``Budget.final_run_seconds``)
 
     def measured(self, family: str, steps: int, seconds: float, *, trial: bool, complete: bool) -> None:
         """Record one finished trial (``trial``) or final run of ``family``; ``complete``: not pruned."""
@@ -84,12 +88,13 @@ class Overall:
         )
         training = 0.0
         for a in self.families:
-            steps = (
-                max(self.target(a) - self.finished.get(a, 0), 0) * per_trial
-                + max(self._final_runs(a) - self.final_done.get(a, 0), 0) * per_final
+            final_run = self.final_run_seconds.get(a, per_final * self.rate(a))
+            training += (
+                max(self.target(a) - self.finished.get(a, 0), 0) * per_trial * self.rate(a)
+                + max(self._final_runs(a) - self.final_done.get(a, 0), 0) * final_run
             )
-            training += steps * self.rate(a)
-        return training / max(self.workers, 1) + self.baseline * self.train_rows * BASELINE_SECONDS_PER_ROW
+        baseline = self.baseline * self.train_rows * BASELINE_SECONDS_PER_ROW
+        return training / max(self.workers, 1) + baseline + self.finetune_seconds
 
     def target(self, family: str) -> int:
         """The trials ``family`` runs: the target, or where its search stopped (convergence, budget)."""

@@ -1,7 +1,8 @@
 """How many trials per family fit a wall-clock budget: pure arithmetic on measured rates.
 
 A budget (``--time-budget``) is for the whole benchmark: searches, final stage and baseline. The
-final stage (``top_k x final_seeds`` runs per family) and the baseline are reserved first, then the
+final stage (``top_k x final_seeds`` runs per family), the baseline and a ``--finetune`` reference
+are reserved first, then the
 searches get what is left; every family gets the same number of trials (fairness: the comparison
 is at equal trial counts), the largest that fits and never more than ``--trials``. The rates are
 the ETA's (``search.overall``): each family's measured seconds per step (a calibration gives them
@@ -12,7 +13,7 @@ future cost. Nothing here imports torch or Optuna, so the planner is tested on s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textbench.core.durations import format_duration
 
@@ -25,6 +26,9 @@ class Rates:
     trial_steps: float  # mean steps of one search trial (pruned trials included)
     final_steps: float  # mean steps of one final run (early stopping included)
     baseline_seconds: float = 0.0
+    finetune_seconds: float = 0.0  # the --finetune reference's estimate (runs alone, after the others)
+    final_run_seconds: dict[str, float] = field(default_factory=dict)  # per family: one final run of the
+    # configurations its final stage would re-train now, from their own trials (else final_steps x rate)
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,12 @@ class Plan:
                 f"{format_duration(self.reserved)} reserved for the final stage and baseline"
             )
         trials = f"{self.trials} trial{'s' if self.trials != 1 else ''}"
+        if not self.fits and self.trials:
+            return (
+                f"the searches stop at {trials} per family (of --trials {self.cap}): the final stage as "
+                f"asked and the baseline need {format_duration(self.reserved)} of the "
+                f"{format_duration(self.left)} left, so the final stage is cut to fit"
+            )
         return (
             f"{trials} per family (of --trials {self.cap}) fit the budget of "
             f"{format_duration(self.budget)}: one trial of every family takes about "
@@ -84,11 +94,13 @@ def plan_trials(
     workers = max(workers, 1)
     reserved = (
         sum(
-            max(final_runs - final_done.get(f, 0), 0) * rates.final_steps * rates.seconds_per_step[f]
+            max(final_runs - final_done.get(f, 0), 0)
+            * rates.final_run_seconds.get(f, rates.final_steps * rates.seconds_per_step[f])
             for f in families
         )
         / workers
         + rates.baseline_seconds
+        + rates.finetune_seconds
     )
     trial_seconds = {f: rates.trial_steps * rates.seconds_per_step[f] / workers for f in families}
     per_trial = sum(trial_seconds.values())

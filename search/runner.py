@@ -36,6 +36,7 @@ class Counts:
     pruned: int = 0
     failed: int = 0
     running: int = 0
+    stop_reason: str | None = None  # set by ``run_study`` when ``stop`` ended it early
 
     @property
     def finished(self) -> int:
@@ -133,11 +134,14 @@ def run_study(
     progress: bool = True,
     status=None,
     stop=None,
+    wait: bool = True,
 ) -> Counts:
     """Run trials until ``target`` are finished (complete + pruned); returns the final counts.
     ``status``: a callable whose text (the whole benchmark's line) follows the study's name on its bar.
     ``stop(study)``: asked before each new trial; a reason (text) ends the study early (a time
-    budget's plan, convergence) and is stored on the study as ``stop_reason``."""
+    budget's plan, convergence) and is stored on the study as ``stop_reason``. ``wait=False``: return
+    as soon as nothing is left to claim (other workers hold the remaining trials) instead of watching
+    them, so that a worker taking turns between families moves on (``search.studies``)."""
     start = time.monotonic()
     counts = count_trials(study)
 
@@ -165,15 +169,10 @@ def run_study(
                 break
             reason = stop(study) if stop is not None else None
             if reason:
-                log.info(
-                    "%s: stopped with %d/%d trials finished: %s",
-                    study.study_name,
-                    counts.finished,
-                    target,
-                    reason,
-                )
+                log.info("%s: stopped after %d trials: %s", study.study_name, counts.finished, reason)
                 study.set_user_attr("stop_reason", reason)
                 study.set_user_attr("stopped_at", counts.finished)
+                counts.stop_reason = reason
                 break
             trial = None
             with claim_lock(study):  # one worker at a time fails a stale trial and enqueues its retry
@@ -186,6 +185,8 @@ def run_study(
             if counts.finished >= target:
                 bar.n = target  # also when another worker finished the last trial
                 bar.set_postfix(_postfix(study, counts), refresh=True)
+                break
+            if trial is None and not wait:
                 break
             if trial is None:  # other workers hold the remaining trials: watch for crashes
                 time.sleep(POLL_SECONDS)

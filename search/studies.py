@@ -14,6 +14,7 @@ import os
 import platform
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -33,7 +34,7 @@ from textbench.search.objective import Objective
 from textbench.search.overall import Overall, measure_trial
 from textbench.search.plugins import source as family_source
 from textbench.search.reference import enqueue_reference
-from textbench.search.runner import count_trials, run_study
+from textbench.search.runner import Counts, count_trials, run_study
 from textbench.search.search_settings import SearchSettings, is_journal, is_server_storage, is_sqlite
 from textbench.search.study import (
     check_resumable,
@@ -142,11 +143,18 @@ def _new_file_store(url: str) -> bool:
     return bool(database) and not Path(database).exists()
 
 
-def setup(search: SearchSettings, data_settings: DataSettings, train: TrainSettings) -> SearchRun:
-    """Validate everything, then create: storage, MLflow experiment, tokenization cache. Every check
-    that needs no data comes before the data is read (a server must answer first); bad input (data,
+def setup(
+    search: SearchSettings,
+    data_settings: DataSettings,
+    train: TrainSettings,
+    before_create: Callable[[SearchRun], None] | None = None,
+) -> SearchRun:
+    """Validate everything, tokenize, then create: storage and MLflow experiment. Every check that
+    needs no data comes before the data is read (a server must answer first); bad input (data,
     settings, a study that cannot be resumed, an unreachable server) fails before anything is
-    written, so it leaves no store, folder or cache entry behind."""
+    written, so it leaves no store, folder or cache entry behind. ``before_create(bench)`` runs on
+    the tokenized data before the store and the experiment exist (a time budget's calibration and
+    plan: a refused budget leaves nothing behind but the tokenization cache)."""
     check_writable(search.run_dir)
     check_device(train)
     fixed = {family: fixing.parse_fixed(family, search.fix) for family in search.families}
@@ -171,18 +179,20 @@ def setup(search: SearchSettings, data_settings: DataSettings, train: TrainSetti
     if storage is not None:
         for family in search.families:  # all families, before any of them runs a trial
             check_resumable(storage, search.name, family, bench.study_settings(family))
-    # validated: from here on, things are created
-    bench.storage = storage or make_storage(search.storage)
+    # validated: the MLflow experiment first (its database needs the most room), then the cache
     if search.mlflow:
         params = {family: mlflow_params(bench, family) for family in search.families}
-        tracking = MlflowTracker(search.tracking_uri, search.name, search.run_dir / "mlartifacts", params)
-        bench.tracker = tracking
-        if stale_trial_handler(bench.storage) is not None:
-            stale_trial_handler(bench.storage).listeners.append(tracking.trial_died)
+        artifacts = search.run_dir / "mlartifacts"
+        bench.tracker = MlflowTracker(search.tracking_uri, search.name, artifacts, params)
     tokenize(data, data_settings)
     # The Trainer runs gc.collect() at the start of every train(): without this it walks the ~0.5 M
     # objects of the imported libraries each trial (0.24 s here); frozen, they are left out of it.
     gc.freeze()
+    if before_create is not None:
+        before_create(bench)
+    bench.storage = storage or make_storage(search.storage)
+    if bench.tracker is not None and stale_trial_handler(bench.storage) is not None:
+        stale_trial_handler(bench.storage).listeners.append(bench.tracker.trial_died)
     return bench
 
 
@@ -214,8 +224,92 @@ def study_attrs(bench: SearchRun, family: str) -> dict:
     }
 
 
-def run_family(bench: SearchRun, family: str) -> optuna.Study:
-    """Create or resume one family's study and run it to the target."""
+@dataclass
+class FamilySearch:
+    """One family's study, opened and ready to run trials (``open_family``)."""
+
+    bench: SearchRun
+    family: str
+    study: optuna.Study
+    objective: Objective
+    callbacks: list
+    status: Callable[[], str] | None
+    stop: Callable[[optuna.Study], str | None] | None
+    stopped: str | None = None  # why this family's search ended early (budget, convergence)
+    started: bool = False
+
+    def run(self, target: int, *, wait: bool = True) -> Counts:
+        """Run trials until ``target`` are finished (``wait=False``: until none is left to claim)."""
+        bench, s = self.bench, self.bench.search
+        if not self.started:
+            for hook in bench.hooks:
+                hook.study_started(self.study)
+            self.started = True
+        if bench.overall is not None:
+            turn = f" round {target}" if s.time_budget is not None else ""
+            place = f"{s.families.index(self.family) + 1}/{len(s.families)}"
+            bench.overall.phase = f"search {self.family} {place}{turn}"
+        counts = run_study(
+            self.study,
+            self.objective,
+            target,
+            timeout=s.timeout,
+            callbacks=self.callbacks,
+            progress=s.progress,
+            status=self.status,
+            stop=self.stop,
+            wait=wait,
+        )
+        self.stopped = self.stopped or counts.stop_reason
+        return counts
+
+    def settle(self) -> Counts:
+        """Wait for the trials other workers still run in this study (a dead one's trial is retried), so
+        that the final stage ranks every trial; then the study's own bookkeeping."""
+        counts = count_trials(self.study)
+        claimed = counts.finished + counts.running
+        if counts.running:
+            run_study(self.study, self.objective, claimed, callbacks=self.callbacks, progress=False)
+        counts = count_trials(self.study)
+        s, overall = self.bench.search, self.bench.overall
+        if self.bench.worker == 0 and self.stopped is None and counts.finished >= s.trials:
+            self.study.set_user_attr("stop_reason", f"--trials {s.trials} reached")
+        elif self.stopped is not None and overall is not None:
+            overall.stopped[self.family] = counts.finished
+        if overall is not None:  # with other workers, their last trials ended after this one's
+            overall.finished[self.family] = counts.finished
+        return counts
+
+    def close(self, interrupted: bool = False) -> None:
+        if self.started:
+            for hook in self.bench.hooks:
+                hook.study_ended(self.study, interrupted=interrupted)
+
+
+def measure_stored(bench: SearchRun) -> None:
+    """Feed a resumed benchmark's finished trials and final runs to the ETA and the budget before the
+    plan: the families' measured rates, not only a calibration, and the final runs already done are not
+    reserved again."""
+    from textbench.search.final import stored_records
+
+    overall = bench.overall
+    if bench.storage is None or overall is None:
+        return
+    names = {s.study_name for s in optuna.get_all_study_summaries(bench.storage, include_best_trial=False)}
+    for family in bench.search.families:
+        name = f"{bench.search.name}-{family}"
+        if name not in names:
+            continue
+        study = optuna.load_study(study_name=name, storage=bench.storage)
+        for frozen in study.get_trials(deepcopy=False):
+            measure_trial(overall, family, frozen)
+        overall.finished[family] = count_trials(study).finished
+        overall.final_done[family] = len(stored_records(study.user_attrs))
+        overall.preloaded.add(family)
+
+
+def open_family(bench: SearchRun, family: str) -> FamilySearch:
+    """Create or resume one family's study, with its objective, callbacks and stop rule."""
     s = bench.search
     sampler = make_sampler(s.sampler, s.seed, s.trials, worker=bench.worker)
     if bench.fixed[family]:
@@ -243,8 +337,6 @@ def run_family(bench: SearchRun, family: str) -> optuna.Study:
         artifact_dir=artifact_dir(s),
     )
     study.set_user_attr("artifact_dir", str(artifact_dir(s)))
-    for hook in bench.hooks:
-        hook.study_started(study)
     if bench.tracker is not None:
         study.set_user_attr("mlflow_experiment_id", bench.tracker.experiment_id)
     callbacks = [hook.trial_finished for hook in bench.hooks]
@@ -253,9 +345,8 @@ def run_family(bench: SearchRun, family: str) -> optuna.Study:
     status = None
     if bench.overall is not None:
         overall = bench.overall
-        overall.phase = f"search {family} {s.families.index(family) + 1}/{len(s.families)}"
-        for frozen in study.get_trials(deepcopy=False):  # a resumed study: its trials are measurements too
-            measure_trial(overall, family, frozen)
+        for frozen in study.get_trials(deepcopy=False) if family not in overall.preloaded else []:
+            measure_trial(overall, family, frozen)  # a resumed study: its trials are measurements too
 
         def track(study, frozen):
             measure_trial(overall, family, frozen)
@@ -264,33 +355,49 @@ def run_family(bench: SearchRun, family: str) -> optuna.Study:
         overall.finished[family] = count_trials(study).finished
         callbacks.append(track)
         status = overall.line
+    if bench.worker == 0:  # the helpers read these (started after this): a resumed study starts afresh
+        study.set_user_attr("stop_reason", None)
+        study.set_user_attr("final_plan", None)  # fitted to the budget again after this run's searches
+        if bench.budget is not None:
+            bench.budget.watch(family, study)
     stop = stopping(bench, study, callbacks)
-    study.set_user_attr("stop_reason", None)  # a resumed study may have stopped for another reason
+    return FamilySearch(bench, family, study, objective, callbacks, status, stop)
+
+
+def open_searches(bench: SearchRun) -> list[FamilySearch]:
+    """Every family's study, opened before any trial (worker 0 does this before its helpers start)."""
+    return [open_family(bench, family) for family in bench.search.families]
+
+
+def run_searches(bench: SearchRun, searches: list[FamilySearch] | None = None) -> dict[str, optuna.Study]:
+    """All families on the same prepared data: one after the other, or, under ``--time-budget``, in
+    rounds (every family one more trial per round) so that all of them have the same number of trials
+    whenever the budget ends the searches; run one after the other, the first family spent time the
+    later ones then lacked, and fairness had to overrun the budget."""
+    searches = open_searches(bench) if searches is None else searches
     interrupted = False
     try:
-        counts = run_study(
-            study,
-            objective,
-            s.trials,
-            timeout=s.timeout,
-            callbacks=callbacks,
-            progress=s.progress,
-            status=status,
-            stop=stop,
-        )
-        if counts.finished >= s.trials and not study.user_attrs.get("stop_reason"):
-            study.set_user_attr("stop_reason", f"--trials {s.trials} reached")
-        elif study.user_attrs.get("stop_reason") and bench.overall is not None:
-            bench.overall.stopped[family] = counts.finished
-        if bench.overall is not None:  # with other workers, their last trials ended after this one's
-            bench.overall.finished[family] = count_trials(study).finished
+        if bench.search.time_budget is None:
+            for one in searches:
+                one.run(bench.search.trials)
+                one.settle()
+                one.close()
+        else:
+            for target in range(1, bench.search.trials + 1):
+                going = [one for one in searches if one.stopped is None]
+                if not going:
+                    break
+                for one in going:  # with other workers: move on rather than wait for their trial
+                    one.run(target, wait=False)
+            for one in searches:
+                one.settle()
     except KeyboardInterrupt:
         interrupted = True
         raise
     finally:
-        for hook in bench.hooks:
-            hook.study_ended(study, interrupted=interrupted)
-    return study
+        for one in searches:
+            one.close(interrupted=interrupted)
+    return {one.family: one.study for one in searches}
 
 
 def stopping(bench: SearchRun, study: optuna.Study, callbacks: list):
@@ -314,14 +421,15 @@ def stopping(bench: SearchRun, study: optuna.Study, callbacks: list):
     def stop(study) -> str | None:
         if verdict.get("reason"):
             return verdict["reason"]
-        finished = count_trials(study).finished
+        counts = count_trials(study)
+        claimed = counts.finished + counts.running  # other workers' trials in flight count as run
         if bench.budget is not None:
-            return bench.budget.stop(study, finished)
+            return bench.budget.stop(claimed)
         attrs = study.user_attrs  # a --workers helper follows worker 0's plan, and stops when it stopped
         planned = attrs.get("planned_trials")
         if s.time_budget is not None and attrs.get("stop_reason"):
             return attrs["stop_reason"]
-        if s.time_budget is not None and planned is not None and finished >= planned:
+        if s.time_budget is not None and planned is not None and claimed >= planned:
             return f"time budget: {planned} trials per family planned"
         return None
 
@@ -331,8 +439,3 @@ def stopping(bench: SearchRun, study: optuna.Study, callbacks: list):
 def artifact_dir(search: SearchSettings) -> Path:
     """Optuna's artifact store, beside the default study storage: ``optuna-dashboard --artifact-dir``."""
     return (Path(search.output_dir) / "artifacts").resolve()
-
-
-def run_searches(bench: SearchRun) -> dict[str, optuna.Study]:
-    """All families, one after the other, on the same prepared data."""
-    return {family: run_family(bench, family) for family in bench.search.families}

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
+from optuna.trial import TrialState
 
 from textbench.core.durations import format_duration, parse_duration
 from textbench.search.budget import REPORT_SECONDS, Budget
@@ -96,11 +99,17 @@ def test_time_spent_survives_a_restart(tmp_path):
 
 
 class FakeStudy:
-    def __init__(self):
+    """What the budget reads and writes of a study: its trials' states and its attributes."""
+
+    def __init__(self, states=()):
         self.user_attrs = {}
+        self.states = list(states)
 
     def set_user_attr(self, key, value):
         self.user_attrs[key] = value
+
+    def get_trials(self, deepcopy=False):
+        return [SimpleNamespace(state=TrialState[s]) for s in self.states]
 
 
 def overall(**kwargs) -> Overall:
@@ -117,7 +126,8 @@ def test_budget_replans_as_rates_are_measured(tmp_path):
     # reserved: 8 s final stage + the report's seconds; (100 - 8) / 4 = 23 rounds
     assert budget.replan().trials == 23
     study = FakeStudy()
-    assert budget.stop(study, 0) is None and study.user_attrs["planned_trials"] == 23
+    budget.watch("cnn", study)
+    assert budget.stop(0) is None and study.user_attrs["planned_trials"] == 23
     # the cnn's trials turn out twice as slow as its calibration: the rnn is assumed twice as slow too
     o.measured("cnn", 100, 2.0, trial=True, complete=True)
     o.finished["cnn"] = 1
@@ -130,9 +140,30 @@ def test_budget_replans_as_rates_are_measured(tmp_path):
         o.measured("cnn", 100, 2.0, trial=True, complete=True)  # trials (60 s) fit, an 11th round not
     o.finished["cnn"] = 10
     now[0] = 20.0
-    reason = budget.stop(study, 10)
+    study.states = ["COMPLETE"] * 10
+    reason = budget.stop(10)
     assert reason.startswith("time budget: 10 trials per family (of --trials 50)")
-    assert budget.ceiling == 10 and o.trials == 10
+    assert budget.ceiling == 10 and o.trials == 10 and study.user_attrs["planned_trials"] == 10
+
+
+def test_a_trial_another_worker_runs_counts_as_run(tmp_path):
+    """With --workers, the plan never drops below a count some family already claimed: the rnn's 4th
+    trial runs in a helper while worker 0 asks about the cnn, so the cnn gets its 4th too."""
+    now = [0.0]
+    clock = SpentClock(tmp_path, clock=lambda: now[0])
+    clock.start()
+    o = overall(workers=2)
+    o.calibrated.update(cnn=0.01, rnn=0.03)
+    budget = Budget(100 + REPORT_SECONDS, clock, o, cap=50)
+    cnn, rnn = FakeStudy(["COMPLETE"] * 3), FakeStudy(["COMPLETE"] * 3 + ["RUNNING"])
+    budget.watch("cnn", cnn)
+    budget.watch("rnn", rnn)
+    o.finished.update(cnn=3, rnn=3)
+    now[0] = 99.0  # out of time: nothing more fits, but the rnn's 4th is already running
+    assert budget.replan().trials == 4
+    assert budget.stop(3) is None  # the cnn's 4th
+    assert cnn.user_attrs["planned_trials"] == rnn.user_attrs["planned_trials"] == 4
+    assert budget.stop(4).startswith("time budget: the searches stop at 4 trials per family")
 
 
 def test_budget_line_shows_time_left(tmp_path):
@@ -146,3 +177,120 @@ def test_budget_line_shows_time_left(tmp_path):
     now[0] = 75
     assert "budget 3m45s left of 5m00s" in o.line()
     assert o.remaining_seconds() is not None  # calibrated: the first ETA is known before any trial
+
+
+@pytest.mark.parametrize(
+    "left, completed, expected",
+    [
+        (50, {"cnn": 5, "rnn": 5}, (3, 3)),  # (3 + 1) configurations x 3 seeds x 4 s = 48 s fits
+        (40, {"cnn": 5, "rnn": 5}, (2, 3)),  # 48 does not; (2 + 1) x 3 x 4 = 36 does
+        (20, {"cnn": 5, "rnn": 5}, (1, 2)),  # (1 + 1) x 3 x 4 = 24 does not; 2 seeds: 16 does
+        (10, {"cnn": 5, "rnn": 5}, (1, 2)),  # nothing fits: the smallest, never under 2 seeds
+        (42, {"cnn": 1, "rnn": 5}, (3, 3)),  # a cnn with one completed trial: (2 x 1 + 4 x 3) x 3 = 42
+        (40, {"cnn": 1, "rnn": 5}, (2, 3)),  # 42 does not; (2 x 1 + 3 x 3) x 3 = 33 does
+    ],
+)
+def test_the_final_stage_is_cut_to_what_the_searches_left(tmp_path, left, completed, expected):
+    """cnn 1 s and rnn 3 s per final run of 100 steps, one worker: one configuration x one seed of both
+    families costs 4 s; the report's 30 s come off first. Fewer configurations go before fewer seeds."""
+    clock = SpentClock(tmp_path, clock=lambda: 0.0)
+    clock.start()
+    o = overall()
+    o.calibrated.update(cnn=0.01, rnn=0.03)
+    budget = Budget(REPORT_SECONDS + left, clock, o, cap=50)
+    fit = budget.final_stage(completed, top_k=3, seeds=3, reference=True)
+    assert (fit["top_k"], fit["final_seeds"]) == expected
+    assert ("why" in fit) == (expected != (3, 3))
+    assert budget.record()["final_stage"] == fit
+
+
+def test_the_reserve_uses_each_familys_final_run_estimate():
+    # one final run: cnn 5 s, rnn 2 s (not 1 s and 3 s from the rates); 2 runs each + 10 s baseline
+    rates = Rates(**{**RATES.__dict__, "final_run_seconds": {"cnn": 5.0, "rnn": 2.0}})
+    plan = plan_trials(100, rates, cap=50, finished={}, final_runs=2)
+    assert plan.reserved == pytest.approx(2 * 5 + 2 * 2 + 10)
+    assert plan.trials == 19  # (100 - 24) / 4 = 19 rounds
+
+
+def test_a_plan_that_stops_because_the_final_stage_does_not_fit_says_so():
+    # both ran 3; 30 s left of 100, the asked final stage and baseline need 18 s + 20 s extra: no room
+    plan = plan_trials(100, RATES, cap=50, finished={"cnn": 3, "rnn": 3}, final_runs=7, spent=70)
+    assert plan.trials == 3 and not plan.fits
+    assert plan.reason() == (
+        "the searches stop at 3 trials per family (of --trials 50): the final stage as asked and the "
+        "baseline need 38s of the 30s left, so the final stage is cut to fit"
+    )
+
+
+def _timed_study(trials: list[tuple[float, float, float, bool]]):
+    """An in-memory study of completed trials: (validation accuracy, wall seconds, seconds per
+    validation evaluation, is the course notes' configuration)."""
+    import optuna
+
+    from textbench.search.reference import ATTR
+
+    study = optuna.create_study(direction="maximize")
+    for value, wall, evaluation, notes in trials:
+        attrs = {"wall_seconds": wall, "seconds_per_evaluation": evaluation} | ({ATTR: True} if notes else {})
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.COMPLETE, value=value, params={}, distributions={}, user_attrs=attrs
+            )
+        )
+    return study
+
+
+def test_a_final_run_costs_its_own_trial_plus_the_test_prediction(tmp_path):
+    """The flagship's RNN (2026-12-04): the notes' configuration 68 s a trial, two searched ones 341 s
+    and 311 s; the notes' one is the best, so a top-1 final stage re-trains it alone."""
+    clock = SpentClock(tmp_path, clock=lambda: 0.0)
+    clock.start()
+    budget = Budget(1800, clock, overall(), cap=50, top_k=1, test_per_validation=10.0)
+    budget.watch(
+        "rnn",
+        _timed_study([(0.5868, 68.0, 1.0, True), (0.538, 341.0, 3.0, False), (0.51, 311.0, 3.0, False)]),
+    )
+    assert budget.final_run_seconds("rnn", 1) == [pytest.approx(68 + 10 * 1.0)]
+    # top 2: the two best (the notes' one and the 341 s one); the notes' one is not added twice
+    assert budget.final_run_seconds("rnn", 2) == [pytest.approx(78), pytest.approx(341 + 30)]
+    assert budget.rates().final_run_seconds == {"rnn": pytest.approx(78)}
+    assert budget.final_run_seconds("cnn", 1) == []  # no study: the rates' estimate stands
+
+
+def test_the_final_stage_is_cut_by_the_configurations_own_costs(tmp_path):
+    """cnn: the best trial 10 s, the notes' 2 s; rnn: the notes' trial is the best, 4 s (no test
+    prediction here). 3 x 3 would re-train cnn's 3 top trials + the notes' and rnn's 2 (the notes' one
+    in its top): cnn (10 + 8 + 6 + 2) x 3 = 78 s, rnn (4 + 20) x 3 = 72 s; one worker."""
+    clock = SpentClock(tmp_path, clock=lambda: 0.0)
+    clock.start()
+    o = overall()
+    o.calibrated.update(cnn=1.0, rnn=1.0)  # the rates' estimate (100 s a run) would cut to the smallest
+    budget = Budget(REPORT_SECONDS + 100, clock, o, cap=50)
+    budget.watch(
+        "cnn",
+        _timed_study(
+            [(0.6, 2.0, 0, True), (0.9, 10.0, 0, False), (0.8, 8.0, 0, False), (0.7, 6.0, 0, False)]
+        ),
+    )
+    budget.watch("rnn", _timed_study([(0.9, 4.0, 0, True), (0.5, 20.0, 0, False)]))
+    completed = {"cnn": 4, "rnn": 2}
+    # 150 s do not fit 100; top 2 x 3: cnn (10 + 8 + 2) x 3 = 60, rnn 72: 132 no; top 1 x 3: cnn
+    # (10 + 2) x 3 = 36, rnn 4 x 3 = 12: 48 fits
+    fit = budget.final_stage(completed, top_k=3, seeds=3, reference=True)
+    assert (fit["top_k"], fit["final_seeds"]) == (1, 3)
+    assert "about 48s of 1m40s left" in fit["why"]
+
+
+def test_a_resumed_budget_keeps_the_earlier_runs_plans(tmp_path):
+    clock = SpentClock(tmp_path, clock=lambda: 0.0)
+    clock.start()
+    o = overall()
+    o.calibrated.update(cnn=0.01, rnn=0.03)
+    budget = Budget(100 + REPORT_SECONDS, clock, o, cap=50)
+    budget.replan()  # this run's first plan: 23 trials
+    earlier = [{"spent": 0.0, "trials": 30, "reason": "a"}, {"spent": 40.0, "trials": 12, "reason": "b"}]
+    cnn, rnn = FakeStudy(), FakeStudy()
+    cnn.user_attrs["time_budget"] = rnn.user_attrs["time_budget"] = {"plans": earlier}
+    budget.watch("cnn", cnn)
+    budget.watch("rnn", rnn)
+    assert [p["trials"] for p in budget.record()["plans"]] == [30, 12, 23]

@@ -58,3 +58,33 @@ def test_the_time_budget_is_stated():
     assert "Time budget 20m00s for the whole benchmark" in text and "18m50s spent running" in text
     assert "It allowed 3 trials per family: 3 trials per family (of --trials 50)" in text
     assert "recomputed as step rates were measured: 4 after 3m20s, 3 after 10m00s" in text
+
+
+def test_under_a_budget_the_report_states_the_trials_and_final_stage_that_ran():
+    """The budget paragraph of the report: "up to --trials", the final stage as cut, and a family stopped
+    by the budget's own reason is not told that reason a second time."""
+    from textbench.reports.html import _budget_sentence
+
+    reason = "the searches stop at 3 trials per family (of --trials 50): ..."
+    cut = "the final stage was cut to the top 1 x 2 seeds (of --top-k 3 x --final-seeds 3) to fit the budget"
+    record = {
+        "budget_seconds": 1800,
+        "spent_seconds": 894.1,
+        "trials_per_family": 3,
+        "cap": 50,
+        "reason": reason,
+        "final_stage": {"top_k": 1, "final_seeds": 2, "asked": [3, 3], "why": cut},
+        "plans": [],
+    }
+    attrs = dict(time_budget=record, stop_reason=f"time budget: {reason}")
+    b = bench(cnn=study(3, **attrs), rnn=study(3, **attrs))
+    for s in b.studies.values():
+        s.set_user_attr("settings", {"target_trials": 50, "top_k": 3, "final_seeds": 3})
+    sentence = _budget_sentence(b, has_final=True)
+    assert sentence.startswith(
+        "Every family gets up to 50 trials (--trials; the time budget below allowed 3)"
+    )
+    assert "the top 1 configuration per family with 2 seeds (cut to fit the time budget)." in sentence
+    text = " ".join(stopping.sentences(b))
+    assert "cnn stopped at 3 trials under the budget. rnn stopped at 3 trials under the budget." in text
+    assert text.count(reason) == 1

@@ -9,7 +9,8 @@ import pytest
 from textbench.core.errors import UsageError
 from textbench.core.settings import DataSettings
 from textbench.search.search_settings import SearchSettings
-from textbench.suite import SuiteSettings, dataset_name, plan, progress_line
+from textbench.search.spent import SpentClock
+from textbench.suite import SuiteSettings, budget_share, dataset_name, plan, progress_line
 
 
 def test_a_suite_file_sets_each_datasets_own_columns_and_caps(tmp_path):
@@ -73,3 +74,26 @@ def test_names_and_the_progress_line():
     )
     with pytest.raises(UsageError, match="exactly one of --datasets"):
         SuiteSettings(datasets="a", suite="b.toml")
+
+
+def test_a_suite_budget_is_shared_out_and_passes_on_what_a_dataset_left(tmp_path):
+    """--time-budget 15m over three datasets: 5m for the first; it ran 200 s, so the other two share
+    900 - 200 = 700 s (350 s each); the second ran 400 s, so the third gets 900 - 600 = 300 s. The
+    shares read the datasets' own running-time files, so a resumed suite gets the same ones."""
+    search = SearchSettings(trials=3, output_dir=str(tmp_path / "out"), mlflow=False, time_budget="15m")
+    members = [
+        (n, SearchSettings(name=f"s-{n}", output_dir=str(tmp_path / "out"), mlflow=False), None)
+        for n in ("a", "b", "c")
+    ]
+    assert budget_share(search.time_budget, members, 1) == pytest.approx(300)
+    write_spent(members[0][1].run_dir, 200)
+    assert budget_share(search.time_budget, members, 2) == pytest.approx(350)
+    write_spent(members[1][1].run_dir, 400)
+    assert budget_share(search.time_budget, members, 3) == pytest.approx(300)
+    assert budget_share(search.time_budget, members, 2) == pytest.approx(350)  # resumed: the same share
+
+
+def write_spent(run_dir, seconds):
+    clock = SpentClock(run_dir, clock=iter([0.0, float(seconds)]).__next__)
+    clock.start()
+    clock.save()

@@ -6,6 +6,7 @@ trials run, not on the wall seconds of a loaded machine)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import optuna
 import pytest
@@ -24,15 +25,14 @@ def test_a_bad_duration_is_refused_before_anything_runs(tmp_path):
 @pytest.mark.slow
 def test_a_budget_too_small_for_one_trial_per_family_is_refused(tiny_data_dir, tmp_path):
     out = tmp_path / "out"
-    args = search_args(
-        tiny_data_dir, out, family="cnn,rnn", trials=5, extra=["--no-mlflow", "--workers", "1"]
-    )
+    args = search_args(tiny_data_dir, out, family="cnn,rnn", trials=5, extra=["--workers", "1"])
     result = run_cli(*args, "--time-budget", "5s")
     assert result.returncode == 2, result.stderr[-2000:]
     (line,) = error_lines(result.stderr)
     assert "cannot hold one trial per family plus the final stage" in line and "give at least" in line
-    storage = open_storage(default_storage(out))
-    assert all(not s.n_trials for s in optuna.get_all_study_summaries(storage))
+    # refused before the study store is created: no store, no time spent
+    assert not Path(default_storage(out)).exists()
+    assert not (out / "tiny" / "time_spent.json").exists()
 
 
 @pytest.mark.slow
@@ -43,11 +43,7 @@ def test_a_small_budget_ends_with_the_planned_equal_trials(tiny_data_dir, tmp_pa
     )
     result = run_cli(*args, "--time-budget", "75s")
     assert result.returncode == 0, result.stderr[-3000:]
-    storage = open_storage(default_storage(out))
-    studies = {f: optuna.load_study(study_name=f"tiny-{f}", storage=storage) for f in ("cnn", "rnn")}
-    finished = {
-        f: sum(t.state.is_finished() and t.state.name != "FAIL" for t in s.trials) for f, s in studies.items()
-    }
+    studies, finished = finished_trials(out)
     planned = {f: s.user_attrs["planned_trials"] for f, s in studies.items()}
     record = studies["cnn"].user_attrs["time_budget"]
     assert (
@@ -61,3 +57,53 @@ def test_a_small_budget_ends_with_the_planned_equal_trials(tiny_data_dir, tmp_pa
     assert "budget" in result.stderr and "left of 1m15s" in result.stderr  # the benchmark line
     report = (out / "tiny" / "report.html").read_text()
     assert f"It allowed {finished['cnn']} trials per family" in report
+
+    # resumed past its budget (as after an interrupt in an over-long final stage): not refused, nothing
+    # more searched, what was started is finished
+    before = {f: len(s.trials) for f, s in studies.items()}
+    (out / "tiny" / "time_spent.json").write_text(json.dumps({"seconds": 1000.0, "runs": 1}))
+    again = run_cli(*args, "--time-budget", "75s")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "of 1m15s already spent" in again.stderr and "calibration" not in again.stderr  # measured rates
+    after = {f: len(s.trials) for f, s in finished_trials(out)[0].items()}
+    assert after == before
+
+
+@pytest.mark.slow
+def test_two_workers_under_a_budget_end_with_equal_trials(tiny_data_dir, tmp_path):
+    """With --workers 2 the families take turns and a trial in flight in the other worker counts as
+    run: both end with exactly the planned count (they used to differ by one, and the first family
+    could spend the time the second needed)."""
+    out = tmp_path / "out"
+    args = search_args(
+        tiny_data_dir,
+        out,
+        family="cnn,rnn",
+        trials=50,
+        max_steps=200,
+        eval_steps=100,
+        extra=["--no-mlflow", "--workers", "2", "--pruner", "none", "--final-seeds", "2", "--top-k", "1"],
+    )
+    result = run_cli(*args, "--time-budget", "150s")
+    assert result.returncode == 0, result.stderr[-3000:]
+    studies, finished = finished_trials(out)
+    for study in studies.values():  # the final stage the budget fitted, shared with the helper
+        plan = study.user_attrs["final_plan"]
+        runs = study.user_attrs["final_results"]
+        assert len({r["seed"] for r in runs}) == plan["final_seeds"] and plan["asked"] == [1, 2]
+    record = studies["cnn"].user_attrs["time_budget"]
+    assert finished["cnn"] == finished["rnn"] == record["trials_per_family"], (finished, record)
+    assert 2 <= finished["cnn"] < 50
+    workers = {t.user_attrs.get("worker") for s in studies.values() for t in s.trials}
+    assert len(workers) == 2  # both processes ran trials
+    assert "round" in result.stderr  # the benchmark line names the round
+
+
+def finished_trials(out):
+    """Each family's study of the tiny benchmark in ``out`` and its finished (complete or pruned) trials."""
+    storage = open_storage(default_storage(out))
+    studies = {f: optuna.load_study(study_name=f"tiny-{f}", storage=storage) for f in ("cnn", "rnn")}
+    finished = {
+        f: sum(t.state.is_finished() and t.state.name != "FAIL" for t in s.trials) for f, s in studies.items()
+    }
+    return studies, finished

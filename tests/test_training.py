@@ -64,6 +64,8 @@ def test_best_checkpoint_is_restored(tiny_data, tmp_path):
     assert result.best_accuracy == max(accuracies)
     assert result.best_step == evals[accuracies.index(max(accuracies))]["step"] <= 30
     assert result.steps_trained == 60
+    # one evaluation's seconds (what a time budget scales to the test split): six of them fit the run
+    assert 0 < result.seconds_per_evaluation and 6 * result.seconds_per_evaluation < result.wall_seconds
     # the model left in the trainer is the best checkpoint, not the sabotaged last one
     metrics = result.trainer.evaluate()
     assert metrics["eval_accuracy"] == result.best_accuracy
