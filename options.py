@@ -222,9 +222,17 @@ def _search_parser(description: str, epilog: str) -> argparse.ArgumentParser:
         S,
         "stop_when_converged",
         "stop a family's search when Optuna's Terminator bounds what more trials could gain below the "
-        "binomial standard error of validation accuracy (--trials stays the cap)",
+        "binomial standard error of validation accuracy, or when the best has moved by less than that "
+        "error in the last --stagnation-trials trials (--trials stays the cap)",
     )
     setting(p, S, "min_trials", "completed trials before --stop-when-converged may stop a search")
+    setting(
+        p,
+        S,
+        "stagnation_trials",
+        "--stop-when-converged: stop when the best validation accuracy moved by less than its standard "
+        "error in this many finished trials",
+    )
     setting(
         p,
         S,

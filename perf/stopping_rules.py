@@ -27,6 +27,7 @@ from optuna.terminator import (
 )
 from optuna.trial import TrialState
 
+from textbench.search.converge import best_gain
 from textbench.search.pruners import binomial_se
 
 
@@ -71,8 +72,8 @@ def main() -> None:
             r = regret.evaluate(all_t, tmp.direction)
             g = stag.evaluate(all_t, tmp.direction)
             # stagnation within noise: the best has not moved by more than one SE in 15 trials
-            old = [t.value for t in prefix[:-15] if t.state == TrialState.COMPLETE]
-            noise_stag = len(prefix) > 15 and old and best - max(old) < se
+            gain = best_gain(prefix, 15)  # what --stop-when-converged's second test uses
+            noise_stag = gain is not None and gain < se
             rule = {
                 "regret<se": r < se,
                 "emmr<median": e < m,

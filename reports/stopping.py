@@ -3,7 +3,7 @@
 The studies carry it (``search.runner``, ``search.budget``, ``search.converge``): ``stop_reason``
 and ``stopped_at`` on a study that stopped before ``--trials``, ``planned_trials`` and
 ``time_budget`` (the budget, the time spent and every plan) with ``--time-budget``, and ``converge``
-(trial -> [regret bound, standard error]) with ``--stop-when-converged``. This module turns them
+(trial -> [regret bound, standard error, the best's gain over the stagnation window]) with ``--stop-when-converged``. This module turns them
 into a table, sentences for the budget section (unequal trial counts are stated as the deliberate
 choice they are), and a figure of the criterion per trial beside the expected-best curve.
 """
@@ -86,24 +86,34 @@ def sentences(bench: Benchmark) -> list[str]:
 
 
 def criterion_frame(bench: Benchmark) -> pd.DataFrame:
-    """The convergence criterion after each completed trial: family, trial, bound, error."""
+    """The convergence criterion after each judged trial: family, trial, bound, error, gain (the
+    best's move over the stagnation window; NaN before it is full or in a study from before it)."""
     rows = [
-        {"family": family, "trial": int(number), "bound": bound, "error": error}
+        {"family": family, "trial": int(number), "bound": values[0], "error": values[1]}
+        | {"gain": values[2] if len(values) > 2 and values[2] is not None else float("nan")}
         for family in bench.families
-        for number, (bound, error) in (bench.attrs(family).get("converge") or {}).items()
+        for number, values in (bench.attrs(family).get("converge") or {}).items()
     ]
-    return pd.DataFrame(rows, columns=["family", "trial", "bound", "error"]).sort_values(["family", "trial"])
+    columns = ["family", "trial", "bound", "error", "gain"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["family", "trial"])
 
 
 def criterion_curves(frame: pd.DataFrame, palette: dict[str, Any] | None = None) -> Figure:
-    """The Terminator's regret bound (solid) and the binomial standard error (dashed) per trial; a
-    search stops where the solid line first falls below the dashed one."""
+    """The two tests of --stop-when-converged per trial against the noise they must beat: the
+    Terminator's regret bound (solid), the best's gain over the stagnation window (dotted) and the
+    binomial standard error (dashed); a search stops where either falls below the dashed line. A
+    gain of zero (nothing better in the window) is drawn at the axis' floor."""
     fig = Figure(figsize=(8.0, 3.6), layout="constrained")
     ax = fig.add_subplot()
     palette = palette or {}
+    positive = pd.concat([frame["bound"], frame["error"], frame["gain"]]).where(lambda v: v > 0).dropna()
+    floor = positive.min() / 3 if len(positive) else 1e-4
     for family, part in frame.groupby("family", sort=False):
         color = palette.get(family)
         ax.plot(part["trial"], part["bound"], marker="o", ms=3, color=color, label=f"{family}: regret bound")
+        if part["gain"].notna().any():
+            gain = part["gain"].clip(lower=floor)
+            ax.plot(part["trial"], gain, ls=":", marker=".", color=color, label=f"{family}: gain in window")
         ax.plot(
             part["trial"], part["error"], ls="--", marker="x", color=color, label=f"{family}: standard error"
         )

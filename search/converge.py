@@ -1,6 +1,7 @@
 """``--stop-when-converged``: stop a family's search when more trials cannot beat validation noise.
 
-The rule is Optuna's ``Terminator`` (Makarova et al. 2022, "Automatic termination for
+Two tests, either stops the search; both compare against the same noise. The first is Optuna's
+``Terminator`` (Makarova et al. 2022, "Automatic termination for
 hyperparameter optimization"): its ``RegretBoundEvaluator`` fits a Gaussian process to the
 completed trials and bounds how much better the best configuration could still be (the gap between
 the upper confidence bound's maximum and the lower one's among the top trials); the study stops
@@ -10,8 +11,17 @@ the same noise the margin pruner allows for): an improvement smaller than it cou
 from a lucky validation draw. A minimum number of completed trials comes first (the GP needs
 points), and ``--trials`` stays the cap.
 
+The second is stagnation within noise: the best validation accuracy has moved by less than that
+standard error over the last ``--stagnation-trials`` finished trials (pruned ones count: they are
+configurations the search tried). It is Optuna's ``BestValueStagnationEvaluator`` with the noise as
+the tolerance. Measured on the flagship's 50-trial studies (``perf/stopping_rules.py``, perf/README
+"Time budget and convergence"), the regret bound stayed 2.5-5x the standard error to the end (the
+GP's own uncertainty on validation scores that are noise around a plateau) and never stopped a
+search; stagnation within noise stopped the CNN at 30 trials with its final best already found.
+
 The criterion after each completed trial is kept on the study (user attribute ``converge``:
-trial number -> [bound, error]; a finished trial's own attributes cannot change), so the report can
+trial number -> [bound, error, gain], gain the best's move over the window or None before it is
+full; a finished trial's own attributes cannot change), so the report can
 draw it beside the expected-best curve; the study records why it stopped (``stop_reason``).
 """
 
@@ -28,6 +38,7 @@ from textbench.search.pruners import binomial_se
 
 ATTR = "converge"
 DEFAULT_MIN_TRIALS = 10  # completed trials before the rule may stop a search
+DEFAULT_STAGNATION_TRIALS = 15  # finished trials over which the best must move by more than the noise
 
 
 @dataclass(frozen=True)
@@ -35,49 +46,85 @@ class Criterion:
     bound: float  # regret bound: how much the best could still improve
     error: float  # binomial standard error of the best validation accuracy
     completed: int
+    gain: float | None = None  # how much the best moved in the last ``window`` finished trials
+    window: int = DEFAULT_STAGNATION_TRIALS
+
+    @property
+    def bounded(self) -> bool:
+        return self.bound < self.error
+
+    @property
+    def stagnant(self) -> bool:
+        return self.gain is not None and self.gain < self.error
 
     @property
     def converged(self) -> bool:
-        return self.bound < self.error
+        return self.bounded or self.stagnant
+
+
+def best_gain(trials: list[optuna.trial.FrozenTrial], window: int) -> float | None:
+    """How much the best completed value rose over the last ``window`` finished trials (in trial
+    order), or None until more than ``window`` trials have finished and one before them completed."""
+    finished = sorted((t for t in trials if t.state.is_finished()), key=lambda t: t.number)
+    if len(finished) <= window:
+        return None
+    before = [t.value for t in finished[:-window] if t.state == TrialState.COMPLETE]
+    now = [t.value for t in finished if t.state == TrialState.COMPLETE]
+    if not before:
+        return None
+    return max(now) - max(before)
 
 
 class ConvergenceRule:
     """Decides, after each trial, whether a study has converged (see the module docstring)."""
 
-    def __init__(self, n_validation: int, *, min_trials: int = DEFAULT_MIN_TRIALS, seed: int | None = 0):
+    def __init__(
+        self,
+        n_validation: int,
+        *,
+        min_trials: int = DEFAULT_MIN_TRIALS,
+        stagnation_trials: int = DEFAULT_STAGNATION_TRIALS,
+        seed: int | None = 0,
+    ):
         if n_validation <= 0:
             raise ValueError(f"n_validation must be positive, got {n_validation}")
         self.n_validation = n_validation
         self.min_trials = max(2, min_trials)
+        self.window = max(1, stagnation_trials)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ExperimentalWarning: the run prints textbench's lines only
             self.evaluator = RegretBoundEvaluator(min_n_trials=2, seed=seed)
 
     def criterion(self, study: optuna.Study) -> Criterion | None:
         """The regret bound and the noise now, or None before ``min_trials`` completed trials."""
-        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        every = study.get_trials(deepcopy=False)
+        trials = [t for t in every if t.state == TrialState.COMPLETE]
         if len(trials) < self.min_trials:
             return None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the terminator is experimental; the GP may warn on scale
             bound = float(
                 self.evaluator.evaluate(
-                    trials=study.get_trials(deepcopy=False), study_direction=study.direction
+                    trials=every, study_direction=study.direction
                 )
             )
         return Criterion(
-            bound=bound, error=binomial_se(study.best_value, self.n_validation), completed=len(trials)
+            bound=bound,
+            error=binomial_se(study.best_value, self.n_validation),
+            completed=len(trials),
+            gain=best_gain(every, self.window),
+            window=self.window,
         )
 
     def __call__(self, study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> str | None:
         """An Optuna-style callback: records the criterion on the trial, returns why to stop (or None)."""
-        if frozen.state != TrialState.COMPLETE:
+        if frozen.state not in (TrialState.COMPLETE, TrialState.PRUNED):  # a pruned trial moves the window
             return None
         found = self.criterion(study)
         if found is None:
             return None
         history = dict(study.user_attrs.get(ATTR, {}))
-        history[str(frozen.number)] = [found.bound, found.error]
+        history[str(frozen.number)] = [found.bound, found.error, found.gain]
         study.set_user_attr(ATTR, history)
         return self.reason(found)
 
@@ -85,7 +132,13 @@ class ConvergenceRule:
         """Why to stop (text) when ``found`` says converged, else None."""
         if found is None or not found.converged:
             return None
+        if found.bounded:
+            return (
+                f"converged after {found.completed} completed trials: the regret bound {found.bound:.4f} "
+                f"is below the binomial standard error {found.error:.4f} of the best validation accuracy"
+            )
         return (
-            f"converged after {found.completed} completed trials: the regret bound {found.bound:.4f} is "
-            f"below the binomial standard error {found.error:.4f} of the best validation accuracy"
+            f"converged after {found.completed} completed trials: the best validation accuracy moved by "
+            f"{found.gain:.4f} in the last {found.window} trials, less than its binomial standard error "
+            f"{found.error:.4f}"
         )

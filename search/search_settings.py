@@ -147,6 +147,7 @@ class SearchSettings:
     time_budget: str | float | None = None  # the whole benchmark: 90m, 1h30m, 45s or seconds (search.plan)
     stop_when_converged: bool = False  # stop a family's search at convergence (search.converge)
     min_trials: int = 10  # completed trials before --stop-when-converged may stop a search
+    stagnation_trials: int = 15  # --stop-when-converged: the best must move by more than noise in these
     fix: list[str] = field(default_factory=list)
     reference: bool = True  # the course notes' configuration as trial 0 and in the final stage
     top_k: int = 3
@@ -185,6 +186,8 @@ class SearchSettings:
                 "--finetune trains over the final-stage seeds and is tested with them: use --final-seeds 1 "
                 "or more"
             )
+        if self.stagnation_trials < 1:
+            raise UsageError(f"--stagnation-trials must be 1 or more, got {self.stagnation_trials}")
         if self.min_trials < 2:
             raise UsageError(f"--min-trials must be 2 or more (the rule fits a model), got {self.min_trials}")
         self.storage = resolve_storage(self.storage, self.output_dir)

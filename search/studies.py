@@ -408,7 +408,12 @@ def stopping(bench: SearchRun, study: optuna.Study, callbacks: list):
     rule = None
     verdict: dict[str, str | None] = {}
     if s.stop_when_converged:
-        rule = ConvergenceRule(len(bench.data.splits["validation"]), min_trials=s.min_trials, seed=s.seed)
+        rule = ConvergenceRule(
+            len(bench.data.splits["validation"]),
+            min_trials=s.min_trials,
+            stagnation_trials=s.stagnation_trials,
+            seed=s.seed,
+        )
         verdict["reason"] = rule.reason(rule.criterion(study))  # a resumed study may have converged
 
         def judge(study, frozen):

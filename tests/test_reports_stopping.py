@@ -28,14 +28,20 @@ def test_unequal_counts_from_convergence_are_stated_not_flagged():
     reason = "converged after 6 completed trials: the regret bound 0.0168 is below ..."
     b = bench(
         cnn=study(12, stop_reason="--trials 12 reached"),
-        rnn=study(6, stop_reason=reason, converge={"5": [0.0168, 0.0221]}),
+        # trial 4 as a study from before the stagnation test stored it (two values), trial 5 with it
+        rnn=study(6, stop_reason=reason, converge={"4": [0.03, 0.0221], "5": [0.0168, 0.0221, 0.004]}),
     )
     text = " ".join(stopping.sentences(b))
     assert f"rnn stopped at 6 trials: {reason}." in text
     assert "different numbers of trials (cnn 12, rnn 6), deliberately" in text
     assert not [w for w in collect.budget_check(b) if "trials" in w]
     frame = stopping.criterion_frame(b)
-    assert frame.to_dict("records") == [{"family": "rnn", "trial": 5, "bound": 0.0168, "error": 0.0221}]
+    assert frame.drop(columns="gain").to_dict("records") == [
+        {"family": "rnn", "trial": 4, "bound": 0.03, "error": 0.0221},
+        {"family": "rnn", "trial": 5, "bound": 0.0168, "error": 0.0221},
+    ]
+    assert frame["gain"].isna().tolist() == [True, False] and frame["gain"].iloc[1] == 0.004
+    stopping.criterion_curves(frame)  # draws both kinds of record
 
 
 def test_unequal_counts_without_a_reason_are_still_flagged():
