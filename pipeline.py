@@ -17,6 +17,7 @@ import shlex
 import signal
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from textbench.core.errors import UsageError
 from textbench.core.settings import DataSettings, TrainSettings
@@ -93,9 +94,10 @@ def run_benchmark(
     )
 
     tune = None  # the --finetune stage's plan: its cost is measured before the searches start
+    keys: dict[str, str] = {}  # each family's key in this machine's record of step rates
 
     def plan(bench) -> None:  # after the data is checked and tokenized, before anything is created
-        nonlocal tune
+        nonlocal tune, keys
         bench.overall = Overall(
             families=search.families,
             trials=search.trials,
@@ -112,7 +114,8 @@ def run_benchmark(
             tune = plan_finetune(search, data, train, bench.data, bench.storage)
             set_threads(threads)
             bench.overall.finetune_seconds = tune.estimated_seconds  # in every ETA (and plan) until it ran
-        plan_budget(bench, clock)  # a refused budget leaves nothing behind: no store, run or time spent
+        keys = rate_keys(bench, data.max_length)
+        plan_budget(bench, clock, keys)  # a refused budget leaves nothing behind: no store, run or time spent
 
     try:
         bench = setup(search, data, train, before_create=plan)
@@ -196,6 +199,7 @@ def run_benchmark(
         raise
     finally:
         clock.save()  # interrupted or not: a resumed run's budget counts this run's time
+        record_rates(bench, keys)
     if bench.budget is not None:
         record = bench.budget.record()
         for study in studies.values():
@@ -220,13 +224,14 @@ def run_benchmark(
     return 0
 
 
-def plan_budget(bench, clock) -> None:
+def plan_budget(bench, clock, keys: dict[str, str] | None = None) -> None:
     """Calibrate every family's rate (the first ETA needs it) and, with --time-budget, plan the
     trials per family; a budget that cannot hold one trial per family plus the final stage (and the
     --finetune reference, ``Overall.finetune_seconds``) is refused here, before any trial runs."""
     from textbench.core.durations import format_duration
     from textbench.search.budget import Budget
     from textbench.search.calibrate import seconds_per_step
+    from textbench.search.rate_record import FILE, load_recorded
     from textbench.search.studies import measure_stored
 
     overall, search = bench.overall, bench.search
@@ -237,6 +242,17 @@ def plan_budget(bench, clock) -> None:
         rate, _ = seconds_per_step(family, bench.data, bench.train, seed=search.seed)
         if rate is not None:
             overall.calibrated[family] = rate
+    found = load_recorded(overall, Path(search.output_dir) / FILE, keys or {})
+    if found:
+        log.info(
+            "step rates recorded on this machine (%s) scale the calibration: %s",
+            Path(search.output_dir) / FILE,
+            ", ".join(
+                f"{f} x{e['ratio']:.2f}, {e['trial_steps']:.0f} steps a trial ({e['trials']} trials, "
+                f"{e.get('recorded', '?')})"
+                for f, e in found.items()
+            ),
+        )
     if search.time_budget is None:
         return
     splits = bench.data.splits
@@ -263,6 +279,34 @@ def plan_budget(bench, clock) -> None:
     bench.budget = budget
     overall.extra = budget.left
     log.info("time budget %s: %s", budget.left(), plan.reason())
+
+
+def rate_keys(bench, max_length: int) -> dict[str, str]:
+    """Each family's key in the machine's record of step rates (``search.rate_record``)."""
+    from textbench.search.rate_record import rate_key
+
+    return {
+        f: rate_key(
+            f,
+            fingerprint=bench.data.fingerprint,
+            train=bench.train,
+            max_length=max_length,
+            pruner=bench.search.pruner,
+            workers=bench.overall.workers,
+        )
+        for f in bench.search.families
+    }
+
+
+def record_rates(bench, keys: dict[str, str]) -> None:
+    """Keep what this run measured for the next one's first ETA (``search.rate_record``)."""
+    from textbench.search.rate_record import FILE, save_measured
+
+    if bench.overall is None or not keys:
+        return
+    saved = save_measured(bench.overall, Path(bench.search.output_dir) / FILE, keys)
+    if saved:
+        log.info("step rates recorded for the next run's first ETA: %s", Path(bench.search.output_dir) / FILE)
 
 
 def fit_final_stage(bench, studies: dict) -> None:

@@ -3,9 +3,10 @@
 The studies carry it (``search.runner``, ``search.budget``, ``search.converge``): ``stop_reason``
 and ``stopped_at`` on a study that stopped before ``--trials``, ``planned_trials`` and
 ``time_budget`` (the budget, the time spent and every plan) with ``--time-budget``, and ``converge``
-(trial -> [regret bound, standard error, the best's gain over the stagnation window]) with ``--stop-when-converged``. This module turns them
-into a table, sentences for the budget section (unequal trial counts are stated as the deliberate
-choice they are), and a figure of the criterion per trial beside the expected-best curve.
+(trial -> [regret bound, standard error, the best's gain over the stagnation window]) with
+``--stop-when-converged``. This module turns them into a table, sentences for the budget section
+(unequal trial counts are stated as the deliberate choice they are), and a figure of the criterion
+per trial beside the expected-best curve.
 """
 
 from __future__ import annotations

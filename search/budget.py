@@ -66,6 +66,7 @@ class Budget:
             baseline_seconds=o.baseline * o.train_rows * BASELINE_SECONDS_PER_ROW + REPORT_SECONDS,
             finetune_seconds=o.finetune_seconds,
             final_run_seconds={f: sum(est) / len(est) for f, est in final_run.items()},
+            trial_steps_of={f: o.steps_per_trial(f) for f in o.families},
         )
 
     def final_run_seconds(self, family: str, k: int) -> list[float]:
@@ -164,6 +165,8 @@ class Budget:
         """The error when not even one trial per family plus the final stage fits, with its numbers."""
         plan, rates = self.plan, self.rates()
         rate = ", ".join(f"{f} {r:.3f} s/step" for f, r in rates.seconds_per_step.items())
+        counts = {round(rates.trial_steps_of.get(f, rates.trial_steps)) for f in rates.seconds_per_step}
+        steps = "/".join(str(c) for c in sorted(counts))
         tune = (
             f" (of which the --finetune {self.finetune} reference {format_duration(rates.finetune_seconds)})"
             if rates.finetune_seconds
@@ -172,7 +175,7 @@ class Budget:
         return (
             f"--time-budget {format_duration(self.seconds)} cannot hold one trial per family plus the "
             f"final stage: one trial of every family takes about {format_duration(plan.per_trial)} "
-            f"({rates.trial_steps:.0f} steps; {rate}), the final stage and baseline need "
+            f"({steps} steps; {rate}), the final stage and baseline need "
             f"{format_duration(plan.reserved)}{tune}, {format_duration(plan.spent)} are already spent: "
             f"give at least {format_duration(plan.spent + plan.reserved + plan.per_trial)}, "
             "or lower --max-steps, --top-k or --final-seeds"

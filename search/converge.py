@@ -103,11 +103,7 @@ class ConvergenceRule:
             return None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the terminator is experimental; the GP may warn on scale
-            bound = float(
-                self.evaluator.evaluate(
-                    trials=every, study_direction=study.direction
-                )
-            )
+            bound = float(self.evaluator.evaluate(trials=every, study_direction=study.direction))
         return Criterion(
             bound=bound,
             error=binomial_se(study.best_value, self.n_validation),

@@ -6,8 +6,10 @@ comes from measured step rates: the steps and wall seconds of every finished tri
 (evaluation included) give each family's seconds per step; finished trials give the mean steps of
 a search trial (pruning included) and completed ones the mean steps of a final run (early stopping
 included). Before a family's first trial, its rate comes from a calibration (``search.calibrate``),
-scaled by what the families already searched showed (``Overall.rate``). The baseline is estimated
-per training row. Before anything is measured the ETA is unknown ("ETA ?").
+scaled by what an earlier benchmark on this machine measured for it (``search.rate_record``) or else
+by what the families already searched showed (``Overall.rate``); its mean steps per search trial
+(pruning included) likewise come from its own trials, the record, or the families measured. The
+baseline is estimated per training row. Before anything is measured the ETA is unknown ("ETA ?").
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Overall:
     steps: dict[str, int] = field(default_factory=dict)  # measured per family: training steps and wall
     seconds: dict[str, float] = field(default_factory=dict)  # seconds of its trials and final runs
     trial_steps: list[int] = field(default_factory=list)  # steps of each finished trial (pruned ones too)
+    family_trial_steps: dict[str, list[int]] = field(default_factory=dict)  # the same, per family
     complete_steps: list[int] = field(default_factory=list)  # steps of each completed trial and final run
     clock: object = time.time
     calibrated: dict[str, float] = field(default_factory=dict)  # seconds per step of a short timed run of
@@ -46,6 +49,8 @@ class Overall:
     finetune_seconds: float = 0.0  # the --finetune reference's estimate, until it has run (last)
     final_run_seconds: dict[str, float] = field(default_factory=dict)  # per family, one final run of the
     # configurations it would re-train, from their own trials (a time budget's, ``Budget.final_run_seconds``)
+    recorded: dict[str, dict] = field(default_factory=dict)  # per family, from an earlier benchmark on this
+    # machine (search.rate_record): "ratio" (measured / calibrated s/step) and "trial_steps"
 
     def measured(self, family: str, steps: int, seconds: float, *, trial: bool, complete: bool) -> None:
         """Record one finished trial (``trial``) or final run of ``family``; ``complete``: not pruned."""
@@ -55,6 +60,7 @@ class Overall:
         self.seconds[family] = self.seconds.get(family, 0.0) + float(seconds)
         if trial:
             self.trial_steps.append(int(steps))
+            self.family_trial_steps.setdefault(family, []).append(int(steps))
         if complete:
             self.complete_steps.append(int(steps))
 
@@ -62,9 +68,13 @@ class Overall:
         """Seconds per step of ``family``: measured on its trials and final runs; before those, its
         calibrated rate scaled by how much slower the searched configurations of the families already
         measured ran than their own calibration (a search samples larger models than the course
-        notes'); without a calibration, the mean measured rate. None when nothing is known."""
+        notes'), or by the ratio an earlier benchmark on this machine measured for this family (which
+        knows the family's own search); without a calibration, the mean measured rate. None when
+        nothing is known."""
         if self.steps.get(family):
             return self.seconds[family] / self.steps[family]
+        if self.calibrated.get(family) and (self.recorded.get(family) or {}).get("ratio"):
+            return self.calibrated[family] * self.recorded[family]["ratio"]
         ratios = [
             self.seconds[f] / self.steps[f] / self.calibrated[f]
             for f in self.families
@@ -82,7 +92,6 @@ class Overall:
         """Seconds left for the whole benchmark, or None before any rate is known (``rate``)."""
         if not self.steps and not self.calibrated:
             return None
-        per_trial = sum(self.trial_steps) / len(self.trial_steps) if self.trial_steps else self.max_steps
         per_final = (
             sum(self.complete_steps) / len(self.complete_steps) if self.complete_steps else self.max_steps
         )
@@ -90,11 +99,21 @@ class Overall:
         for a in self.families:
             final_run = self.final_run_seconds.get(a, per_final * self.rate(a))
             training += (
-                max(self.target(a) - self.finished.get(a, 0), 0) * per_trial * self.rate(a)
+                max(self.target(a) - self.finished.get(a, 0), 0) * self.steps_per_trial(a) * self.rate(a)
                 + max(self._final_runs(a) - self.final_done.get(a, 0), 0) * final_run
             )
         baseline = self.baseline * self.train_rows * BASELINE_SECONDS_PER_ROW
         return training / max(self.workers, 1) + baseline + self.finetune_seconds
+
+    def steps_per_trial(self, family: str) -> float:
+        """Mean steps of one search trial of ``family`` (pruning included): its own finished trials,
+        else an earlier benchmark's record, else all families' trials, else ``max_steps``."""
+        own = self.family_trial_steps.get(family)
+        if own:
+            return sum(own) / len(own)
+        if (self.recorded.get(family) or {}).get("trial_steps"):
+            return float(self.recorded[family]["trial_steps"])
+        return sum(self.trial_steps) / len(self.trial_steps) if self.trial_steps else float(self.max_steps)
 
     def target(self, family: str) -> int:
         """The trials ``family`` runs: the target, or where its search stopped (convergence, budget)."""

@@ -29,6 +29,8 @@ class Rates:
     finetune_seconds: float = 0.0  # the --finetune reference's estimate (runs alone, after the others)
     final_run_seconds: dict[str, float] = field(default_factory=dict)  # per family: one final run of the
     # configurations its final stage would re-train now, from their own trials (else final_steps x rate)
+    trial_steps_of: dict[str, float] = field(default_factory=dict)  # per family where known (its own
+    # trials or a record of this machine, ``Overall.steps_per_trial``), else trial_steps
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ def plan_trials(
         + rates.baseline_seconds
         + rates.finetune_seconds
     )
-    trial_seconds = {f: rates.trial_steps * rates.seconds_per_step[f] / workers for f in families}
+    steps = {f: rates.trial_steps_of.get(f, rates.trial_steps) for f in families}
+    trial_seconds = {f: steps[f] * rates.seconds_per_step[f] / workers for f in families}
     per_trial = sum(trial_seconds.values())
     left = budget - spent - reserved
 

@@ -1,8 +1,8 @@
 """--stop-when-converged on synthetic studies: Optuna's Terminator (regret bound against the
 binomial standard error of validation accuracy) stops a search that is flat from trial 5; stagnation
 within noise stops one whose trials are noise around a plateau (the flagship's RNN), where the
-regret bound stays high; a search that keeps improving runs to --trials. Run through ``run_study`` with the benchmark's own stop
-rule (``search.studies.stopping``), as a family's search runs."""
+regret bound stays high; a search that keeps improving runs to --trials. Run through ``run_study``
+with the benchmark's own stop rule (``search.studies.stopping``), as a family's search runs."""
 
 from __future__ import annotations
 
@@ -123,7 +123,6 @@ def test_the_gain_counts_pruned_trials_in_the_window():
     assert best_gain(trials, 3) == pytest.approx(0.02)
     assert best_gain(trials, 4) == pytest.approx(0.22)
     assert best_gain(trials, 5) is None  # no trial before the window
-
 
 
 def test_no_stop_before_the_minimum():

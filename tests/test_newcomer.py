@@ -45,12 +45,12 @@ def test_eta_covers_remaining_trials_final_stage_and_baseline():
         240.0 + 1000 * BASELINE_SECONDS_PER_ROW
     )
     assert _measured_plan(workers=2).remaining_seconds() == pytest.approx(120.0)
-    slower = _measured_plan()  # rnn measured at 0.02 s/step: each family at its own rate
+    slower = _measured_plan()  # rnn measured at 0.02 s/step: each family at its own rate and steps
     slower.measured("rnn", 1000, 20, trial=True, complete=True)
     slower.finished["rnn"] = 1
-    # trials now average 800 steps, final runs 1000: cnn (6 x 800 + 6 x 1000) x 0.01 = 108,
-    # rnn (9 x 800 + 6 x 1000) x 0.02 = 264.
-    assert slower.remaining_seconds() == pytest.approx(108.0 + 264.0)
+    # a trial of each family averages its own steps (cnn 750, rnn 1000), final runs 1000:
+    # cnn (6 x 750 + 6 x 1000) x 0.01 = 105, rnn (9 x 1000 + 6 x 1000) x 0.02 = 300.
+    assert slower.remaining_seconds() == pytest.approx(105.0 + 300.0)
     plan.finished.update(cnn=10, rnn=10)
     plan.final_done["cnn"] = 6
     plan.final_planned["rnn"] = 3  # rnn completed fewer trials than top_k: 3 runs, 1 done

@@ -1,0 +1,96 @@
+"""Step rates recorded on this machine, so that the next benchmark's first ETA and plan start from them.
+
+A calibration (``search.calibrate``) times a few configurations for a few steps; a search then
+visits other models and prunes many of its trials. On the flagship the first ETA from calibration
+alone said 2 h 21 min of a 74.5 min run. After a benchmark has measured a family's trials, two
+numbers are kept per family: its measured seconds per step over its calibrated ones (a loaded
+machine's calibration and trials are slow by the same factor, so the ratio carries over), and its
+mean steps per search trial (pruning and early stopping included). They live in
+``<output_dir>/rates.json`` (the folder that holds every benchmark of a user's runs), under a key
+of what they depend on; a later run with the same key starts from them (``Overall.recorded``).
+A record is a measurement and never a reason to fail: a missing, unreadable or foreign file is
+ignored, and writing one that cannot be written is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FILE = "rates.json"
+MIN_TRIALS = 5  # finished search trials of a family before its rates are worth recording
+
+
+def rate_key(family: str, *, fingerprint: str, train, max_length: int, pruner: str, workers: int) -> str:
+    """What a family's rates depend on: the data, the training budget, the pruner and the machine."""
+    parts = {
+        "family": family,
+        "data": fingerprint,
+        "max_steps": train.max_steps,
+        "eval_steps": train.eval_steps,
+        "batch_size": train.batch_size,
+        "max_length": max_length,
+        "pruner": pruner,
+        "workers": workers,
+        "cpus": os.cpu_count(),
+    }
+    return json.dumps(parts, sort_keys=True)
+
+
+def read_records(path: Path) -> dict:
+    try:
+        found = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def load_recorded(overall, path: Path, keys: dict[str, str]) -> dict[str, dict]:
+    """Put the records of ``keys`` (family -> key) into ``overall.recorded``; returns what was found."""
+    records = read_records(path)
+    found = {}
+    for family, key in keys.items():
+        entry = records.get(key)
+        if isinstance(entry, dict) and entry.get("ratio", 0) > 0 and entry.get("trial_steps", 0) > 0:
+            found[family] = entry
+    overall.recorded.update(found)
+    return found
+
+
+def save_measured(overall, path: Path, keys: dict[str, str]) -> dict[str, dict]:
+    """Record each family's measured ratio and steps per trial (families with ``MIN_TRIALS`` finished
+    trials and a calibration); written whole (a temporary file renamed), other keys kept."""
+    new = {}
+    for family, key in keys.items():
+        steps = overall.family_trial_steps.get(family) or []
+        calibrated = overall.calibrated.get(family)
+        if len(steps) < MIN_TRIALS or not calibrated or not overall.steps.get(family):
+            continue
+        measured = overall.seconds[family] / overall.steps[family]
+        new[key] = {
+            "ratio": round(measured / calibrated, 4),
+            "trial_steps": round(sum(steps) / len(steps), 1),
+            "trials": len(steps),
+            "recorded": time.strftime("%Y-%m-%d %H:%M"),
+        }
+    if not new:
+        return {}
+    path = Path(path)
+    records = read_records(path) | new
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(records, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("could not record step rates in %s (%s): the next first ETA calibrates only", path, exc)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        return {}
+    return new
