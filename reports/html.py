@@ -116,8 +116,15 @@ def _budget_sentence(bench: Benchmark, has_final: bool) -> str:
     budget = bench.attrs(bench.families[0]).get("time_budget") or {}
     final = budget.get("final_stage") or {}
     trials = f"{s.get('target_trials', '?')} trials"
+    converged = [
+        f for f in bench.families if str(bench.attrs(f).get("stop_reason") or "").startswith("converged")
+    ]
     if budget:  # the budget's own sentences (reports.stopping) say how many it allowed and why
         trials = f"up to {trials} (--trials; the time budget below allowed {budget.get('trials_per_family')})"
+    elif converged:  # reports.stopping says where each stopped and why
+        trials = (
+            f"up to {trials} (--trials; --stop-when-converged stopped {', '.join(converged)} earlier, below)"
+        )
     top_k, seeds = (
         final.get("top_k", s.get("top_k", "?")),
         final.get("final_seeds", s.get("final_seeds", "?")),

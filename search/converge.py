@@ -46,6 +46,7 @@ class Criterion:
     bound: float  # regret bound: how much the best could still improve
     error: float  # binomial standard error of the best validation accuracy
     completed: int
+    finished: int = 0  # completed and pruned: the trials the search has run
     gain: float | None = None  # how much the best moved in the last ``window`` finished trials
     window: int = DEFAULT_STAGNATION_TRIALS
 
@@ -108,6 +109,7 @@ class ConvergenceRule:
             bound=bound,
             error=binomial_se(study.best_value, self.n_validation),
             completed=len(trials),
+            finished=sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in every),
             gain=best_gain(every, self.window),
             window=self.window,
         )
@@ -128,13 +130,14 @@ class ConvergenceRule:
         """Why to stop (text) when ``found`` says converged, else None."""
         if found is None or not found.converged:
             return None
+        ran = f"converged after {max(found.finished, found.completed)} trials ({found.completed} completed)"
         if found.bounded:
             return (
-                f"converged after {found.completed} completed trials: the regret bound {found.bound:.4f} "
-                f"is below the binomial standard error {found.error:.4f} of the best validation accuracy"
+                f"{ran}: the regret bound {found.bound:.4f} is below the binomial standard error "
+                f"{found.error:.4f} of the best validation accuracy"
             )
         return (
-            f"converged after {found.completed} completed trials: the best validation accuracy moved by "
+            f"{ran}: the best validation accuracy moved by "
             f"{found.gain:.4f} in the last {found.window} trials, less than its binomial standard error "
             f"{found.error:.4f}"
         )

@@ -75,7 +75,10 @@ def improving(trial):
 def test_a_flat_search_stops_early_and_says_why():
     study, counts = run(flat_from_5)
     assert MIN_TRIALS <= counts.finished < CAP / 2
-    assert study.user_attrs["stop_reason"].startswith(f"converged after {counts.finished} completed trials")
+    n = counts.finished
+    assert study.user_attrs["stop_reason"].startswith(
+        f"converged after {n} trials ({n} completed): the regret"
+    )
     assert study.user_attrs["stopped_at"] == counts.finished
     # the criterion per trial, from the first trial the rule may judge
     history = study.user_attrs[ATTR]

@@ -33,6 +33,11 @@ def test_unequal_counts_from_convergence_are_stated_not_flagged():
     )
     text = " ".join(stopping.sentences(b))
     assert f"rnn stopped at 6 trials: {reason}." in text
+    from textbench.reports.html import _budget_sentence
+
+    assert _budget_sentence(b, has_final=False).startswith(
+        "Every family gets up to 12 trials (--trials; --stop-when-converged stopped rnn earlier, below)"
+    )
     assert "different numbers of trials (cnn 12, rnn 6), deliberately" in text
     assert not [w for w in collect.budget_check(b) if "trials" in w]
     frame = stopping.criterion_frame(b)
