@@ -114,7 +114,9 @@ def criterion_curves(frame: pd.DataFrame, palette: dict[str, Any] | None = None)
         ax.plot(part["trial"], part["bound"], marker="o", ms=3, color=color, label=f"{family}: regret bound")
         if part["gain"].notna().any():
             gain = part["gain"].clip(lower=floor)
-            ax.plot(part["trial"], gain, ls=":", marker=".", color=color, label=f"{family}: gain in window")
+            zero = " (0: at the bottom)" if (part["gain"] <= 0).any() else ""
+            label = f"{family}: best's gain in the window{zero}"
+            ax.plot(part["trial"], gain, ls=":", marker=".", color=color, label=label)
         ax.plot(
             part["trial"], part["error"], ls="--", marker="x", color=color, label=f"{family}: standard error"
         )
