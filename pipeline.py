@@ -278,7 +278,7 @@ def plan_budget(bench, clock, keys: dict[str, str] | None = None) -> None:
         )
     bench.budget = budget
     overall.extra = budget.left
-    log.info("time budget %s: %s", budget.left(), plan.reason())
+    log.info("time %s: %s", budget.left(), plan.reason())
 
 
 def rate_keys(bench, max_length: int) -> dict[str, str]:
