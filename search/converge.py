@@ -19,7 +19,7 @@ the tolerance. Measured on the flagship's 50-trial studies (``perf/stopping_rule
 GP's own uncertainty on validation scores that are noise around a plateau) and never stopped a
 search; stagnation within noise stopped the CNN at 30 trials with its final best already found.
 
-The criterion after each completed trial is kept on the study (user attribute ``converge``:
+The criterion after each completed or pruned trial is kept on the study (user attribute ``converge``:
 trial number -> [bound, error, gain], gain the best's move over the window or None before it is
 full; a finished trial's own attributes cannot change), so the report can
 draw it beside the expected-best curve; the study records why it stopped (``stop_reason``).
@@ -64,9 +64,10 @@ class Criterion:
 
 
 def best_gain(trials: list[optuna.trial.FrozenTrial], window: int) -> float | None:
-    """How much the best completed value rose over the last ``window`` finished trials (in trial
-    order), or None until more than ``window`` trials have finished and one before them completed."""
-    finished = sorted((t for t in trials if t.state.is_finished()), key=lambda t: t.number)
+    """How much the best completed value rose over the last ``window`` completed or pruned trials (in
+    trial order), or None until more than ``window`` have run and one before them completed."""
+    ran = (TrialState.COMPLETE, TrialState.PRUNED)  # a failed trial trained nothing to compare
+    finished = sorted((t for t in trials if t.state in ran), key=lambda t: t.number)
     if len(finished) <= window:
         return None
     before = [t.value for t in finished[:-window] if t.state == TrialState.COMPLETE]
