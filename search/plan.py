@@ -61,7 +61,8 @@ class Plan:
             return (
                 f"the searches stop at {trials} per family (of --trials {self.cap}): the final stage as "
                 f"asked and the baseline need {format_duration(self.reserved)} of the "
-                f"{format_duration(self.left)} left, so the final stage is cut to fit"
+                f"{format_duration(self.left)} left, so the searches stop and the final stage is fitted to "
+                "what is left"
             )
         return (
             f"{trials} per family (of --trials {self.cap}) fit the budget of "

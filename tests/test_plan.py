@@ -218,7 +218,8 @@ def test_a_plan_that_stops_because_the_final_stage_does_not_fit_says_so():
     assert plan.trials == 3 and not plan.fits
     assert plan.reason() == (
         "the searches stop at 3 trials per family (of --trials 50): the final stage as asked and the "
-        "baseline need 38s of the 30s left, so the final stage is cut to fit"
+        "baseline need 38s of the 30s left, so the searches stop and the final stage is fitted to what is "
+        "left"
     )
 
 
