@@ -242,7 +242,8 @@ def plan_budget(bench, clock, keys: dict[str, str] | None = None) -> None:
         rate, _ = seconds_per_step(family, bench.data, bench.train, seed=search.seed)
         if rate is not None:
             overall.calibrated[family] = rate
-    found = load_recorded(overall, Path(search.output_dir) / FILE, keys or {})
+    calibrated = {f: key for f, key in (keys or {}).items() if f in overall.calibrated}  # not measured yet
+    found = load_recorded(overall, Path(search.output_dir) / FILE, calibrated)
     if found:
         log.info(
             "step rates recorded on this machine (%s) scale the calibration: %s",
@@ -265,6 +266,13 @@ def plan_budget(bench, clock, keys: dict[str, str] | None = None) -> None:
         top_k=search.top_k,
         test_per_validation=len(splits["test"]) / max(len(splits["validation"]), 1),
     )
+    if overall.stopped and set(overall.stopped) == set(search.families):  # resumed after the searches
+        budget.ceiling = max(overall.stopped.values())  # the budget ended: the final stage finishes
+        log.info(
+            "time budget: the searches ended at %d trials per family before this run; the final stage "
+            "fitted then finishes",
+            budget.ceiling,
+        )
     plan = budget.replan()
     if not plan.fits and not any(overall.finished.values()):
         raise UsageError(budget.refusal())
@@ -312,9 +320,20 @@ def record_rates(bench, keys: dict[str, str]) -> None:
 def fit_final_stage(bench, studies: dict) -> None:
     """Under --time-budget: the final stage's configurations x seeds that fit what is left, stored on
     every study (``final_plan``) for ``search.final`` and the helpers; a cut is said and reported."""
+    from textbench.search.budget import kept_stop
     from textbench.search.runner import count_trials
 
     search = bench.search
+    if all(kept_stop(study, search.time_budget) for study in studies.values()):  # a resume: it stands
+        fit = next(iter(studies.values())).user_attrs["final_plan"]
+        bench.budget.final = fit
+        bench.overall.final_runs = (fit["top_k"] + search.reference) * fit["final_seeds"]
+        log.info(
+            "time budget: the final stage fitted before the interruption stands (top %d x %d seeds)",
+            fit["top_k"],
+            fit["final_seeds"],
+        )
+        return
     fit = bench.budget.final_stage(
         {f: count_trials(study).complete for f, study in studies.items()},
         search.top_k,

@@ -144,7 +144,7 @@ class Budget:
 
         choices = [(k, seeds) for k in range(top_k, 0, -1)] + [(1, n) for n in range(seeds - 1, 1, -1)]
         k, n = next(((k, n) for k, n in choices if cost(k, n) <= left), choices[-1])
-        record = {"top_k": k, "final_seeds": n, "asked": [top_k, seeds]}
+        record = {"top_k": k, "final_seeds": n, "asked": [top_k, seeds], "budget_seconds": self.seconds}
         if (k, n) != (top_k, seeds):
             record["why"] = (
                 f"the final stage was cut to the top {k} x {n} seeds (of --top-k {top_k} x --final-seeds "
@@ -194,3 +194,18 @@ class Budget:
             "final_stage": self.final,
             "plans": self.history,
         }
+
+
+def kept_stop(study, budget_seconds: float | None) -> bool:
+    """A resumed study whose search this same --time-budget already ended and whose final stage it
+    fitted (``final_plan``): that decision stands, so the final stage finishes on the trials it was
+    fitted to, as planned. Reopening the search would re-fit the final stage to fewer configurations
+    than the runs already done (measured: a 30-minute flagship interrupted in its final stage searched
+    2 more trials a family on resume and cut its final stage to the top 1). A larger budget reopens it."""
+    plan = study.user_attrs.get("final_plan") or {}
+    reason = str(study.user_attrs.get("stop_reason") or "")
+    return (
+        budget_seconds is not None
+        and plan.get("budget_seconds") == budget_seconds
+        and reason.startswith("time budget")
+    )

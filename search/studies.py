@@ -28,7 +28,7 @@ from textbench.core.settings import DataSettings, TrainSettings
 from textbench.core.training import check_device
 from textbench.core.urls import redact
 from textbench.search import fixed as fixing
-from textbench.search.budget import Budget
+from textbench.search.budget import Budget, kept_stop
 from textbench.search.converge import ConvergenceRule
 from textbench.search.objective import Objective
 from textbench.search.overall import Overall, measure_trial
@@ -306,6 +306,8 @@ def measure_stored(bench: SearchRun) -> None:
         overall.finished[family] = count_trials(study).finished
         overall.final_done[family] = len(stored_records(study.user_attrs))
         overall.preloaded.add(family)
+        if kept_stop(study, bench.search.time_budget):  # this budget already ended its search
+            overall.stopped[family] = overall.finished[family]
 
 
 def open_family(bench: SearchRun, family: str) -> FamilySearch:
@@ -355,9 +357,11 @@ def open_family(bench: SearchRun, family: str) -> FamilySearch:
         overall.finished[family] = count_trials(study).finished
         callbacks.append(track)
         status = overall.line
-    if bench.worker == 0:  # the helpers read these (started after this): a resumed study starts afresh
+    if bench.worker == 0 and not kept_stop(study, s.time_budget):  # the helpers read these (started after
+        # this): a resumed study starts afresh, unless this budget already ended its search
         study.set_user_attr("stop_reason", None)
         study.set_user_attr("final_plan", None)  # fitted to the budget again after this run's searches
+    if bench.worker == 0:
         if bench.budget is not None:
             bench.budget.watch(family, study)
     stop = stopping(bench, study, callbacks)
@@ -429,6 +433,8 @@ def stopping(bench: SearchRun, study: optuna.Study, callbacks: list):
         counts = count_trials(study)
         claimed = counts.finished + counts.running  # other workers' trials in flight count as run
         if bench.budget is not None:
+            if kept_stop(study, s.time_budget):  # resumed after the budget ended this search
+                return study.user_attrs["stop_reason"]
             return bench.budget.stop(claimed)
         attrs = study.user_attrs  # a --workers helper follows worker 0's plan, and stops when it stopped
         planned = attrs.get("planned_trials")
