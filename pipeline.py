@@ -199,7 +199,7 @@ def run_benchmark(
         raise
     finally:
         clock.save()  # interrupted or not: a resumed run's budget counts this run's time
-        record_rates(bench, keys)
+        record_rates(bench, keys, searches)
     if bench.budget is not None:
         record = bench.budget.record()
         for study in studies.values():
@@ -306,13 +306,22 @@ def rate_keys(bench, max_length: int) -> dict[str, str]:
     }
 
 
-def record_rates(bench, keys: dict[str, str]) -> None:
-    """Keep what this run measured for the next one's first ETA (``search.rate_record``)."""
+def record_rates(bench, keys: dict[str, str], searches: list) -> None:
+    """Keep what this run measured for the next one's first ETA (``search.rate_record``): every
+    search trial on the studies, whichever ``--workers`` process ran it (a process's own ETA sees only
+    its own trials), against this run's calibration."""
+    from textbench.search.overall import Overall, measure_trial
     from textbench.search.rate_record import FILE, save_measured
 
-    if bench.overall is None or not keys:
+    if bench.overall is None or not keys or not searches:
         return
-    saved = save_measured(bench.overall, Path(bench.search.output_dir) / FILE, keys)
+    o = bench.overall
+    measured = Overall(families=list(keys), trials=0, final_runs=0, baseline=False, max_steps=o.max_steps)
+    measured.calibrated = dict(o.calibrated)
+    for one in searches:
+        for frozen in one.study.get_trials(deepcopy=False):
+            measure_trial(measured, one.family, frozen)
+    saved = save_measured(measured, Path(bench.search.output_dir) / FILE, keys)
     if saved:
         log.info("step rates recorded for the next run's first ETA: %s", Path(bench.search.output_dir) / FILE)
 
