@@ -225,7 +225,8 @@ def run_benchmark(
 
 
 def plan_budget(bench, clock, keys: dict[str, str] | None = None) -> None:
-    """Calibrate every family's rate (the first ETA needs it) and, with --time-budget, plan the
+    """Know every family's rate (the first ETA needs it: measured on a resumed study's trials,
+    recorded on this machine by an earlier benchmark, else calibrated) and, with --time-budget, plan the
     trials per family; a budget that cannot hold one trial per family plus the final stage (and the
     --finetune reference, ``Overall.finetune_seconds``) is refused here, before any trial runs."""
     from textbench.core.durations import format_duration
@@ -236,24 +237,24 @@ def plan_budget(bench, clock, keys: dict[str, str] | None = None) -> None:
 
     overall, search = bench.overall, bench.search
     measure_stored(bench)  # a resume: its trials' rates and the final runs already done
+    unmeasured = {f: key for f, key in (keys or {}).items() if not overall.steps.get(f)}
+    found = load_recorded(overall, Path(search.output_dir) / FILE, unmeasured)
+    if found:
+        log.info(
+            "step rates recorded on this machine (%s), no calibration needed: %s",
+            Path(search.output_dir) / FILE,
+            ", ".join(
+                f"{f} {e['seconds_per_step']:.4f} s/step, {e['trial_steps']:.0f} steps a trial "
+                f"({e['trials']} trials, {e.get('recorded', '?')})"
+                for f, e in found.items()
+            ),
+        )
     for family in search.families:
-        if overall.steps.get(family):  # measured on its own trials: no calibration needed
+        if overall.steps.get(family) or family in found:  # measured on its own trials, or recorded
             continue
         rate, _ = seconds_per_step(family, bench.data, bench.train, seed=search.seed)
         if rate is not None:
             overall.calibrated[family] = rate
-    calibrated = {f: key for f, key in (keys or {}).items() if f in overall.calibrated}  # not measured yet
-    found = load_recorded(overall, Path(search.output_dir) / FILE, calibrated)
-    if found:
-        log.info(
-            "step rates recorded on this machine (%s) scale the calibration: %s",
-            Path(search.output_dir) / FILE,
-            ", ".join(
-                f"{f} x{e['ratio']:.2f}, {e['trial_steps']:.0f} steps a trial ({e['trials']} trials, "
-                f"{e.get('recorded', '?')})"
-                for f, e in found.items()
-            ),
-        )
     if search.time_budget is None:
         return
     splits = bench.data.splits
@@ -309,7 +310,7 @@ def rate_keys(bench, max_length: int) -> dict[str, str]:
 def record_rates(bench, keys: dict[str, str], searches: list) -> None:
     """Keep what this run measured for the next one's first ETA (``search.rate_record``): every
     search trial on the studies, whichever ``--workers`` process ran it (a process's own ETA sees only
-    its own trials), against this run's calibration."""
+    its own trials)."""
     from textbench.search.overall import Overall, measure_trial
     from textbench.search.rate_record import FILE, save_measured
 
@@ -317,7 +318,6 @@ def record_rates(bench, keys: dict[str, str], searches: list) -> None:
         return
     o = bench.overall
     measured = Overall(families=list(keys), trials=0, final_runs=0, baseline=False, max_steps=o.max_steps)
-    measured.calibrated = dict(o.calibrated)
     for one in searches:
         for frozen in one.study.get_trials(deepcopy=False):
             measure_trial(measured, one.family, frozen)

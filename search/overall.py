@@ -6,9 +6,10 @@ comes from measured step rates: the steps and wall seconds of every finished tri
 (evaluation included) give each family's seconds per step; finished trials give the mean steps of
 a search trial (pruning included) and completed ones the mean steps of a final run (early stopping
 included). Before a family's first trial, its rate comes from a calibration (``search.calibrate``),
-scaled by what an earlier benchmark on this machine measured for it (``search.rate_record``) or else
-by what the families already searched showed (``Overall.rate``); its mean steps per search trial
-(pruning included) likewise come from its own trials, the record, or the families measured. The
+or from what an earlier benchmark on this machine measured for it (``search.rate_record``), the
+calibration scaled by what the families already searched showed (``Overall.rate``); its mean steps
+per search trial (pruning included) likewise come from its own trials, the record, or the families
+measured. The
 baseline is estimated per training row. Before anything is measured the ETA is unknown ("ETA ?").
 """
 
@@ -50,7 +51,7 @@ class Overall:
     final_run_seconds: dict[str, float] = field(default_factory=dict)  # per family, one final run of the
     # configurations it would re-train, from their own trials (a time budget's, ``Budget.final_run_seconds``)
     recorded: dict[str, dict] = field(default_factory=dict)  # per family, from an earlier benchmark on this
-    # machine (search.rate_record): "ratio" (measured / calibrated s/step) and "trial_steps"
+    # machine (search.rate_record): "seconds_per_step" and "trial_steps" measured on its search trials
 
     def measured(self, family: str, steps: int, seconds: float, *, trial: bool, complete: bool) -> None:
         """Record one finished trial (``trial``) or final run of ``family``; ``complete``: not pruned."""
@@ -68,13 +69,13 @@ class Overall:
         """Seconds per step of ``family``: measured on its trials and final runs; before those, its
         calibrated rate scaled by how much slower the searched configurations of the families already
         measured ran than their own calibration (a search samples larger models than the course
-        notes'), or by the ratio an earlier benchmark on this machine measured for this family (which
-        knows the family's own search); without a calibration, the mean measured rate. None when
-        nothing is known."""
+        notes'); before all of that, what an earlier benchmark on this machine measured on this
+        family's search trials; without a calibration, the mean measured rate. None when nothing is
+        known."""
         if self.steps.get(family):
             return self.seconds[family] / self.steps[family]
-        if self.calibrated.get(family) and (self.recorded.get(family) or {}).get("ratio"):
-            return self.calibrated[family] * self.recorded[family]["ratio"]
+        if (self.recorded.get(family) or {}).get("seconds_per_step"):
+            return float(self.recorded[family]["seconds_per_step"])
         ratios = [
             self.seconds[f] / self.steps[f] / self.calibrated[f]
             for f in self.families

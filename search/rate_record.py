@@ -1,15 +1,16 @@
 """Step rates recorded on this machine, so that the next benchmark's first ETA and plan start from them.
 
-A calibration (``search.calibrate``) times a few configurations for a few steps; a search then
-visits other models and prunes many of its trials. On the flagship the first ETA from calibration
-alone said 2 h 21 min of a 74.5 min run. After a benchmark has measured a family's trials, two
-numbers are kept per family: its measured seconds per step over its calibrated ones (a loaded
-machine's calibration and trials are slow by the same factor, so the ratio carries over), and its
-mean steps per search trial (pruning and early stopping included). They live in
-``<output_dir>/rates.json`` (the folder that holds every benchmark of a user's runs), under a key
-of what they depend on; a later run with the same key starts from them (``Overall.recorded``).
-A record is a measurement and never a reason to fail: a missing, unreadable or foreign file is
-ignored, and writing one that cannot be written is skipped with a warning.
+A calibration (``search.calibrate``) times a few configurations for ten steps each: a noisy number
+(the same configurations on the same idle machine calibrated at 0.049, 0.058 and 0.092 s/step for
+the RNN in three runs of 2026-12-06), and a search then visits other models and prunes many of its
+trials. On the flagship the first ETA from calibration alone said 2 h 21 min of a 74.5 min run.
+After a benchmark, two numbers per family measured on all its search trials are kept: seconds per
+step and mean steps per search trial (pruning and early stopping included). They live in
+``<output_dir>/rates.json`` (the folder that holds every benchmark of a user's runs), under a key of
+what they depend on (family, data, training budget, pruner, workers, CPUs); a later run with the
+same key uses them instead of calibrating that family (``Overall.recorded``). A record is a
+measurement and never a reason to fail: a missing, unreadable or foreign file is ignored, and a
+record that cannot be written is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -57,24 +58,31 @@ def load_recorded(overall, path: Path, keys: dict[str, str]) -> dict[str, dict]:
     found = {}
     for family, key in keys.items():
         entry = records.get(key)
-        if isinstance(entry, dict) and entry.get("ratio", 0) > 0 and entry.get("trial_steps", 0) > 0:
+        if (
+            isinstance(entry, dict)
+            and _positive(entry, "seconds_per_step")
+            and _positive(entry, "trial_steps")
+        ):
             found[family] = entry
     overall.recorded.update(found)
     return found
 
 
+def _positive(entry: dict, name: str) -> bool:
+    value = entry.get(name)
+    return isinstance(value, int | float) and value > 0
+
+
 def save_measured(overall, path: Path, keys: dict[str, str]) -> dict[str, dict]:
-    """Record each family's measured ratio and steps per trial (families with ``MIN_TRIALS`` finished
-    trials and a calibration); written whole (a temporary file renamed), other keys kept."""
+    """Record each family's measured seconds per step and steps per trial (families with
+    ``MIN_TRIALS`` finished trials); written whole (a temporary file renamed), other keys kept."""
     new = {}
     for family, key in keys.items():
         steps = overall.family_trial_steps.get(family) or []
-        calibrated = overall.calibrated.get(family)
-        if len(steps) < MIN_TRIALS or not calibrated or not overall.steps.get(family):
+        if len(steps) < MIN_TRIALS or not overall.steps.get(family):
             continue
-        measured = overall.seconds[family] / overall.steps[family]
         new[key] = {
-            "ratio": round(measured / calibrated, 4),
+            "seconds_per_step": round(overall.seconds[family] / overall.steps[family], 5),
             "trial_steps": round(sum(steps) / len(steps), 1),
             "trials": len(steps),
             "recorded": time.strftime("%Y-%m-%d %H:%M"),

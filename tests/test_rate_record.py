@@ -1,6 +1,7 @@
-"""Step rates recorded on this machine (search.rate_record): what a benchmark measured is kept in
-``<output_dir>/rates.json`` and a later benchmark's first ETA starts from it, not from a calibration
-alone; a bad or foreign record is ignored, never a failure. Expected values are hand-computed."""
+"""Step rates recorded on this machine (search.rate_record): what a benchmark measured on its search
+trials is kept in ``<output_dir>/rates.json`` and a later benchmark's first ETA starts from it
+instead of a calibration; a bad or foreign record is ignored, never a failure. Expected values are
+hand-computed."""
 
 from __future__ import annotations
 
@@ -31,11 +32,9 @@ KEYS = {"cnn": "key-cnn", "rnn": "key-rnn"}
 
 
 def searched() -> Overall:
-    """cnn calibrated at 0.01 s/step ran 6 trials: 4 pruned at 250 steps (5 s each), 2 complete at
-    1000 steps (20 s each): 3000 steps in 60 s = 0.02 s/step, twice its calibration; 500 steps a
-    trial. rnn ran 2 trials only: too few to record."""
+    """cnn ran 6 trials: 4 pruned at 250 steps (5 s each), 2 complete at 1000 steps (20 s each):
+    3000 steps in 60 s = 0.02 s/step, 500 steps a trial. rnn ran 2 trials only: too few to record."""
     o = overall()
-    o.calibrated = {"cnn": 0.01, "rnn": 0.05}
     for steps, seconds, complete in [(250, 5, False)] * 4 + [(1000, 20, True)] * 2:
         o.measured("cnn", steps, seconds, trial=True, complete=complete)
     for _ in range(2):
@@ -49,18 +48,18 @@ def test_a_search_is_recorded_and_the_next_first_eta_starts_from_it(tmp_path):
     assert set(saved) == {"key-cnn"}  # rnn: 2 < MIN_TRIALS trials
     assert MIN_TRIALS > 2
     entry = json.loads(path.read_text())["key-cnn"]
-    assert entry["ratio"] == pytest.approx(2.0) and entry["trial_steps"] == pytest.approx(500.0)
+    assert entry["seconds_per_step"] == pytest.approx(0.02) and entry["trial_steps"] == pytest.approx(500.0)
 
     fresh = overall()
-    fresh.calibrated = {"cnn": 0.015, "rnn": 0.05}  # a slower machine state: calibrated 1.5x slower
+    fresh.calibrated = {"rnn": 0.05}  # rnn has no record: it was calibrated
     assert load_recorded(fresh, path, KEYS).keys() == {"cnn"}
-    assert fresh.rate("cnn") == pytest.approx(0.03)  # 0.015 x the recorded 2.0
+    assert fresh.rate("cnn") == pytest.approx(0.02)
     assert fresh.steps_per_trial("cnn") == pytest.approx(500.0)
-    # rnn has no record: its calibration, a trial of max_steps. 10 trials each:
-    # cnn 10 x 500 x 0.03 = 150 s, rnn 10 x 1000 x 0.05 = 500 s.
-    assert fresh.remaining_seconds() == pytest.approx(650.0)
+    # rnn: its calibration, a trial of max_steps. 10 trials each:
+    # cnn 10 x 500 x 0.02 = 100 s, rnn 10 x 1000 x 0.05 = 500 s.
+    assert fresh.remaining_seconds() == pytest.approx(600.0)
     without = overall()
-    without.calibrated = dict(fresh.calibrated)
+    without.calibrated = {"cnn": 0.015, "rnn": 0.05}
     assert without.remaining_seconds() == pytest.approx(10 * 1000 * 0.015 + 500.0)  # calibration only
 
 
@@ -68,7 +67,6 @@ def test_own_trials_outrank_the_record(tmp_path):
     path = tmp_path / FILE
     save_measured(searched(), path, KEYS)
     fresh = overall()
-    fresh.calibrated = {"cnn": 0.01}
     load_recorded(fresh, path, KEYS)
     fresh.measured("cnn", 100, 4, trial=True, complete=False)
     assert fresh.rate("cnn") == pytest.approx(0.04) and fresh.steps_per_trial("cnn") == 100
@@ -79,7 +77,8 @@ def test_own_trials_outrank_the_record(tmp_path):
     [
         "not json {",
         "[1, 2]",
-        json.dumps({"key-cnn": {"ratio": -1, "trial_steps": 5}}),
+        json.dumps({"key-cnn": {"seconds_per_step": -1, "trial_steps": 5}}),
+        json.dumps({"key-cnn": {"seconds_per_step": "fast", "trial_steps": 5}}),
         json.dumps({"key-cnn": 3}),
     ],
 )
@@ -95,11 +94,10 @@ def test_a_bad_record_is_ignored(tmp_path, content):
 
 def test_other_keys_are_kept_and_a_foreign_key_is_not_used(tmp_path):
     path = tmp_path / FILE
-    path.write_text(json.dumps({"other": {"ratio": 9.0, "trial_steps": 1.0}}))
+    path.write_text(json.dumps({"other": {"seconds_per_step": 9.0, "trial_steps": 1.0}}))
     save_measured(searched(), path, KEYS)
     assert set(json.loads(path.read_text())) == {"other", "key-cnn"}
     fresh = overall()
-    fresh.calibrated = {"cnn": 0.01}
     assert load_recorded(fresh, path, {"cnn": "another-dataset"}) == {}
 
 
@@ -124,7 +122,11 @@ def test_an_unwritable_record_path_is_skipped_with_a_warning(tmp_path, caplog):
 
 def test_a_second_benchmark_in_the_same_output_dir_starts_from_the_first_ones_rates(tiny_data_dir, tmp_path):
     out = tmp_path / "runs"
-    first = run_cli(*search_args(tiny_data_dir, out, trials=MIN_TRIALS, name="first", extra=["--no-mlflow"]))
+    first = run_cli(  # two workers: the record counts the helper's trials too
+        *search_args(
+            tiny_data_dir, out, trials=MIN_TRIALS, name="first", extra=["--no-mlflow", "--workers", "2"]
+        )
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     assert "step rates recorded for the next run's first ETA" in first.stderr
     (entry,) = json.loads((out / FILE).read_text()).values()
@@ -132,6 +134,7 @@ def test_a_second_benchmark_in_the_same_output_dir_starts_from_the_first_ones_ra
     second = run_cli(*search_args(tiny_data_dir, out, trials=2, name="second", extra=["--no-mlflow"]))
     assert second.returncode == 0, second.stderr[-3000:]
     line = re.search(
-        r"step rates recorded on this machine .* scale the calibration: cnn x([\d.]+)", second.stderr
+        r"step rates recorded on this machine .*, no calibration needed: cnn ([\d.]+) s/step", second.stderr
     )
-    assert line and float(line.group(1)) == pytest.approx(entry["ratio"], abs=0.01), second.stderr[-3000:]
+    assert line and float(line.group(1)) == pytest.approx(entry["seconds_per_step"], abs=1e-4), second.stderr
+    assert "calibration cnn" not in second.stderr and "calibration cnn" in first.stderr
