@@ -85,13 +85,12 @@ class Overall:
             return self.calibrated[family] * (sum(ratios) / len(ratios) if ratios else 1.0)
         if self.steps:
             return sum(self.seconds.values()) / sum(self.steps.values())
-        if self.calibrated:
-            return sum(self.calibrated.values()) / len(self.calibrated)
-        return None
+        known = [*self.calibrated.values(), *(e["seconds_per_step"] for e in self.recorded.values())]
+        return sum(known) / len(known) if known else None
 
     def remaining_seconds(self) -> float | None:
         """Seconds left for the whole benchmark, or None before any rate is known (``rate``)."""
-        if not self.steps and not self.calibrated:
+        if not self.steps and not self.calibrated and not self.recorded:
             return None
         per_final = (
             sum(self.complete_steps) / len(self.complete_steps) if self.complete_steps else self.max_steps

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from types import SimpleNamespace
 
 import pytest
 from helpers import run_cli, search_args
@@ -29,6 +30,7 @@ def overall(**kwargs) -> Overall:
 
 
 KEYS = {"cnn": "key-cnn", "rnn": "key-rnn"}
+TRIALS = 6  # the CLI run's
 
 
 def searched() -> Overall:
@@ -61,6 +63,36 @@ def test_a_search_is_recorded_and_the_next_first_eta_starts_from_it(tmp_path):
     without = overall()
     without.calibrated = {"cnn": 0.015, "rnn": 0.05}
     assert without.remaining_seconds() == pytest.approx(10 * 1000 * 0.015 + 500.0)  # calibration only
+
+
+def test_a_record_alone_gives_a_first_eta():
+    """No calibration at all (every family recorded or none): cnn recorded at 0.02 s/step and 500
+    steps a trial, rnn unknown runs at the mean known rate, 0.02, and max_steps: 10 x 500 x 0.02 +
+    10 x 1000 x 0.02 = 300 s."""
+    o = overall()
+    o.recorded = {"cnn": {"seconds_per_step": 0.02, "trial_steps": 500.0}}
+    assert o.remaining_seconds() == pytest.approx(300.0)
+    assert "ETA ?" not in o.line()
+
+
+def test_the_record_counts_every_workers_trials(tmp_path):
+    """The process that records sees only its own trials in its ETA; the record reads the studies:
+    6 trials of 100 steps in 3 s each, 3 of them by another worker, are 6 trials at 0.03 s/step."""
+    import optuna
+
+    from textbench.pipeline import record_rates
+
+    study = optuna.create_study(direction="maximize")
+    for i in range(6):
+        attrs = {"steps_trained": 100, "wall_seconds": 3.0, "worker": f"host:{i % 2}"}
+        study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs=attrs))
+    o = overall()
+    o.measured("cnn", 100, 3.0, trial=True, complete=True)  # its own: one trial only
+    bench = SimpleNamespace(overall=o, search=SimpleNamespace(output_dir=str(tmp_path)))
+    record_rates(bench, {"cnn": "key-cnn"}, [SimpleNamespace(family="cnn", study=study)])
+    entry = json.loads((tmp_path / FILE).read_text())["key-cnn"]
+    assert entry["trials"] == 6 and entry["seconds_per_step"] == pytest.approx(0.03)
+    assert entry["trial_steps"] == pytest.approx(100.0)
 
 
 def test_own_trials_outrank_the_record(tmp_path):
@@ -122,7 +154,7 @@ def test_an_unwritable_record_path_is_skipped_with_a_warning(tmp_path, caplog):
 
 def test_a_second_benchmark_in_the_same_output_dir_starts_from_the_first_ones_rates(tiny_data_dir, tmp_path):
     out = tmp_path / "runs"
-    first = run_cli(  # two workers: the record counts the helper's trials too
+    first = run_cli(
         *search_args(
             tiny_data_dir, out, trials=MIN_TRIALS, name="first", extra=["--no-mlflow", "--workers", "2"]
         )
@@ -130,7 +162,7 @@ def test_a_second_benchmark_in_the_same_output_dir_starts_from_the_first_ones_ra
     assert first.returncode == 0, first.stderr[-3000:]
     assert "step rates recorded for the next run's first ETA" in first.stderr
     (entry,) = json.loads((out / FILE).read_text()).values()
-    assert entry["trials"] == MIN_TRIALS and entry["trial_steps"] <= 20  # --max-steps 20
+    assert entry["trials"] == TRIALS and entry["trial_steps"] <= 20  # all of them; --max-steps 20
     second = run_cli(*search_args(tiny_data_dir, out, trials=2, name="second", extra=["--no-mlflow"]))
     assert second.returncode == 0, second.stderr[-3000:]
     line = re.search(
