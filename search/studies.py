@@ -306,8 +306,10 @@ def measure_stored(bench: SearchRun) -> None:
         overall.finished[family] = count_trials(study).finished
         overall.final_done[family] = len(stored_records(study.user_attrs))
         overall.preloaded.add(family)
-        if kept_stop(study, bench.search.time_budget):  # this budget already ended its search
-            overall.stopped[family] = overall.finished[family]
+        if kept_stop(study, bench.search.time_budget):  # this budget already ended its search and
+            overall.stopped[family] = overall.finished[family]  # fitted the final stage: both stand
+            fit = study.user_attrs["final_plan"]
+            overall.final_runs = (fit["top_k"] + bench.search.reference) * fit["final_seeds"]
 
 
 def open_family(bench: SearchRun, family: str) -> FamilySearch:
