@@ -121,6 +121,14 @@ def run_benchmark(
         bench = setup(search, data, train, before_create=plan)
         log.info("data: %s", {k: v for k, v in bench.data.describe().items() if k != "labels"})
         searches = open_searches(bench)  # before the helpers start: they read worker 0's plan
+    except KeyboardInterrupt:  # in the calibration or the data preparation: nothing is lost
+        if pool is not None:
+            pool.abort()
+        print(
+            f"\ninterrupted before the searches: rerun the same command to start benchmark '{search.name}'",
+            file=sys.stderr,
+        )
+        return 130
     except BaseException:
         if pool is not None:
             pool.abort()
@@ -204,7 +212,16 @@ def run_benchmark(
         record = bench.budget.record()
         for study in studies.values():
             study.set_user_attr("time_budget", record)
-    finish(bench, studies, fitted)
+    try:
+        finish(bench, studies, fitted)
+    except KeyboardInterrupt:  # every result is stored: only the summary, MLflow's choice or the report
+        clock.save()
+        print(
+            f"\ninterrupted while writing the results: every run is kept; rerun the same command to finish "
+            f"benchmark '{search.name}'",
+            file=sys.stderr,
+        )
+        return 130
     clock.save()
     if bench.budget is not None:
         log.info("time budget: %s spent of %s", *bench.budget.spent_of())

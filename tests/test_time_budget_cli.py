@@ -90,7 +90,7 @@ def test_two_workers_under_a_budget_end_with_equal_trials(tiny_data_dir, tmp_pat
         tiny_data_dir,
         out,
         family="cnn,rnn",
-        trials=50,
+        trials=1000,  # far above what 150 s can hold on a fast idle machine
         max_steps=200,
         eval_steps=100,
         extra=["--no-mlflow", "--workers", "2", "--pruner", "none", "--final-seeds", "2", "--top-k", "1"],
@@ -104,7 +104,7 @@ def test_two_workers_under_a_budget_end_with_equal_trials(tiny_data_dir, tmp_pat
         assert len({r["seed"] for r in runs}) == plan["final_seeds"] and plan["asked"] == [1, 2]
     record = studies["cnn"].user_attrs["time_budget"]
     assert finished["cnn"] == finished["rnn"] == record["trials_per_family"], (finished, record)
-    assert 2 <= finished["cnn"] < 50
+    assert 2 <= finished["cnn"] < 1000
     workers = {t.user_attrs.get("worker") for s in studies.values() for t in s.trials}
     assert len(workers) == 2  # both processes ran trials
     assert "round" in result.stderr  # the benchmark line names the round
