@@ -249,7 +249,7 @@ def plan_budget(bench, clock, keys: dict[str, str] | None = None) -> None:
     from textbench.core.durations import format_duration
     from textbench.search.budget import Budget
     from textbench.search.calibrate import seconds_per_step
-    from textbench.search.rate_record import FILE, load_recorded
+    from textbench.search.rate_record import FILE, expected_trials, load_recorded
     from textbench.search.studies import measure_stored
 
     overall, search = bench.overall, bench.search
@@ -266,6 +266,13 @@ def plan_budget(bench, clock, keys: dict[str, str] | None = None) -> None:
                 for f, e in found.items()
             ),
         )
+    if search.stop_when_converged:  # where the searches stop is unknown: the ETA is a range, or recorded
+        overall.earliest = search.min_trials
+        for family, entry in found.items():
+            if (trials := expected_trials(entry, converge_rule(search))) is not None:
+                overall.expected[family] = trials
+        for family, trials in overall.expected.items():  # what the ETA counts
+            log.info("%s converged after %d trials in that run: the ETA expects as many", family, trials)
     for family in search.families:
         if overall.steps.get(family) or family in found:  # measured on its own trials, or recorded
             continue
@@ -324,12 +331,18 @@ def rate_keys(bench, max_length: int) -> dict[str, str]:
     }
 
 
+def converge_rule(search) -> dict:
+    """What a recorded convergence point depends on besides the rate key: the rule's own settings."""
+    return {"min_trials": search.min_trials, "stagnation_trials": search.stagnation_trials}
+
+
 def record_rates(bench, keys: dict[str, str], searches: list) -> None:
     """Keep what this run measured for the next one's first ETA (``search.rate_record``): every
     search trial on the studies, whichever ``--workers`` process ran it (a process's own ETA sees only
     its own trials)."""
     from textbench.search.overall import Overall, measure_trial
     from textbench.search.rate_record import FILE, save_measured
+    from textbench.search.runner import count_trials
 
     if bench.overall is None or not keys or not searches:
         return
@@ -338,7 +351,17 @@ def record_rates(bench, keys: dict[str, str], searches: list) -> None:
     for one in searches:
         for frozen in one.study.get_trials(deepcopy=False):
             measure_trial(measured, one.family, frozen)
-    saved = save_measured(measured, Path(bench.search.output_dir) / FILE, keys)
+    converge = {}
+    if bench.search.stop_when_converged:  # where each search stopped, for the next run's ETA
+        for one in searches:
+            reason = str(one.study.user_attrs.get("stop_reason") or "")
+            converged = reason.startswith("converged")
+            finished = count_trials(one.study).finished
+            converge[one.family] = {
+                "rule": converge_rule(bench.search),
+                "trials": finished if converged else None,
+            }
+    saved = save_measured(measured, Path(bench.search.output_dir) / FILE, keys, converge)
     if saved:
         log.info("step rates recorded for the next run's first ETA: %s", Path(bench.search.output_dir) / FILE)
 

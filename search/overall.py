@@ -11,6 +11,11 @@ calibration scaled by what the families already searched showed (``Overall.rate`
 per search trial (pruning included) likewise come from its own trials, the record, or the families
 measured. The
 baseline is estimated per training row. Before anything is measured the ETA is unknown ("ETA ?").
+
+Under ``--stop-when-converged`` nobody knows in advance where a search stops: a family's trials are
+what it ran when it converged in an earlier benchmark on this machine (``expected``, from the
+record), else ``--trials``; and while any unstopped family has no such record, the line gives a range
+whose low end has every such search stop at the earliest trial the rule allows (``earliest``).
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ class Overall:
     # configurations it would re-train, from their own trials (a time budget's, ``Budget.final_run_seconds``)
     recorded: dict[str, dict] = field(default_factory=dict)  # per family, from an earlier benchmark on this
     # machine (search.rate_record): "seconds_per_step" and "trial_steps" measured on its search trials
+    earliest: int | None = None  # under --stop-when-converged: the fewest trials after which it may stop
+    expected: dict[str, int] = field(default_factory=dict)  # per family, where its search converged in an
+    # earlier benchmark on this machine (the record): the ETA counts that many trials, not --trials
 
     def measured(self, family: str, steps: int, seconds: float, *, trial: bool, complete: bool) -> None:
         """Record one finished trial (``trial``) or final run of ``family``; ``complete``: not pruned."""
@@ -88,8 +96,9 @@ class Overall:
         known = [*self.calibrated.values(), *(e["seconds_per_step"] for e in self.recorded.values())]
         return sum(known) / len(known) if known else None
 
-    def remaining_seconds(self) -> float | None:
-        """Seconds left for the whole benchmark, or None before any rate is known (``rate``)."""
+    def remaining_seconds(self, soonest: bool = False) -> float | None:
+        """Seconds left for the whole benchmark, or None before any rate is known (``rate``); with
+        ``soonest``, if every converging search without a record stopped at the earliest trial."""
         if not self.steps and not self.calibrated and not self.recorded:
             return None
         per_final = (
@@ -99,7 +108,9 @@ class Overall:
         for a in self.families:
             final_run = self.final_run_seconds.get(a, per_final * self.rate(a))
             training += (
-                max(self.target(a) - self.finished.get(a, 0), 0) * self.steps_per_trial(a) * self.rate(a)
+                max(self.target(a, soonest) - self.finished.get(a, 0), 0)
+                * self.steps_per_trial(a)
+                * self.rate(a)
                 + max(self._final_runs(a) - self.final_done.get(a, 0), 0) * final_run
             )
         baseline = self.baseline * self.train_rows * BASELINE_SECONDS_PER_ROW
@@ -115,9 +126,25 @@ class Overall:
             return float(self.recorded[family]["trial_steps"])
         return sum(self.trial_steps) / len(self.trial_steps) if self.trial_steps else float(self.max_steps)
 
-    def target(self, family: str) -> int:
-        """The trials ``family`` runs: the target, or where its search stopped (convergence, budget)."""
-        return self.stopped.get(family, self.trials)
+    def target(self, family: str, soonest: bool = False) -> int:
+        """The trials ``family`` runs: where its search stopped (convergence, budget); else, while it
+        converges, where it converged before (at least one more than it ran: it has not stopped yet), or
+        with ``soonest`` the earliest stop; else the target."""
+        if family in self.stopped:
+            return self.stopped[family]
+        running = self.finished.get(family, 0) + 1
+        if family in self.expected:
+            return min(self.trials, max(self.expected[family], running))
+        if soonest and self.earliest is not None:
+            return min(self.trials, max(self.earliest, running))
+        return self.trials
+
+    def uncertain(self) -> bool:
+        """Whether the ETA is a range: a converging search has neither stopped nor a record."""
+        return self.earliest is not None and any(
+            f not in self.stopped and f not in self.expected and self.earliest < self.trials
+            for f in self.families
+        )
 
     def _final_runs(self, family: str) -> int:
         return self.final_planned.get(family, self.final_runs)
@@ -131,14 +158,21 @@ class Overall:
 
     def line(self) -> str:
         left = self.remaining_seconds()
-        eta = (
-            "ETA ?"
-            if left is None
-            else f"{_duration(left)} left, ETA {time.strftime('%H:%M', time.localtime(self.clock() + left))}"
-        )
+        soonest = self.remaining_seconds(soonest=True) if self.uncertain() else left
+        if left is None:
+            eta = "ETA ?"
+        elif _duration(soonest) == _duration(left):
+            eta = f"{_duration(left)} left, ETA {self._at(left)}"
+        else:  # where the searches converge is not known yet
+            eta = (
+                f"{_duration(soonest)} to {_duration(left)} left, ETA {self._at(soonest)} to {self._at(left)}"
+            )
         more = f" | {self.extra()}" if self.extra is not None else ""
         done = f"families done {self.families_done()}/{len(self.families)}"
         return f"[{self.phase} | {done} | benchmark {eta}{more}]"
+
+    def _at(self, seconds: float) -> str:
+        return time.strftime("%H:%M", time.localtime(self.clock() + seconds))
 
 
 def _duration(seconds: float) -> str:

@@ -8,7 +8,10 @@ After a benchmark, two numbers per family measured on all its search trials are 
 step and mean steps per search trial (pruning and early stopping included). They live in
 ``<output_dir>/rates.json`` (the folder that holds every benchmark of a user's runs), under a key of
 what they depend on (family, data, training budget, pruner, workers, CPUs); a later run with the
-same key uses them instead of calibrating that family (``Overall.recorded``). A record is a
+same key uses them instead of calibrating that family (``Overall.recorded``). A search run under
+``--stop-when-converged`` also records where it stopped (``converge``: the rule's settings and the
+trials it ran, or None if it reached ``--trials``), which a later converging run with the same rule
+takes as its ETA's trial count (``Overall.expected``). A record is a
 measurement and never a reason to fail: a missing, unreadable or foreign file is ignored, and a
 record that cannot be written is skipped with a warning.
 """
@@ -73,9 +76,22 @@ def _positive(entry: dict, name: str) -> bool:
     return isinstance(value, int | float) and value > 0
 
 
-def save_measured(overall, path: Path, keys: dict[str, str]) -> dict[str, dict]:
+def expected_trials(entry: dict, rule: dict) -> int | None:
+    """The trials a search converged at in ``entry``'s run, if it ran under the same ``rule``
+    (``min_trials``, ``stagnation_trials``) and converged; else None."""
+    found = entry.get("converge")
+    if not isinstance(found, dict) or found.get("rule") != rule:
+        return None
+    trials = found.get("trials")
+    return trials if isinstance(trials, int) and trials > 0 else None
+
+
+def save_measured(
+    overall, path: Path, keys: dict[str, str], converge: dict[str, dict] | None = None
+) -> dict[str, dict]:
     """Record each family's measured seconds per step and steps per trial (families with
-    ``MIN_TRIALS`` finished trials); written whole (a temporary file renamed), other keys kept."""
+    ``MIN_TRIALS`` finished trials), and ``converge[family]`` (``{"rule": ..., "trials": ...}``) of a
+    run under ``--stop-when-converged``; written whole (a temporary file renamed), other keys kept."""
     new = {}
     for family, key in keys.items():
         steps = overall.family_trial_steps.get(family) or []
@@ -86,7 +102,7 @@ def save_measured(overall, path: Path, keys: dict[str, str]) -> dict[str, dict]:
             "trial_steps": round(sum(steps) / len(steps), 1),
             "trials": len(steps),
             "recorded": time.strftime("%Y-%m-%d %H:%M"),
-        }
+        } | ({"converge": converge[family]} if converge and family in converge else {})
     if not new:
         return {}
     path = Path(path)

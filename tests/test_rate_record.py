@@ -88,7 +88,9 @@ def test_the_record_counts_every_workers_trials(tmp_path):
         study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs=attrs))
     o = overall()
     o.measured("cnn", 100, 3.0, trial=True, complete=True)  # its own: one trial only
-    bench = SimpleNamespace(overall=o, search=SimpleNamespace(output_dir=str(tmp_path)))
+    bench = SimpleNamespace(
+        overall=o, search=SimpleNamespace(output_dir=str(tmp_path), stop_when_converged=False)
+    )
     record_rates(bench, {"cnn": "key-cnn"}, [SimpleNamespace(family="cnn", study=study)])
     entry = json.loads((tmp_path / FILE).read_text())["key-cnn"]
     assert entry["trials"] == 6 and entry["seconds_per_step"] == pytest.approx(0.03)
@@ -170,3 +172,86 @@ def test_a_second_benchmark_in_the_same_output_dir_starts_from_the_first_ones_ra
     )
     assert line and float(line.group(1)) == pytest.approx(entry["seconds_per_step"], abs=1e-4), second.stderr
     assert "calibration cnn" not in second.stderr and "calibration cnn" in first.stderr
+
+
+# ---------------------------------------------------------------- --stop-when-converged and the ETA
+
+
+def test_a_converging_search_without_a_record_gives_a_range_from_the_earliest_stop_to_the_cap():
+    """Both families recorded (cnn 0.02 s/step x 500 steps = 10 s a trial, rnn 0.05 x 1000 = 50 s),
+    1 worker, 10 trials, the rule may stop after 4: at the cap 10 x 10 + 10 x 50 = 600 s (10 min), at
+    the earliest 4 x 10 + 4 x 50 = 240 s (4 min)."""
+    o = overall(earliest=4)
+    o.recorded = {
+        "cnn": {"seconds_per_step": 0.02, "trial_steps": 500.0},
+        "rnn": {"seconds_per_step": 0.05, "trial_steps": 1000.0},
+    }
+    assert o.remaining_seconds() == pytest.approx(600.0)
+    assert o.remaining_seconds(soonest=True) == pytest.approx(240.0)
+    assert "benchmark 4 min to 10 min left" in o.line()
+    o.finished = {"cnn": 6, "rnn": 2}  # cnn past the earliest: at least one more trial
+    assert o.remaining_seconds(soonest=True) == pytest.approx(1 * 10 + 2 * 50)
+    o.stopped = {"cnn": 6}  # cnn converged: only rnn is uncertain
+    assert o.remaining_seconds() == pytest.approx(8 * 50)
+    o.stopped["rnn"] = 7
+    assert not o.uncertain() and "to" not in o.line().split("benchmark")[1]
+
+
+def test_where_a_search_converged_before_is_the_etas_trial_count():
+    """cnn converged after 7 trials in the recorded run: 7 x 10 s + rnn (no convergence recorded)
+    10 x 50 s = 570 s at most, 7 x 10 + 4 x 50 = 270 s at the soonest; once cnn ran 7 without
+    stopping, one more: 8 x 10."""
+    o = overall(earliest=4, expected={"cnn": 7})
+    o.recorded = {
+        "cnn": {"seconds_per_step": 0.02, "trial_steps": 500.0},
+        "rnn": {"seconds_per_step": 0.05, "trial_steps": 1000.0},
+    }
+    assert o.remaining_seconds() == pytest.approx(570.0)
+    assert o.remaining_seconds(soonest=True) == pytest.approx(270.0)
+    o.expected["rnn"] = 12  # never more than --trials (10)
+    assert o.remaining_seconds() == pytest.approx(7 * 10 + 10 * 50) and not o.uncertain()
+    o.finished = {"cnn": 7}
+    assert o.remaining_seconds() == pytest.approx(1 * 10 + 10 * 50)
+
+
+def test_where_a_search_converged_is_recorded_and_read_back_only_under_the_same_rule(tmp_path):
+    from textbench.search.rate_record import expected_trials
+
+    path = tmp_path / FILE
+    rule = {"min_trials": 10, "stagnation_trials": 15}
+    save_measured(searched(), path, KEYS, {"cnn": {"rule": rule, "trials": 30}})
+    entry = json.loads(path.read_text())["key-cnn"]
+    assert expected_trials(entry, rule) == 30
+    assert expected_trials(entry, {"min_trials": 10, "stagnation_trials": 5}) is None  # another window
+    save_measured(searched(), path, KEYS, {"cnn": {"rule": rule, "trials": None}})  # ran to --trials
+    assert expected_trials(json.loads(path.read_text())["key-cnn"], rule) is None
+    save_measured(searched(), path, KEYS)  # a run without the rule records no convergence
+    assert "converge" not in json.loads(path.read_text())["key-cnn"]
+
+
+def test_a_second_converging_benchmark_expects_the_trials_the_first_one_converged_at(tiny_data_dir, tmp_path):
+    """The real CLI twice in one output folder under --stop-when-converged: the first run's stop is
+    recorded, and the second's ETA counts that many trials (said in one line) instead of a range."""
+    out = tmp_path / "runs"
+    rule = [
+        "--stop-when-converged",
+        "--min-trials",
+        str(MIN_TRIALS),
+        "--stagnation-trials",
+        "1",
+        "--no-mlflow",
+    ]
+    first = run_cli(*search_args(tiny_data_dir, out, trials=20, name="first", extra=rule))
+    assert first.returncode == 0, first.stderr[-3000:]
+    (entry,) = json.loads((out / FILE).read_text()).values()
+    stopped = re.search(r"converged after (\d+) trials", first.stderr)
+    assert stopped, first.stderr[-3000:]
+    assert entry["converge"] == {
+        "rule": {"min_trials": MIN_TRIALS, "stagnation_trials": 1},
+        "trials": int(stopped.group(1)),
+    }
+    second = run_cli(*search_args(tiny_data_dir, out, trials=20, name="second", extra=rule))
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert (
+        f"cnn converged after {stopped.group(1)} trials in that run: the ETA expects as many" in second.stderr
+    )
