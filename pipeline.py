@@ -114,7 +114,9 @@ def run_benchmark(
             tune = plan_finetune(search, data, train, bench.data, bench.storage)
             set_threads(threads)
             bench.overall.finetune_seconds = tune.estimated_seconds  # in every ETA (and plan) until it ran
-        keys = rate_keys(bench, data.max_length)
+        from textbench.search.rate_record import record_keys
+
+        keys = record_keys(bench, data.max_length)
         plan_budget(bench, clock, keys)  # a refused budget leaves nothing behind: no store, run or time spent
 
     try:
@@ -206,6 +208,8 @@ def run_benchmark(
             pool.abort()
         raise
     finally:
+        from textbench.search.rate_record import record_rates
+
         clock.save()  # interrupted or not: a resumed run's budget counts this run's time
         record_rates(bench, keys, searches)
     if bench.budget is not None:
@@ -249,7 +253,7 @@ def plan_budget(bench, clock, keys: dict[str, str] | None = None) -> None:
     from textbench.core.durations import format_duration
     from textbench.search.budget import Budget
     from textbench.search.calibrate import seconds_per_step
-    from textbench.search.rate_record import FILE, expected_trials, load_recorded
+    from textbench.search.rate_record import FILE, converge_rule, expected_trials, load_recorded
     from textbench.search.studies import measure_stored
 
     overall, search = bench.overall, bench.search
@@ -312,58 +316,6 @@ def plan_budget(bench, clock, keys: dict[str, str] | None = None) -> None:
     bench.budget = budget
     overall.extra = budget.left
     log.info("time %s: %s", budget.left(), plan.reason())
-
-
-def rate_keys(bench, max_length: int) -> dict[str, str]:
-    """Each family's key in the machine's record of step rates (``search.rate_record``)."""
-    from textbench.search.rate_record import rate_key
-
-    return {
-        f: rate_key(
-            f,
-            fingerprint=bench.data.fingerprint,
-            train=bench.train,
-            max_length=max_length,
-            pruner=bench.search.pruner,
-            workers=bench.overall.workers,
-        )
-        for f in bench.search.families
-    }
-
-
-def converge_rule(search) -> dict:
-    """What a recorded convergence point depends on besides the rate key: the rule's own settings."""
-    return {"min_trials": search.min_trials, "stagnation_trials": search.stagnation_trials}
-
-
-def record_rates(bench, keys: dict[str, str], searches: list) -> None:
-    """Keep what this run measured for the next one's first ETA (``search.rate_record``): every
-    search trial on the studies, whichever ``--workers`` process ran it (a process's own ETA sees only
-    its own trials)."""
-    from textbench.search.overall import Overall, measure_trial
-    from textbench.search.rate_record import FILE, save_measured
-    from textbench.search.runner import count_trials
-
-    if bench.overall is None or not keys or not searches:
-        return
-    o = bench.overall
-    measured = Overall(families=list(keys), trials=0, final_runs=0, baseline=False, max_steps=o.max_steps)
-    for one in searches:
-        for frozen in one.study.get_trials(deepcopy=False):
-            measure_trial(measured, one.family, frozen)
-    converge = {}
-    if bench.search.stop_when_converged:  # where each search stopped, for the next run's ETA
-        for one in searches:
-            reason = str(one.study.user_attrs.get("stop_reason") or "")
-            converged = reason.startswith("converged")
-            finished = count_trials(one.study).finished
-            converge[one.family] = {
-                "rule": converge_rule(bench.search),
-                "trials": finished if converged else None,
-            }
-    saved = save_measured(measured, Path(bench.search.output_dir) / FILE, keys, converge)
-    if saved:
-        log.info("step rates recorded for the next run's first ETA: %s", Path(bench.search.output_dir) / FILE)
 
 
 def fit_final_stage(bench, studies: dict) -> None:

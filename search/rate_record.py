@@ -118,3 +118,52 @@ def save_measured(
             tmp.unlink(missing_ok=True)
         return {}
     return new
+
+
+def record_keys(bench, max_length: int) -> dict[str, str]:
+    """Each family's key in the record (``rate_key``) for a benchmark's settings."""
+    return {
+        f: rate_key(
+            f,
+            fingerprint=bench.data.fingerprint,
+            train=bench.train,
+            max_length=max_length,
+            pruner=bench.search.pruner,
+            workers=bench.overall.workers,
+        )
+        for f in bench.search.families
+    }
+
+
+def converge_rule(search) -> dict:
+    """What a recorded convergence point depends on besides the rate key: the rule's own settings."""
+    return {"min_trials": search.min_trials, "stagnation_trials": search.stagnation_trials}
+
+
+def record_rates(bench, keys: dict[str, str], searches: list) -> None:
+    """Keep what a benchmark measured for the next one's first ETA: every search trial on the studies,
+    whichever ``--workers`` process ran it (a process's own ETA sees only its own trials), and under
+    --stop-when-converged where each search stopped."""
+    from textbench.search.overall import Overall, measure_trial
+    from textbench.search.runner import count_trials  # Optuna's: imported where the studies are
+
+    if bench.overall is None or not keys or not searches:
+        return
+    o = bench.overall
+    measured = Overall(families=list(keys), trials=0, final_runs=0, baseline=False, max_steps=o.max_steps)
+    for one in searches:
+        for frozen in one.study.get_trials(deepcopy=False):
+            measure_trial(measured, one.family, frozen)
+    converge = {}
+    if bench.search.stop_when_converged:  # where each search stopped, for the next run's ETA
+        for one in searches:
+            reason = str(one.study.user_attrs.get("stop_reason") or "")
+            converged = reason.startswith("converged")
+            finished = count_trials(one.study).finished
+            converge[one.family] = {
+                "rule": converge_rule(bench.search),
+                "trials": finished if converged else None,
+            }
+    saved = save_measured(measured, Path(bench.search.output_dir) / FILE, keys, converge)
+    if saved:
+        log.info("step rates recorded for the next run's first ETA: %s", Path(bench.search.output_dir) / FILE)

@@ -80,7 +80,7 @@ def test_the_record_counts_every_workers_trials(tmp_path):
     6 trials of 100 steps in 3 s each, 3 of them by another worker, are 6 trials at 0.03 s/step."""
     import optuna
 
-    from textbench.pipeline import record_rates
+    from textbench.search.rate_record import record_rates
 
     study = optuna.create_study(direction="maximize")
     for i in range(6):
