@@ -151,18 +151,15 @@ def record_rates(bench, keys: dict[str, str], searches: list) -> None:
         return
     o = bench.overall
     measured = Overall(families=list(keys), trials=0, final_runs=0, baseline=False, max_steps=o.max_steps)
+    converge = {}
     for one in searches:
         for frozen in one.study.get_trials(deepcopy=False):
             measure_trial(measured, one.family, frozen)
-    converge = {}
-    if bench.search.stop_when_converged:  # where each search stopped, for the next run's ETA
-        for one in searches:
-            reason = str(one.study.user_attrs.get("stop_reason") or "")
-            converged = reason.startswith("converged")
-            finished = count_trials(one.study).finished
+        if bench.search.stop_when_converged:  # where the search stopped, for the next run's ETA
+            converged = str(one.study.user_attrs.get("stop_reason") or "").startswith("converged")
             converge[one.family] = {
                 "rule": converge_rule(bench.search),
-                "trials": finished if converged else None,
+                "trials": count_trials(one.study).finished if converged else None,
             }
     saved = save_measured(measured, Path(bench.search.output_dir) / FILE, keys, converge)
     if saved:
