@@ -164,9 +164,12 @@ class Overall:
         elif _duration(soonest) == _duration(left):
             eta = f"{_duration(left)} left, ETA {self._at(left)}"
         else:  # where the searches converge is not known yet
-            eta = (
-                f"{_duration(soonest)} to {_duration(left)} left, ETA {self._at(soonest)} to {self._at(left)}"
+            at = (
+                self._at(left)
+                if self._at(soonest) == self._at(left)
+                else f"{self._at(soonest)} to {self._at(left)}"
             )
+            eta = f"{_duration(soonest)} to {_duration(left)} left, ETA {at}"
         more = f" | {self.extra()}" if self.extra is not None else ""
         done = f"families done {self.families_done()}/{len(self.families)}"
         return f"[{self.phase} | {done} | benchmark {eta}{more}]"

@@ -255,3 +255,20 @@ def test_a_second_converging_benchmark_expects_the_trials_the_first_one_converge
     assert (
         f"cnn converged after {stopped.group(1)} trials in that run: the ETA expects as many" in second.stderr
     )
+
+
+def test_a_range_within_one_clock_minute_names_that_minute_once():
+    """10 trials of 100 steps at 0.05 s/step = 50 s at most, 4 trials = 20 s at the soonest: "<1 min"
+    to "1 min", both ending in the same minute after the epoch (in any time zone): one clock time."""
+    o = Overall(
+        families=["cnn"],
+        trials=10,
+        final_runs=0,
+        baseline=False,
+        max_steps=100,
+        clock=lambda: 0.0,
+        earliest=4,
+    )
+    o.recorded = {"cnn": {"seconds_per_step": 0.05, "trial_steps": 100.0}}
+    line = o.line()
+    assert "benchmark <1 min to 1 min left" in line and line.count(":") == 1, line
