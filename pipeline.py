@@ -293,6 +293,8 @@ def plan_budget(bench, clock, keys: dict[str, str] | None = None) -> None:
         cap=search.trials,
         finetune=search.finetune,
         top_k=search.top_k,
+        seeds=search.final_seeds,
+        reference=search.reference,
         test_per_validation=len(splits["test"]) / max(len(splits["validation"]), 1),
     )
     if overall.stopped and set(overall.stopped) == set(search.families):  # resumed after the searches

@@ -30,6 +30,8 @@ class Budget:
     cap: int  # --trials
     finetune: str | None = None  # the --finetune model, whose estimate (Overall.finetune_seconds) is reserved
     top_k: int = 0  # --top-k: the configurations per family whose own trials estimate the final stage
+    seeds: int = 0  # --final-seeds; with top_k, what a final stage cut in the plan may shrink from
+    reference: bool = False  # the course notes' configuration is re-trained in the final stage too
     test_per_validation: float = 0.0  # test rows / validation rows: a final run's test prediction costs
     # that many of its trial's validation evaluations
     history: list[dict] = field(default_factory=list)  # every distinct plan, for the report
@@ -37,6 +39,12 @@ class Budget:
     ceiling: int | None = None  # the count a family stopped at under the budget: no later family exceeds it
     studies: dict = field(default_factory=dict)  # family -> its optuna study (``watch``)
     final: dict | None = None  # the final stage that fit (``final_stage``)
+    cut: tuple[int, int] | None = None  # (configurations, seeds) the latest plan reserved, when the asked
+    # final stage no longer fits: the searches run on in what that smaller final stage leaves
+    asked_runs: int = field(init=False)  # final runs per family as asked (or as fitted before a resume)
+
+    def __post_init__(self) -> None:
+        self.asked_runs = self.overall.final_runs
 
     def watch(self, family: str, study) -> None:
         """Count ``study``'s claimed trials in every plan, and tell it the plan (for the helpers)."""
@@ -56,9 +64,11 @@ class Budget:
             out[family] = max(out.get(family, 0), counts.finished + counts.running)
         return out
 
-    def rates(self) -> Rates:
+    def rates(self, k: int | None = None) -> Rates:
+        """The plan's rates; a final run is estimated from the top ``k`` configurations (``--top-k``)."""
         o = self.overall
-        final_run = {f: est for f in o.families if (est := self.final_run_seconds(f, self.top_k))}
+        k = self.top_k if k is None else k
+        final_run = {f: est for f in o.families if (est := self.final_run_seconds(f, k))}
         return Rates(
             seconds_per_step={f: o.rate(f) or 0.0 for f in o.families},
             trial_steps=sum(o.trial_steps) / len(o.trial_steps) if o.trial_steps else o.max_steps,
@@ -90,18 +100,43 @@ class Budget:
         ]
 
     def replan(self) -> Plan:
+        """The trials per family that fit, with the final stage as asked reserved; when that no longer
+        leaves room for the trials already claimed, with the largest smaller final stage that fits
+        reserved instead (``cut``), so the searches use what it leaves rather than stop early and leave
+        it unused (measured: a 30-minute flagship stopped its searches at 3 trials, cut its final stage
+        to the top 1 afterwards, and ended with 11 of its 30 minutes unused)."""
         o, rates = self.overall, self.rates()
-        plan = plan_trials(
-            self.seconds,
-            rates,
+        claimed = self.claimed()
+        common = dict(
             cap=self.cap,
-            finished=self.claimed(),
-            final_runs=o.final_runs,
+            finished=claimed,
             final_done=dict(o.final_done),
             spent=self.clock.spent(),
             workers=o.workers,
             ceiling=self.ceiling,
         )
+        # the final stage's configurations' own costs, as the end fits it (``final_stage``); a resume
+        # with final runs done counts the runs left instead
+        staged = bool(self.top_k and self.seeds) and not any(o.final_done.values())
+        asked = self.stage_seconds(self.top_k, self.seeds, None) if staged else None
+        plan = plan_trials(self.seconds, rates, final_runs=self.asked_runs, reserve=asked, **common)
+        self.cut, runs = None, self.asked_runs
+        if staged and plan.trials < self.cap and plan.trials <= max(claimed.values(), default=0):
+            left = self.seconds - self.clock.spent() - rates.baseline_seconds - rates.finetune_seconds
+            k, n = self.fit(left, None)
+            if (k, n) != (self.top_k, self.seeds):
+                smaller = plan_trials(
+                    self.seconds,
+                    rates,
+                    final_runs=0,
+                    reserve=self.stage_seconds(k, n, None),
+                    cut=f"the final stage cut to the top {k} x {n} seeds (of --top-k {self.top_k} x "
+                    f"--final-seeds {self.seeds}), the most that fits",
+                    **common,
+                )
+                if smaller.trials > plan.trials:
+                    plan, self.cut = smaller, (k, n)
+                    rates, runs = self.rates(k), (k + self.reference) * n
         if self.plan is None or plan.trials != self.plan.trials:
             self.history.append(
                 {"spent": round(plan.spent, 1), "trials": plan.trials, "reason": plan.reason()}
@@ -110,7 +145,8 @@ class Budget:
                 study.set_user_attr("planned_trials", plan.trials)
         self.plan = plan
         o.trials = plan.trials  # the ETA counts the planned trials, not --trials
-        o.final_run_seconds = rates.final_run_seconds  # and the final stage as the plan estimates it
+        o.final_runs = runs  # and the final stage the plan reserved, as it estimates it
+        o.final_run_seconds = rates.final_run_seconds
         return plan
 
     def stop(self, claimed: int) -> str | None:
@@ -123,33 +159,52 @@ class Budget:
             return f"time budget: {plan.reason()}"
         return None
 
+    def stage_seconds(self, k: int, n: int, completed: dict[str, int] | None) -> float:
+        """Seconds of a final stage of the top ``k`` x ``n`` seeds (the notes' configuration too), from
+        each configuration's own estimate (``final_run_seconds``). ``completed``: completed trials per
+        family (at most that many configurations); None while the searches run, when the top ``k`` are
+        still to fill: a configuration not yet found costs the mean of the family's known ones."""
+        rates, total = self.rates(0), 0.0
+        for f, rate in rates.seconds_per_step.items():
+            known = self.final_run_seconds(f, k)
+            if not known:  # no completed trial measured yet: the family's rate at the final runs' steps
+                configs = (k if completed is None else min(k, completed.get(f, 0))) + self.reference
+                total += n * configs * rates.final_steps * rate
+                continue
+            missing = max(k - self._completed(f), 0) if completed is None else 0
+            total += n * (sum(known) + missing * sum(known) / len(known))
+        return total / max(self.overall.workers, 1)
+
+    def _completed(self, family: str) -> int:
+        from textbench.search.runner import count_trials  # Optuna's, imported where the studies are
+
+        study = self.studies.get(family)
+        return count_trials(study).complete if study is not None else 0
+
+    def fit(self, left: float, completed: dict[str, int] | None) -> tuple[int, int]:
+        """The largest final stage that fits ``left`` seconds: of every (configurations, seeds) up to the
+        asked --top-k x --final-seeds, the most costly that fits (more seeds first at a tie), never under
+        2 seeds (a confidence interval needs them) unless fewer were asked; the smallest when none fits."""
+        least = min(self.seeds, 2)
+        choices = [(k, n) for k in range(self.top_k, 0, -1) for n in range(self.seeds, least - 1, -1)]
+        per_seed = {k: self.stage_seconds(k, 1, completed) for k in range(1, self.top_k + 1)}
+        ranked = sorted(choices, key=lambda c: (-per_seed[c[0]] * c[1], -c[1]))
+        return next((c for c in ranked if per_seed[c[0]] * c[1] <= left), ranked[-1])
+
     def final_stage(self, completed: dict[str, int], top_k: int, seeds: int, reference: bool) -> dict:
-        """The final stage that fits what the searches left of the budget: ``top_k`` x ``seeds`` when it
-        fits; else fewer configurations first, then fewer seeds (never under 2, which a confidence
-        interval needs, nor more than asked), the same for every family; the smallest when nothing
-        fits. ``completed``: completed trials per family (at most that many configurations)."""
-        rates, o = self.rates(), self.overall
+        """The final stage that fits what the searches left of the budget (``fit``), the same for every
+        family; ``completed``: completed trials per family (at most that many configurations)."""
+        self.top_k, self.seeds, self.reference = top_k, seeds, reference
+        rates = self.rates()
         left = self.seconds - self.clock.spent() - rates.baseline_seconds - rates.finetune_seconds
-
-        measured = {  # per k, each family's configurations' own estimates (read from the studies once)
-            k: {f: sum(self.final_run_seconds(f, k)) for f in rates.seconds_per_step}
-            for k in range(1, max(top_k, 1) + 1)
-        }
-
-        def cost(k: int, n: int) -> float:
-            return sum(
-                measured[k][f] * n or (min(k, completed.get(f, 0)) + reference) * n * rates.final_steps * rate
-                for f, rate in rates.seconds_per_step.items()
-            ) / max(o.workers, 1)
-
-        choices = [(k, seeds) for k in range(top_k, 0, -1)] + [(1, n) for n in range(seeds - 1, 1, -1)]
-        k, n = next(((k, n) for k, n in choices if cost(k, n) <= left), choices[-1])
+        k, n = self.fit(left, completed)
         record = {"top_k": k, "final_seeds": n, "asked": [top_k, seeds], "budget_seconds": self.seconds}
         if (k, n) != (top_k, seeds):
             record["why"] = (
                 f"the final stage was cut to the top {k} x {n} seeds (of --top-k {top_k} x --final-seeds "
-                f"{seeds}) to fit the budget: about {format_duration(cost(k, n))} of "
-                f"{format_duration(max(left, 0))} left (the asked {format_duration(cost(top_k, seeds))})"
+                f"{seeds}) to fit the budget: about {format_duration(self.stage_seconds(k, n, completed))} "
+                f"of {format_duration(max(left, 0))} left (the asked "
+                f"{format_duration(self.stage_seconds(top_k, seeds, completed))})"
             )
         self.final = record
         return record

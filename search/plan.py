@@ -44,6 +44,7 @@ class Plan:
     reserved: float  # seconds kept for the final stage and the baseline
     per_trial: float  # seconds of one more trial of every family (one "round")
     fits: bool  # one trial per family (or, resumed, catching up to the leader) plus the reserve fits
+    cut: str = ""  # how the final stage in the reserve was cut from the asked one ("" when it was not)
 
     @property
     def left(self) -> float:
@@ -57,6 +58,13 @@ class Plan:
                 f"{format_duration(self.reserved)} reserved for the final stage and baseline"
             )
         trials = f"{self.trials} trial{'s' if self.trials != 1 else ''}"
+        if self.cut:
+            return (
+                f"{trials} per family (of --trials {self.cap}) fit the budget of "
+                f"{format_duration(self.budget)} with {self.cut}: one trial of every family takes about "
+                f"{format_duration(self.per_trial)}, that final stage and the baseline need "
+                f"{format_duration(self.reserved)}"
+            )
         if not self.fits and self.trials:
             return (
                 f"the searches stop at {trials} per family (of --trials {self.cap}): the final stage as "
@@ -83,6 +91,8 @@ def plan_trials(
     spent: float = 0.0,
     workers: int = 1,
     ceiling: int | None = None,
+    reserve: float | None = None,
+    cut: str = "",
 ) -> Plan:
     """The largest equal trial count per family that fits ``budget`` seconds.
 
@@ -90,18 +100,22 @@ def plan_trials(
         need ``target - finished[f]`` more each. The final stage's runs not done yet and the baseline
         are reserved first. ``workers`` processes share the trials and final runs. ``ceiling``: the
         count a family already stopped at under the budget; later families run exactly that many (fairness
-    wins over the budget when the rates turned out worse than planned).
+    wins over the budget when the rates turned out worse than planned). ``reserve``: the final stage's
+    seconds when the caller estimated a cut one (``cut`` says how), instead of ``final_runs`` runs.
     """
     families = list(rates.seconds_per_step)
     final_done = final_done or {}
     workers = max(workers, 1)
-    reserved = (
+    final = (
         sum(
             max(final_runs - final_done.get(f, 0), 0)
             * rates.final_run_seconds.get(f, rates.final_steps * rates.seconds_per_step[f])
             for f in families
         )
         / workers
+    )
+    reserved = (
+        (final if reserve is None else reserve)
         + rates.baseline_seconds
         + rates.finetune_seconds
     )
@@ -128,4 +142,5 @@ def plan_trials(
         reserved=reserved,
         per_trial=per_trial,
         fits=fits,
+        cut=cut,
     )

@@ -258,15 +258,26 @@ def test_a_final_run_costs_its_own_trial_plus_the_test_prediction(tmp_path):
     assert budget.final_run_seconds("cnn", 1) == []  # no study: the rates' estimate stands
 
 
-def test_the_final_stage_is_cut_by_the_configurations_own_costs(tmp_path):
+@pytest.mark.parametrize(
+    "left, expected, cost",
+    [
+        # per seed: top 3: cnn 10 + 8 + 6 + 2 = 26, rnn 4 + 20 = 24: 50; top 2: cnn 10 + 8 + 2 = 20,
+        # rnn 24: 44; top 1: cnn 10 + 2 = 12, rnn 4: 16. 3 x 3 = 150 and 2 x 3 = 132 do not fit 100
+        (100, (3, 2), "1m40s"),  # 3 x 2 = 100 fits exactly: the most that fits, not the top 1 x 3 (48)
+        (99, (2, 2), "1m28s"),  # 100 does not; 2 x 2 = 88
+        (60, (1, 3), "48s"),  # 88 does not; 1 x 3 = 48
+        (40, (1, 2), "32s"),  # 48 does not; 1 x 2 = 32
+    ],
+)
+def test_the_final_stage_is_cut_by_the_configurations_own_costs(tmp_path, left, expected, cost):
     """cnn: the best trial 10 s, the notes' 2 s; rnn: the notes' trial is the best, 4 s (no test
     prediction here). 3 x 3 would re-train cnn's 3 top trials + the notes' and rnn's 2 (the notes' one
-    in its top): cnn (10 + 8 + 6 + 2) x 3 = 78 s, rnn (4 + 20) x 3 = 72 s; one worker."""
+    in its top); one worker. The largest final stage that fits is kept, seeds or configurations."""
     clock = SpentClock(tmp_path, clock=lambda: 0.0)
     clock.start()
     o = overall()
     o.calibrated.update(cnn=1.0, rnn=1.0)  # the rates' estimate (100 s a run) would cut to the smallest
-    budget = Budget(REPORT_SECONDS + 100, clock, o, cap=50)
+    budget = Budget(REPORT_SECONDS + left, clock, o, cap=50)
     budget.watch(
         "cnn",
         _timed_study(
@@ -274,12 +285,9 @@ def test_the_final_stage_is_cut_by_the_configurations_own_costs(tmp_path):
         ),
     )
     budget.watch("rnn", _timed_study([(0.9, 4.0, 0, True), (0.5, 20.0, 0, False)]))
-    completed = {"cnn": 4, "rnn": 2}
-    # 150 s do not fit 100; top 2 x 3: cnn (10 + 8 + 2) x 3 = 60, rnn 72: 132 no; top 1 x 3: cnn
-    # (10 + 2) x 3 = 36, rnn 4 x 3 = 12: 48 fits
-    fit = budget.final_stage(completed, top_k=3, seeds=3, reference=True)
-    assert (fit["top_k"], fit["final_seeds"]) == (1, 3)
-    assert "about 48s of 1m40s left" in fit["why"]
+    fit = budget.final_stage({"cnn": 4, "rnn": 2}, top_k=3, seeds=3, reference=True)
+    assert (fit["top_k"], fit["final_seeds"]) == expected
+    assert f"about {cost} of {format_duration(left)} left (the asked 2m30s)" in fit["why"]
 
 
 def test_a_resumed_budget_keeps_the_earlier_runs_plans(tmp_path):
@@ -295,3 +303,58 @@ def test_a_resumed_budget_keeps_the_earlier_runs_plans(tmp_path):
     budget.watch("cnn", cnn)
     budget.watch("rnn", rnn)
     assert [p["trials"] for p in budget.record()["plans"]] == [30, 12, 23]
+
+
+def _cut_budget(tmp_path, seconds: float) -> Budget:
+    """Both families 4 completed trials (claimed 4), one worker, cnn 0.01 and rnn 0.03 s/step at 100
+    steps: a round of trials costs 1 + 3 = 4 s. Per seed of the final stage (own trial costs): top 3:
+    cnn 10 + 8 + 6 + the notes' 2 = 26, rnn the notes' 4 (in its top) + 20 + 20 = 44: 70; top 2: cnn
+    20, rnn 24: 44; top 1: cnn 12, rnn 4: 16. So 3 x 3 = 210 s, 3 x 2 = 140, 2 x 3 = 132, 2 x 2 = 88."""
+    clock = SpentClock(tmp_path, clock=lambda: 0.0)
+    clock.start()
+    o = overall()
+    o.calibrated.update(cnn=0.01, rnn=0.03)
+    budget = Budget(REPORT_SECONDS + seconds, clock, o, cap=50, top_k=3, seeds=3, reference=True)
+    cnn = [(0.6, 2.0, 0, True), (0.9, 10.0, 0, False), (0.8, 8.0, 0, False), (0.7, 6.0, 0, False)]
+    rnn = [(0.9, 4.0, 0, True), (0.5, 20.0, 0, False), (0.45, 20.0, 0, False), (0.4, 20.0, 0, False)]
+    budget.watch("cnn", _timed_study(cnn))
+    budget.watch("rnn", _timed_study(rnn))
+    return budget
+
+
+def test_when_the_asked_final_stage_no_longer_fits_the_searches_go_on_in_what_a_smaller_one_leaves(
+    tmp_path,
+):
+    # 100 s left: 3 x 3 (210 s) leaves no room, so the searches would stop at 4 and leave 100 s for a
+    # final stage the end cuts anyway. The largest that fits is 2 x 2 (88 s): 12 s = 3 rounds more.
+    budget = _cut_budget(tmp_path, 100)
+    plan = budget.replan()
+    assert budget.cut == (2, 2) and plan.trials == 7
+    assert plan.reserved == pytest.approx(88 + REPORT_SECONDS)
+    assert "with the final stage cut to the top 2 x 2 seeds (of --top-k 3 x --final-seeds 3)" in plan.reason()
+    assert budget.overall.final_runs == (2 + 1) * 2  # the ETA counts the final stage the plan reserved
+    assert budget.stop(4) is None
+    assert budget.stop(7).startswith("time budget: 7 trials per family (of --trials 50) fit the budget")
+
+
+def test_while_the_asked_final_stage_fits_it_is_reserved_whole(tmp_path):
+    # 300 s: 210 s for 3 x 3 leaves 90 s = 22 rounds more than the 4 claimed
+    budget = _cut_budget(tmp_path, 300)
+    plan = budget.replan()
+    assert budget.cut is None and plan.trials == 26
+    assert plan.reserved == pytest.approx(210 + REPORT_SECONDS)
+    assert budget.overall.final_runs == 2  # the asked count the overall started with
+
+
+def test_while_the_searches_run_a_top_k_not_yet_filled_is_counted_at_the_familys_mean(tmp_path):
+    # rnn: 2 completed (the notes' 4 s, 20 s); its top 3 lacks one configuration, counted at their mean
+    # 12 s while the searches run: cnn 26 + rnn (4 + 20 + 12) = 62 s a seed; at the end, with 2
+    # completed, the rnn re-trains the 2 it has: 26 + 24 = 50
+    clock = SpentClock(tmp_path, clock=lambda: 0.0)
+    clock.start()
+    budget = Budget(1000, clock, overall(), cap=50, top_k=3, seeds=3, reference=True)
+    cnn = [(0.6, 2.0, 0, True), (0.9, 10.0, 0, False), (0.8, 8.0, 0, False), (0.7, 6.0, 0, False)]
+    budget.watch("cnn", _timed_study(cnn))
+    budget.watch("rnn", _timed_study([(0.9, 4.0, 0, True), (0.5, 20.0, 0, False)]))
+    assert budget.stage_seconds(3, 1, None) == pytest.approx(62)
+    assert budget.stage_seconds(3, 2, {"cnn": 4, "rnn": 2}) == pytest.approx(2 * 50)
