@@ -114,11 +114,7 @@ def plan_trials(
         )
         / workers
     )
-    reserved = (
-        (final if reserve is None else reserve)
-        + rates.baseline_seconds
-        + rates.finetune_seconds
-    )
+    reserved = (final if reserve is None else reserve) + rates.baseline_seconds + rates.finetune_seconds
     steps = {f: rates.trial_steps_of.get(f, rates.trial_steps) for f in families}
     trial_seconds = {f: steps[f] * rates.seconds_per_step[f] / workers for f in families}
     per_trial = sum(trial_seconds.values())
