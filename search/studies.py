@@ -443,7 +443,7 @@ def stopping(bench: SearchRun, study: optuna.Study, callbacks: list):
         if s.time_budget is not None and attrs.get("stop_reason"):
             return attrs["stop_reason"]
         if s.time_budget is not None and planned is not None and claimed >= planned:
-            return f"time budget: {planned} trials per family planned"
+            return f"time budget: {planned} trial{'s' if planned != 1 else ''} per family planned"
         return None
 
     return stop
