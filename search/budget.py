@@ -115,9 +115,10 @@ class Budget:
             workers=o.workers,
             ceiling=self.ceiling,
         )
-        # the final stage's configurations' own costs, as the end fits it (``final_stage``); a resume
-        # with final runs done counts the runs left instead
-        staged = bool(self.top_k and self.seeds) and not any(o.final_done.values())
+        # the final stage's configurations' own costs, as the end fits it (``final_stage``); once a
+        # search stopped under the budget (``ceiling``: a resume's fitted final stage included) or with
+        # final runs done, the runs left instead
+        staged = bool(self.top_k and self.seeds) and self.ceiling is None and not any(o.final_done.values())
         asked = self.stage_seconds(self.top_k, self.seeds, None) if staged else None
         plan = plan_trials(self.seconds, rates, final_runs=self.asked_runs, reserve=asked, **common)
         self.cut, runs = None, self.asked_runs
