@@ -218,7 +218,9 @@ class Budget:
         return format_duration(self.clock.spent()), format_duration(self.seconds)
 
     def refusal(self) -> str:
-        """The error when not even one trial per family plus the final stage fits, with its numbers."""
+        """The error when not even one trial per family plus the final stage fits, with its numbers: the
+        least budget that would start (the smallest final stage, which the plan cuts to when it must)
+        and the one that holds the final stage as asked."""
         plan, rates = self.plan, self.rates()
         rate = ", ".join(f"{f} {r:.3f} s/step" for f, r in rates.seconds_per_step.items())
         counts = {round(rates.trial_steps_of.get(f, rates.trial_steps)) for f in rates.seconds_per_step}
@@ -228,13 +230,24 @@ class Budget:
             if rates.finetune_seconds
             else ""
         )
+        asked = plan.spent + plan.reserved + plan.per_trial
+        least, smallest = asked, ""
+        if self.top_k and self.seeds and (self.top_k, self.seeds) != (1, min(self.seeds, 2)):
+            n = min(self.seeds, 2)
+            reserved = self.stage_seconds(1, n, None) + rates.baseline_seconds + rates.finetune_seconds
+            least = plan.spent + reserved + plan.per_trial
+            smallest = f" ({format_duration(reserved)} with the final stage cut to the top 1 x {n} seeds)"
+        minimum = (
+            f"give at least {format_duration(least)} ({format_duration(asked)} for the final stage as asked)"
+            if smallest
+            else f"give at least {format_duration(asked)}"
+        )
         return (
             f"--time-budget {format_duration(self.seconds)} cannot hold one trial per family plus the "
             f"final stage: one trial of every family takes about {format_duration(plan.per_trial)} "
             f"({steps} steps; {rate}), the final stage and baseline need "
-            f"{format_duration(plan.reserved)}{tune}, {format_duration(plan.spent)} are already spent: "
-            f"give at least {format_duration(plan.spent + plan.reserved + plan.per_trial)}, "
-            "or lower --max-steps, --top-k or --final-seeds"
+            f"{format_duration(plan.reserved)}{tune}{smallest}, {format_duration(plan.spent)} are already "
+            f"spent: {minimum}, or lower --max-steps, --top-k or --final-seeds"
         )
 
     def record(self) -> dict:

@@ -358,3 +358,26 @@ def test_while_the_searches_run_a_top_k_not_yet_filled_is_counted_at_the_familys
     budget.watch("rnn", _timed_study([(0.9, 4.0, 0, True), (0.5, 20.0, 0, False)]))
     assert budget.stage_seconds(3, 1, None) == pytest.approx(62)
     assert budget.stage_seconds(3, 2, {"cnn": 4, "rnn": 2}) == pytest.approx(2 * 50)
+
+
+def test_the_refusal_names_the_least_budget_that_starts_and_that_budget_starts(tmp_path):
+    # before any trial: cnn 1 s and rnn 3 s a run of 100 steps, one worker. As asked (3 + 1 configs
+    # x 3 seeds = 12 runs a family): 12 + 36 = 48 s + the report's 30 = 1m18s; the smallest final stage
+    # (1 + 1 configs x 2 seeds = 4 runs): 4 + 12 + 30 = 46 s; a round of trials 4 s
+    def budget(seconds):
+        clock = SpentClock(tmp_path, clock=lambda: 0.0)
+        clock.start()
+        o = overall()
+        o.calibrated.update(cnn=0.01, rnn=0.03)
+        return Budget(seconds, clock, o, cap=50, top_k=3, seeds=3, reference=True)
+
+    refused = budget(40)
+    assert not refused.replan().fits
+    assert refused.refusal().endswith(
+        "the final stage and baseline need 1m18s (46s with the final stage cut to the top 1 x 2 seeds), "
+        "0s are already spent: give at least 50s (1m22s for the final stage as asked), or lower "
+        "--max-steps, --top-k or --final-seeds"
+    )
+    started = budget(50)
+    plan = started.replan()
+    assert plan.fits and plan.trials == 1 and started.cut == (1, 2)
