@@ -212,10 +212,10 @@ def run_benchmark(
 
         clock.save()  # interrupted or not: a resumed run's budget counts this run's time
         record_rates(bench, keys, searches)
-    if bench.budget is not None:
-        record = bench.budget.record()
-        for study in studies.values():
-            study.set_user_attr("time_budget", record)
+        if bench.budget is not None:  # interrupted too: the resumed report shows this run's plans
+            record = bench.budget.record()
+            for study in bench.budget.studies.values():
+                study.set_user_attr("time_budget", record)
     try:
         finish(bench, studies, fitted)
     except KeyboardInterrupt:  # every result is stored: only the summary, MLflow's choice or the report

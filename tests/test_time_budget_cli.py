@@ -6,11 +6,23 @@ trials run, not on the wall seconds of a loaded machine)."""
 from __future__ import annotations
 
 import json
+import signal
+import time
 from pathlib import Path
 
 import optuna
 import pytest
-from helpers import default_storage, error_lines, open_storage, run_cli, search_args
+from helpers import (
+    cli_output,
+    default_storage,
+    error_lines,
+    open_storage,
+    run_cli,
+    search_args,
+    start_cli,
+    stop_process_tree,
+)
+from optuna.trial import TrialState
 
 
 def test_a_bad_duration_is_refused_before_anything_runs(tmp_path):
@@ -108,6 +120,45 @@ def test_two_workers_under_a_budget_end_with_equal_trials(tiny_data_dir, tmp_pat
     workers = {t.user_attrs.get("worker") for s in studies.values() for t in s.trials}
     assert len(workers) == 2  # both processes ran trials
     assert "round" in result.stderr  # the benchmark line names the round
+
+
+@pytest.mark.slow  # ~40 s: one CLI run, interrupted inside its first long trial
+def test_an_interrupted_budget_keeps_its_plans_for_the_resumed_report(tiny_data_dir, tmp_path):
+    """A benchmark interrupted under --time-budget stores the plans it made (the resumed run's report
+    used to show only the resume's own plan: the first run's 8 trials a family falling to 3, lost)."""
+    out, logs = tmp_path / "out", tmp_path / "logs"
+    args = search_args(
+        tiny_data_dir,
+        out,
+        family="cnn,rnn",
+        trials=1000,
+        max_steps=3000,
+        eval_steps=10,
+        extra=["--no-mlflow", "--workers", "1", "--patience", "0", "--pruner", "none"],
+    )
+    proc = start_cli(*args, "--time-budget", "20m", log_dir=logs)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                study = optuna.load_study(study_name="tiny-cnn", storage=open_storage(default_storage(out)))
+                running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if running and running[0].intermediate_values:  # inside trainer.train()
+                    break
+            except Exception:  # noqa: BLE001 - the store or the study may not exist yet
+                pass
+            time.sleep(1)
+        assert proc.poll() is None, cli_output(logs)[1][-3000:]
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=120)
+    finally:
+        stop_process_tree(proc, graceful=False)
+    assert code == 130, cli_output(logs)[1][-3000:]
+    studies, _ = finished_trials(out)
+    for study in studies.values():
+        record = study.user_attrs["time_budget"]
+        assert record["budget_seconds"] == 1200 and record["plans"], record
+        assert record["plans"][0]["trials"] >= 1 and record["plans"][0]["spent"] >= 0
 
 
 def finished_trials(out):
