@@ -123,21 +123,20 @@ class Budget:
         plan = plan_trials(self.seconds, rates, final_runs=self.asked_runs, reserve=asked, **common)
         self.cut, runs = None, self.asked_runs
         if staged and plan.trials < self.cap and plan.trials <= max(claimed.values(), default=0):
-            left = self.seconds - self.clock.spent() - rates.baseline_seconds - rates.finetune_seconds
-            k, n = self.fit(left, None)
-            if (k, n) != (self.top_k, self.seeds):
+            for (k, n), seconds in self.ladder(None)[1:]:  # the largest that lets the searches go on
                 smaller = plan_trials(
                     self.seconds,
                     rates,
                     final_runs=0,
-                    reserve=self.stage_seconds(k, n, None),
+                    reserve=seconds,
                     cut=f"the final stage cut to the top {k} x {n} seeds (of --top-k {self.top_k} x "
-                    f"--final-seeds {self.seeds}), the most that fits",
+                    f"--final-seeds {self.seeds}), the largest that leaves room for more trials",
                     **common,
                 )
                 if smaller.trials > plan.trials:
                     plan, self.cut = smaller, (k, n)
                     rates, runs = self.rates(k), (k + self.reference) * n
+                    break
         if self.plan is None or plan.trials != self.plan.trials:
             self.history.append(
                 {"spent": round(plan.spent, 1), "trials": plan.trials, "reason": plan.reason()}
@@ -182,15 +181,21 @@ class Budget:
         study = self.studies.get(family)
         return count_trials(study).complete if study is not None else 0
 
-    def fit(self, left: float, completed: dict[str, int] | None) -> tuple[int, int]:
-        """The largest final stage that fits ``left`` seconds: of every (configurations, seeds) up to the
-        asked --top-k x --final-seeds, the most costly that fits (more seeds first at a tie), never under
-        2 seeds (a confidence interval needs them) unless fewer were asked; the smallest when none fits."""
+    def ladder(self, completed: dict[str, int] | None) -> list[tuple[tuple[int, int], float]]:
+        """Every final stage up to the asked --top-k x --final-seeds, never under 2 seeds (a confidence
+        interval needs them) unless fewer were asked, with its seconds, the most costly first (more
+        seeds first at a tie); the asked one first."""
         least = min(self.seeds, 2)
-        choices = [(k, n) for k in range(self.top_k, 0, -1) for n in range(self.seeds, least - 1, -1)]
         per_seed = {k: self.stage_seconds(k, 1, completed) for k in range(1, self.top_k + 1)}
+        choices = [(k, n) for k in range(self.top_k, 0, -1) for n in range(self.seeds, least - 1, -1)]
         ranked = sorted(choices, key=lambda c: (-per_seed[c[0]] * c[1], -c[1]))
-        return next((c for c in ranked if per_seed[c[0]] * c[1] <= left), ranked[-1])
+        asked = (self.top_k, self.seeds)
+        return [(c, per_seed[c[0]] * c[1]) for c in [asked, *(c for c in ranked if c != asked)]]
+
+    def fit(self, left: float, completed: dict[str, int] | None) -> tuple[int, int]:
+        """The largest final stage that fits ``left`` seconds (``ladder``); the smallest when none does."""
+        ladder = self.ladder(completed)
+        return next((c for c, seconds in ladder if seconds <= left), ladder[-1][0])
 
     def final_stage(self, completed: dict[str, int], top_k: int, seeds: int, reference: bool) -> dict:
         """The final stage that fits what the searches left of the budget (``fit``), the same for every

@@ -331,10 +331,21 @@ def test_when_the_asked_final_stage_no_longer_fits_the_searches_go_on_in_what_a_
     plan = budget.replan()
     assert budget.cut == (2, 2) and plan.trials == 7
     assert plan.reserved == pytest.approx(88 + REPORT_SECONDS)
-    assert "with the final stage cut to the top 2 x 2 seeds (of --top-k 3 x --final-seeds 3)" in plan.reason()
+    assert (
+        "with the final stage cut to the top 2 x 2 seeds (of --top-k 3 x --final-seeds 3), the largest"
+        in (plan.reason())
+    )
     assert budget.overall.final_runs == (2 + 1) * 2  # the ETA counts the final stage the plan reserved
     assert budget.stop(4) is None
     assert budget.stop(7).startswith("time budget: 7 trials per family (of --trials 50) fit the budget")
+
+
+def test_the_cut_is_the_largest_final_stage_that_leaves_room_for_another_round(tmp_path):
+    # 90 s: 2 x 2 (88 s) fits but leaves 2 s, less than a round (4 s); 1 x 3 (48 s) leaves 42 s: 10
+    # rounds more than the 4 claimed
+    budget = _cut_budget(tmp_path, 90)
+    plan = budget.replan()
+    assert budget.cut == (1, 3) and plan.trials == 14
 
 
 def test_while_the_asked_final_stage_fits_it_is_reserved_whole(tmp_path):
