@@ -102,9 +102,9 @@ class Budget:
     def replan(self) -> Plan:
         """The trials per family that fit, with the final stage as asked reserved; when that no longer
         leaves room for a trial more than those claimed, with the largest smaller final stage that does
-        reserved instead (``cut``, from ``ladder``), so the searches use what it leaves rather than stop early and leave
-        it unused (measured: a 30-minute flagship stopped its searches at 3 trials, cut its final stage
-        to the top 1 afterwards, and ended with 11 of its 30 minutes unused)."""
+        reserved instead (``cut``, from ``ladder``), so the searches use what it leaves rather than stop
+        early and leave it unused (measured: a 30-minute flagship stopped its searches at 3 trials, cut
+        its final stage to the top 1 afterwards, and ended with 11 of its 30 minutes unused)."""
         o, rates = self.overall, self.rates()
         claimed = self.claimed()
         common = dict(

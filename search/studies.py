@@ -14,6 +14,7 @@ import os
 import platform
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -28,6 +29,7 @@ from textbench.core.settings import DataSettings, TrainSettings
 from textbench.core.training import check_device
 from textbench.core.urls import redact
 from textbench.search import fixed as fixing
+from textbench.search import runner
 from textbench.search.budget import Budget, kept_stop
 from textbench.search.converge import ConvergenceRule
 from textbench.search.objective import Objective
@@ -394,6 +396,8 @@ def run_searches(bench: SearchRun, searches: list[FamilySearch] | None = None) -
                 if not going:
                     break
                 for one in going:  # with other workers: move on rather than wait for their trial
+                    if bench.worker != 0:
+                        follow_plan(one.study, target)
                     one.run(target, wait=False)
             for one in searches:
                 one.settle()
@@ -438,15 +442,23 @@ def stopping(bench: SearchRun, study: optuna.Study, callbacks: list):
             if kept_stop(study, s.time_budget):  # resumed after the budget ended this search
                 return study.user_attrs["stop_reason"]
             return bench.budget.stop(claimed)
-        attrs = study.user_attrs  # a --workers helper follows worker 0's plan, and stops when it stopped
-        planned = attrs.get("planned_trials")
-        if s.time_budget is not None and attrs.get("stop_reason"):
-            return attrs["stop_reason"]
-        if s.time_budget is not None and planned is not None and claimed >= planned:
-            return f"time budget: {planned} trial{'s' if planned != 1 else ''} per family planned"
-        return None
+        # a --workers helper stops when worker 0 stopped this search; it claims within worker 0's plan
+        # (``follow_plan``), which may still rise: all planned trials claimed is no reason to stop
+        return study.user_attrs.get("stop_reason") if s.time_budget is not None else None
 
     return stop
+
+
+def follow_plan(study: optuna.Study, target: int) -> None:
+    """A ``--workers`` helper under --time-budget: wait until worker 0's plan holds ``target`` trials
+    per family, or worker 0 stopped this search. A plan of 1 trial that later rises used to end the
+    family for the helper at its first round ("stopped after 0 trials"), and worker 0 ran the rest alone."""
+    while True:
+        attrs = study.user_attrs
+        planned = attrs.get("planned_trials")
+        if attrs.get("stop_reason") or planned is None or planned >= target:
+            return
+        time.sleep(runner.POLL_SECONDS)
 
 
 def artifact_dir(search: SearchSettings) -> Path:

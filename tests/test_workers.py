@@ -222,3 +222,61 @@ def test_the_journal_fails_and_retries_a_trial_whose_worker_stopped_beating(tmp_
     retry = trials[2]
     assert retry.state == TrialState.WAITING and retry.system_attrs["failed_trial"] == lost.number
     assert retry.params == {"x": lost.params["x"]}
+
+
+def test_a_helper_under_a_budget_follows_a_plan_that_rises(monkeypatch):
+    """A --workers helper under --time-budget claims within worker 0's plan and waits while the plan
+    is full: when the first plan (1 trial per family) later rises to 3, the helper runs its share of
+    rounds 2 and 3 and stops only where worker 0 stopped the searches. It used to take "all planned
+    trials claimed" as its own stop, ending both families for the rest of the run after round 1."""
+    import threading
+    from types import SimpleNamespace
+
+    import optuna
+
+    from textbench.search import runner
+    from textbench.search.studies import FamilySearch, run_searches, stopping
+
+    monkeypatch.setattr(runner, "POLL_SECONDS", 0.05)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    families = ["a", "b"]
+    search = SimpleNamespace(
+        time_budget=600.0, stop_when_converged=False, trials=10, timeout=None, progress=False
+    )
+    search.families = families
+    helper = SimpleNamespace(search=search, worker=1, budget=None, hooks=[], overall=None)
+    studies = {f: optuna.create_study(direction="maximize", study_name=f) for f in families}
+    for study in studies.values():
+        study.set_user_attr("planned_trials", 1)  # worker 0's first plan
+    held = studies["a"].ask()  # worker 0 is running a's first trial
+
+    def objective(trial):
+        return trial.suggest_float("x", 0, 1)
+
+    searches = [
+        FamilySearch(helper, f, s, objective, [], None, stopping(helper, s, [])) for f, s in studies.items()
+    ]
+    thread = threading.Thread(target=run_searches, args=(helper, searches), daemon=True)
+    thread.start()
+
+    def finished(study):
+        return runner.count_trials(study).finished
+
+    deadline = time.monotonic() + 20
+    while finished(studies["b"]) < 1 and time.monotonic() < deadline:  # the helper's round 1: b's trial
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert finished(studies["b"]) == 1 and finished(studies["a"]) == 0  # nothing beyond the plan
+    studies["a"].tell(held, 0.5)
+    for study in studies.values():  # worker 0's plan rises after its first trial was measured
+        study.set_user_attr("planned_trials", 3)
+    while min(map(finished, studies.values())) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert {f: finished(s) for f, s in studies.items()} == {"a": 3, "b": 3}  # the helper ran rounds 2-3
+    assert thread.is_alive()  # waiting for the plan to rise again, or for worker 0 to stop
+    for study in studies.values():
+        study.set_user_attr("stop_reason", "time budget: 3 trials per family planned")
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert {f: finished(s) for f, s in studies.items()} == {"a": 3, "b": 3}
