@@ -436,12 +436,11 @@ def stopping(bench: SearchRun, study: optuna.Study, callbacks: list):
     def stop(study) -> str | None:
         if verdict.get("reason"):
             return verdict["reason"]
-        counts = count_trials(study)
-        claimed = counts.finished + counts.running  # other workers' trials in flight count as run
         if bench.budget is not None:
             if kept_stop(study, s.time_budget):  # resumed after the budget ended this search
                 return study.user_attrs["stop_reason"]
-            return bench.budget.stop(claimed)
+            counts = count_trials(study)  # other workers' trials in flight count as run
+            return bench.budget.stop(counts.finished + counts.running)
         # a --workers helper stops when worker 0 stopped this search; it claims within worker 0's plan
         # (``follow_plan``), which may still rise: all planned trials claimed is no reason to stop
         return study.user_attrs.get("stop_reason") if s.time_budget is not None else None
