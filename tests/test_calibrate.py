@@ -1,0 +1,44 @@
+"""The calibration's rate is that of a full trial: steady steps, evaluations, and a fixed cost per
+trial spread over ``max_steps`` (not over the ten steps timed)."""
+
+import time
+
+import pytest
+from transformers import TrainerCallback
+
+from textbench.core.settings import TrainSettings
+from textbench.search import calibrate
+from textbench.search.calibrate import config_rate, trial_rate
+from textbench.spaces import get as get_family
+
+
+def test_trial_rate_spreads_the_fixed_cost_over_a_full_trial():
+    # a 10-step run of 3.0 s at 0.1 s a step with a 0.5 s evaluation: 1.5 s is the trial's fixed cost
+    assert trial_rate(3.0, 0.1, 10, 0.5, 100, 1000) == pytest.approx(0.1 + 0.5 / 100 + 1.5 / 1000)
+    # a run that is all steps and evaluation has no fixed cost; never a negative one
+    assert trial_rate(1.5, 0.1, 10, 0.5, 50, 1000) == pytest.approx(0.1 + 0.01)
+    assert trial_rate(1.0, 0.1, 10, 0.5, 50, 1000) == pytest.approx(0.1 + 0.01)
+
+
+class SlowSteps(TrainerCallback):
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        time.sleep(self.seconds)
+
+
+def test_a_slow_start_is_a_fixed_cost_and_slow_steps_are_steps(tiny_data, monkeypatch):
+    """A trial that starts 1 s late (building a big model, say) and whose steps each take 0.05 s
+    more: the start adds 1/max_steps to the rate, the steps add 0.05."""
+    real = calibrate.train_config
+
+    def slow_train(*args, callbacks=(), **kwargs):
+        time.sleep(1.0)  # before the Trainer: the model's construction
+        return real(*args, callbacks=[*callbacks, SlowSteps(0.05)], **kwargs)
+
+    monkeypatch.setattr(calibrate, "train_config", slow_train)
+    train = TrainSettings(max_steps=1000, eval_steps=100, batch_size=16, patience=0)
+    rate = config_rate("cnn", dict(get_family("cnn").notes_config), tiny_data, train, steps=6, seed=0)
+    # the old rate, (whole run - evaluation) / 6 steps, was at least (1 + 6 x 0.05) / 6 = 0.22
+    assert 0.05 <= rate < 0.12
