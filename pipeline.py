@@ -280,9 +280,11 @@ def plan_budget(bench, clock, keys: dict[str, str] | None = None) -> None:
     for family in search.families:
         if overall.steps.get(family) or family in found:  # measured on its own trials, or recorded
             continue
-        rate, _ = seconds_per_step(family, bench.data, bench.train, seed=search.seed)
+        rate, notes = seconds_per_step(family, bench.data, bench.train, seed=search.seed)
         if rate is not None:
             overall.calibrated[family] = rate
+        if notes is not None:
+            overall.calibrated_reference[family] = notes
     if search.time_budget is None:
         return
     splits = bench.data.splits

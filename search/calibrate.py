@@ -50,27 +50,31 @@ def seconds_per_step(
     steps: int = CALIBRATION_STEPS,
     seed: int = 0,
     sampled: int = SAMPLED,
-) -> tuple[float | None, int]:
+) -> tuple[float | None, float | None]:
     """A trial's mean seconds per optimizer step for ``family`` (evaluation included at the budget's
-    ``eval_steps``) over ``configurations``, and the steps timed per configuration. A configuration
-    that cannot train is left out (its trials fail in the search, with their reason, as before); None
-    when none trained: the family's rate is then taken from the others (``Overall.rate``)."""
+    ``eval_steps``) over ``configurations``, and that of the course notes' configuration alone (the
+    search's reference trial runs it: comparing the two tells how the machine runs trials, whatever the
+    search samples). A configuration that cannot train is left out (its trials fail in the search,
+    with their reason, as before); None when none trained: the family's rate is then taken from the
+    others (``Overall.rate``)."""
     steps = max(1, min(steps, train.max_steps))
-    rates = []
+    rates: list[float | None] = []
     for params in configurations(family, sampled, seed):
         try:
             rates.append(config_rate(family, params, data, train, steps=steps, seed=seed))
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - a measurement, never a reason to stop the benchmark
+            rates.append(None)
             log.warning(
                 "calibration %s: a configuration did not train (%s)", family, str(exc).splitlines()[0][:200]
             )
-    if not rates:
-        return None, steps
-    rate = sum(rates) / len(rates)
-    log.info("calibration %s: %s s/step -> %.4f s/step", family, ", ".join(f"{r:.4f}" for r in rates), rate)
-    return rate, steps
+    trained = [r for r in rates if r is not None]
+    if not trained:
+        return None, None
+    rate = sum(trained) / len(trained)
+    log.info("calibration %s: %s s/step -> %.4f s/step", family, ", ".join(f"{r:.4f}" for r in trained), rate)
+    return rate, rates[0]
 
 
 class StepClock(TrainerCallback):

@@ -42,3 +42,34 @@ def test_a_slow_start_is_a_fixed_cost_and_slow_steps_are_steps(tiny_data, monkey
     rate = config_rate("cnn", dict(get_family("cnn").notes_config), tiny_data, train, steps=6, seed=0)
     # the old rate, (whole run - evaluation) / 6 steps, was at least (1 + 6 x 0.05) / 6 = 0.22
     assert 0.05 <= rate < 0.12
+
+
+def frozen(number: int, steps: int, seconds: float, reference: bool = False):
+    import optuna
+
+    attrs = {"steps_trained": steps, "wall_seconds": seconds} | ({"reference": True} if reference else {})
+    trial = optuna.trial.create_trial(value=0.7, params={}, distributions={}, user_attrs=attrs)
+    trial.number = number
+    return trial
+
+
+def test_a_family_not_searched_yet_is_scaled_by_the_reference_trials_only():
+    """The cnn's search samples models 3x slower than its calibration's mean, but its course-notes
+    configuration runs as calibrated: that is the search's choice of sizes, not the machine, and the
+    rnn keeps its calibrated rate. When the reference trial itself runs 1.5x its calibration (load,
+    a trial's own costs), the rnn is expected 1.5x slower too."""
+    from textbench.search.overall import Overall, measure_trial
+
+    o = Overall(families=["cnn", "rnn"], trials=10, final_runs=0, baseline=False, max_steps=1000)
+    o.calibrated.update(cnn=0.01, rnn=0.03)
+    o.calibrated_reference.update(cnn=0.008, rnn=0.02)
+    measure_trial(o, "cnn", frozen(0, 1000, 8.0, reference=True))  # 0.008 s/step, as calibrated
+    for n in range(1, 5):
+        measure_trial(o, "cnn", frozen(n, 1000, 30.0))  # 0.03 s/step: larger sampled models
+    assert o.rate("cnn") == pytest.approx(128 / 5000)
+    assert o.rate("rnn") == pytest.approx(0.03)
+    slow = Overall(families=["cnn", "rnn"], trials=10, final_runs=0, baseline=False, max_steps=1000)
+    slow.calibrated.update(cnn=0.01, rnn=0.03)
+    slow.calibrated_reference.update(cnn=0.008, rnn=0.02)
+    measure_trial(slow, "cnn", frozen(0, 1000, 12.0, reference=True))  # 0.012 s/step: 1.5x
+    assert slow.rate("rnn") == pytest.approx(0.045)

@@ -122,14 +122,16 @@ def test_budget_replans_as_rates_are_measured(tmp_path):
     clock.start()
     o = overall()
     o.calibrated.update(cnn=0.01, rnn=0.03)
+    o.calibrated_reference.update(cnn=0.01, rnn=0.03)
     budget = Budget(100 + REPORT_SECONDS, clock, o, cap=50)
     # reserved: 8 s final stage + the report's seconds; (100 - 8) / 4 = 23 rounds
     assert budget.replan().trials == 23
     study = FakeStudy()
     budget.watch("cnn", study)
     assert budget.stop(0) is None and study.user_attrs["planned_trials"] == 23
-    # the cnn's trials turn out twice as slow as its calibration: the rnn is assumed twice as slow too
+    # the cnn's reference trial runs twice as slow as its calibration: the rnn is assumed twice as slow too
     o.measured("cnn", 100, 2.0, trial=True, complete=True)
+    o.reference_rate["cnn"] = 0.02
     o.finished["cnn"] = 1
     now[0] = 2.0
     assert o.rate("rnn") == pytest.approx(0.06)
