@@ -11,7 +11,7 @@ one evaluation per ``eval_steps`` steps, and a fixed cost per trial (building th
 Trainer, the first step's warm-up, saving the best checkpoint), spread over ``max_steps``. Dividing
 the whole short run by its ten steps instead put that fixed cost in every step: on the flagship the
 RNN calibrated at 0.0286 s/step and its trials then ran at 0.0174. The family's rate is the mean
-over the configurations. It takes 10 to 30 s per family on a 2-core CPU (the flagship).
+over the configurations. On the flagship it takes 17 s for the CNN and the RNN together (2 cores).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from textbench.spaces import get as get_family
 log = logging.getLogger(__name__)
 
 CALIBRATION_STEPS = 10  # optimizer steps timed per configuration (plus one evaluation)
-SAMPLED = 8  # random configurations of the space timed besides the course notes' one: one RNN
-# configuration runs 0.011 to 0.069 s/step on the flagship; the mean of 2 said 0.039 (the first 3 of a
-# probe), of 12 said 0.024, and the search's trials ran 0.021 to 0.028 (2026-12-07)
+SAMPLED = 8  # random configurations of the space timed besides the course notes' one. One RNN
+# configuration runs 0.011 to 0.069 s/step on the flagship: in a probe the notes' one and 2 random
+# ones averaged 0.039, with 12 random 0.024; the search's trials ran 0.021 to 0.028 (2026-12-07)
 
 
 def configurations(family: str, sampled: int = SAMPLED, seed: int = 0) -> list[dict]:
