@@ -245,6 +245,17 @@ def run_benchmark(
     return 0
 
 
+def runs_notes_as_calibrated(family: str, fix: list[str]) -> bool:
+    """Whether the reference trial runs the course notes' configuration that the calibration timed:
+    not where --fix pins some of its values or the space leaves some out (``reference_params``)."""
+    from textbench.search.fixed import parse_fixed
+    from textbench.search.reference import reference_params
+    from textbench.spaces import get as get_family
+
+    params, skipped = reference_params(family, parse_fixed(family, fix))
+    return not skipped and params == dict(get_family(family).notes_config)
+
+
 def plan_budget(bench, clock, keys: dict[str, str] | None = None) -> None:
     """Know every family's rate (the first ETA needs it: measured on a resumed study's trials,
     recorded on this machine by an earlier benchmark, else calibrated) and, with --time-budget, plan the
@@ -283,7 +294,7 @@ def plan_budget(bench, clock, keys: dict[str, str] | None = None) -> None:
         rate, notes = seconds_per_step(family, bench.data, bench.train, seed=search.seed)
         if rate is not None:
             overall.calibrated[family] = rate
-        if notes is not None:
+        if notes is not None and runs_notes_as_calibrated(family, search.fix):
             overall.calibrated_reference[family] = notes
     if search.time_budget is None:
         return

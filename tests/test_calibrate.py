@@ -50,7 +50,9 @@ def test_a_slow_start_is_a_fixed_cost_and_slow_steps_are_steps(tiny_data, monkey
 def frozen(number: int, steps: int, seconds: float, reference: bool = False):
     import optuna
 
-    attrs = {"steps_trained": steps, "wall_seconds": seconds} | ({"reference": True} if reference else {})
+    from textbench.search.reference import ATTR
+
+    attrs = {"steps_trained": steps, "wall_seconds": seconds} | ({ATTR: True} if reference else {})
     trial = optuna.trial.create_trial(value=0.7, params={}, distributions={}, user_attrs=attrs)
     trial.number = number
     return trial
@@ -76,3 +78,12 @@ def test_a_family_not_searched_yet_is_scaled_by_the_reference_trials_only():
     slow.calibrated_reference.update(cnn=0.008, rnn=0.02)
     measure_trial(slow, "cnn", frozen(0, 1000, 12.0, reference=True))  # 0.012 s/step: 1.5x
     assert slow.rate("rnn") == pytest.approx(0.045)
+
+
+def test_the_reference_is_compared_with_its_calibration_only_where_it_runs_the_notes_configuration():
+    """With --fix pinning one of the notes' values, the reference trial runs another model than the
+    one calibrated: its rate says nothing about the machine."""
+    from textbench.pipeline import runs_notes_as_calibrated
+
+    assert runs_notes_as_calibrated("cnn", [])
+    assert not runs_notes_as_calibrated("cnn", ["num_filters=50"])
